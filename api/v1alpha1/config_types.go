@@ -1,0 +1,66 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// The typed forms of spec.config, one per plugin. The JSON Schemas in
+// schemas/ are the contract users see; these mirror them for Go code and are
+// decoded only after a config passed its schema.
+
+// CustomImageConfig is spec.config of a custom-image Task.
+type CustomImageConfig struct {
+	Image              string                       `json:"image"`
+	Command            []string                     `json:"command"`
+	Args               []string                     `json:"args,omitempty"`
+	Env                []corev1.EnvVar              `json:"env,omitempty"`
+	Resources          *corev1.ResourceRequirements `json:"resources,omitempty"`
+	Namespace          string                       `json:"namespace,omitempty"`
+	ServiceAccountName string                       `json:"serviceAccountName,omitempty"`
+	ClusterRole        string                       `json:"clusterRole,omitempty"`
+	TimeoutSeconds     *int64                       `json:"timeoutSeconds,omitempty"`
+}
+
+// GroupVersionResource names a kind of object a transformation patches.
+type GroupVersionResource struct {
+	Group    string `json:"group,omitempty"`
+	Version  string `json:"version"`
+	Resource string `json:"resource"`
+}
+
+// TransformationOperation is one patch, applied in order; exactly one field is set.
+type TransformationOperation struct {
+	// JSONPatch is an RFC 6902 JSON patch (a list of operations).
+	JSONPatch *runtime.RawExtension `json:"jsonPatch,omitempty"`
+	// MergePatch is an RFC 7386 JSON merge patch.
+	MergePatch *runtime.RawExtension `json:"mergePatch,omitempty"`
+}
+
+// TransformationConfig is spec.config of a kubernetes-object-transformation Task.
+type TransformationConfig struct {
+	Resources     []GroupVersionResource    `json:"resources"`
+	Namespaces    []string                  `json:"namespaces,omitempty"`
+	Names         []string                  `json:"names,omitempty"`
+	LabelSelector *metav1.LabelSelector     `json:"labelSelector,omitempty"`
+	Operations    []TransformationOperation `json:"operations"`
+}
+
+// SynchronizationTemplateMeta is the metadata a run-synchronization template
+// gives the Synchronization.
+type SynchronizationTemplateMeta struct {
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// SynchronizationTemplate is the Synchronization a run-synchronization Task creates.
+type SynchronizationTemplate struct {
+	Metadata SynchronizationTemplateMeta `json:"metadata,omitempty"`
+	Spec     SynchronizationSpec         `json:"spec"`
+}
+
+// RunSynchronizationConfig is spec.config of a run-synchronization Task.
+type RunSynchronizationConfig struct {
+	Template SynchronizationTemplate `json:"template"`
+}

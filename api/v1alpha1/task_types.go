@@ -1,0 +1,181 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Plugin names the automation a Task carries out.
+// +kubebuilder:validation:Enum=custom-image;kubernetes-object-transformation;run-synchronization
+type Plugin string
+
+// The plugins a Task can name.
+const (
+	PluginCustomImage    Plugin = "custom-image"
+	PluginTransformation Plugin = "kubernetes-object-transformation"
+	PluginRunSync        Plugin = "run-synchronization"
+)
+
+// Plugins lists every plugin, in the order the docs give them.
+var Plugins = []Plugin{PluginCustomImage, PluginTransformation, PluginRunSync}
+
+// TaskSpec says which plugin runs and how. It is immutable: to run again,
+// create a new Task (metadata.generateName works).
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable; create a new Task to run again"
+type TaskSpec struct {
+	// Plugin is the automation to run: custom-image (run a container image as a
+	// Pod in the Task's namespace), kubernetes-object-transformation (patch
+	// existing objects) or run-synchronization (create a Synchronization from a
+	// template).
+	// +required
+	Plugin Plugin `json:"plugin"`
+
+	// Config is the plugin's configuration. Its shape depends on spec.plugin and
+	// is checked by the taskgate admission webhook against the plugin's JSON
+	// Schema (`taskgate schemas` writes them out); defaults are filled in at
+	// admission.
+	// +required
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	Config runtime.RawExtension `json:"config"`
+}
+
+// TaskPhase is a one-word summary of where a Task is, derived from its
+// Succeeded condition.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
+type TaskPhase string
+
+// The phases of a Task.
+const (
+	TaskPending   TaskPhase = "Pending"
+	TaskRunning   TaskPhase = "Running"
+	TaskSucceeded TaskPhase = "Succeeded"
+	TaskFailed    TaskPhase = "Failed"
+)
+
+// ConditionSucceeded is the Task's main condition: Unknown while it runs, True
+// once it succeeded, False once it failed.
+const ConditionSucceeded = "Succeeded"
+
+// TaskStatus is what the controller observed of the Task's run.
+type TaskStatus struct {
+	// Phase summarises the Succeeded condition: Pending, Running, Succeeded or Failed.
+	// +optional
+	Phase TaskPhase `json:"phase,omitempty"`
+
+	// Message is the latest human-readable word on the run (the Succeeded
+	// condition's message).
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Conditions hold the Task's conditions; "Succeeded" is always present once
+	// the controller has seen the Task.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// StartTime is when the controller started carrying out the Task.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// CompletionTime is when the Task reached Succeeded or Failed.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// ObservedGeneration is the metadata.generation the status was written for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// CustomImage holds the custom-image plugin's results.
+	// +optional
+	CustomImage *CustomImageStatus `json:"customImage,omitempty"`
+
+	// Transformation holds the kubernetes-object-transformation plugin's results.
+	// +optional
+	Transformation *TransformationStatus `json:"transformation,omitempty"`
+
+	// Synchronization holds the run-synchronization plugin's results.
+	// +optional
+	Synchronization *SynchronizationRunStatus `json:"synchronization,omitempty"`
+}
+
+// CustomImageStatus reports the Pod a custom-image Task runs.
+type CustomImageStatus struct {
+	// PodName is the name of the Pod, in the Task's namespace.
+	PodName string `json:"podName,omitempty"`
+	// ServiceAccountName is the ServiceAccount the Pod runs as.
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// ClusterRoleBindingName is the ClusterRoleBinding created for
+	// config.clusterRole, if any; it is removed when the Task finishes.
+	ClusterRoleBindingName string `json:"clusterRoleBindingName,omitempty"`
+	// ExitCode is the container's exit code once it terminated.
+	// +optional
+	ExitCode *int32 `json:"exitCode,omitempty"`
+}
+
+// TransformationStatus counts what a kubernetes-object-transformation did.
+type TransformationStatus struct {
+	// Matched is the number of objects the selection matched.
+	Matched int32 `json:"matched"`
+	// Patched is the number of objects whose resourceVersion moved.
+	Patched int32 `json:"patched"`
+	// Unchanged is the number of objects the operations left as they were.
+	Unchanged int32 `json:"unchanged"`
+	// Failed is the number of objects that could not be patched.
+	Failed int32 `json:"failed"`
+	// Failures names failed objects and why (at most 20 entries).
+	// +optional
+	Failures []ObjectFailure `json:"failures,omitempty"`
+}
+
+// ObjectFailure names one object a transformation could not patch.
+type ObjectFailure struct {
+	// Object is <group>/<resource> <namespace>/<name>.
+	Object string `json:"object"`
+	// Message says why.
+	Message string `json:"message"`
+}
+
+// SynchronizationRunStatus reports the Synchronization a run-synchronization
+// Task created.
+type SynchronizationRunStatus struct {
+	// Name of the Synchronization, in the Task's namespace.
+	Name string `json:"name,omitempty"`
+}
+
+// Task is one run of an Astronetes automation plugin. It runs once, when it is
+// created; its spec cannot change afterwards.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=tsk,categories=astronetes
+// +kubebuilder:printcolumn:name="Plugin",type=string,JSONPath=`.spec.plugin`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`
+type Task struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec says which plugin runs and with what configuration.
+	// +required
+	Spec TaskSpec `json:"spec"`
+
+	// Status is what the controller observed.
+	// +optional
+	Status TaskStatus `json:"status,omitempty"`
+}
+
+// TaskList is a list of Tasks.
+//
+// +kubebuilder:object:root=true
+type TaskList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Task `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Task{}, &TaskList{})
+}
