@@ -3,8 +3,20 @@
 package controller
 
 import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
 )
+
+// Name is the controller's name: in logs, metrics and as the reporting
+// controller of its Events.
+const Name = "taskgate"
 
 // Options configure the Task controller.
 type Options struct {
@@ -12,9 +24,27 @@ type Options struct {
 	MaxConcurrentReconciles int
 }
 
-// SetupWithManager registers the Task controller with mgr.
+// SetupWithManager registers the Task controller with mgr. The manager's
+// scheme must know the client-go types and v1alpha1.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	_ = mgr
-	_ = opts
-	return nil
+	dyn, err := dynamic.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
+	d := &deps{
+		client:   mgr.GetClient(),
+		reader:   mgr.GetAPIReader(),
+		scheme:   mgr.GetScheme(),
+		recorder: mgr.GetEventRecorder(Name),
+		clock:    clock.RealClock{},
+	}
+	r := &TaskReconciler{deps: d, runners: newRunners(d, mgr.GetRESTMapper(), dyn)}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("task").
+		For(&v1alpha1.Task{}).
+		Owns(&corev1.Pod{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&v1alpha1.Synchronization{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		Complete(r)
 }

@@ -1,0 +1,65 @@
+package controller
+
+// Reasons of the Task's Succeeded condition. While the condition is Unknown
+// the reason says how far the run got (and, through taskPhase, whether the
+// Task is Pending or Running); once it is True or False it says how it ended.
+const (
+	// ReasonPending: the Task was accepted and is waiting for its workload to start.
+	ReasonPending = "Pending"
+	// ReasonRunning: the workload (the Pod) is running.
+	ReasonRunning = "Running"
+	// ReasonPatching: a transformation claimed the Task and is patching objects.
+	ReasonPatching = "Patching"
+
+	// ReasonCompleted: the custom-image Pod exited 0.
+	ReasonCompleted = "Completed"
+	// ReasonPatched: every matched object was patched or already as wanted.
+	ReasonPatched = "Patched"
+	// ReasonSynchronizationCreated: the Synchronization exists; the Task's job is done.
+	ReasonSynchronizationCreated = "SynchronizationCreated"
+	// ReasonSynchronizationSucceeded: the Synchronization itself reports success.
+	ReasonSynchronizationSucceeded = "SynchronizationSucceeded"
+
+	// ReasonInvalidConfig: spec.config does not decode into the plugin's type.
+	ReasonInvalidConfig = "InvalidConfig"
+	// ReasonUnknownPlugin: spec.plugin names no runner of this controller.
+	ReasonUnknownPlugin = "UnknownPlugin"
+	// ReasonPodFailed: the custom-image container exited non-zero.
+	ReasonPodFailed = "PodFailed"
+	// ReasonTimeout: the custom-image Pod ran past config.timeoutSeconds.
+	ReasonTimeout = "Timeout"
+	// ReasonPodDeleted: the Pod vanished before it finished; it is not recreated.
+	ReasonPodDeleted = "PodDeleted"
+	// ReasonNameConflict: an object with the child's deterministic name exists
+	// and belongs to someone else.
+	ReasonNameConflict = "NameConflict"
+	// ReasonResourceNotFound: a transformation names a resource the API server
+	// does not serve.
+	ReasonResourceNotFound = "ResourceNotFound"
+	// ReasonPatchFailed: at least one matched object could not be patched.
+	ReasonPatchFailed = "PatchFailed"
+	// ReasonInterrupted: a transformation was claimed by an earlier reconcile
+	// that stopped before recording its result; patching again could apply the
+	// operations twice, so the Task fails instead.
+	ReasonInterrupted = "Interrupted"
+	// ReasonSynchronizationFailed: the Synchronization reports failure.
+	ReasonSynchronizationFailed = "SynchronizationFailed"
+)
+
+// Reasons of the Kubernetes Events the controller records on a Task.
+const (
+	EventPodCreated                = "PodCreated"
+	EventPodDeleted                = "PodDeleted"
+	EventServiceAccountCreated     = "ServiceAccountCreated"
+	EventClusterRoleBindingCreated = "ClusterRoleBindingCreated"
+	EventClusterRoleBindingRemoved = "ClusterRoleBindingRemoved"
+	EventPatched                   = "Patched"
+	EventSynchronizationCreated    = "SynchronizationCreated"
+	EventSucceeded                 = "Succeeded"
+	EventFailed                    = "Failed"
+)
+
+// TaskNamespaceLabel on a ClusterRoleBinding names the namespace of the Task
+// that created it; with v1alpha1.TaskLabel it identifies the Task, since
+// cluster-scoped objects cannot carry an owner reference to a namespaced one.
+const TaskNamespaceLabel = "automation.astronetes.io/task-namespace"

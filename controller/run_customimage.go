@@ -1,0 +1,338 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// containerName is the name of the one container of a custom-image Pod.
+const containerName = "task"
+
+// customImageRunner runs config.image as one Pod and follows it.
+type customImageRunner struct {
+	*deps
+}
+
+func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, _ checkpointer) (time.Duration, error) {
+	cfg, err := decodeConfig[v1alpha1.CustomImageConfig](task)
+	if err == nil && cfg.Namespace != "" && cfg.Namespace != task.Namespace {
+		err = fmt.Errorf("%w: config.namespace %q: the Pod runs in the Task's namespace %q", errInvalidConfig, cfg.Namespace, task.Namespace)
+	}
+	if err != nil {
+		fail(task, ReasonInvalidConfig, err.Error())
+		return 0, nil
+	}
+	st := task.Status.CustomImage
+	if st == nil {
+		st = &v1alpha1.CustomImageStatus{}
+		task.Status.CustomImage = st
+	}
+	st.ServiceAccountName = cfg.ServiceAccountName
+	if st.ServiceAccountName == "" {
+		st.ServiceAccountName = v1alpha1.DefaultServiceAccountName(task.Name)
+	}
+
+	if err := c.ensureServiceAccount(ctx, task, st.ServiceAccountName); err != nil {
+		return 0, err
+	}
+	if cfg.ClusterRole != "" && st.ClusterRoleBindingName == "" {
+		if err := c.ensureBinding(ctx, task, cfg.ClusterRole, st.ServiceAccountName); err != nil {
+			return 0, failPermanent(task, err)
+		}
+		st.ClusterRoleBindingName = v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
+	}
+	pod, err := c.ensurePod(ctx, task, cfg, st)
+	if err != nil {
+		return 0, failPermanent(task, err)
+	}
+	if pod == nil {
+		fail(task, ReasonPodDeleted, fmt.Sprintf("pod %s was deleted before it finished; it is not recreated: create a new Task to run again", st.PodName))
+		return 0, nil
+	}
+	st.PodName = pod.Name
+	c.follow(task, pod)
+	if isFinished(&task.Status) || cfg.TimeoutSeconds == nil {
+		return 0, nil
+	}
+	return c.enforceTimeout(ctx, task, pod, time.Duration(*cfg.TimeoutSeconds)*time.Second)
+}
+
+// ensureServiceAccount creates the Task's own ServiceAccount unless the user
+// named an existing one.
+func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1alpha1.Task, name string) error {
+	if name != v1alpha1.DefaultServiceAccountName(task.Name) {
+		return nil
+	}
+	sa := &corev1.ServiceAccount{}
+	err := c.client.Get(ctx, types.NamespacedName{Namespace: task.Namespace, Name: name}, sa)
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	sa = &corev1.ServiceAccount{ObjectMeta: childMeta(task, name)}
+	if err := controllerutil.SetControllerReference(task, sa, c.scheme); err != nil {
+		return fmt.Errorf("own service account %s: %w", name, err)
+	}
+	if err := c.client.Create(ctx, sa); apierrors.IsAlreadyExists(err) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("create service account %s/%s: %w", task.Namespace, name, err)
+	}
+	log.FromContext(ctx).Info("service account created", "serviceAccount", klog.KObj(sa))
+	c.event(task, corev1.EventTypeNormal, EventServiceAccountCreated, "Create", "created service account %s", name)
+	return nil
+}
+
+// ensureBinding binds clusterRole to the Task's ServiceAccount. The finalizer
+// goes on first, so the binding can never outlive a Task that is deleted
+// between the two steps.
+func (c *customImageRunner) ensureBinding(ctx context.Context, task *v1alpha1.Task, clusterRole, serviceAccount string) error {
+	if err := c.setFinalizer(ctx, task, true); err != nil {
+		return err
+	}
+	name := v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: bindingLabels(task)},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+		Subjects: []rbacv1.Subject{{
+			Kind: rbacv1.ServiceAccountKind, Namespace: task.Namespace, Name: serviceAccount,
+		}},
+	}
+	err := c.client.Create(ctx, crb)
+	if apierrors.IsAlreadyExists(err) {
+		// Read from the API server: ClusterRoleBindings are not cached.
+		if err := c.reader.Get(ctx, client.ObjectKey{Name: name}, crb); err != nil {
+			return fmt.Errorf("get cluster role binding %s: %w", name, err)
+		}
+		if !boundFor(crb, task) {
+			return fmt.Errorf("%w: cluster role binding %s exists and was not created by this Task", errNameConflict, name)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create cluster role binding %s: %w", name, err)
+	}
+	log.FromContext(ctx).Info("cluster role binding created", "clusterRoleBinding", klog.KObj(crb), "clusterRole", clusterRole)
+	c.event(task, corev1.EventTypeNormal, EventClusterRoleBindingCreated, "Create",
+		"bound cluster role %s to service account %s with %s", clusterRole, serviceAccount, name)
+	return nil
+}
+
+// cleanup removes the Task's ClusterRoleBinding, if it is still there.
+func (c *customImageRunner) cleanup(ctx context.Context, task *v1alpha1.Task) error {
+	name := v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
+	crb := &rbacv1.ClusterRoleBinding{}
+	if err := c.reader.Get(ctx, client.ObjectKey{Name: name}, crb); apierrors.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("get cluster role binding %s: %w", name, err)
+	}
+	if !boundFor(crb, task) {
+		return nil // someone else's: never delete it
+	}
+	err := c.client.Delete(ctx, crb, client.Preconditions{UID: &crb.UID})
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete cluster role binding %s: %w", name, err)
+	}
+	log.FromContext(ctx).Info("cluster role binding removed", "clusterRoleBinding", klog.KObj(crb))
+	c.event(task, corev1.EventTypeNormal, EventClusterRoleBindingRemoved, "Delete", "removed cluster role binding %s", name)
+	return nil
+}
+
+// ensurePod returns the Task's Pod, creating it the first time. It returns
+// nil if the Pod existed once (status.customImage.podName is set) and is gone:
+// a Pod is never recreated, since its command may not be safe to run twice.
+func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, st *v1alpha1.CustomImageStatus) (*corev1.Pod, error) {
+	key := types.NamespacedName{Namespace: task.Namespace, Name: v1alpha1.PodName(task.Name)}
+	pod := &corev1.Pod{}
+	err := c.client.Get(ctx, key, pod)
+	if apierrors.IsNotFound(err) && st.PodName != "" {
+		// The cache may not have seen the Pod yet: ask the API server.
+		err = c.reader.Get(ctx, key, pod)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+	}
+	if err == nil {
+		if !metav1.IsControlledBy(pod, task) {
+			return nil, fmt.Errorf("%w: pod %s exists and does not belong to this Task", errNameConflict, key.Name)
+		}
+		return pod, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("get pod %s: %w", key, err)
+	}
+
+	pod = newPod(task, cfg, st.ServiceAccountName)
+	if err := controllerutil.SetControllerReference(task, pod, c.scheme); err != nil {
+		return nil, fmt.Errorf("own pod %s: %w", key, err)
+	}
+	err = c.client.Create(ctx, pod)
+	if apierrors.IsAlreadyExists(err) {
+		if err := c.reader.Get(ctx, key, pod); err != nil {
+			return nil, fmt.Errorf("get pod %s: %w", key, err)
+		}
+		if !metav1.IsControlledBy(pod, task) {
+			return nil, fmt.Errorf("%w: pod %s exists and does not belong to this Task", errNameConflict, key.Name)
+		}
+		return pod, nil
+	}
+	if apierrors.IsInvalid(err) {
+		return nil, fmt.Errorf("%w: the API server refused pod %s: %v", errInvalidConfig, key.Name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create pod %s: %w", key, err)
+	}
+	log.FromContext(ctx).Info("pod created", "pod", klog.KObj(pod), "image", cfg.Image)
+	c.event(task, corev1.EventTypeNormal, EventPodCreated, "Create", "created pod %s running %s", pod.Name, cfg.Image)
+	return pod, nil
+}
+
+// follow sets the Task's condition from its Pod's phase.
+func (c *customImageRunner) follow(task *v1alpha1.Task, pod *corev1.Pod) {
+	st := task.Status.CustomImage
+	term := terminated(pod)
+	if term != nil {
+		st.ExitCode = &term.ExitCode
+	}
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded:
+		succeed(task, ReasonCompleted, fmt.Sprintf("pod %s completed", pod.Name))
+	case corev1.PodFailed:
+		switch {
+		case pod.Status.Reason == "DeadlineExceeded":
+			fail(task, ReasonTimeout, fmt.Sprintf("pod %s ran past its deadline of %ds", pod.Name, deref(pod.Spec.ActiveDeadlineSeconds)))
+		case term != nil:
+			fail(task, ReasonPodFailed, exitMessage(pod.Name, term))
+		default:
+			fail(task, ReasonPodFailed, fmt.Sprintf("pod %s failed: %s %s", pod.Name, pod.Status.Reason, pod.Status.Message))
+		}
+	case corev1.PodRunning:
+		setProgress(task, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
+	default:
+		setProgress(task, ReasonPending, pendingMessage(pod))
+	}
+}
+
+// enforceTimeout stops a Pod that ran past the Task's timeout and fails the
+// Task; otherwise it asks to be called back when the timeout is due. The
+// controller does this itself rather than trusting activeDeadlineSeconds
+// alone: that deadline counts from the Pod's start, so a Pod stuck pulling
+// its image would never time out.
+func (c *customImageRunner) enforceTimeout(ctx context.Context, task *v1alpha1.Task, pod *corev1.Pod, timeout time.Duration) (time.Duration, error) {
+	left := task.Status.StartTime.Add(timeout).Sub(c.clock.Now())
+	if left > 0 {
+		return left, nil
+	}
+	err := c.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if client.IgnoreNotFound(err) != nil {
+		return 0, fmt.Errorf("delete pod %s/%s after timeout: %w", pod.Namespace, pod.Name, err)
+	}
+	log.FromContext(ctx).Info("pod deleted after timeout", "pod", klog.KObj(pod), "timeout", timeout.String())
+	c.event(task, corev1.EventTypeWarning, EventPodDeleted, "Delete", "deleted pod %s: it ran past the timeout of %s", pod.Name, timeout)
+	fail(task, ReasonTimeout, fmt.Sprintf("pod %s did not finish within %s and was deleted", pod.Name, timeout))
+	return 0, nil
+}
+
+// newPod builds the Task's Pod: one container, never restarted, so the Task
+// runs the command exactly once.
+func newPod(task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, serviceAccount string) *corev1.Pod {
+	container := corev1.Container{
+		Name:    containerName,
+		Image:   cfg.Image,
+		Command: cfg.Command,
+		Args:    cfg.Args,
+		Env:     cfg.Env,
+	}
+	if cfg.Resources != nil {
+		container.Resources = *cfg.Resources
+	}
+	return &corev1.Pod{
+		ObjectMeta: childMeta(task, v1alpha1.PodName(task.Name)),
+		Spec: corev1.PodSpec{
+			RestartPolicy:         corev1.RestartPolicyNever,
+			ServiceAccountName:    serviceAccount,
+			ActiveDeadlineSeconds: cfg.TimeoutSeconds,
+			Containers:            []corev1.Container{container},
+		},
+	}
+}
+
+// terminated is the state of the Task's container once it exited.
+func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == containerName && cs.State.Terminated != nil {
+			return cs.State.Terminated
+		}
+	}
+	return nil
+}
+
+// exitMessage says how the container ended: its exit code, the reason the
+// kubelet gave (Error, OOMKilled, ...) and the message it left, if any.
+func exitMessage(podName string, term *corev1.ContainerStateTerminated) string {
+	msg := fmt.Sprintf("pod %s: container %s exited with code %d", podName, containerName, term.ExitCode)
+	if term.Reason != "" {
+		msg += fmt.Sprintf(" (%s)", term.Reason)
+	}
+	if term.Message != "" {
+		msg += ": " + term.Message
+	}
+	return msg
+}
+
+// pendingMessage says why a Pod has not started, when the kubelet said so
+// (ErrImagePull, ImagePullBackOff, ...): the most common reason a custom
+// image Task hangs.
+func pendingMessage(pod *corev1.Pod) string {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
+			return fmt.Sprintf("pod %s is pending: %s: %s", pod.Name, w.Reason, w.Message)
+		}
+	}
+	return fmt.Sprintf("pod %s is pending", pod.Name)
+}
+
+// childMeta is the metadata every namespaced child of a Task starts from.
+func childMeta(task *v1alpha1.Task, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:      name,
+		Namespace: task.Namespace,
+		Labels:    map[string]string{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)},
+	}
+}
+
+// bindingLabels identify the Task a ClusterRoleBinding belongs to, which an
+// owner reference cannot do across scopes.
+func bindingLabels(task *v1alpha1.Task) map[string]string {
+	return map[string]string{
+		v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name),
+		TaskNamespaceLabel: task.Namespace,
+	}
+}
+
+// boundFor reports whether crb was created for task.
+func boundFor(crb *rbacv1.ClusterRoleBinding, task *v1alpha1.Task) bool {
+	return crb.Labels[v1alpha1.TaskLabel] == v1alpha1.TaskLabelValue(task.Name) &&
+		crb.Labels[TaskNamespaceLabel] == task.Namespace
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

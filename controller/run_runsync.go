@@ -1,0 +1,138 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// Condition types a Synchronization's operator may report. taskgate only
+// reads them.
+const (
+	syncConditionSucceeded = "Succeeded"
+	syncConditionFailed    = "Failed"
+)
+
+// runSyncRunner creates one Synchronization from the Task's template.
+//
+// The Task succeeds as soon as its Synchronization exists: a Synchronization
+// is the operator's long-lived object (it may keep synchronising for ever),
+// and waiting for it to end would leave most Tasks running for ever. If the
+// Synchronization already reports an outcome when the Task looks at it (a
+// restarted controller finding one the operator has processed), the Task
+// mirrors it instead: Succeeded=True succeeds, Succeeded=False or Failed=True
+// fails. A finished Task is not looked at again, so what the Synchronization
+// reports later is its own business.
+type runSyncRunner struct {
+	*deps
+}
+
+func (s *runSyncRunner) run(ctx context.Context, task *v1alpha1.Task, _ checkpointer) (time.Duration, error) {
+	cfg, err := decodeConfig[v1alpha1.RunSynchronizationConfig](task)
+	if err != nil {
+		return 0, failPermanent(task, err)
+	}
+	sync, err := s.ensureSynchronization(ctx, task, cfg)
+	if err != nil {
+		return 0, failPermanent(task, err)
+	}
+	task.Status.Synchronization = &v1alpha1.SynchronizationRunStatus{Name: sync.Name}
+	mirror(task, sync)
+	return 0, nil
+}
+
+// ensureSynchronization returns the Task's Synchronization, creating it the
+// first time.
+func (s *runSyncRunner) ensureSynchronization(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.RunSynchronizationConfig) (*v1alpha1.Synchronization, error) {
+	key := types.NamespacedName{Namespace: task.Namespace, Name: v1alpha1.SynchronizationName(task.Name)}
+	sync := &v1alpha1.Synchronization{}
+	err := s.client.Get(ctx, key, sync)
+	if apierrors.IsNotFound(err) {
+		sync = newSynchronization(task, cfg)
+		if err := controllerutil.SetControllerReference(task, sync, s.scheme); err != nil {
+			return nil, fmt.Errorf("own synchronization %s: %w", key, err)
+		}
+		err = s.client.Create(ctx, sync)
+		switch {
+		case err == nil:
+			log.FromContext(ctx).Info("synchronization created", "synchronization", klog.KObj(sync), "plugin", sync.Spec.Plugin)
+			s.event(task, corev1.EventTypeNormal, EventSynchronizationCreated, "Create",
+				"created synchronization %s (plugin %s)", sync.Name, sync.Spec.Plugin)
+			return sync, nil
+		case apierrors.IsAlreadyExists(err):
+			// Created by an earlier reconcile the cache has not caught up with.
+			err = s.reader.Get(ctx, key, sync)
+		case apierrors.IsInvalid(err):
+			return nil, fmt.Errorf("%w: the API server refused synchronization %s: %v", errInvalidConfig, key.Name, err)
+		default:
+			return nil, fmt.Errorf("create synchronization %s: %w", key, err)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get synchronization %s: %w", key, err)
+	}
+	if !metav1.IsControlledBy(sync, task) {
+		return nil, fmt.Errorf("%w: synchronization %s exists and does not belong to this Task", errNameConflict, key.Name)
+	}
+	return sync, nil
+}
+
+// newSynchronization builds the Synchronization from the Task's template. The
+// task label wins over a template label of the same name, since the
+// controller finds its children by it.
+func newSynchronization(task *v1alpha1.Task, cfg *v1alpha1.RunSynchronizationConfig) *v1alpha1.Synchronization {
+	tmpl := cfg.Template.DeepCopy()
+	om := childMeta(task, v1alpha1.SynchronizationName(task.Name))
+	lbls := maps.Clone(tmpl.Metadata.Labels)
+	if lbls == nil {
+		lbls = map[string]string{}
+	}
+	maps.Copy(lbls, om.Labels)
+	om.Labels = lbls
+	om.Annotations = tmpl.Metadata.Annotations
+	return &v1alpha1.Synchronization{ObjectMeta: om, Spec: tmpl.Spec}
+}
+
+// mirror decides the Task's outcome from its Synchronization (see
+// runSyncRunner).
+func mirror(task *v1alpha1.Task, sync *v1alpha1.Synchronization) {
+	conds := sync.Status.Conditions
+	if c := meta.FindStatusCondition(conds, syncConditionFailed); c != nil && c.Status == metav1.ConditionTrue {
+		fail(task, ReasonSynchronizationFailed, syncMessage(sync, "failed", c))
+		return
+	}
+	if c := meta.FindStatusCondition(conds, syncConditionSucceeded); c != nil {
+		switch c.Status {
+		case metav1.ConditionTrue:
+			succeed(task, ReasonSynchronizationSucceeded, syncMessage(sync, "succeeded", c))
+			return
+		case metav1.ConditionFalse:
+			fail(task, ReasonSynchronizationFailed, syncMessage(sync, "failed", c))
+			return
+		}
+	}
+	succeed(task, ReasonSynchronizationCreated, fmt.Sprintf("synchronization %s created", sync.Name))
+}
+
+func syncMessage(sync *v1alpha1.Synchronization, verb string, c *metav1.Condition) string {
+	msg := fmt.Sprintf("synchronization %s %s", sync.Name, verb)
+	if c.Reason != "" {
+		msg += fmt.Sprintf(" (%s)", c.Reason)
+	}
+	if c.Message != "" {
+		msg += ": " + c.Message
+	}
+	return msg
+}

@@ -1,0 +1,190 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// TaskReconciler carries out admitted Tasks, once each, through the runner of
+// the Task's plugin.
+//
+// The rules below document what the controller needs; the chart's ClusterRole
+// is the one that grants it. Transformations patch whatever kinds Tasks name,
+// so the controller needs list and patch on them: the webhook admits a
+// transformation only if its requester may patch every listed resource.
+//
+// +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks/finalizers,verbs=update
+// +kubebuilder:rbac:groups=automation.astronetes.io,resources=synchronizations,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings,verbs=get;create;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;patch
+type TaskReconciler struct {
+	*deps
+	runners map[v1alpha1.Plugin]runner
+}
+
+// Reconcile reads a Task, lets its plugin's runner take the next step, and
+// writes the status once, if it changed. A finished Task is never run again:
+// its reconciles only remove what its finalizer guards.
+func (r *TaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	task := &v1alpha1.Task{}
+	if err := r.client.Get(ctx, req.NamespacedName, task); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	run := r.runners[task.Spec.Plugin]
+	if !task.DeletionTimestamp.IsZero() || isFinished(&task.Status) {
+		return ctrl.Result{}, r.cleanup(ctx, task, run)
+	}
+
+	a := &attempt{r: r, task: task, saved: task.Status.DeepCopy()}
+	requeueAfter, err := r.step(ctx, task, run, a)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := a.save(ctx); errors.Is(err, errStaleStatus) {
+		log.FromContext(ctx).V(1).Info("status not written: the cached task was stale")
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	} else if err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !isFinished(&task.Status) {
+		return ctrl.Result{RequeueAfter: requeueAfter}, nil
+	}
+	r.finished(ctx, task)
+	return ctrl.Result{}, r.cleanup(ctx, task, run)
+}
+
+// step starts the clock on a new Task and hands it to its runner.
+func (r *TaskReconciler) step(ctx context.Context, task *v1alpha1.Task, run runner, cp checkpointer) (time.Duration, error) {
+	if task.Status.StartTime == nil {
+		now := metav1.NewTime(r.clock.Now())
+		task.Status.StartTime = &now
+		setProgress(task, ReasonPending, "starting")
+	}
+	if run == nil {
+		fail(task, ReasonUnknownPlugin, fmt.Sprintf("this controller has no runner for plugin %q", task.Spec.Plugin))
+		return 0, nil
+	}
+	return run.run(ctx, task, cp)
+}
+
+// finished reports a Task that this reconcile made finished: an Event, a log
+// line and the metrics, exactly once per Task.
+func (r *TaskReconciler) finished(ctx context.Context, task *v1alpha1.Task) {
+	observeFinished(task)
+	c := task.Status
+	log.FromContext(ctx).Info("task finished", "phase", c.Phase, "message", c.Message,
+		"duration", c.CompletionTime.Sub(c.StartTime.Time).String())
+	if c.Phase == v1alpha1.TaskSucceeded {
+		r.event(task, corev1.EventTypeNormal, EventSucceeded, "Finish", "%s", c.Message)
+	} else {
+		r.event(task, corev1.EventTypeWarning, EventFailed, "Finish", "%s", c.Message)
+	}
+}
+
+// cleanup removes what the Task's finalizer guards, then the finalizer.
+func (r *TaskReconciler) cleanup(ctx context.Context, task *v1alpha1.Task, run runner) error {
+	if !controllerutil.ContainsFinalizer(task, v1alpha1.Finalizer) {
+		return nil
+	}
+	if c, ok := run.(cleaner); ok {
+		if err := c.cleanup(ctx, task); err != nil {
+			return err
+		}
+	}
+	return r.setFinalizer(ctx, task, false)
+}
+
+// setFinalizer adds or removes the Task's finalizer with an optimistic-locked
+// patch of a copy, so that the status this reconcile is building is not
+// overwritten by the server's answer.
+func (d *deps) setFinalizer(ctx context.Context, task *v1alpha1.Task, present bool) error {
+	patched := task.DeepCopy()
+	var changed bool
+	if present {
+		changed = controllerutil.AddFinalizer(patched, v1alpha1.Finalizer)
+	} else {
+		changed = controllerutil.RemoveFinalizer(patched, v1alpha1.Finalizer)
+	}
+	if !changed {
+		return nil
+	}
+	base := client.MergeFromWithOptions(task, client.MergeFromWithOptimisticLock{})
+	if err := d.client.Patch(ctx, patched, base); err != nil {
+		return fmt.Errorf("update finalizers of task %s/%s: %w", task.Namespace, task.Name, err)
+	}
+	task.Finalizers = patched.Finalizers
+	task.ResourceVersion = patched.ResourceVersion
+	return nil
+}
+
+// errStaleStatus: the reconcile worked from a cached Task whose status has
+// since moved on. Nothing was written; the newer Task is reconciled next.
+var errStaleStatus = errors.New("task status changed since it was read")
+
+// attempt is one reconcile's view of a Task's status: what the API server
+// holds (saved) and what the runner made of it (task.Status).
+type attempt struct {
+	r     *TaskReconciler
+	task  *v1alpha1.Task
+	saved *v1alpha1.TaskStatus
+}
+
+// save writes the Task's status if it differs from what the API server holds.
+func (a *attempt) save(ctx context.Context) error {
+	deriveStatus(a.task, metav1.NewTime(a.r.clock.Now()))
+	if equality.Semantic.DeepEqual(a.saved, &a.task.Status) {
+		return nil
+	}
+	err := a.r.client.Status().Update(ctx, a.task)
+	if apierrors.IsConflict(err) {
+		err = a.updateFresh(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("update status of task %s/%s: %w", a.task.Namespace, a.task.Name, err)
+	}
+	a.saved = a.task.Status.DeepCopy()
+	return nil
+}
+
+// updateFresh handles a conflict caused by a change elsewhere in the Task
+// (labels, finalizers): it writes the status onto a fresh copy, but only
+// while the stored status is still the one this reconcile worked from.
+// Otherwise the reconcile saw a stale Task and must start over; the conflict
+// is returned and the request is retried.
+func (a *attempt) updateFresh(ctx context.Context) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		fresh := &v1alpha1.Task{}
+		if err := a.r.reader.Get(ctx, client.ObjectKeyFromObject(a.task), fresh); err != nil {
+			return err
+		}
+		if !equality.Semantic.DeepEqual(a.saved, &fresh.Status) {
+			return errStaleStatus
+		}
+		fresh.Status = *a.task.Status.DeepCopy()
+		if err := a.r.client.Status().Update(ctx, fresh); err != nil {
+			return err
+		}
+		*a.task = *fresh
+		return nil
+	})
+}
