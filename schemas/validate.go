@@ -173,11 +173,7 @@ func describe(sc *jsonschema.Schema) string {
 	if sc == nil {
 		return ""
 	}
-	d := sc.Description
-	if i := strings.Index(d, ". "); i >= 0 {
-		d = d[:i+1]
-	}
-	return d
+	return firstSentence(sc.Description)
 }
 
 func patternHint(sc *jsonschema.Schema) string {
@@ -268,4 +264,15 @@ func shortValue(v any) any {
 		return x
 	}
 	return field.OmitValueType{}
+}
+
+// firstSentence cuts a description after its first sentence: a full stop
+// followed by a capital letter, so "e.g. busybox" does not end it.
+func firstSentence(d string) string {
+	for i := 0; i+2 < len(d); i++ {
+		if d[i] == '.' && d[i+1] == ' ' && d[i+2] >= 'A' && d[i+2] <= 'Z' {
+			return d[:i+1]
+		}
+	}
+	return d
 }

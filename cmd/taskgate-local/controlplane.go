@@ -1,0 +1,201 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// Webhook names and paths as the manager serves them and the chart installs them.
+const (
+	mutatingName   = "taskgate-mutating"
+	validatingName = "taskgate-validating"
+	mutatePath     = "mutate-automation-astronetes-io-v1alpha1-task"
+	validatePath   = "validate-automation-astronetes-io-v1alpha1-task"
+)
+
+// controlPlane is a running etcd + kube-apiserver with taskgate's CRDs and
+// webhook configurations installed.
+type controlPlane struct {
+	env         *envtest.Environment
+	client      client.Client
+	stateDir    string
+	kubeconfig  string // admin kubeconfig for the user and kubectl
+	managerKube string // kubeconfig the manager runs with
+	certDir     string // webhook serving certificate (tls.crt, tls.key)
+	webhookPort int
+	lock        *os.File
+}
+
+// startControlPlane returns a controlPlane whose stop is safe to call even
+// when starting failed half-way, so nothing it started outlives it.
+func startControlPlane(o options) (*controlPlane, error) {
+	cp := &controlPlane{stateDir: o.stateDir}
+	if err := cp.prepareStateDir(); err != nil {
+		return cp, err
+	}
+	cp.env = &envtest.Environment{
+		BinaryAssetsDirectory: o.assetsDir,
+		CRDDirectoryPaths:     []string{o.crdDir},
+		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			// envtest makes a CA and a serving certificate for this host and
+			// writes the caBundle and https://127.0.0.1:<port>/<path> into
+			// the webhook configurations below before creating them.
+			LocalServingHost:   "127.0.0.1",
+			MutatingWebhooks:   []*admissionv1.MutatingWebhookConfiguration{mutatingWebhook()},
+			ValidatingWebhooks: []*admissionv1.ValidatingWebhookConfiguration{validatingWebhook()},
+		},
+	}
+	// Data and certificates under the state dir, so `pgrep -f <state dir>`
+	// finds exactly this run's etcd and kube-apiserver.
+	cp.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(o.stateDir, "etcd")}
+	cp.env.ControlPlane.APIServer = &envtest.APIServer{CertDir: filepath.Join(o.stateDir, "apiserver")}
+	for _, d := range []string{cp.env.ControlPlane.Etcd.DataDir, cp.env.ControlPlane.APIServer.CertDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return cp, err
+		}
+	}
+
+	cfg, err := cp.env.Start()
+	if err != nil {
+		return cp, fmt.Errorf("start control plane: %w", err)
+	}
+	cp.certDir = cp.env.WebhookInstallOptions.LocalServingCertDir
+	cp.webhookPort = cp.env.WebhookInstallOptions.LocalServingPort
+
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1alpha1.AddToScheme(scheme)); err != nil {
+		return cp, err
+	}
+	if cp.client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return cp, fmt.Errorf("client: %w", err)
+	}
+	cp.kubeconfig = filepath.Join(o.stateDir, "kubeconfig")
+	if err := cp.writeKubeconfig(cp.kubeconfig, "admin"); err != nil {
+		return cp, err
+	}
+	cp.managerKube = filepath.Join(o.stateDir, "manager.kubeconfig")
+	return cp, cp.writeKubeconfig(cp.managerKube, "taskgate-manager")
+}
+
+// writeKubeconfig provisions a user with a client certificate; system:masters
+// because there is nobody else on this cluster to protect.
+func (cp *controlPlane) writeKubeconfig(path, user string) error {
+	u, err := cp.env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("add user %s: %w", user, err)
+	}
+	data, err := u.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig for %s: %w", user, err)
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// prepareStateDir takes the state dir's lock (one run per state dir) and
+// clears what a previous run left, so every run starts from a fresh cluster.
+func (cp *controlPlane) prepareStateDir() error {
+	if err := os.MkdirAll(cp.stateDir, 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(cp.stateDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		return fmt.Errorf("another taskgate-local is using %s (stop it with Ctrl-C first)", cp.stateDir)
+	}
+	cp.lock = lock
+	_ = lock.Truncate(0)
+	_, _ = lock.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	return cp.removeGenerated()
+}
+
+// removeGenerated deletes only what this program creates in the state dir.
+func (cp *controlPlane) removeGenerated() error {
+	var errs []error
+	for _, name := range []string{"etcd", "apiserver", "kubeconfig", "manager.kubeconfig", "wrong-tasks.yaml", "kube-cache"} {
+		errs = append(errs, os.RemoveAll(filepath.Join(cp.stateDir, name)))
+	}
+	return errors.Join(errs...)
+}
+
+// stop stops kube-apiserver and etcd (envtest also removes the serving
+// certificates) and deletes the cluster's data: the kubeconfig would point
+// at nothing.
+func (cp *controlPlane) stop() error {
+	var errs []error
+	if cp.env != nil {
+		errs = append(errs, cp.env.Stop())
+	}
+	if cp.lock != nil {
+		errs = append(errs, cp.removeGenerated())
+		errs = append(errs, cp.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func webhookRules() []admissionv1.RuleWithOperations {
+	scope := admissionv1.NamespacedScope
+	return []admissionv1.RuleWithOperations{{
+		Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
+		Rule: admissionv1.Rule{
+			APIGroups:   []string{v1alpha1.GroupVersion.Group},
+			APIVersions: []string{v1alpha1.GroupVersion.Version},
+			Resources:   []string{"tasks"},
+			Scope:       &scope,
+		},
+	}}
+}
+
+// clientConfig names a path; envtest turns it into a URL on 127.0.0.1 with
+// its caBundle; the path has no leading slash because envtest adds one.
+func clientConfig(path string) admissionv1.WebhookClientConfig {
+	return admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{
+		Name: "taskgate-webhook", Namespace: "taskgate-system", Path: ptr.To(path),
+	}}
+}
+
+func mutatingWebhook() *admissionv1.MutatingWebhookConfiguration {
+	fail, none := admissionv1.Fail, admissionv1.SideEffectClassNone
+	w := &admissionv1.MutatingWebhookConfiguration{Webhooks: []admissionv1.MutatingWebhook{{
+		Name:                    "mtask.automation.astronetes.io",
+		ClientConfig:            clientConfig(mutatePath),
+		Rules:                   webhookRules(),
+		FailurePolicy:           &fail,
+		SideEffects:             &none,
+		TimeoutSeconds:          ptr.To[int32](5),
+		AdmissionReviewVersions: []string{"v1"},
+	}}}
+	w.Name = mutatingName
+	return w
+}
+
+func validatingWebhook() *admissionv1.ValidatingWebhookConfiguration {
+	fail, none := admissionv1.Fail, admissionv1.SideEffectClassNone
+	w := &admissionv1.ValidatingWebhookConfiguration{Webhooks: []admissionv1.ValidatingWebhook{{
+		Name:                    "vtask.automation.astronetes.io",
+		ClientConfig:            clientConfig(validatePath),
+		Rules:                   webhookRules(),
+		FailurePolicy:           &fail,
+		SideEffects:             &none,
+		TimeoutSeconds:          ptr.To[int32](5),
+		AdmissionReviewVersions: []string{"v1"},
+	}}}
+	w.Name = validatingName
+	return w
+}

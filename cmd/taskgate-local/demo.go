@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+//go:embed wrong-tasks.yaml
+var wrongTasks []byte
+
+// noNodesNote is said plainly: a user who sees custom-image Tasks stay
+// Pending must know that this is the cluster, not taskgate.
+const noNodesNote = `No Pods run here: this control plane has no nodes (no kubelet, no scheduler),
+so custom-image Tasks are admitted and get their Pod, but stay Pending.
+Transformations and synchronizations need only the API server, so they finish.`
+
+// demo applies the samples and the wrong Tasks as a user would and prints
+// the outcome.
+func demo(ctx context.Context, o options, cp *controlPlane, out io.Writer) error {
+	samples, err := sampleFiles(o.samplesDir)
+	if err != nil {
+		return err
+	}
+	tasks, err := readTasks(samples)
+	if err != nil {
+		return err
+	}
+	if err := createTransformationTargets(ctx, cp, tasks, out); err != nil {
+		return err
+	}
+	k := kubectl{path: o.kubectl(), kubeconfig: cp.kubeconfig, cacheDir: filepath.Join(o.stateDir, "kube-cache"), out: out}
+	for _, f := range samples {
+		if _, err := k.run(ctx, "apply", "-f", f); err != nil {
+			return fmt.Errorf("sample %s was not admitted: %w", f, err)
+		}
+	}
+
+	wrong := filepath.Join(o.stateDir, "wrong-tasks.yaml")
+	if err := os.WriteFile(wrong, wrongTasks, 0o644); err != nil {
+		return err
+	}
+	refusal, err := k.run(ctx, "apply", "-f", wrong)
+	if err == nil {
+		return errors.New("the wrong Tasks were admitted: is the webhook configured?")
+	}
+
+	fmt.Fprintf(out, "\n==> waiting up to %s for transformations and synchronizations to finish\n", o.settleTimeout)
+	if err := waitSettled(ctx, cp, o.settleTimeout); err != nil {
+		fmt.Fprintf(out, "    %v\n", err)
+	}
+	fmt.Fprintln(out)
+	for _, args := range [][]string{
+		{"get", "tasks", "-A"},
+		{"get", "deployments", "-A"},
+		{"get", "synchronizations", "-A", "--show-labels"},
+	} {
+		_, _ = k.run(ctx, args...)
+	}
+
+	fmt.Fprintf(out, "\n==> the wrong Tasks (%s) were refused:\n%s\n", rel(wrong), indent(refusal))
+	fmt.Fprintf(out, "\n%s\n\nThe manager's log: %s\nUse the cluster from another shell:\n\nexport KUBECONFIG=%s\n",
+		noNodesNote, rel(filepath.Join(o.stateDir, "manager.log")), cp.kubeconfig)
+	return nil
+}
+
+// sampleFiles lists the YAML files to apply, in name order; a kustomization
+// file is not a Task.
+func sampleFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("samples: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || name == "kustomization.yaml" || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+			continue
+		}
+		files = append(files, filepath.Join(dir, name))
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no sample YAML files in %s", dir)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+func readTasks(files []string) ([]v1alpha1.Task, error) {
+	var tasks []v1alpha1.Task
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		r := utilyaml.NewYAMLReader(bufioReader(data))
+		for {
+			doc, err := r.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			var t v1alpha1.Task
+			if err := yaml.Unmarshal(doc, &t); err != nil || t.Kind != "Task" {
+				continue
+			}
+			if t.Namespace == "" {
+				t.Namespace = metav1.NamespaceDefault
+			}
+			tasks = append(tasks, t)
+		}
+	}
+	return tasks, nil
+}
+
+// createTransformationTargets creates, before the Tasks run once at
+// creation, a Deployment with 3 replicas for every transformation sample that
+// patches Deployments, matching its namespaces, names and labels.
+func createTransformationTargets(ctx context.Context, cp *controlPlane, tasks []v1alpha1.Task, out io.Writer) error {
+	for _, t := range tasks {
+		if t.Spec.Plugin != v1alpha1.PluginTransformation {
+			continue
+		}
+		var cfg v1alpha1.TransformationConfig
+		if err := yaml.Unmarshal(t.Spec.Config.Raw, &cfg); err != nil {
+			return fmt.Errorf("task %s: %w", t.Name, err)
+		}
+		if !patchesDeployments(cfg) {
+			continue
+		}
+		namespaces := cfg.Namespaces
+		if len(namespaces) == 0 {
+			namespaces = []string{t.Namespace}
+		}
+		names := cfg.Names
+		if len(names) == 0 {
+			names = []string{"web"}
+		}
+		labels := map[string]string{"app": "demo"}
+		if cfg.LabelSelector != nil {
+			for k, v := range cfg.LabelSelector.MatchLabels {
+				labels[k] = v
+			}
+		}
+		for _, ns := range namespaces {
+			if err := ensureNamespace(ctx, cp, ns); err != nil {
+				return err
+			}
+			for _, name := range names {
+				if err := createDeployment(ctx, cp, ns, name, labels); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "==> created Deployment %s/%s (3 replicas) for Task %s to act on\n", ns, name, t.Name)
+			}
+		}
+	}
+	return nil
+}
+
+func patchesDeployments(cfg v1alpha1.TransformationConfig) bool {
+	for _, r := range cfg.Resources {
+		if r.Group == "apps" && r.Resource == "deployments" {
+			return true
+		}
+	}
+	return false
+}
+
+func ensureNamespace(ctx context.Context, cp *controlPlane, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := cp.client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+func createDeployment(ctx context.Context, cp *controlPlane, ns, name string, labels map[string]string) error {
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](3),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "web", Image: "registry.k8s.io/pause:3.10",
+				}}},
+			},
+		},
+	}
+	if err := cp.client.Create(ctx, d); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create deployment %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+// waitSettled waits until every Task that needs no Pod has finished.
+func waitSettled(ctx context.Context, cp *controlPlane, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		var list v1alpha1.TaskList
+		err := cp.client.List(ctx, &list)
+		var pending []string
+		for _, t := range list.Items {
+			done := t.Status.Phase == v1alpha1.TaskSucceeded || t.Status.Phase == v1alpha1.TaskFailed
+			if t.Spec.Plugin != v1alpha1.PluginCustomImage && !done {
+				pending = append(pending, t.Namespace+"/"+t.Name)
+			}
+		}
+		if err == nil && len(pending) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still not finished: %s (%v)", strings.Join(pending, ", "), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// kubectl runs the v1.37 kubectl as the user, echoing the command and its output.
+type kubectl struct {
+	path, kubeconfig, cacheDir string
+	out                        io.Writer
+}
+
+func (k kubectl) run(ctx context.Context, args ...string) (string, error) {
+	shown := make([]string, len(args))
+	for i, a := range args {
+		shown[i] = rel(a)
+	}
+	fmt.Fprintf(k.out, "\n$ kubectl %s\n", strings.Join(shown, " "))
+	full := append([]string{"--kubeconfig=" + k.kubeconfig, "--cache-dir=" + k.cacheDir}, args...)
+	var buf bytes.Buffer
+	cmd := exec.CommandContext(ctx, k.path, full...)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	_, _ = k.out.Write(buf.Bytes())
+	return strings.TrimSpace(buf.String()), err
+}
+
+// rel shortens absolute paths under the working directory for display.
+func rel(p string) string {
+	if !filepath.IsAbs(p) {
+		return p
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
+
+func bufioReader(data []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(data)) }

@@ -1,0 +1,133 @@
+// Command taskgate-local is `make run`: taskgate on one machine with nothing
+// installed. It starts a real control plane (etcd + kube-apiserver through
+// controller-runtime's envtest), installs the CRDs and the webhook
+// configurations, runs the real `taskgate manager` binary against it, applies
+// the samples and one wrong Task with kubectl as a user would, prints what
+// happened and leaves a kubeconfig for the user. It runs until SIGINT/SIGTERM
+// (or, with --exit-after-demo, until the demo is printed) and then stops
+// everything it started.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags; paths are relative to the repository root.
+type options struct {
+	stateDir      string
+	managerBinary string
+	assetsDir     string
+	crdDir        string
+	samplesDir    string
+	exitAfterDemo bool
+	settleTimeout time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.stateDir, "state-dir", ".run", "directory for the kubeconfig, the manager log and the control plane's data; wiped at start")
+	flag.StringVar(&o.managerBinary, "manager-binary", "bin/taskgate", "the taskgate binary to run as the manager (make build)")
+	flag.StringVar(&o.assetsDir, "assets", defaultAssetsDir(), "directory holding etcd, kube-apiserver and kubectl (make envtest; $KUBEBUILDER_ASSETS)")
+	flag.StringVar(&o.crdDir, "crd-dir", "config/crd", "directory of the CRDs to install (Task and Synchronization)")
+	flag.StringVar(&o.samplesDir, "samples", "config/samples", "directory of sample Tasks to apply")
+	flag.BoolVar(&o.exitAfterDemo, "exit-after-demo", false, "stop everything and exit once the demo is printed, instead of waiting for Ctrl-C")
+	flag.DurationVar(&o.settleTimeout, "settle-timeout", 60*time.Second, "how long to wait for transformations and synchronizations to finish")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "taskgate-local:", err)
+		os.Exit(1)
+	}
+}
+
+func defaultAssetsDir() string {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "taskgate", "envtest-v1.37.2")
+}
+
+// run starts everything, shows the demo and tears everything down again, also
+// when a step fails or a signal arrives half-way.
+func run(ctx context.Context, o options, out io.Writer) (err error) {
+	if err := o.resolve(); err != nil {
+		return err
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
+
+	say("starting etcd and kube-apiserver from %s", o.assetsDir)
+	cp, err := startControlPlane(o)
+	defer func() {
+		say("stopping the control plane")
+		err = errors.Join(err, cp.stop())
+	}()
+	if err != nil {
+		return err
+	}
+	say("control plane up at %s; CRDs and webhook configurations installed", cp.env.Config.Host)
+
+	mgr, err := startManager(ctx, o, cp)
+	defer func() {
+		if mgr != nil {
+			say("stopping the manager")
+			err = errors.Join(err, mgr.stop())
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	say("manager ready (pid %d, webhooks on https://127.0.0.1:%d, log %s)", mgr.cmd.Process.Pid, cp.webhookPort, mgr.logPath)
+
+	if err := demo(ctx, o, cp, out); err != nil {
+		return err
+	}
+	if o.exitAfterDemo {
+		return nil
+	}
+	fmt.Fprintln(out, "\nRunning; press Ctrl-C to stop the manager, kube-apiserver and etcd.")
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(out)
+		return nil
+	case <-mgr.exited:
+		return fmt.Errorf("the manager exited on its own; see %s", mgr.logPath)
+	}
+}
+
+// resolve makes every path absolute and checks that the inputs exist, so a
+// missing `make envtest` or `make build` is reported before anything starts.
+func (o *options) resolve() error {
+	for _, p := range []*string{&o.stateDir, &o.managerBinary, &o.assetsDir, &o.crdDir, &o.samplesDir} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(o.assetsDir, bin)); err != nil {
+			return fmt.Errorf("%s not found in %s: run `make envtest` first", bin, o.assetsDir)
+		}
+	}
+	if _, err := os.Stat(o.managerBinary); err != nil {
+		return fmt.Errorf("manager binary %s not found: run `make build` first", o.managerBinary)
+	}
+	if _, err := os.Stat(o.crdDir); err != nil {
+		return fmt.Errorf("CRD directory: %w", err)
+	}
+	return nil
+}
+
+func (o *options) kubectl() string { return filepath.Join(o.assetsDir, "kubectl") }

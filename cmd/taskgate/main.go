@@ -1,0 +1,53 @@
+// Command taskgate is the Task admission webhook and controller (`taskgate
+// manager`), and the same checks offline (`taskgate validate`, `taskgate
+// schemas`).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `taskgate makes Astronetes Tasks safe to admit and real to run.
+
+Usage:
+  taskgate manager [flags]              run the admission webhooks and the controller
+  taskgate validate -f FILE|DIR|- ...   check Tasks offline, as the webhook would
+  taskgate schemas [DIR]                write the plugins' JSON Schemas (default ./taskgate-schemas)
+  taskgate version
+
+Run "taskgate COMMAND -h" for a command's flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches to a subcommand and returns the process exit code:
+// 0 success, 1 a failure the command reports (e.g. an invalid Task), 2 usage.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "manager":
+		return runManager(args[1:], stderr)
+	case "validate":
+		return runValidate(args[1:], stdin, stdout, stderr)
+	case "schemas":
+		return runSchemas(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "taskgate", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "taskgate: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

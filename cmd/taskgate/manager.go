@@ -1,0 +1,241 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/webhook"
+)
+
+type managerFlags struct {
+	metricsAddr, probeAddr             string
+	webhookPort                        int
+	certDir                            string
+	certRotation                       bool
+	certSecret, serviceName, namespace string
+	mutatingConfig, validatingConfig   string
+	leaderElect                        bool
+	leaderElectionID                   string
+	enableWebhooks, enableController   bool
+	maxConcurrent                      int
+	allowedClusterRoles, syncSchemaDir string
+	logFormat, logLevel                string
+}
+
+func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
+	f := &managerFlags{}
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "taskgate-system"
+	}
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "port of the webhook server (HTTPS)")
+	fs.StringVar(&f.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key for the webhook server (reloaded when they change)")
+	fs.BoolVar(&f.certRotation, "cert-rotation", false, "generate and rotate a self-signed webhook certificate (Secret --cert-secret-name) and inject its CA into the webhook configurations")
+	fs.StringVar(&f.certSecret, "cert-secret-name", "taskgate-webhook-cert", "Secret holding the rotated webhook certificate")
+	fs.StringVar(&f.serviceName, "webhook-service-name", "taskgate-webhook", "Service in front of the webhook server (the certificate's DNS name)")
+	fs.StringVar(&f.namespace, "namespace", ns, "namespace taskgate runs in (default $POD_NAMESPACE)")
+	fs.StringVar(&f.mutatingConfig, "mutating-webhook-configuration", "taskgate-mutating", "MutatingWebhookConfiguration whose caBundle the rotator fills")
+	fs.StringVar(&f.validatingConfig, "validating-webhook-configuration", "taskgate-validating", "ValidatingWebhookConfiguration whose caBundle the rotator fills")
+	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect one active controller among replicas (webhooks serve on every replica)")
+	fs.StringVar(&f.leaderElectionID, "leader-election-id", "taskgate.automation.astronetes.io", "name of the leader election Lease")
+	fs.BoolVar(&f.enableWebhooks, "enable-webhooks", true, "serve the admission webhooks")
+	fs.BoolVar(&f.enableController, "enable-controller", true, "run the Task controller")
+	fs.IntVar(&f.maxConcurrent, "max-concurrent-reconciles", 4, "Tasks reconciled at once")
+	fs.StringVar(&f.allowedClusterRoles, "allowed-cluster-roles", "", "comma-separated ClusterRoles custom-image Tasks may bind; empty allows any the requesting user may bind")
+	fs.StringVar(&f.syncSchemaDir, "sync-schema-dir", "", "directory of extra or overriding synchronization-plugin schemas (<plugin>.json)")
+	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: info or debug")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if !f.enableWebhooks && !f.enableController {
+		return nil, errors.New("--enable-webhooks=false and --enable-controller=false leave nothing to run")
+	}
+	return f, nil
+}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	return s
+}
+
+// cacheOptions keep the controller's memory bounded by the Tasks' own
+// objects: only Pods, ServiceAccounts and ClusterRoleBindings that carry the
+// task label are cached, and managed fields are stripped from everything.
+func cacheOptions() cache.Options {
+	req, _ := labels.NewRequirement(v1alpha1.TaskLabel, selection.Exists, nil)
+	owned := cache.ByObject{Label: labels.NewSelector().Add(*req)}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:                owned,
+			&corev1.ServiceAccount{}:     owned,
+			&rbacv1.ClusterRoleBinding{}: owned,
+		},
+	}
+}
+
+func runManager(args []string, stderr io.Writer) int {
+	f, err := parseManagerFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "taskgate manager:", err)
+		return 2
+	}
+	logger, err := newLogger(f.logFormat, f.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "taskgate manager:", err)
+		return 2
+	}
+	ctrl.SetLogger(logger)
+	log := logger.WithName("setup")
+	if err := startManager(f); err != nil {
+		log.Error(err, "manager stopped with an error")
+		return 1
+	}
+	return 0
+}
+
+func startManager(f *managerFlags) error {
+	log := ctrl.Log.WithName("setup")
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes config: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        newScheme(),
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:        f.probeAddr,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              f.leaderElectionID,
+		LeaderElectionNamespace:       f.namespace,
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer:                 crwebhook.NewServer(crwebhook.Options{Port: f.webhookPort, CertDir: f.certDir}),
+		Cache:                         cacheOptions(),
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	certsReady := make(chan struct{})
+	if f.enableWebhooks && f.certRotation {
+		err := rotator.AddRotator(mgr, &rotator.CertRotator{
+			SecretKey:      types.NamespacedName{Namespace: f.namespace, Name: f.certSecret},
+			CertDir:        f.certDir,
+			CAName:         "taskgate-ca",
+			CAOrganization: "taskgate",
+			DNSName:        fmt.Sprintf("%s.%s.svc", f.serviceName, f.namespace),
+			ExtraDNSNames:  []string{fmt.Sprintf("%s.%s.svc.cluster.local", f.serviceName, f.namespace)},
+			IsReady:        certsReady,
+			Webhooks: []rotator.WebhookInfo{
+				{Name: f.mutatingConfig, Type: rotator.Mutating},
+				{Name: f.validatingConfig, Type: rotator.Validating},
+			},
+			RequireLeaderElection: false, // every replica serves webhooks and needs the certificate
+		})
+		if err != nil {
+			return fmt.Errorf("add certificate rotator: %w", err)
+		}
+	} else {
+		close(certsReady)
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add healthz check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", func(req *http.Request) error {
+		select {
+		case <-certsReady:
+		default:
+			return errors.New("webhook certificate not ready")
+		}
+		if f.enableWebhooks {
+			return mgr.GetWebhookServer().StartedChecker()(req)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("add readyz check: %w", err)
+	}
+
+	setupErr := make(chan error, 1)
+	go func() {
+		// Webhooks must not serve before the rotator has written the
+		// certificate; controllers may be added to a running manager.
+		<-certsReady
+		setupErr <- setupComponents(mgr, f)
+	}()
+
+	ctx := ctrl.SetupSignalHandler()
+	errc := make(chan error, 1)
+	go func() { errc <- mgr.Start(ctx) }()
+	log.Info("manager starting", "webhooks", f.enableWebhooks, "controller", f.enableController,
+		"leaderElection", f.leaderElect, "certRotation", f.certRotation)
+	for {
+		select {
+		case err := <-setupErr:
+			if err != nil {
+				return err
+			}
+			log.Info("webhooks and controller registered")
+			setupErr = nil
+		case err := <-errc:
+			if err != nil {
+				return fmt.Errorf("run manager: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
+	if f.enableWebhooks {
+		var allowed []string
+		for _, r := range strings.Split(f.allowedClusterRoles, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				allowed = append(allowed, r)
+			}
+		}
+		if err := webhook.SetupWithManager(mgr, webhook.Options{AllowedClusterRoles: allowed, SyncSchemaDir: f.syncSchemaDir}); err != nil {
+			return fmt.Errorf("set up webhooks: %w", err)
+		}
+	}
+	if f.enableController {
+		if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: f.maxConcurrent}); err != nil {
+			return fmt.Errorf("set up controller: %w", err)
+		}
+	}
+	return nil
+}

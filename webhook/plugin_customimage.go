@@ -1,0 +1,128 @@
+package webhook
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// Warning texts, as constants so tests and docs quote them exactly.
+const (
+	warnUntaggedImage = "spec.config.image %q has no tag: it runs whatever \"latest\" is when the Pod starts; pin a tag or a digest"
+	warnLatestImage   = "spec.config.image %q uses the :latest tag: pin a tag or a digest so reruns are reproducible"
+	warnClusterAdmin  = "spec.config.clusterRole is cluster-admin: the Pod gets full control of the cluster while it runs; prefer a narrower ClusterRole"
+)
+
+type customImage struct{}
+
+func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg map[string]any) bool {
+	changed := false
+	if _, ok := cfg["namespace"]; !ok && task.Namespace != "" {
+		cfg["namespace"] = task.Namespace
+		changed = true
+	}
+	// With generateName the name may not be known yet; the controller then
+	// derives the same name itself.
+	if _, ok := cfg["serviceAccountName"]; !ok && task.Name != "" {
+		cfg["serviceAccountName"] = v1alpha1.DefaultServiceAccountName(task.Name)
+		changed = true
+	}
+	return changed
+}
+
+func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg map[string]any) (field.ErrorList, []string) {
+	c, err := decodeTyped[v1alpha1.CustomImageConfig](cfg)
+	if err != nil {
+		return nil, nil // a type the schema has already reported
+	}
+	var errs field.ErrorList
+	var warnings []string
+	if c.Namespace != "" && task.Namespace != "" && c.Namespace != task.Namespace {
+		errs = append(errs, field.Invalid(configPath.Child("namespace"), c.Namespace,
+			fmt.Sprintf("the Pod runs in the Task's namespace; remove this field or set it to %q", task.Namespace)))
+	}
+	if c.ServiceAccountName != "" {
+		for _, msg := range validation.IsDNS1123Subdomain(c.ServiceAccountName) {
+			errs = append(errs, field.Invalid(configPath.Child("serviceAccountName"), c.ServiceAccountName, msg))
+		}
+	}
+	for i, e := range c.Env {
+		if msgs := validation.IsEnvVarName(e.Name); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(configPath.Child("env").Index(i).Child("name"), e.Name, strings.Join(msgs, "; ")))
+		}
+	}
+	errs = append(errs, validateResources(cfg)...)
+	if c.ClusterRole != "" {
+		crPath := configPath.Child("clusterRole")
+		for _, msg := range validation.IsDNS1123Subdomain(c.ClusterRole) {
+			// ClusterRole names are path segments; a few built-in ones have colons.
+			if !strings.Contains(c.ClusterRole, ":") {
+				errs = append(errs, field.Invalid(crPath, c.ClusterRole, msg))
+			}
+		}
+		if len(a.AllowedClusterRoles) > 0 && !slices.Contains(a.AllowedClusterRoles, c.ClusterRole) {
+			errs = append(errs, &field.Error{Type: field.ErrorTypeNotSupported, Field: crPath.String(), BadValue: c.ClusterRole,
+				Detail: "this installation allows only these ClusterRoles (chart value allowedClusterRoles): " + strings.Join(a.AllowedClusterRoles, ", ")})
+		}
+		if c.ClusterRole == "cluster-admin" {
+			warnings = append(warnings, warnClusterAdmin)
+		}
+	}
+	if w := imageWarning(c.Image); c.Image != "" && w != "" {
+		warnings = append(warnings, w)
+	}
+	return errs, warnings
+}
+
+// validateResources checks every quantity under resources.requests/limits.
+func validateResources(cfg map[string]any) field.ErrorList {
+	res, _ := cfg["resources"].(map[string]any)
+	var errs field.ErrorList
+	for _, kind := range []string{"requests", "limits"} {
+		list, _ := res[kind].(map[string]any)
+		for name, q := range list {
+			p := configPath.Child("resources", kind).Key(name)
+			if _, err := resource.ParseQuantity(fmt.Sprint(q)); err != nil {
+				errs = append(errs, field.Invalid(p, fmt.Sprint(q), "not a quantity: use e.g. 100m or 0.5 for cpu, 64Mi or 1Gi for memory"))
+			}
+		}
+	}
+	return errs
+}
+
+// imageWarning returns a warning for an image that is not pinned.
+func imageWarning(image string) string {
+	if strings.Contains(image, "@") {
+		return ""
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	i := strings.LastIndex(last, ":")
+	switch {
+	case i < 0:
+		return fmt.Sprintf(warnUntaggedImage, image)
+	case last[i+1:] == "latest":
+		return fmt.Sprintf(warnLatestImage, image)
+	}
+	return ""
+}
+
+func (customImage) Access(_ *Admitter, task *v1alpha1.Task, cfg map[string]any) []AccessCheck {
+	role, _ := cfg["clusterRole"].(string)
+	if role == "" {
+		return nil
+	}
+	return []AccessCheck{{
+		Field: configPath.Child("clusterRole"),
+		Attributes: authorizationv1.ResourceAttributes{
+			Verb: "bind", Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Name: role,
+		},
+		Why: fmt.Sprintf("binding ClusterRole %q needs the bind verb on it (you cannot hand out rights you may not grant yourself)", role),
+	}}
+}

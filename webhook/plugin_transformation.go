@@ -1,0 +1,147 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// maxAccessChecks bounds resources × namespaces, each of which costs a
+// SubjectAccessReview at admission.
+const maxAccessChecks = 256
+
+type transformation struct{}
+
+func (transformation) Default(a *Admitter, task *v1alpha1.Task, cfg map[string]any) bool {
+	if _, ok := cfg["namespaces"]; ok || task.Namespace == "" {
+		return false
+	}
+	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
+	if err != nil {
+		return false
+	}
+	// Only when some resource may be namespaced: cluster-scoped ones take none.
+	for _, r := range c.Resources {
+		if !a.clusterScoped(r) {
+			cfg["namespaces"] = []any{task.Namespace}
+			return true
+		}
+	}
+	return false
+}
+
+func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg map[string]any) (field.ErrorList, []string) {
+	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
+	if err != nil {
+		return nil, nil // a type the schema has already reported
+	}
+	var errs field.ErrorList
+	var warnings []string
+	for i, ns := range c.Namespaces {
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			errs = append(errs, field.Invalid(configPath.Child("namespaces").Index(i), ns, msg))
+		}
+	}
+	if a.Scopes != nil {
+		for i, r := range c.Resources {
+			gvr := schema.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: r.Resource}
+			if _, known := a.Scopes.ClusterScoped(gvr); !known {
+				warnings = append(warnings, fmt.Sprintf("spec.config.resources[%d]: the API server does not serve %s/%s now; the Task fails unless it does when the Task runs", i, gvrString(r), r.Version))
+			}
+		}
+	}
+	for i, n := range c.Names {
+		for _, msg := range validation.IsDNS1123Subdomain(n) {
+			// Some kinds (RBAC objects) allow other names; warn rather than refuse.
+			warnings = append(warnings, fmt.Sprintf("spec.config.names[%d] %q: %s", i, n, msg))
+		}
+	}
+	if c.LabelSelector != nil {
+		errs = append(errs, metav1validation.ValidateLabelSelector(c.LabelSelector,
+			metav1validation.LabelSelectorValidationOptions{}, configPath.Child("labelSelector"))...)
+	}
+	if n := len(c.Resources) * max(1, len(c.Namespaces)); n > maxAccessChecks {
+		errs = append(errs, field.Invalid(configPath.Child("namespaces"), field.OmitValueType{},
+			fmt.Sprintf("resources × namespaces is %d, more than %d: split the transformation into several Tasks", n, maxAccessChecks)))
+	}
+	for i, op := range c.Operations {
+		p := configPath.Child("operations").Index(i)
+		if op.JSONPatch != nil {
+			if _, err := jsonpatch.DecodePatch(op.JSONPatch.Raw); err != nil {
+				errs = append(errs, field.Invalid(p.Child("jsonPatch"), field.OmitValueType{}, "not a JSON patch: "+err.Error()))
+			}
+			errs = append(errs, validateJSONPatchOps(op.JSONPatch.Raw, p.Child("jsonPatch"))...)
+		}
+	}
+	return errs, warnings
+}
+
+// validateJSONPatchOps checks what RFC 6902 requires of each operation beyond
+// its shape: a value for add/replace/test, a from for move/copy.
+func validateJSONPatchOps(raw []byte, path *field.Path) field.ErrorList {
+	var ops []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &ops); err != nil {
+		return nil // reported by DecodePatch
+	}
+	var errs field.ErrorList
+	for i, op := range ops {
+		var name string
+		_ = json.Unmarshal(op["op"], &name)
+		switch name {
+		case "add", "replace", "test":
+			if _, ok := op["value"]; !ok {
+				errs = append(errs, field.Required(path.Index(i).Child("value"), fmt.Sprintf("%q needs a value", name)))
+			}
+		case "move", "copy":
+			if _, ok := op["from"]; !ok {
+				errs = append(errs, field.Required(path.Index(i).Child("from"), fmt.Sprintf("%q needs a from path", name)))
+			}
+		}
+	}
+	return errs
+}
+
+func (transformation) Access(a *Admitter, _ *v1alpha1.Task, cfg map[string]any) []AccessCheck {
+	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
+	if err != nil {
+		return nil
+	}
+	var checks []AccessCheck
+	for i, r := range c.Resources {
+		namespaces := c.Namespaces
+		if a.clusterScoped(r) || len(namespaces) == 0 {
+			namespaces = []string{""}
+		}
+		for _, ns := range namespaces {
+			for _, verb := range []string{"list", "patch"} {
+				where := "cluster-wide"
+				if ns != "" {
+					where = "in namespace " + ns
+				}
+				checks = append(checks, AccessCheck{
+					Field: configPath.Child("resources").Index(i),
+					Attributes: authorizationv1.ResourceAttributes{
+						Verb: verb, Group: r.Group, Version: r.Version, Resource: r.Resource, Namespace: ns,
+					},
+					Why: fmt.Sprintf("the transformation would %s %s %s on your behalf", verb, gvrString(r), where),
+				})
+			}
+		}
+	}
+	return checks
+}
+
+func gvrString(r v1alpha1.GroupVersionResource) string {
+	if r.Group == "" {
+		return r.Resource
+	}
+	return r.Resource + "." + r.Group
+}

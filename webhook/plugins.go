@@ -1,0 +1,35 @@
+package webhook
+
+import (
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// pluginAdmission is what a plugin adds to admission beyond its schema.
+type pluginAdmission interface {
+	// Default fills defaults that depend on the Task into cfg, reporting
+	// whether it changed anything.
+	Default(a *Admitter, task *v1alpha1.Task, cfg map[string]any) bool
+	// Validate checks what the schema cannot; cfg has passed the schema.
+	Validate(a *Admitter, task *v1alpha1.Task, cfg map[string]any) (field.ErrorList, []string)
+	// Access lists the permissions the requesting user must hold.
+	Access(a *Admitter, task *v1alpha1.Task, cfg map[string]any) []AccessCheck
+}
+
+// plugins maps each plugin to its admission rules.
+var plugins = map[v1alpha1.Plugin]pluginAdmission{
+	v1alpha1.PluginCustomImage:    customImage{},
+	v1alpha1.PluginTransformation: transformation{},
+	v1alpha1.PluginRunSync:        runSync{},
+}
+
+// AccessCheck is one permission the requesting user must hold, and the field
+// that needs it.
+type AccessCheck struct {
+	Field      *field.Path
+	Attributes authorizationv1.ResourceAttributes
+	// Why is said to the user when the check fails.
+	Why string
+}
