@@ -199,3 +199,18 @@ func DecodeJSON(data []byte) (any, error) {
 	}
 	return v, nil
 }
+
+// UndescribedProperties lists the properties (as schema locations) that have
+// no description; every property a user can write should say what it is.
+func (s *Schema) UndescribedProperties() []string {
+	var out []string
+	for _, sc := range s.byLocation {
+		for name, p := range sc.Properties {
+			if describe(p) == "" {
+				out = append(out, sc.Location+"/properties/"+name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -55,8 +55,8 @@ func NewAdmitter(set *schemas.Set) *Admitter {
 type config struct {
 	plugin  pluginAdmission
 	schema  *schemas.Schema
-	value   map[string]any
-	changed bool
+	value  map[string]any
+	raw    []byte // value as JSON, for decoding into the typed config
 }
 
 // load finds the Task's plugin and decodes its config within the bounds.
@@ -89,7 +89,7 @@ func (a *Admitter) load(task *v1alpha1.Task) (*config, field.ErrorList) {
 	if !isObj {
 		return nil, field.ErrorList{field.TypeInvalid(configPath, field.OmitValueType{}, "must be an object")}
 	}
-	return &config{plugin: p, schema: sc, value: obj}, nil
+	return &config{plugin: p, schema: sc, value: obj, raw: raw}, nil
 }
 
 // checkBounds refuses an oversized or too deeply nested config by scanning
@@ -138,7 +138,7 @@ func (a *Admitter) Default(task *v1alpha1.Task) field.ErrorList {
 		return errs
 	}
 	changed := c.schema.ApplyDefaults(c.value)
-	changed = c.plugin.Default(a, task, c.value) || changed
+	changed = c.plugin.Default(a, task, c) || changed
 	if !changed {
 		return nil
 	}
@@ -162,7 +162,7 @@ func (a *Admitter) Validate(task *v1alpha1.Task) (field.ErrorList, []string) {
 	// The plugin's own rules run even when the schema found errors, so the
 	// user sees every mistake at once; they skip what they cannot decode.
 	errs = c.schema.Validate(c.value, configPath)
-	more, warnings := c.plugin.Validate(a, task, c.value)
+	more, warnings := c.plugin.Validate(a, task, c)
 	return mergeErrors(errs, more), warnings
 }
 
@@ -194,16 +194,14 @@ func (a *Admitter) AccessChecks(task *v1alpha1.Task) []AccessCheck {
 	if len(errs) > 0 {
 		return nil
 	}
-	return c.plugin.Access(a, task, c.value)
+	return c.plugin.Access(a, task, c)
 }
 
-// decodeTyped turns a schema-checked config into its typed form.
-func decodeTyped[T any](value map[string]any) (*T, error) {
-	raw, err := json.Marshal(value)
-	if err != nil {
-		return nil, err
-	}
+// decodeTyped turns a config into its typed form; it fails on types the
+// schema refuses.
+func decodeTyped[T any](c *config) (*T, error) {
 	var out T
+	raw := c.raw
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return nil, err
 	}

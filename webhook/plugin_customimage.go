@@ -22,7 +22,8 @@ const (
 
 type customImage struct{}
 
-func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg map[string]any) bool {
+func (customImage) Default(_ *Admitter, task *v1alpha1.Task, c *config) bool {
+	cfg := c.value
 	changed := false
 	if _, ok := cfg["namespace"]; !ok && task.Namespace != "" {
 		cfg["namespace"] = task.Namespace
@@ -37,12 +38,13 @@ func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg map[string]any)
 	return changed
 }
 
-func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg map[string]any) (field.ErrorList, []string) {
+func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
+	// Quantities first: a bad one also makes the typed decode fail.
+	errs := validateResources(cfg.value)
 	c, err := decodeTyped[v1alpha1.CustomImageConfig](cfg)
 	if err != nil {
-		return nil, nil // a type the schema has already reported
+		return errs, nil // the schema has reported the rest
 	}
-	var errs field.ErrorList
 	var warnings []string
 	if c.Namespace != "" && task.Namespace != "" && c.Namespace != task.Namespace {
 		errs = append(errs, field.Invalid(configPath.Child("namespace"), c.Namespace,
@@ -58,7 +60,6 @@ func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg map[string]any
 			errs = append(errs, field.Invalid(configPath.Child("env").Index(i).Child("name"), e.Name, strings.Join(msgs, "; ")))
 		}
 	}
-	errs = append(errs, validateResources(cfg)...)
 	if c.ClusterRole != "" {
 		crPath := configPath.Child("clusterRole")
 		for _, msg := range validation.IsDNS1123Subdomain(c.ClusterRole) {
@@ -113,8 +114,8 @@ func imageWarning(image string) string {
 	return ""
 }
 
-func (customImage) Access(_ *Admitter, task *v1alpha1.Task, cfg map[string]any) []AccessCheck {
-	role, _ := cfg["clusterRole"].(string)
+func (customImage) Access(_ *Admitter, _ *v1alpha1.Task, c *config) []AccessCheck {
+	role, _ := c.value["clusterRole"].(string)
 	if role == "" {
 		return nil
 	}

@@ -17,17 +17,17 @@ type runSync struct{}
 var templatePath = configPath.Child("template")
 
 // Default fills the synchronization plugin's static defaults, if its schema has any.
-func (runSync) Default(a *Admitter, _ *v1alpha1.Task, cfg map[string]any) bool {
-	spec, config := syncSpec(cfg)
+func (runSync) Default(a *Admitter, _ *v1alpha1.Task, c *config) bool {
+	spec, syncConfig := syncSpec(c.value)
 	plugin, _ := spec["plugin"].(string)
 	sc, ok := a.Schemas.SyncPlugin(plugin)
-	if !ok || config == nil {
+	if !ok || syncConfig == nil {
 		return false
 	}
-	return sc.ApplyDefaults(config)
+	return sc.ApplyDefaults(syncConfig)
 }
 
-func (runSync) Validate(a *Admitter, _ *v1alpha1.Task, cfg map[string]any) (field.ErrorList, []string) {
+func (runSync) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
 	c, err := decodeTyped[v1alpha1.RunSynchronizationConfig](cfg)
 	if err != nil {
 		return nil, nil // a type the schema has already reported
@@ -44,16 +44,16 @@ func (runSync) Validate(a *Admitter, _ *v1alpha1.Task, cfg map[string]any) (fiel
 			BadValue: plugin, Detail: schemas.Hint(plugin, a.Schemas.SyncPluginNames())})
 		return errs, nil
 	}
-	_, config := syncSpec(cfg)
-	if config == nil {
+	_, syncConfig := syncSpec(cfg.value)
+	if syncConfig == nil {
 		errs = append(errs, field.Required(specPath.Child("config"), fmt.Sprintf("the %s plugin's configuration", plugin)))
 		return errs, nil
 	}
-	errs = append(errs, sc.Validate(config, specPath.Child("config"))...)
+	errs = append(errs, sc.Validate(syncConfig, specPath.Child("config"))...)
 	return errs, nil
 }
 
-func (runSync) Access(_ *Admitter, task *v1alpha1.Task, _ map[string]any) []AccessCheck {
+func (runSync) Access(_ *Admitter, task *v1alpha1.Task, _ *config) []AccessCheck {
 	return []AccessCheck{{
 		Field: templatePath,
 		Attributes: authorizationv1.ResourceAttributes{

@@ -20,25 +20,26 @@ const maxAccessChecks = 256
 
 type transformation struct{}
 
-func (transformation) Default(a *Admitter, task *v1alpha1.Task, cfg map[string]any) bool {
-	if _, ok := cfg["namespaces"]; ok || task.Namespace == "" {
+func (transformation) Default(a *Admitter, task *v1alpha1.Task, c *config) bool {
+	if _, ok := c.value["namespaces"]; ok || task.Namespace == "" {
 		return false
 	}
-	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
-	if err != nil {
-		return false
-	}
+	resources, _ := c.value["resources"].([]any)
 	// Only when some resource may be namespaced: cluster-scoped ones take none.
-	for _, r := range c.Resources {
-		if !a.clusterScoped(r) {
-			cfg["namespaces"] = []any{task.Namespace}
+	for _, r := range resources {
+		m, _ := r.(map[string]any)
+		group, _ := m["group"].(string)
+		version, _ := m["version"].(string)
+		resource, _ := m["resource"].(string)
+		if !a.clusterScoped(v1alpha1.GroupVersionResource{Group: group, Version: version, Resource: resource}) {
+			c.value["namespaces"] = []any{task.Namespace}
 			return true
 		}
 	}
 	return false
 }
 
-func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg map[string]any) (field.ErrorList, []string) {
+func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
 	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
 	if err != nil {
 		return nil, nil // a type the schema has already reported
@@ -109,7 +110,7 @@ func validateJSONPatchOps(raw []byte, path *field.Path) field.ErrorList {
 	return errs
 }
 
-func (transformation) Access(a *Admitter, _ *v1alpha1.Task, cfg map[string]any) []AccessCheck {
+func (transformation) Access(a *Admitter, _ *v1alpha1.Task, cfg *config) []AccessCheck {
 	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
 	if err != nil {
 		return nil

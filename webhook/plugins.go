@@ -9,13 +9,14 @@ import (
 
 // pluginAdmission is what a plugin adds to admission beyond its schema.
 type pluginAdmission interface {
-	// Default fills defaults that depend on the Task into cfg, reporting
+	// Default fills defaults that depend on the Task into c.value, reporting
 	// whether it changed anything.
-	Default(a *Admitter, task *v1alpha1.Task, cfg map[string]any) bool
-	// Validate checks what the schema cannot; cfg has passed the schema.
-	Validate(a *Admitter, task *v1alpha1.Task, cfg map[string]any) (field.ErrorList, []string)
+	Default(a *Admitter, task *v1alpha1.Task, c *config) bool
+	// Validate checks what the schema cannot; c.raw is the config as sent,
+	// before defaulting, and may not pass the schema.
+	Validate(a *Admitter, task *v1alpha1.Task, c *config) (field.ErrorList, []string)
 	// Access lists the permissions the requesting user must hold.
-	Access(a *Admitter, task *v1alpha1.Task, cfg map[string]any) []AccessCheck
+	Access(a *Admitter, task *v1alpha1.Task, c *config) []AccessCheck
 }
 
 // plugins maps each plugin to its admission rules.

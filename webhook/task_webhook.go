@@ -8,6 +8,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -151,17 +152,36 @@ type Options struct {
 	SyncSchemaDir string
 }
 
-// SetupWithManager registers the mutating and validating Task webhooks.
-func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+// NewAdmitterFromOptions loads the schemas and builds the Admitter the
+// webhooks share.
+func NewAdmitterFromOptions(opts Options) (*Admitter, error) {
 	set, err := schemas.Load(opts.SyncSchemaDir)
 	if err != nil {
-		return fmt.Errorf("load schemas: %w", err)
+		return nil, fmt.Errorf("load schemas: %w", err)
 	}
 	a := NewAdmitter(set)
 	a.AllowedClusterRoles = opts.AllowedClusterRoles
+	return a, nil
+}
+
+// SetupWithManager registers the mutating and validating Task webhooks on
+// the manager's webhook server.
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	a, err := NewAdmitterFromOptions(opts)
+	if err != nil {
+		return err
+	}
 	a.Scopes = MapperScopes{Mapper: mgr.GetRESTMapper()}
-	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.Task{}).
-		WithDefaulter(&Defaulter{Admitter: a}).
-		WithValidator(&Validator{Admitter: a, Authz: SARAuthorizer{Client: mgr.GetClient()}}).
-		Complete()
+	mutate, validate := Handlers(mgr.GetScheme(), a, SARAuthorizer{Client: mgr.GetClient()})
+	srv := mgr.GetWebhookServer()
+	srv.Register(MutatePath, mutate)
+	srv.Register(ValidatePath, validate)
+	return nil
+}
+
+// Handlers returns the HTTP handlers of the mutating and validating webhooks.
+func Handlers(scheme *runtime.Scheme, a *Admitter, authz Authorizer) (mutate, validate *ReviewHandler) {
+	mutate = NewReviewHandler(admission.WithDefaulter[*v1alpha1.Task](scheme, &Defaulter{Admitter: a}))
+	validate = NewReviewHandler(admission.WithValidator[*v1alpha1.Task](scheme, &Validator{Admitter: a, Authz: authz}))
+	return mutate, validate
 }

@@ -164,7 +164,7 @@ type Task struct {
 
 	// Status is what the controller observed.
 	// +optional
-	Status TaskStatus `json:"status,omitempty"`
+	Status TaskStatus `json:"status,omitzero"`
 }
 
 // TaskList is a list of Tasks.

@@ -1,0 +1,124 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+func review(op admissionv1.Operation, obj, old []byte, dryRun bool) []byte {
+	ar := admissionv1.AdmissionReview{Request: &admissionv1.AdmissionRequest{
+		UID:       types.UID("0000-1111"),
+		Kind:      metav1.GroupVersionKind{Group: "automation.astronetes.io", Version: "v1alpha1", Kind: "Task"},
+		Resource:  metav1.GroupVersionResource{Group: "automation.astronetes.io", Version: "v1alpha1", Resource: "tasks"},
+		Namespace: "shop", Operation: op, DryRun: &dryRun,
+		UserInfo:  authenticationv1.UserInfo{Username: "alice"},
+		Object:    runtime.RawExtension{Raw: obj}, OldObject: runtime.RawExtension{Raw: old},
+	}}
+	ar.SetGroupVersionKind(reviewGVK)
+	b, _ := json.Marshal(ar)
+	return b
+}
+
+func taskJSON(plugin, config string) []byte {
+	return []byte(`{"apiVersion":"automation.astronetes.io/v1alpha1","kind":"Task","metadata":{"name":"t1","namespace":"shop"},"spec":{"plugin":"` + plugin + `","config":` + config + `}}`)
+}
+
+func serve(h http.Handler, body []byte, contentType string) (int, admissionv1.AdmissionReview) {
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out admissionv1.AdmissionReview
+	_ = json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Code, out
+}
+
+func TestReviewHandler(t *testing.T) {
+	mutate, validate := Handlers(testScheme(), newTestAdmitter(t), fakeAuthz{})
+	good := taskJSON("custom-image", `{"image":"busybox:1.36","command":["echo"]}`)
+	tests := []struct {
+		name        string
+		handler     http.Handler
+		body        []byte
+		contentType string
+		wantHTTP    int
+		wantAllowed bool
+		wantCode    int32
+		wantText    string
+	}{
+		{name: "empty body", handler: validate, body: nil, wantHTTP: 400, wantCode: 400},
+		{name: "not JSON", handler: validate, body: []byte("{nope"), wantHTTP: 400, wantCode: 400, wantText: "not an AdmissionReview"},
+		{name: "no request", handler: mutate, body: []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), wantHTTP: 400, wantCode: 400},
+		{name: "v1beta1 refused", handler: mutate, body: bytes.Replace(review(admissionv1.Create, good, nil, false), []byte(`admission.k8s.io/v1"`), []byte(`admission.k8s.io/v1beta1"`), 1), wantHTTP: 400, wantCode: 400},
+		{name: "wrong content type", handler: mutate, body: review(admissionv1.Create, good, nil, false), contentType: "text/plain", wantHTTP: 400, wantCode: 400},
+		{name: "object not a Task", handler: validate, body: review(admissionv1.Create, []byte(`{"spec": 5}`), nil, false), wantHTTP: 200, wantCode: 400},
+		{name: "mutate patches defaults", handler: mutate, body: review(admissionv1.Create, good, nil, false), wantHTTP: 200, wantAllowed: true},
+		{name: "dry-run validated the same", handler: validate, body: review(admissionv1.Create, good, nil, true), wantHTTP: 200, wantAllowed: true},
+		{name: "invalid is 422 with causes", handler: validate, body: review(admissionv1.Create, taskJSON("custom-image", `{"imagee":"x"}`), nil, false),
+			wantHTTP: 200, wantCode: 422, wantText: `did you mean "image"?`},
+		{name: "unknown plugin refused by the mutating webhook", handler: mutate, body: review(admissionv1.Create, taskJSON("custom-imag", `{}`), nil, false),
+			wantHTTP: 200, wantCode: 422, wantText: `did you mean "custom-image"?`},
+		{name: "spec change refused", handler: validate, body: review(admissionv1.Update, good, taskJSON("custom-image", `{"image":"busybox:1.37","command":["echo"]}`), false),
+			wantHTTP: 200, wantCode: 422, wantText: "immutable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ct := tt.contentType
+			if ct == "" {
+				ct = "application/json"
+			}
+			code, out := serve(tt.handler, tt.body, ct)
+			if code != tt.wantHTTP {
+				t.Fatalf("HTTP %d, want %d", code, tt.wantHTTP)
+			}
+			if out.Response == nil {
+				t.Fatal("no AdmissionReview response")
+			}
+			if out.Response.Allowed != tt.wantAllowed {
+				t.Errorf("allowed = %v, want %v (%+v)", out.Response.Allowed, tt.wantAllowed, out.Response.Result)
+			}
+			if tt.wantCode != 0 && (out.Response.Result == nil || out.Response.Result.Code != tt.wantCode) {
+				t.Errorf("result %+v, want code %d", out.Response.Result, tt.wantCode)
+			}
+			if tt.wantText != "" && (out.Response.Result == nil || !strings.Contains(out.Response.Result.Message, tt.wantText)) {
+				t.Errorf("result %+v, want message containing %q", out.Response.Result, tt.wantText)
+			}
+			if tt.wantCode == 422 && (out.Response.Result.Details == nil || len(out.Response.Result.Details.Causes) == 0) {
+				t.Errorf("422 without causes: %+v", out.Response.Result)
+			}
+			if tt.wantHTTP == 200 && out.Response.UID != "0000-1111" {
+				t.Errorf("response uid %q, want the request's", out.Response.UID)
+			}
+		})
+	}
+}
+
+func TestMutatePatch(t *testing.T) {
+	mutate, _ := Handlers(testScheme(), newTestAdmitter(t), nil)
+	_, out := serve(mutate, review(admissionv1.Create, taskJSON("custom-image", `{"image":"busybox:1.36","command":["echo"]}`), nil, false), "application/json")
+	if out.Response.PatchType == nil || *out.Response.PatchType != admissionv1.PatchTypeJSONPatch {
+		t.Fatalf("no JSON patch: %+v", out.Response)
+	}
+	patch := string(out.Response.Patch)
+	for _, want := range []string{`"/spec/config/namespace"`, `"shop"`, `"/spec/config/serviceAccountName"`, `"t1-task"`, `"/spec/config/timeoutSeconds"`} {
+		if !strings.Contains(patch, want) {
+			t.Errorf("patch %s lacks %s", patch, want)
+		}
+	}
+	if strings.Contains(patch, `"/status"`) {
+		t.Errorf("patch touches status: %s", patch)
+	}
+	_ = v1alpha1.Task{}
+}
