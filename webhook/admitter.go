@@ -53,8 +53,8 @@ func NewAdmitter(set *schemas.Set) *Admitter {
 // config is a Task's spec.config, decoded once and shared by the steps of
 // one admission.
 type config struct {
-	plugin  pluginAdmission
-	schema  *schemas.Schema
+	plugin pluginAdmission
+	schema *schemas.Schema
 	value  map[string]any
 	raw    []byte // value as JSON, for decoding into the typed config
 }

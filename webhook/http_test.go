@@ -23,8 +23,8 @@ func review(op admissionv1.Operation, obj, old []byte, dryRun bool) []byte {
 		Kind:      metav1.GroupVersionKind{Group: "automation.astronetes.io", Version: "v1alpha1", Kind: "Task"},
 		Resource:  metav1.GroupVersionResource{Group: "automation.astronetes.io", Version: "v1alpha1", Resource: "tasks"},
 		Namespace: "shop", Operation: op, DryRun: &dryRun,
-		UserInfo:  authenticationv1.UserInfo{Username: "alice"},
-		Object:    runtime.RawExtension{Raw: obj}, OldObject: runtime.RawExtension{Raw: old},
+		UserInfo: authenticationv1.UserInfo{Username: "alice"},
+		Object:   runtime.RawExtension{Raw: obj}, OldObject: runtime.RawExtension{Raw: old},
 	}}
 	ar.SetGroupVersionKind(reviewGVK)
 	b, _ := json.Marshal(ar)
