@@ -1,0 +1,177 @@
+package helm_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+func TestHelmLint(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{name: "defaults"},
+		{name: "cert-manager", args: []string{"--set", "certs.mode=cert-manager"}},
+		{name: "everything on", args: []string{"--set", "metrics.serviceMonitor.enabled=true",
+			"--set", "synchronizationCRD.install=true", "--set", "allowedClusterRoles={view}"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if out, err := helm(t, append([]string{"lint", "--strict", chartDir()}, tc.args...)...); err != nil {
+				t.Fatalf("helm lint: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+func TestTemplateDefaults(t *testing.T) {
+	m := render(t)
+	for _, kind := range []string{"ServiceMonitor", "CustomResourceDefinition", "ConfigMap", "Issuer", "Certificate"} {
+		if got := m.find(kind); len(got) != 0 {
+			t.Errorf("defaults render %d %s, want none", len(got), kind)
+		}
+	}
+
+	d := one[appsv1.Deployment](t, m, "Deployment")
+	checkDeployment(t, d)
+	args := d.Spec.Template.Spec.Containers[0].Args
+	for _, want := range []string{"manager", "--leader-elect", "--cert-rotation", "--namespace=" + releaseNS,
+		"--cert-secret-name=taskgate-webhook-cert", "--webhook-service-name=taskgate-webhook",
+		"--mutating-webhook-configuration=taskgate-mutating", "--validating-webhook-configuration=taskgate-validating",
+		"--cert-dir=/tmp/k8s-webhook-server/serving-certs", "--webhook-port=9443"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("manager args %q lack %q", args, want)
+		}
+	}
+	if hasArgPrefix(args, "--allowed-cluster-roles") || hasArgPrefix(args, "--sync-schema-dir") {
+		t.Errorf("defaults pass an allow-list or schema dir: %q", args)
+	}
+	certs := volume(t, d, "certs")
+	if certs.EmptyDir == nil {
+		t.Errorf("self-signed certs volume = %+v, want an emptyDir the rotator writes to", certs.VolumeSource)
+	}
+
+	secret := one[corev1.Secret](t, m, "Secret")
+	if secret.Name != "taskgate-webhook-cert" || len(secret.Data)+len(secret.StringData) != 0 {
+		t.Errorf("Secret %s has data %v; the chart must ship it empty for the rotator", secret.Name, secret.Data)
+	}
+
+	svc := one[corev1.Service](t, m, "Service")
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 443 || svc.Spec.Ports[0].TargetPort.String() != "webhook" {
+		t.Errorf("webhook Service ports = %+v, want 443 -> webhook", svc.Spec.Ports)
+	}
+	if !selects(svc.Spec.Selector, d.Spec.Template.Labels) {
+		t.Errorf("Service selector %v does not select the Pods %v", svc.Spec.Selector, d.Spec.Template.Labels)
+	}
+
+	mw := one[admissionv1.MutatingWebhookConfiguration](t, m, "MutatingWebhookConfiguration")
+	vw := one[admissionv1.ValidatingWebhookConfiguration](t, m, "ValidatingWebhookConfiguration")
+	checkWebhooks(t, mw, vw, svc)
+	for _, obj := range []map[string]string{mw.Annotations, vw.Annotations} {
+		if _, ok := obj["cert-manager.io/inject-ca-from"]; ok {
+			t.Error("self-signed mode must not ask cert-manager to inject the CA")
+		}
+	}
+
+	pdb := one[policyv1.PodDisruptionBudget](t, m, "PodDisruptionBudget")
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 || !selects(pdb.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
+		t.Errorf("PDB = %+v, want minAvailable 1 selecting the manager", pdb.Spec)
+	}
+
+	cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+	checkLeastPrivilege(t, cr.Rules)
+	if r := ruleFor(cr.Rules, "rbac.authorization.k8s.io", "clusterroles", "bind"); r != nil {
+		t.Errorf("empty allowedClusterRoles must render no bind rule, got %+v", *r)
+	}
+	for _, res := range []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"} {
+		r := ruleFor(cr.Rules, "admissionregistration.k8s.io", res, "update")
+		if r == nil || len(r.ResourceNames) != 1 {
+			t.Errorf("%s update rule = %+v, want one restricted to our configuration", res, r)
+		}
+	}
+	role := one[rbacv1.Role](t, m, "Role")
+	if ruleFor(role.Rules, "", "secrets", "update") == nil || ruleFor(role.Rules, "coordination.k8s.io", "leases", "update") == nil {
+		t.Errorf("Role rules %+v lack secrets (rotation) or leases (leader election)", role.Rules)
+	}
+	checkBindings(t, m, d)
+}
+
+func TestTemplateCertManager(t *testing.T) {
+	m := render(t, "--set", "certs.mode=cert-manager")
+	if got := m.find("Secret"); len(got) != 0 {
+		t.Errorf("cert-manager mode renders a Secret; cert-manager owns it")
+	}
+	cert := m.find("Certificate")
+	issuer := m.find("Issuer")
+	if len(cert) != 1 || len(issuer) != 1 {
+		t.Fatalf("want one Certificate and one self-signed Issuer, got %d and %d", len(cert), len(issuer))
+	}
+	if self, _, _ := unstructuredField(issuer[0], "spec", "selfSigned"); self == nil {
+		t.Errorf("Issuer is not selfSigned: %v", issuer[0].Object["spec"])
+	}
+	secretName, _, _ := unstructuredField(cert[0], "spec", "secretName")
+	dnsNames, _, _ := unstructuredField(cert[0], "spec", "dnsNames")
+	if !strings.Contains(toJSON(dnsNames), `"taskgate-webhook.taskgate-system.svc"`) {
+		t.Errorf("Certificate dnsNames %v lack the webhook Service", dnsNames)
+	}
+	if ref, _, _ := unstructuredField(cert[0], "spec", "issuerRef", "name"); ref != issuer[0].GetName() {
+		t.Errorf("Certificate issuerRef %v, want %s", ref, issuer[0].GetName())
+	}
+
+	d := one[appsv1.Deployment](t, m, "Deployment")
+	checkDeployment(t, d)
+	args := d.Spec.Template.Spec.Containers[0].Args
+	if slices.Contains(args, "--cert-rotation") {
+		t.Errorf("cert-manager mode must not run the built-in rotator: %q", args)
+	}
+	if v := volume(t, d, "certs"); v.Secret == nil || v.Secret.SecretName != secretName {
+		t.Errorf("certs volume %+v, want the Certificate's Secret %v", v.VolumeSource, secretName)
+	}
+
+	svc := one[corev1.Service](t, m, "Service")
+	mw := one[admissionv1.MutatingWebhookConfiguration](t, m, "MutatingWebhookConfiguration")
+	vw := one[admissionv1.ValidatingWebhookConfiguration](t, m, "ValidatingWebhookConfiguration")
+	checkWebhooks(t, mw, vw, svc)
+	want := releaseNS + "/" + cert[0].GetName()
+	for name, ann := range map[string]map[string]string{mw.Name: mw.Annotations, vw.Name: vw.Annotations} {
+		if ann["cert-manager.io/inject-ca-from"] != want {
+			t.Errorf("%s inject-ca-from = %q, want %q", name, ann["cert-manager.io/inject-ca-from"], want)
+		}
+	}
+
+	cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+	checkLeastPrivilege(t, cr.Rules)
+	if ruleFor(cr.Rules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "list") != nil {
+		t.Error("cert-manager mode: the manager needs no access to webhook configurations")
+	}
+	if role := one[rbacv1.Role](t, m, "Role"); ruleFor(role.Rules, "", "secrets", "get") != nil {
+		t.Error("cert-manager mode: the manager needs no access to Secrets")
+	}
+	checkBindings(t, m, d)
+}
+
+func TestTemplateAllowedClusterRoles(t *testing.T) {
+	m := render(t, "--set", "allowedClusterRoles={view,edit}")
+	cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+	checkLeastPrivilege(t, cr.Rules)
+	var binds []rbacv1.PolicyRule
+	for _, r := range cr.Rules {
+		if slices.Contains(r.Verbs, "bind") {
+			binds = append(binds, r)
+		}
+	}
+	if len(binds) != 1 || !slices.Equal(binds[0].Resources, []string{"clusterroles"}) ||
+		!slices.Equal(binds[0].ResourceNames, []string{"view", "edit"}) || !slices.Equal(binds[0].Verbs, []string{"bind"}) {
+		t.Errorf("bind rules = %+v, want one: bind clusterroles [view edit]", binds)
+	}
+	d := one[appsv1.Deployment](t, m, "Deployment")
+	if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--allowed-cluster-roles=view,edit") {
+		t.Errorf("manager args %q lack the same allow-list", args)
+	}
+}
