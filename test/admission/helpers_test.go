@@ -1,0 +1,45 @@
+package admission_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	return s
+}
+
+func stringReader(s string) io.Reader { return strings.NewReader(s) }
+
+// namespace creates a namespace for one test.
+func namespace(t *testing.T, name string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := k8s.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+	return name
+}
+
+// taskYAML is a Task manifest with the config indented under spec.config.
+func taskYAML(name, ns string, plugin v1alpha1.Plugin, config string) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata:\n  name: " + name + "\n  namespace: " + ns + "\nspec:\n  plugin: " + string(plugin) + "\n  config:\n")
+	for _, line := range strings.Split(strings.TrimRight(config, "\n"), "\n") {
+		b.WriteString("    " + line + "\n")
+	}
+	return b.String()
+}
