@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -165,15 +166,18 @@ func decodeTask(data []byte) (task *v1alpha1.Task, errs field.ErrorList, skip bo
 		return nil, nil, true
 	}
 	task = &v1alpha1.Task{}
-	dec := json.NewDecoder(bytes.NewReader(jsonData))
-	dec.DisallowUnknownFields() // as kubectl's strict field validation would
-	if err := dec.Decode(task); err != nil {
-		return task, field.ErrorList{field.Invalid(field.NewPath("<document>"), field.OmitValueType{}, err.Error())}, false
-	}
+	// Strict, as kubectl's server-side field validation would be.
+	strictErrs, err := sigsjson.UnmarshalStrict(jsonData, task)
 	if task.Namespace == "" {
 		task.Namespace = "default"
 	}
-	return task, nil, false
+	if err != nil {
+		return task, field.ErrorList{field.Invalid(field.NewPath("<document>"), field.OmitValueType{}, err.Error())}, false
+	}
+	for _, e := range strictErrs {
+		errs = append(errs, field.Invalid(field.NewPath("<document>"), field.OmitValueType{}, e.Error()))
+	}
+	return task, errs, false
 }
 
 func readDocuments(inputs []string, stdin io.Reader) ([]document, error) {
