@@ -3,6 +3,7 @@ package webhook
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -82,19 +83,35 @@ func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg *config) (fiel
 	return errs, warnings
 }
 
-// validateResources checks every quantity under resources.requests/limits.
+// validateResources checks every quantity under resources.requests/limits,
+// and that no request exceeds its limit (the API server would refuse the Pod).
 func validateResources(cfg map[string]any) field.ErrorList {
 	res, _ := cfg["resources"].(map[string]any)
 	var errs field.ErrorList
+	parsed := map[string]map[string]resource.Quantity{}
 	for _, kind := range []string{"requests", "limits"} {
 		list, _ := res[kind].(map[string]any)
-		for name, q := range list {
+		parsed[kind] = map[string]resource.Quantity{}
+		for name, raw := range list {
 			p := configPath.Child("resources", kind).Key(name)
-			if _, err := resource.ParseQuantity(fmt.Sprint(q)); err != nil {
-				errs = append(errs, field.Invalid(p, fmt.Sprint(q), "not a quantity: use e.g. 100m or 0.5 for cpu, 64Mi or 1Gi for memory"))
+			q, err := resource.ParseQuantity(fmt.Sprint(raw))
+			switch {
+			case err != nil:
+				errs = append(errs, field.Invalid(p, fmt.Sprint(raw), "not a quantity: use e.g. 100m or 0.5 for cpu, 64Mi or 1Gi for memory"))
+			case q.Sign() < 0:
+				errs = append(errs, field.Invalid(p, fmt.Sprint(raw), "must not be negative"))
+			default:
+				parsed[kind][name] = q
 			}
 		}
 	}
+	for name, req := range parsed["requests"] {
+		if lim, ok := parsed["limits"][name]; ok && req.Cmp(lim) > 0 {
+			errs = append(errs, field.Invalid(configPath.Child("resources", "requests").Key(name), req.String(),
+				"must be less than or equal to the limit "+lim.String()))
+		}
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
 	return errs
 }
 
