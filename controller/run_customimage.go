@@ -232,7 +232,9 @@ func (c *customImageRunner) follow(task *v1alpha1.Task, pod *corev1.Pod) {
 // alone: that deadline counts from the Pod's start, so a Pod stuck pulling
 // its image would never time out.
 func (c *customImageRunner) enforceTimeout(ctx context.Context, task *v1alpha1.Task, pod *corev1.Pod, timeout time.Duration) (time.Duration, error) {
-	left := task.Status.StartTime.Add(timeout).Sub(c.clock.Now())
+	// startTime is stored in whole seconds, rounded down: the extra second
+	// makes sure no Task is stopped before it ran for its full timeout.
+	left := task.Status.StartTime.Add(timeout + time.Second).Sub(c.clock.Now())
 	if left > 0 {
 		return left, nil
 	}

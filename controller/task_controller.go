@@ -76,7 +76,9 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 // step starts the clock on a new Task and hands it to its runner.
 func (r *TaskReconciler) step(ctx context.Context, task *v1alpha1.Task, run runner, cp checkpointer) (time.Duration, error) {
 	if task.Status.StartTime == nil {
-		now := metav1.NewTime(r.clock.Now())
+		// In whole seconds, as the API server stores it, so the status
+		// written compares equal to the status read back.
+		now := metav1.NewTime(r.clock.Now()).Rfc3339Copy()
 		task.Status.StartTime = &now
 		setProgress(task, ReasonPending, "starting")
 	}
@@ -151,7 +153,7 @@ type attempt struct {
 
 // save writes the Task's status if it differs from what the API server holds.
 func (a *attempt) save(ctx context.Context) error {
-	deriveStatus(a.task, metav1.NewTime(a.r.clock.Now()))
+	deriveStatus(a.task, metav1.NewTime(a.r.clock.Now()).Rfc3339Copy())
 	if equality.Semantic.DeepEqual(a.saved, &a.task.Status) {
 		return nil
 	}

@@ -1,0 +1,87 @@
+package controller_test
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+)
+
+// config.clusterRole is bound to the Task's ServiceAccount while the Task
+// runs, under a finalizer, and unbound when it finishes or is deleted.
+func TestClusterRoleBinding(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	startManager(t, ns)
+
+	tests := []struct {
+		name string
+		end  func(t *testing.T, task *v1alpha1.Task, pod *corev1.Pod)
+	}{
+		{name: "finished", end: func(t *testing.T, task *v1alpha1.Task, pod *corev1.Pod) {
+			setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
+			task = waitForTask(t, ns, task.Name, v1alpha1.TaskSucceeded)
+			waitForEvents(t, task, controller.EventClusterRoleBindingCreated, controller.EventClusterRoleBindingRemoved)
+			eventually(t, "finalizer removed", func() error {
+				if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
+					return err
+				}
+				if slices.Contains(task.Finalizers, v1alpha1.Finalizer) {
+					return errNotYet("finalizers %v", task.Finalizers)
+				}
+				return nil
+			})
+		}},
+		{name: "deleted", end: func(t *testing.T, task *v1alpha1.Task, _ *corev1.Pod) {
+			if err := k8sClient.Delete(t.Context(), task); err != nil {
+				t.Fatalf("delete task: %v", err)
+			}
+			eventually(t, "task gone", func() error {
+				if err := get(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{}); !apierrors.IsNotFound(err) {
+					return errNotYet("task still there (%v)", err)
+				}
+				return nil
+			})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "nodes")
+			cfg.ClusterRole = "view"
+			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg))
+			pod := waitForPod(t, ns, tt.name)
+
+			task := &v1alpha1.Task{}
+			mustGet(t, ns, tt.name, task)
+			if !slices.Contains(task.Finalizers, v1alpha1.Finalizer) {
+				t.Errorf("finalizers = %v, want %s while the binding exists", task.Finalizers, v1alpha1.Finalizer)
+			}
+			crbName := v1alpha1.ClusterRoleBindingName(ns, tt.name)
+			crb := &rbacv1.ClusterRoleBinding{}
+			mustGet(t, "", crbName, crb)
+			wantSubject := rbacv1.Subject{Kind: "ServiceAccount", Namespace: ns, Name: pod.Spec.ServiceAccountName}
+			if crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != "view" ||
+				len(crb.Subjects) != 1 || crb.Subjects[0] != wantSubject {
+				t.Errorf("binding = %+v %+v, want view bound to %+v", crb.RoleRef, crb.Subjects, wantSubject)
+			}
+			if crb.Labels[v1alpha1.TaskLabel] != tt.name || crb.Labels[controller.TaskNamespaceLabel] != ns {
+				t.Errorf("binding labels = %v", crb.Labels)
+			}
+
+			tt.end(t, task, pod)
+			eventually(t, "binding removed", func() error {
+				if err := get(t, client.ObjectKey{Name: crbName}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
+					return errNotYet("binding still there (%v)", err)
+				}
+				return nil
+			})
+		})
+	}
+}

@@ -1,0 +1,167 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/astronetes/taskgate/controller"
+)
+
+const (
+	// waitTimeout bounds every wait for the controller; generous, since the
+	// whole package shares one API server.
+	waitTimeout  = 30 * time.Second
+	pollInterval = 100 * time.Millisecond
+)
+
+// testLogger logs to w, or nowhere unless verbose.
+func testLogger(w io.Writer, verbose bool) logr.Logger {
+	if !verbose {
+		w = io.Discard
+	}
+	return zap.New(zap.WriteTo(w), zap.UseDevMode(true))
+}
+
+// syncBuffer collects a manager's log lines for printing when a test fails.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newNamespace creates a namespace of the test's own. envtest has no
+// namespace controller, so it is not deleted afterwards.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tg-"}}
+	if err := k8sClient.Create(t.Context(), ns); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// startManager runs a manager with the Task controller, watching only ns so
+// that tests in parallel do not reconcile each other's Tasks. The returned
+// function stops it and waits until it has stopped; it also runs at the end
+// of the test. The manager's logs are printed if the test fails.
+func startManager(t *testing.T, ns string) (stop func()) {
+	t.Helper()
+	logs := &syncBuffer{}
+	var w io.Writer = logs
+	if os.Getenv("TASKGATE_TEST_LOG") != "" {
+		w = io.MultiWriter(logs, os.Stderr)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 testLogger(w, true).WithValues("test", t.Name()),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		// Tests start several managers in one process, each with a "task" controller.
+		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
+		GracefulShutdownTimeout: ptr.To(10 * time.Second),
+	})
+	if err != nil {
+		t.Fatalf("new manager: %v", err)
+	}
+	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 2}); err != nil {
+		t.Fatalf("setup controller: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("manager stopped with error: %v", err)
+				}
+			case <-time.After(waitTimeout):
+				t.Errorf("manager did not stop within %s", waitTimeout)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("logs of the manager:\n%s", logs.String())
+		}
+	})
+	return stop
+}
+
+// eventually polls check until it returns nil, failing the test with the
+// last error after waitTimeout.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v", waitTimeout, what, err)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// get reads obj by key from the API server.
+func get(t *testing.T, key client.ObjectKey, obj client.Object) error {
+	return k8sClient.Get(t.Context(), key, obj)
+}
+
+// mustGet reads obj or fails the test.
+func mustGet(t *testing.T, ns, name string, obj client.Object) {
+	t.Helper()
+	if err := get(t, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+		t.Fatalf("get %T %s/%s: %v", obj, ns, name, err)
+	}
+}
+
+// mustCreate creates obj or fails the test.
+func mustCreate(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := k8sClient.Create(t.Context(), obj); err != nil {
+		t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// errNotYet says what a poll is still waiting for.
+func errNotYet(format string, args ...any) error {
+	return fmt.Errorf(format, args...)
+}
+

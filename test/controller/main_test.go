@@ -1,0 +1,123 @@
+// Package controller_test runs the Task controller against a real
+// kube-apiserver and etcd (envtest), in-process, with the CRDs from
+// config/crd.
+//
+// envtest has no kubelet, no scheduler, no garbage collector and no Job or
+// namespace controller. Tests that need a Pod to run or finish set its status
+// as a kubelet would (see setPodStatus); nothing relies on owner references
+// being collected.
+package controller_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// The one control plane of this package, shared by every test; each test
+// works in its own namespace with its own manager.
+var (
+	cfg       *rest.Config
+	k8sClient client.Client
+	scheme    = runtime.NewScheme()
+)
+
+func init() {
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+// run starts the control plane, runs the tests and stops the control plane,
+// whatever happened: m.Run returning, a panic in this goroutine, Ctrl-C, or
+// the test binary's -timeout about to fire (it panics in a goroutine of its
+// own, which would skip every defer and leave etcd and kube-apiserver
+// running).
+func run(m *testing.M) int {
+	flag.Parse()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		home, _ := os.UserHomeDir()
+		_ = os.Setenv("KUBEBUILDER_ASSETS", filepath.Join(home, ".cache", "taskgate", "envtest-v1.37.2"))
+	}
+	// Managers log through their own per-test loggers; this silences the
+	// "log.SetLogger(...) was never called" warning of anything else.
+	log.SetLogger(testLogger(os.Stderr, os.Getenv("TASKGATE_TEST_LOG") != ""))
+
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd")},
+		ErrorIfCRDPathMissing: true,
+	}
+	var err error
+	cfg, err = env.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "start envtest (KUBEBUILDER_ASSETS=%s): %v\n", os.Getenv("KUBEBUILDER_ASSETS"), err)
+		return 1
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if err := env.Stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
+			}
+		})
+	}
+	defer stop() // also runs while a panic of this goroutine unwinds
+	stopOnSignalOrTimeout(stop)
+
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "client: %v\n", err)
+		return 1
+	}
+	ctrl.SetLogger(log.Log)
+	return m.Run()
+}
+
+// stopOnSignalOrTimeout stops the control plane on SIGINT/SIGTERM, and a few
+// seconds before -test.timeout makes the binary panic.
+func stopOnSignalOrTimeout(stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "%v: stopping envtest\n", s)
+		stop()
+		os.Exit(130)
+	}()
+	f := flag.Lookup("test.timeout")
+	if f == nil {
+		return
+	}
+	timeout, ok := f.Value.(flag.Getter).Get().(time.Duration)
+	if !ok || timeout <= 0 {
+		return
+	}
+	margin := min(10*time.Second, timeout/10)
+	time.AfterFunc(timeout-margin, func() {
+		fmt.Fprintln(os.Stderr, "test timeout is near: stopping envtest")
+		stop()
+	})
+}

@@ -1,0 +1,162 @@
+package controller_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+)
+
+// appendArg is a transformation that is not idempotent: every application
+// appends one more argument (and bumps the Deployment's generation), so it
+// shows whether it was applied twice.
+func appendArg() v1alpha1.TransformationConfig {
+	return v1alpha1.TransformationConfig{
+		Resources: []v1alpha1.GroupVersionResource{deploymentsGVR},
+		Names:     []string{"target"},
+		Operations: []v1alpha1.TransformationOperation{
+			{JSONPatch: rawJSON(`[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--drill"}]`)},
+		},
+	}
+}
+
+// A controller stopped at any point and replaced by a new one (a crash, a
+// leader change) creates no second Pod or Synchronization and patches
+// nothing twice.
+func TestRestartCreatesAndPatchesOnce(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// wait decides when the first manager is stopped.
+		wait func(t *testing.T, ns string)
+		// settled: the first manager got through every Task, so the
+		// transformation must have been applied exactly once (otherwise
+		// at most once: stopped between claim and result, it fails as
+		// Interrupted rather than patch again).
+		settled bool
+	}{
+		{name: "after-pod-exists", settled: true, wait: func(t *testing.T, ns string) {
+			waitForPod(t, ns, "run")
+			waitForTask(t, ns, "patch", v1alpha1.TaskSucceeded)
+			waitForTask(t, ns, "sync", v1alpha1.TaskSucceeded)
+		}},
+		{name: "at-once", wait: func(*testing.T, string) {}},
+		{name: "after-100ms", wait: func(*testing.T, string) { time.Sleep(100 * time.Millisecond) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ns := newNamespace(t)
+			mustCreate(t, makeDeployment(ns, "target", 1, nil))
+			before := &appsv1.Deployment{}
+			mustGet(t, ns, "target", before)
+
+			stop := startManager(t, ns)
+			mustCreate(t, makeTask(t, ns, "run", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
+			mustCreate(t, makeTask(t, ns, "sync", v1alpha1.PluginRunSync, syncConfig()))
+			mustCreate(t, makeTask(t, ns, "patch", v1alpha1.PluginTransformation, appendArg()))
+			tt.wait(t, ns)
+			stop()
+
+			startManager(t, ns)
+			setPodStatus(t, waitForPod(t, ns, "run"), corev1.PodSucceeded, 0, "Completed")
+			waitForTask(t, ns, "run", v1alpha1.TaskSucceeded)
+			waitForTask(t, ns, "sync", v1alpha1.TaskSucceeded)
+			patch := waitForFinished(t, ns, "patch")
+
+			assertCount(t, ns, "run", &corev1.PodList{}, 1)
+			assertCount(t, ns, "sync", &v1alpha1.SynchronizationList{}, 1)
+			after := &appsv1.Deployment{}
+			mustGet(t, ns, "target", after)
+			applied := len(after.Spec.Template.Spec.Containers[0].Args) - len(before.Spec.Template.Spec.Containers[0].Args)
+			if moved := after.Generation - before.Generation; moved != int64(applied) {
+				t.Errorf("generation moved %d times for %d appended args", moved, applied)
+			}
+			switch reason := succeededCondition(t, patch).Reason; {
+			case applied > 1:
+				t.Errorf("transformation applied %d times", applied)
+			case reason == controller.ReasonPatched && applied != 1:
+				t.Errorf("transformation Succeeded but applied %d times", applied)
+			case tt.settled && reason != controller.ReasonPatched:
+				t.Errorf("transformation ended %s: %s", reason, patch.Status.Message)
+			case reason != controller.ReasonPatched && reason != controller.ReasonInterrupted:
+				t.Errorf("transformation ended %s: %s", reason, patch.Status.Message)
+			}
+		})
+	}
+}
+
+// A transformation whose claim is recorded but whose result is not (its
+// controller died while patching) fails as Interrupted and patches nothing.
+func TestTransformationInterrupted(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	mustCreate(t, makeDeployment(ns, "target", 1, nil))
+	before := &appsv1.Deployment{}
+	mustGet(t, ns, "target", before)
+
+	task := makeTask(t, ns, "patch", v1alpha1.PluginTransformation, appendArg())
+	mustCreate(t, task)
+	// What a controller leaves behind when it stops right after claiming.
+	now := metav1.Now()
+	task.Status = v1alpha1.TaskStatus{
+		Phase:          v1alpha1.TaskRunning,
+		StartTime:      &now,
+		Transformation: &v1alpha1.TransformationStatus{},
+		Conditions: []metav1.Condition{{
+			Type: v1alpha1.ConditionSucceeded, Status: metav1.ConditionUnknown,
+			Reason: controller.ReasonPatching, Message: "patching objects", LastTransitionTime: now,
+		}},
+	}
+	if err := k8sClient.Status().Update(t.Context(), task); err != nil {
+		t.Fatalf("write claim: %v", err)
+	}
+
+	startManager(t, ns)
+	task = waitForTask(t, ns, "patch", v1alpha1.TaskFailed)
+	if c := succeededCondition(t, task); c.Reason != controller.ReasonInterrupted {
+		t.Errorf("condition = %+v, want Interrupted", c)
+	}
+	after := &appsv1.Deployment{}
+	mustGet(t, ns, "target", after)
+	if after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("deployment patched after the interruption: resourceVersion %s -> %s", before.ResourceVersion, after.ResourceVersion)
+	}
+}
+
+// waitForFinished waits until the Task is Succeeded or Failed.
+func waitForFinished(t *testing.T, ns, name string) *v1alpha1.Task {
+	t.Helper()
+	task := &v1alpha1.Task{}
+	eventually(t, "task "+name+" to finish", func() error {
+		if err := get(t, client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
+			return err
+		}
+		if !slices.Contains([]v1alpha1.TaskPhase{v1alpha1.TaskSucceeded, v1alpha1.TaskFailed}, task.Status.Phase) {
+			return errNotYet("phase %q", task.Status.Phase)
+		}
+		return nil
+	})
+	return task
+}
+
+// assertCount checks how many objects of list's kind carry the Task's label.
+func assertCount(t *testing.T, ns, taskName string, list client.ObjectList, want int) {
+	t.Helper()
+	err := k8sClient.List(t.Context(), list, client.InNamespace(ns),
+		client.MatchingLabels{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(taskName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if items := meta.LenList(list); items != want {
+		t.Errorf("%T of task %s: %d, want %d", list, taskName, items, want)
+	}
+}
