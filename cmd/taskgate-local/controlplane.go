@@ -34,7 +34,7 @@ type controlPlane struct {
 	stateDir    string
 	kubeconfig  string // admin kubeconfig for the user and kubectl
 	managerKube string // kubeconfig the manager runs with
-	certDir     string // webhook serving certificate (tls.crt, tls.key)
+	certDir     string // webhook serving certificate (tls.crt, tls.key, ca.crt)
 	webhookPort int
 	lock        *os.File
 }
@@ -73,8 +73,10 @@ func startControlPlane(o options) (*controlPlane, error) {
 	if err != nil {
 		return cp, fmt.Errorf("start control plane: %w", err)
 	}
-	cp.certDir = cp.env.WebhookInstallOptions.LocalServingCertDir
 	cp.webhookPort = cp.env.WebhookInstallOptions.LocalServingPort
+	if err := cp.copyServingCert(); err != nil {
+		return cp, err
+	}
 
 	scheme := runtime.NewScheme()
 	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1alpha1.AddToScheme(scheme)); err != nil {
@@ -89,6 +91,26 @@ func startControlPlane(o options) (*controlPlane, error) {
 	}
 	cp.managerKube = filepath.Join(o.stateDir, "manager.kubeconfig")
 	return cp, cp.writeKubeconfig(cp.managerKube, "taskgate-manager")
+}
+
+// copyServingCert puts envtest's webhook serving certificate, and the CA
+// the webhook configurations trust, into the state dir for the manager.
+func (cp *controlPlane) copyServingCert() error {
+	cp.certDir = filepath.Join(cp.stateDir, "certs")
+	if err := os.MkdirAll(cp.certDir, 0o700); err != nil {
+		return err
+	}
+	src := cp.env.WebhookInstallOptions.LocalServingCertDir
+	for _, name := range []string{"tls.crt", "tls.key"} {
+		data, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			return fmt.Errorf("webhook serving certificate: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(cp.certDir, name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(cp.certDir, "ca.crt"), cp.env.WebhookInstallOptions.LocalServingCAData, 0o600)
 }
 
 // writeKubeconfig provisions a user with a client certificate; system:masters
@@ -128,7 +150,7 @@ func (cp *controlPlane) prepareStateDir() error {
 // removeGenerated deletes only what this program creates in the state dir.
 func (cp *controlPlane) removeGenerated() error {
 	var errs []error
-	for _, name := range []string{"etcd", "apiserver", "kubeconfig", "manager.kubeconfig", "wrong-tasks.yaml", "kube-cache"} {
+	for _, name := range []string{"etcd", "apiserver", "kubeconfig", "manager.kubeconfig", "wrong-tasks.yaml", "kube-cache", "certs"} {
 		errs = append(errs, os.RemoveAll(filepath.Join(cp.stateDir, name)))
 	}
 	return errors.Join(errs...)

@@ -60,10 +60,11 @@ func demo(ctx context.Context, o options, cp *controlPlane, out io.Writer) error
 	if err := os.WriteFile(wrong, wrongTasks, 0o644); err != nil {
 		return err
 	}
-	refusal, err := k.run(ctx, "apply", "-f", wrong)
+	refusal, err := k.runQuiet(ctx, "apply", "-f", wrong)
 	if err == nil {
-		return errors.New("the wrong Tasks were admitted: is the webhook configured?")
+		return fmt.Errorf("the wrong Tasks were admitted: is the webhook configured?\n%s", refusal)
 	}
+	fmt.Fprintln(out, "refused, as it should be: the message is below")
 
 	fmt.Fprintf(out, "\n==> waiting up to %s for transformations and synchronizations to finish\n", o.settleTimeout)
 	if err := waitSettled(ctx, cp, o.settleTimeout); err != nil {
@@ -248,17 +249,26 @@ type kubectl struct {
 }
 
 func (k kubectl) run(ctx context.Context, args ...string) (string, error) {
+	out, err := k.runQuiet(ctx, args...)
+	if out != "" {
+		fmt.Fprintln(k.out, out)
+	}
+	return out, err
+}
+
+// runQuiet echoes the command only. Paths are given relative to the working
+// directory, so kubectl's messages read as the user would see them.
+func (k kubectl) runQuiet(ctx context.Context, args ...string) (string, error) {
 	shown := make([]string, len(args))
 	for i, a := range args {
 		shown[i] = rel(a)
 	}
 	fmt.Fprintf(k.out, "\n$ kubectl %s\n", strings.Join(shown, " "))
-	full := append([]string{"--kubeconfig=" + k.kubeconfig, "--cache-dir=" + k.cacheDir}, args...)
+	full := append([]string{"--kubeconfig=" + k.kubeconfig, "--cache-dir=" + k.cacheDir}, shown...)
 	var buf bytes.Buffer
 	cmd := exec.CommandContext(ctx, k.path, full...)
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
-	_, _ = k.out.Write(buf.Bytes())
 	return strings.TrimSpace(buf.String()), err
 }
 

@@ -45,7 +45,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o, os.Stdout); err != nil {
+	err := run(ctx, o, os.Stdout)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "taskgate-local: interrupted; everything it started is stopped")
+		os.Exit(130)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "taskgate-local:", err)
 		os.Exit(1)
 	}

@@ -67,7 +67,7 @@ func startManager(ctx context.Context, o options, cp *controlPlane) (*manager, e
 }
 
 func (m *manager) waitReady(ctx context.Context, readyURL string, cp *controlPlane) error {
-	ca, err := os.ReadFile(filepath.Join(cp.certDir, "tls.crt"))
+	ca, err := os.ReadFile(filepath.Join(cp.certDir, "ca.crt"))
 	if err != nil {
 		return err
 	}

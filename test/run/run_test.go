@@ -1,0 +1,282 @@
+// Package run_test runs `make run`'s program, cmd/taskgate-local, end to end:
+// a real kube-apiserver and etcd, the real manager binary, kubectl applying
+// the samples.
+package run_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func assetsDir() string {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "taskgate", "envtest-v1.37.2")
+}
+
+// skipUnlessCI skips on a developer's machine and fails in CI, where a
+// skipped test would hide a broken setup.
+func skipUnlessCI(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+var (
+	buildOnce            sync.Once
+	managerBin, localBin string
+	buildErr             error
+	buildDir             string
+)
+
+// binaries builds the manager and taskgate-local as `make build` does, once
+// for the package.
+func binaries(t *testing.T) (manager, local string) {
+	t.Helper()
+	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(assetsDir(), bin)); err != nil {
+			skipUnlessCI(t, bin+" missing in "+assetsDir()+": run `make envtest`")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(repoRoot(), "cmd", "taskgate")); err != nil {
+		skipUnlessCI(t, "cmd/taskgate does not exist yet")
+	}
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "taskgate-run-test-"); buildErr != nil {
+			return
+		}
+		managerBin, localBin = filepath.Join(buildDir, "taskgate"), filepath.Join(buildDir, "taskgate-local")
+		// One go build links both binaries in parallel.
+		cmd := exec.Command("go", "build", "-trimpath", "-o", buildDir+string(filepath.Separator), "./cmd/taskgate", "./cmd/taskgate-local")
+		cmd.Dir = repoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, b)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return managerBin, localBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// syncBuffer is written by the process's output copier while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is a running taskgate-local.
+type proc struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	state  string
+	exited chan error // receives Wait's result once
+	err    error
+	done   bool
+}
+
+// wait waits for the process to exit, or for the timeout.
+func (p *proc) wait(timeout time.Duration) (error, bool) {
+	if p.done {
+		return p.err, true
+	}
+	select {
+	case p.err = <-p.exited:
+		p.done = true
+		return p.err, true
+	case <-time.After(timeout):
+		return nil, false
+	}
+}
+
+// start runs taskgate-local with its own state dir, whose path appears in
+// the command line of every process it starts (etcd's data dir, the API
+// server's certificates, the manager's cert dir): that is how leftovers are
+// found, without touching anyone else's etcd.
+func start(t *testing.T, extra ...string) *proc {
+	t.Helper()
+	manager, local := binaries(t)
+	state := filepath.Join(t.TempDir(), "state")
+	args := append([]string{"--state-dir", state, "--manager-binary", manager, "--assets", assetsDir()}, extra...)
+	p := &proc{cmd: exec.Command(local, args...), out: &syncBuffer{}, state: state, exited: make(chan error, 1)}
+	p.cmd.Dir = repoRoot()
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if _, ok := p.wait(0); !ok {
+			_ = p.cmd.Process.Kill()
+			p.wait(time.Minute)
+		}
+		killLeftovers(state)
+	})
+	return p
+}
+
+// leftovers lists processes whose command line names the state dir.
+func leftovers(state string) []string {
+	out, _ := exec.Command("pgrep", "-af", state).Output()
+	var procs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line != "" && !strings.Contains(line, "pgrep") {
+			procs = append(procs, line)
+		}
+	}
+	return procs
+}
+
+func killLeftovers(state string) {
+	for _, line := range leftovers(state) {
+		if pid, err := strconv.Atoi(strings.Fields(line)[0]); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func TestDemo(t *testing.T) {
+	p := start(t, "--exit-after-demo")
+	err, exited := p.wait(4 * time.Minute)
+	if !exited || err != nil {
+		t.Fatalf("taskgate-local --exit-after-demo: exited=%v err=%v\n%s", exited, err, p.out)
+	}
+	text := p.out.String()
+	t.Logf("output:\n%s", text)
+
+	table := tasksTable(text)
+	if len(table) == 0 {
+		t.Fatal("no `kubectl get tasks -A` table in the output")
+	}
+	for _, plugin := range []string{"kubernetes-object-transformation", "run-synchronization"} {
+		if !hasRow(table, plugin, "Succeeded") {
+			t.Errorf("no Succeeded %s row in:\n%s", plugin, strings.Join(table, "\n"))
+		}
+	}
+	if !hasRow(table, "custom-image") {
+		t.Errorf("no custom-image row in:\n%s", strings.Join(table, "\n"))
+	}
+	for _, want := range []string{
+		`admission webhook "vtask.automation.astronetes.io" denied the request`,
+		`"imagee"`,
+		`"kuberentes-to-kubernetes"`,
+		"No Pods run here",
+		"\nexport KUBECONFIG=" + filepath.Join(p.state, "kubeconfig") + "\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if procs := leftovers(p.state); len(procs) > 0 {
+		t.Errorf("processes left running after exit:\n%s", strings.Join(procs, "\n"))
+	}
+}
+
+// TestInterrupted sends SIGTERM once the control plane is up, while the
+// manager starts: everything started so far must stop, as after a Ctrl-C.
+func TestInterrupted(t *testing.T) {
+	p := start(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(p.out.String(), "control plane up") {
+		if _, exited := p.wait(100 * time.Millisecond); exited || time.Now().After(deadline) {
+			t.Fatalf("control plane did not come up:\n%s", p.out)
+		}
+	}
+	if len(leftovers(p.state)) < 2 {
+		t.Fatalf("etcd and kube-apiserver do not name the state dir; the leftover check would prove nothing: %q", leftovers(p.state))
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if _, exited := p.wait(time.Minute); !exited {
+		t.Fatalf("still running a minute after SIGTERM:\n%s", p.out)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 130 && code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 130 (interrupted) or 0\n%s", code, p.out)
+	}
+	if procs := leftovers(p.state); len(procs) > 0 {
+		t.Errorf("processes left running after SIGTERM:\n%s\noutput:\n%s", strings.Join(procs, "\n"), p.out)
+	}
+}
+
+// tasksTable returns the header and rows printed by `kubectl get tasks -A`.
+func tasksTable(text string) []string {
+	var rows []string
+	in := false
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "NAMESPACE") && strings.Contains(line, "PLUGIN") && strings.Contains(line, "PHASE"):
+			in = true
+			rows = append(rows, line)
+		case in && strings.TrimSpace(line) == "":
+			return rows
+		case in:
+			rows = append(rows, line)
+		}
+	}
+	return rows
+}
+
+func hasRow(rows []string, fields ...string) bool {
+	for _, r := range rows[1:] {
+		cols := strings.Fields(r)
+		all := true
+		for _, f := range fields {
+			all = all && containsField(cols, f)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+func containsField(cols []string, f string) bool {
+	for _, c := range cols {
+		if c == f {
+			return true
+		}
+	}
+	return false
+}
