@@ -221,6 +221,9 @@ func (c *customImageRunner) follow(task *v1alpha1.Task, pod *corev1.Pod) {
 		}
 	case corev1.PodRunning:
 		setProgress(task, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
+	case corev1.PodUnknown:
+		// The node stopped reporting; the Pod may still run there.
+		setProgress(task, ReasonRunning, fmt.Sprintf("pod %s is in an unknown state: %s", pod.Name, pod.Status.Message))
 	default:
 		setProgress(task, ReasonPending, pendingMessage(pod))
 	}

@@ -125,7 +125,7 @@ func TestMirror(t *testing.T) {
 	}
 }
 
-func TestObserveFinishedCountsOnce(t *testing.T) {
+func TestObserveFinished(t *testing.T) {
 	start := metav1.NewTime(time.Now().Add(-90 * time.Second))
 	task := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: "unit-test-plugin"}}
 	task.Status.StartTime = &start

@@ -84,7 +84,10 @@ func startManager(t *testing.T, ns string) (stop func()) {
 		Logger:                 testLogger(w, true).WithValues("test", t.Name()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Cache: cache.Options{
+			DefaultNamespaces: map[string]cache.Config{ns: {}},
+			ByObject:          controller.CacheByObject(),
+		},
 		// Tests start several managers in one process, each with a "task" controller.
 		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
 		GracefulShutdownTimeout: ptr.To(10 * time.Second),
@@ -164,4 +167,3 @@ func mustCreate(t *testing.T, obj client.Object) {
 func errNotYet(format string, args ...any) error {
 	return fmt.Errorf(format, args...)
 }
-
