@@ -9,11 +9,14 @@
 package controller_test
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -84,8 +87,14 @@ func run(m *testing.M) int {
 			}
 		})
 	}
+	// The binary is about to die: no time for kube-apiserver to drain its
+	// watches. Kill the control plane, then let envtest remove its files.
+	stopNow := func() {
+		killChildren()
+		stop()
+	}
 	defer stop() // also runs while a panic of this goroutine unwinds
-	stopOnSignalOrTimeout(stop)
+	stopOnSignalOrTimeout(stopNow)
 
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
@@ -115,9 +124,32 @@ func stopOnSignalOrTimeout(stop func()) {
 	if !ok || timeout <= 0 {
 		return
 	}
-	margin := min(10*time.Second, timeout/10)
+	margin := min(15*time.Second, timeout/5)
 	time.AfterFunc(timeout-margin, func() {
 		fmt.Fprintln(os.Stderr, "test timeout is near: stopping envtest")
 		stop()
 	})
+}
+
+// killChildren sends SIGKILL to this process's children: the control plane's
+// etcd and kube-apiserver, the only processes the tests start. Linux only
+// (it reads /proc); elsewhere it does nothing.
+func killChildren() {
+	self := strconv.Itoa(os.Getpid())
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after it.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) > 1 && fields[1] == self {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
