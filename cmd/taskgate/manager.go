@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,7 +18,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -91,18 +89,16 @@ func newScheme() *runtime.Scheme {
 }
 
 // cacheOptions keep the controller's memory bounded by the Tasks' own
-// objects: only Pods, ServiceAccounts and ClusterRoleBindings that carry the
-// task label are cached, and managed fields are stripped from everything.
+// objects: only the Pods, ServiceAccounts, Synchronizations and
+// ClusterRoleBindings that carry the task label are cached, and managed
+// fields are stripped from everything.
 func cacheOptions() cache.Options {
+	byObject := controller.CacheByObject()
 	req, _ := labels.NewRequirement(v1alpha1.TaskLabel, selection.Exists, nil)
-	owned := cache.ByObject{Label: labels.NewSelector().Add(*req)}
+	byObject[&rbacv1.ClusterRoleBinding{}] = cache.ByObject{Label: labels.NewSelector().Add(*req)}
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:                owned,
-			&corev1.ServiceAccount{}:     owned,
-			&rbacv1.ClusterRoleBinding{}: owned,
-		},
+		ByObject:         byObject,
 	}
 }
 
