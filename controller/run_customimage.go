@@ -32,8 +32,7 @@ func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, _ chec
 		err = fmt.Errorf("%w: config.namespace %q: the Pod runs in the Task's namespace %q", errInvalidConfig, cfg.Namespace, task.Namespace)
 	}
 	if err != nil {
-		fail(task, ReasonInvalidConfig, err.Error())
-		return 0, nil
+		return 0, failPermanent(task, err)
 	}
 	st := task.Status.CustomImage
 	if st == nil {

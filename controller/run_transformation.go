@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -99,7 +98,7 @@ func (t *transformationRunner) run(ctx context.Context, task *v1alpha1.Task, cp 
 	}
 	// The result cannot be computed again, so try harder than usual to keep
 	// it: a write lost here would turn into ReasonInterrupted.
-	retriable := func(err error) bool { return !errors.Is(err, errStaleStatus) && !apierrors.IsNotFound(err) }
+	retriable := func(err error) bool { return !errors.Is(err, errStaleStatus) && !errors.Is(err, errTaskGone) }
 	if err := retry.OnError(retry.DefaultBackoff, retriable, func() error { return cp.save(ctx) }); err != nil {
 		return 0, fmt.Errorf("record transformation result: %w", err)
 	}

@@ -57,14 +57,19 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 
 	a := &attempt{r: r, task: task, saved: task.Status.DeepCopy()}
 	requeueAfter, err := r.step(ctx, task, run, a)
-	if err != nil {
-		return ctrl.Result{}, err
+	if err == nil {
+		err = a.save(ctx)
 	}
-	if err := a.save(ctx); errors.Is(err, errStaleStatus) {
+	switch {
+	case errors.Is(err, errStaleStatus):
+		// The watch event carrying the newer Task triggers the next
+		// reconcile; the requeue is a safety net.
 		log.FromContext(ctx).V(1).Info("status not written: the cached task was stale")
 		return ctrl.Result{RequeueAfter: time.Second}, nil
-	} else if err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	case errors.Is(err, errTaskGone):
+		return ctrl.Result{}, nil // its children go with it (owner references)
+	case err != nil:
+		return ctrl.Result{}, err
 	}
 	if !isFinished(&task.Status) {
 		return ctrl.Result{RequeueAfter: requeueAfter}, nil
@@ -143,6 +148,9 @@ func (d *deps) setFinalizer(ctx context.Context, task *v1alpha1.Task, present bo
 // since moved on. Nothing was written; the newer Task is reconciled next.
 var errStaleStatus = errors.New("task status changed since it was read")
 
+// errTaskGone: the Task was deleted while it was being reconciled.
+var errTaskGone = errors.New("task deleted")
+
 // attempt is one reconcile's view of a Task's status: what the API server
 // holds (saved) and what the runner made of it (task.Status).
 type attempt struct {
@@ -160,6 +168,9 @@ func (a *attempt) save(ctx context.Context) error {
 	err := a.r.client.Status().Update(ctx, a.task)
 	if apierrors.IsConflict(err) {
 		err = a.updateFresh(ctx)
+	}
+	if apierrors.IsNotFound(err) {
+		return errTaskGone
 	}
 	if err != nil {
 		return fmt.Errorf("update status of task %s/%s: %w", a.task.Namespace, a.task.Name, err)
