@@ -71,11 +71,8 @@ func (t *transformationRunner) run(ctx context.Context, task *v1alpha1.Task, cp 
 		return 0, failPermanent(task, err)
 	}
 	targets, err := t.resolve(task, cfg)
-	if err != nil {
+	if err != nil || isFinished(&task.Status) { // finished: a resource is not served
 		return 0, err
-	}
-	if targets == nil { // failed: a resource is not served
-		return 0, nil
 	}
 
 	task.Status.Transformation = &v1alpha1.TransformationStatus{}
@@ -134,8 +131,8 @@ func compile(cfg *v1alpha1.TransformationConfig) ([]operation, labels.Selector, 
 }
 
 // resolve maps every listed resource through the API server's discovery. It
-// returns nil targets, having failed the Task, if one is not served, and an
-// error only for what a retry may fix (discovery unavailable).
+// fails the Task if one is not served, and returns an error only for what a
+// retry may fix (discovery unavailable).
 func (t *transformationRunner) resolve(task *v1alpha1.Task, cfg *v1alpha1.TransformationConfig) ([]target, error) {
 	namespaces := slices.Compact(slices.Sorted(slices.Values(cfg.Namespaces)))
 	if len(namespaces) == 0 {
