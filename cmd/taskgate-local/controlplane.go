@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -48,8 +49,10 @@ func startControlPlane(o options) (*controlPlane, error) {
 	}
 	cp.env = &envtest.Environment{
 		BinaryAssetsDirectory: o.assetsDir,
-		CRDDirectoryPaths:     []string{o.crdDir},
-		ErrorIfCRDPathMissing: true,
+		// A busy machine can take longer than envtest's default 20s to start kube-apiserver.
+		ControlPlaneStartTimeout: 90 * time.Second,
+		CRDDirectoryPaths:        []string{o.crdDir},
+		ErrorIfCRDPathMissing:    true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			// envtest makes a CA and a serving certificate for this host and
 			// writes the caBundle and https://127.0.0.1:<port>/<path> into

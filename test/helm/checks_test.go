@@ -74,6 +74,12 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 	if term.TopologyKey != corev1.LabelHostname || !selects(term.LabelSelector.MatchLabels, d.Spec.Template.Labels) {
 		t.Errorf("anti-affinity term = %+v, want hostname spreading of the manager Pods", term)
 	}
+	if tmp := volume(t, d, "tmp"); tmp.EmptyDir == nil || !mounted(c, "tmp", "/tmp", false) {
+		t.Errorf("want a writable emptyDir at /tmp beside the read-only root file system, got %+v", tmp.VolumeSource)
+	}
+	if !mounted(c, "certs", "/tmp/k8s-webhook-server/serving-certs", true) || !slices.Contains(c.Args, "--cert-dir=/tmp/k8s-webhook-server/serving-certs") {
+		t.Errorf("the certificate is not mounted read-only at --cert-dir: %+v", c.VolumeMounts)
+	}
 	if d.Spec.Template.Spec.ServiceAccountName != "taskgate" {
 		t.Errorf("serviceAccountName = %q", d.Spec.Template.Spec.ServiceAccountName)
 	}
@@ -172,6 +178,12 @@ func checkBindings(t *testing.T, m manifest, d *appsv1.Deployment) {
 	if rb.RoleRef.Name != role.Name || rb.RoleRef.Kind != "Role" || !slices.Equal(rb.Subjects, want) || rb.Namespace != releaseNS {
 		t.Errorf("RoleBinding = %+v", rb)
 	}
+}
+
+func mounted(c corev1.Container, name, path string, readOnly bool) bool {
+	return slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.Name == name && m.MountPath == path && m.ReadOnly == readOnly
+	})
 }
 
 func ruleFor(rules []rbacv1.PolicyRule, group, resource, verb string) *rbacv1.PolicyRule {

@@ -156,13 +156,7 @@ func checkCopiedPackages(t *testing.T, build stage) {
 // TestStaticBinary builds cmd/taskgate as the Dockerfile does and checks the
 // ELF has no program interpreter: distroless/static has no libc.
 func TestStaticBinary(t *testing.T) {
-	if _, err := os.Stat(filepath.Join(repoRoot(), "cmd", "taskgate")); err != nil {
-		skipUnlessCI(t, "cmd/taskgate does not exist yet")
-	}
-	bin := filepath.Join(t.TempDir(), "taskgate")
-	if out, err := goCmd("build", "-trimpath", "-o", bin, "./cmd/taskgate"); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := managerBinary(t)
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -36,7 +37,8 @@ func cluster(t *testing.T) (client.Client, string) {
 }
 
 func startEnv() {
-	env = &envtest.Environment{BinaryAssetsDirectory: assetsDir()}
+	// A generous start timeout: a loaded CI machine starts kube-apiserver slowly.
+	env = &envtest.Environment{BinaryAssetsDirectory: assetsDir(), ControlPlaneStartTimeout: 90 * time.Second}
 	cfg, err := env.Start()
 	if err != nil {
 		envErr = err

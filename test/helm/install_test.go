@@ -86,6 +86,10 @@ func TestInstall(t *testing.T) {
 		}
 	})
 
+	t.Run("real manager with the chart's RBAC", func(t *testing.T) {
+		checkManagerWithChartRBAC(ctx, t, c, kc)
+	})
+
 	t.Run("second release with an allow-list", func(t *testing.T) {
 		out, err := helm(t, "install", "other", chartDir(), "--namespace", "other-system", "--create-namespace",
 			"--kubeconfig", kc, "--set", "allowedClusterRoles={view}")

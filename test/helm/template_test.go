@@ -52,9 +52,10 @@ func TestTemplateDefaults(t *testing.T) {
 	if hasArgPrefix(args, "--allowed-cluster-roles") || hasArgPrefix(args, "--sync-schema-dir") {
 		t.Errorf("defaults pass an allow-list or schema dir: %q", args)
 	}
-	certs := volume(t, d, "certs")
-	if certs.EmptyDir == nil {
-		t.Errorf("self-signed certs volume = %+v, want an emptyDir the rotator writes to", certs.VolumeSource)
+	// cert-controller writes only the Secret and waits for the kubelet to
+	// mount it: an emptyDir would never see a certificate.
+	if certs := volume(t, d, "certs"); certs.Secret == nil || certs.Secret.SecretName != "taskgate-webhook-cert" {
+		t.Errorf("self-signed certs volume = %+v, want the rotator's Secret taskgate-webhook-cert", certs.VolumeSource)
 	}
 
 	secret := one[corev1.Secret](t, m, "Secret")

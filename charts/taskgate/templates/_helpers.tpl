@@ -59,7 +59,7 @@ app.kubernetes.io/part-of: taskgate
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{/* Where the manager reads its serving certificate; an emptyDir or the cert-manager Secret. */}}
+{{/* Where the kubelet mounts the serving certificate Secret (rotator or cert-manager). */}}
 {{- define "taskgate.certDir" -}}/tmp/k8s-webhook-server/serving-certs{{- end }}
 {{- define "taskgate.syncSchemaDir" -}}/etc/taskgate/sync-schemas{{- end }}
 

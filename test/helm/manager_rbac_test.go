@@ -1,0 +1,212 @@
+package helm_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+var (
+	managerOnce sync.Once
+	managerPath string
+	managerErr  error
+)
+
+// managerBinary builds cmd/taskgate as the Dockerfile does, once per package.
+func managerBinary(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(repoRoot(), "cmd", "taskgate")); err != nil {
+		skipUnlessCI(t, "cmd/taskgate does not exist yet")
+	}
+	managerOnce.Do(func() {
+		managerPath = filepath.Join(helmHome(t), "taskgate")
+		if out, err := goCmd("build", "-trimpath", "-o", managerPath, "./cmd/taskgate"); err != nil {
+			managerErr = &buildError{out: out, err: err}
+		}
+	})
+	if managerErr != nil {
+		t.Fatal(managerErr)
+	}
+	return managerPath
+}
+
+type buildError struct {
+	out string
+	err error
+}
+
+func (e *buildError) Error() string {
+	return "go build ./cmd/taskgate: " + e.err.Error() + "\n" + e.out
+}
+
+// checkManagerWithChartRBAC runs the real manager with the chart's default
+// arguments, impersonating the chart's ServiceAccount, so that it holds
+// exactly the installed RBAC: the rotator must fill the Secret and both
+// caBundles, leader election must win its Lease and every controller cache
+// must sync without a Forbidden.
+func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string) {
+	bin := managerBinary(t)
+	kc := impersonatingKubeconfig(t, adminKubeconfig, "system:serviceaccount:"+releaseNS+":taskgate", releaseNS)
+	webhookPort, healthPort := freePort(t), freePort(t)
+	certDir := t.TempDir()
+	stopSync := mountSecret(ctx, t, c, client.ObjectKey{Namespace: releaseNS, Name: "taskgate-webhook-cert"}, certDir)
+	defer stopSync()
+	var log bytes.Buffer
+	cmd := exec.Command(bin, "manager", "--leader-elect", "--metrics-bind-address=0",
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(healthPort), "--webhook-port="+strconv.Itoa(webhookPort),
+		"--cert-dir="+certDir, "--cert-rotation", "--namespace="+releaseNS,
+		"--cert-secret-name=taskgate-webhook-cert", "--webhook-service-name=taskgate-webhook",
+		"--mutating-webhook-configuration=taskgate-mutating", "--validating-webhook-configuration=taskgate-validating",
+		"--log-format=json")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kc)
+	cmd.Stdout, cmd.Stderr = &syncWriter{w: &log}, &syncWriter{w: &log}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("manager log:\n%s", logText(&log))
+		}
+	}()
+
+	ready := "http://127.0.0.1:" + strconv.Itoa(healthPort) + "/readyz"
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		text := logText(&log)
+		if httpStatus(ready) == http.StatusOK && strings.Contains(text, `"msg":"Starting workers"`) {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("manager exited: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("manager not ready with controller workers started after 90s")
+		}
+	}
+	if text := strings.ToLower(logText(&log)); strings.Contains(text, "forbidden") {
+		t.Error("the manager hit Forbidden with the chart's RBAC")
+	}
+	var secret corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: "taskgate-webhook-cert"}, &secret); err != nil || len(secret.Data["tls.crt"]) == 0 {
+		t.Errorf("the rotator did not fill the Secret: %v", err)
+	}
+	var mw admissionv1.MutatingWebhookConfiguration
+	var vw admissionv1.ValidatingWebhookConfiguration
+	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-mutating"}, &mw); err != nil || len(mw.Webhooks[0].ClientConfig.CABundle) == 0 {
+		t.Errorf("no caBundle injected into taskgate-mutating: %v", err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-validating"}, &vw); err != nil || len(vw.Webhooks[0].ClientConfig.CABundle) == 0 {
+		t.Errorf("no caBundle injected into taskgate-validating: %v", err)
+	}
+}
+
+// mountSecret plays the kubelet's part for a Secret volume: it copies the
+// Secret's keys into dir whenever they change, until the returned stop is
+// called. The rotator only writes the Secret and waits for this.
+func mountSecret(ctx context.Context, t *testing.T, c client.Client, key client.ObjectKey, dir string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			var s corev1.Secret
+			if err := c.Get(ctx, key, &s); err == nil {
+				for name, data := range s.Data {
+					path := filepath.Join(dir, name)
+					if old, _ := os.ReadFile(path); !bytes.Equal(old, data) {
+						_ = os.WriteFile(path+".tmp", data, 0o600)
+						_ = os.Rename(path+".tmp", path)
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// impersonatingKubeconfig writes the admin kubeconfig with impersonation of a
+// ServiceAccount, which is how the manager sees the API server in its Pod.
+func impersonatingKubeconfig(t *testing.T, admin, user, ns string) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, auth := range cfg.AuthInfos {
+		auth.Impersonate = user
+		auth.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpStatus(url string) int {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+var logMu sync.Mutex
+
+// syncWriter serialises the manager's stdout and stderr into one buffer.
+type syncWriter struct{ w *bytes.Buffer }
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	return s.w.Write(p)
+}
+
+func logText(b *bytes.Buffer) string {
+	logMu.Lock()
+	defer logMu.Unlock()
+	return b.String()
+}
