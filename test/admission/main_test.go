@@ -118,8 +118,8 @@ func startWebhooks(ctx context.Context, cfg *rest.Config, stopped chan<- struct{
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		// The webhook server drains in-flight reviews when the tests end.
 		GracefulShutdownTimeout: ptr.To(5 * time.Second),
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
 		}),
