@@ -44,6 +44,9 @@ const (
 	ReasonInterrupted = "Interrupted"
 	// ReasonSynchronizationFailed: the Synchronization reports failure.
 	ReasonSynchronizationFailed = "SynchronizationFailed"
+	// ReasonSynchronizationNotServed: the cluster has no Synchronization API
+	// (neither the Astronetes CRD nor the chart's minimal one).
+	ReasonSynchronizationNotServed = "SynchronizationNotServed"
 )
 
 // Reasons of the Kubernetes Events the controller records on a Task.

@@ -45,6 +45,11 @@ func (s *runSyncRunner) run(ctx context.Context, task *v1alpha1.Task, _ checkpoi
 		return 0, failPermanent(task, err)
 	}
 	sync, err := s.ensureSynchronization(ctx, task, cfg)
+	if meta.IsNoMatchError(err) {
+		fail(task, ReasonSynchronizationNotServed, "the cluster does not serve synchronizations."+
+			v1alpha1.GroupVersion.String()+": install the Astronetes operator, or the minimal CRD (chart value synchronizationCRD.install=true, or dist/synchronization-crd.yaml)")
+		return 0, nil
+	}
 	if err != nil {
 		return 0, failPermanent(task, err)
 	}

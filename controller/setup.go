@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/dynamic"
@@ -33,18 +34,31 @@ type Options struct {
 // cluster's Pods are not all held in memory. Pass it as
 // cache.Options.ByObject when creating the manager. The controller works
 // without it too: it reads objects it did not create (a name conflict) from
-// the API server.
-func CacheByObject() map[client.Object]cache.ByObject {
+// the API server. Synchronizations are left out when mapper says the cluster
+// does not serve them, since the manager cannot be created with a cache
+// setting for an unknown kind; a nil mapper assumes they are served.
+func CacheByObject(mapper meta.RESTMapper) map[client.Object]cache.ByObject {
 	req, err := labels.NewRequirement(v1alpha1.TaskLabel, selection.Exists, nil)
 	if err != nil {
 		panic(err) // a constant label key: cannot happen
 	}
 	byTask := cache.ByObject{Label: labels.NewSelector().Add(*req)}
-	return map[client.Object]cache.ByObject{
-		&corev1.Pod{}:               byTask,
-		&corev1.ServiceAccount{}:    byTask,
-		&v1alpha1.Synchronization{}: byTask,
+	out := map[client.Object]cache.ByObject{
+		&corev1.Pod{}:            byTask,
+		&corev1.ServiceAccount{}: byTask,
 	}
+	if mapper == nil || synchronizationsServed(mapper) == nil {
+		out[&v1alpha1.Synchronization{}] = byTask
+	}
+	return out
+}
+
+// synchronizationsServed returns nil when the API server serves
+// Synchronizations, or the error saying why not.
+func synchronizationsServed(mapper meta.RESTMapper) error {
+	gk := v1alpha1.GroupVersion.WithKind("Synchronization").GroupKind()
+	_, err := mapper.RESTMapping(gk, v1alpha1.GroupVersion.Version)
+	return err
 }
 
 // SetupWithManager registers the Task controller with mgr. The manager's
@@ -62,12 +76,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		clock:    clock.RealClock{},
 	}
 	r := &TaskReconciler{deps: d, runners: newRunners(d, mgr.GetRESTMapper(), dyn)}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("task").
 		For(&v1alpha1.Task{}).
 		Owns(&corev1.Pod{}).
-		Owns(&corev1.ServiceAccount{}).
-		Owns(&v1alpha1.Synchronization{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
-		Complete(r)
+		Owns(&corev1.ServiceAccount{})
+	// Without a Synchronization CRD a watch on them would keep the whole
+	// controller from starting; run-synchronization Tasks then fail with
+	// ReasonSynchronizationNotServed, and everything else still runs.
+	if err := synchronizationsServed(mgr.GetRESTMapper()); err == nil {
+		b = b.Owns(&v1alpha1.Synchronization{})
+	} else {
+		mgr.GetLogger().Info("synchronizations are not served: run-synchronization Tasks fail while the CRD is missing (restart taskgate after installing it to watch them)",
+			"groupVersion", v1alpha1.GroupVersion.String(), "reason", err.Error())
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).Complete(r)
 }

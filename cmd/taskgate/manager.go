@@ -11,13 +11,16 @@ import (
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -92,8 +95,8 @@ func newScheme() *runtime.Scheme {
 // objects: only the Pods, ServiceAccounts, Synchronizations and
 // ClusterRoleBindings that carry the task label are cached, and managed
 // fields are stripped from everything.
-func cacheOptions() cache.Options {
-	byObject := controller.CacheByObject()
+func cacheOptions(mapper meta.RESTMapper) cache.Options {
+	byObject := controller.CacheByObject(mapper)
 	req, _ := labels.NewRequirement(v1alpha1.TaskLabel, selection.Exists, nil)
 	byObject[&rbacv1.ClusterRoleBinding{}] = cache.ByObject{Label: labels.NewSelector().Add(*req)}
 	return cache.Options{
@@ -131,7 +134,16 @@ func startManager(f *managerFlags) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes config: %w", err)
 	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return fmt.Errorf("http client: %w", err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return fmt.Errorf("rest mapper: %w", err)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		MapperProvider:                func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil },
 		Scheme:                        newScheme(),
 		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress:        f.probeAddr,
@@ -140,7 +152,7 @@ func startManager(f *managerFlags) error {
 		LeaderElectionNamespace:       f.namespace,
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer:                 crwebhook.NewServer(crwebhook.Options{Port: f.webhookPort, CertDir: f.certDir}),
-		Cache:                         cacheOptions(),
+		Cache:                         cacheOptions(mapper),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)

@@ -86,7 +86,7 @@ func startManager(t *testing.T, ns string) (stop func()) {
 		HealthProbeBindAddress: "0",
 		Cache: cache.Options{
 			DefaultNamespaces: map[string]cache.Config{ns: {}},
-			ByObject:          controller.CacheByObject(),
+			ByObject:          controller.CacheByObject(nil),
 		},
 		// Tests start several managers in one process, each with a "task" controller.
 		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
