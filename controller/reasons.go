@@ -33,6 +33,10 @@ const (
 	// ReasonNameConflict: an object with the child's deterministic name exists
 	// and belongs to someone else.
 	ReasonNameConflict = "NameConflict"
+	// ReasonBindForbidden: the API server refused the controller the
+	// ClusterRoleBinding for config.clusterRole; the installation does not
+	// allow that ClusterRole (chart value allowedClusterRoles).
+	ReasonBindForbidden = "BindForbidden"
 	// ReasonResourceNotFound: a transformation names a resource the API server
 	// does not serve.
 	ReasonResourceNotFound = "ResourceNotFound"

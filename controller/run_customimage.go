@@ -120,6 +120,12 @@ func (c *customImageRunner) ensureBinding(ctx context.Context, task *v1alpha1.Ta
 		}
 		return nil
 	}
+	if apierrors.IsForbidden(err) {
+		// RBAC lets the controller bind only roles it may bind itself: the
+		// chart grants bind on allowedClusterRoles alone. Retrying cannot help.
+		return fmt.Errorf("%w: taskgate may not bind ClusterRole %s: %v; an administrator can add it to the chart value allowedClusterRoles",
+			errBindForbidden, clusterRole, err)
+	}
 	if err != nil {
 		return fmt.Errorf("create cluster role binding %s: %w", name, err)
 	}

@@ -88,6 +88,10 @@ func decodeConfig[T any](task *v1alpha1.Task) (*T, error) {
 // belongs to someone else. Retrying cannot help, so the Task fails.
 var errNameConflict = errors.New("name taken")
 
+// errBindForbidden: the API server refused the controller a ClusterRoleBinding
+// for the Task's clusterRole (RBAC escalation prevention).
+var errBindForbidden = errors.New("binding forbidden")
+
 // failPermanent fails the Task for errors that no retry can fix (an invalid
 // config, a name conflict) and passes every other error on for a retry.
 func failPermanent(task *v1alpha1.Task, err error) error {
@@ -96,6 +100,8 @@ func failPermanent(task *v1alpha1.Task, err error) error {
 		fail(task, ReasonInvalidConfig, err.Error())
 	case errors.Is(err, errNameConflict):
 		fail(task, ReasonNameConflict, err.Error())
+	case errors.Is(err, errBindForbidden):
+		fail(task, ReasonBindForbidden, err.Error())
 	default:
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
 // One control plane for the package, started by the first test that needs
@@ -46,6 +48,9 @@ func startEnv() {
 	}
 	scheme := runtime.NewScheme()
 	if envErr = clientgoscheme.AddToScheme(scheme); envErr != nil {
+		return
+	}
+	if envErr = v1alpha1.AddToScheme(scheme); envErr != nil {
 		return
 	}
 	if envErr = apiextensionsv1.AddToScheme(scheme); envErr != nil {

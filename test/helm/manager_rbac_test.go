@@ -17,8 +17,12 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
 var (
@@ -123,6 +127,55 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 	}
 	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-validating"}, &vw); err != nil || len(vw.Webhooks[0].ClientConfig.CABundle) == 0 {
 		t.Errorf("no caBundle injected into taskgate-validating: %v", err)
+	}
+	checkBindForbidden(ctx, t, c, &mw, &vw)
+}
+
+// checkBindForbidden: with the default (empty) allowedClusterRoles the chart
+// gives the manager no bind permission, so a Task asking for cluster-admin
+// must fail with a reason that says so, not hang. The webhook Service does
+// not run in envtest, so the webhook configurations are removed first (the
+// admission side is tested in test/admission).
+func checkBindForbidden(ctx context.Context, t *testing.T, c client.Client, mw *admissionv1.MutatingWebhookConfiguration, vw *admissionv1.ValidatingWebhookConfiguration) {
+	t.Helper()
+	if err := c.Delete(ctx, mw); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, vw); err != nil {
+		t.Fatal(err)
+	}
+	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "wants-cluster-admin", Namespace: "default"},
+		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}
+	task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["echo"],"clusterRole":"cluster-admin"}`)
+	if err := c.Create(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(task), task); err != nil {
+			t.Fatal(err)
+		}
+		if cond := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded); cond != nil && cond.Status == metav1.ConditionFalse {
+			if cond.Reason != "BindForbidden" || !strings.Contains(cond.Message, "allowedClusterRoles") {
+				t.Errorf("Task failed with %s: %s; want BindForbidden naming allowedClusterRoles", cond.Reason, cond.Message)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Task not failed after 30s: %+v", task.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(task.Finalizers) > 0 {
+		// The finalizer goes once the failed Task is cleaned up.
+		deadline = time.Now().Add(10 * time.Second)
+		for len(task.Finalizers) > 0 && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			_ = c.Get(ctx, client.ObjectKeyFromObject(task), task)
+		}
+		if len(task.Finalizers) > 0 {
+			t.Errorf("finalizers left on the failed Task: %v", task.Finalizers)
+		}
 	}
 }
 
