@@ -199,3 +199,24 @@ func TestMalformedReviewOverTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateName: a Task created with metadata.generateName is admitted; if
+// the name is known at admission its ServiceAccount default derives from it,
+// otherwise the controller derives the same name.
+func TestGenerateName(t *testing.T) {
+	ns := namespace(t, "generated")
+	doc := strings.Replace(taskYAML("", ns, v1alpha1.PluginCustomImage, "image: busybox:1.36\ncommand: [echo]"),
+		"  name: \n", "  generateName: run-\n", 1)
+	out, err := kubectl(t, doc, "create", "-o", "jsonpath={.metadata.name} {.spec.config.serviceAccountName}", "-f", "-")
+	if err != nil {
+		t.Fatalf("create: %v\n%s", err, out)
+	}
+	name, sa, _ := strings.Cut(out, " ")
+	if !strings.HasPrefix(name, "run-") {
+		t.Fatalf("name %q", name)
+	}
+	if sa != "" && sa != v1alpha1.DefaultServiceAccountName(name) {
+		t.Errorf("serviceAccountName %q, want empty or %q", sa, v1alpha1.DefaultServiceAccountName(name))
+	}
+	t.Logf("generated %s, serviceAccountName at admission: %q", name, sa)
+}
