@@ -16,7 +16,6 @@ export KUBEBUILDER_ASSETS := $(ENVTEST_DIR)
 
 CONTROLLER_GEN := go tool controller-gen
 BIN_DIR        := bin
-FUZZTIME       ?= 30s
 
 .PHONY: all
 all: generate manifests fmt vet build
@@ -55,14 +54,27 @@ test: envtest ## Unit tests, then integration tests against a real kube-apiserve
 	go test ./api/... ./schemas/... ./webhook/... ./controller/... ./cmd/...
 	go test -count=1 -timeout 20m ./test/...
 
+# Load, faults and fuzzing: test/load, test/drills; figures in BENCHMARKS.md.
+
+# FUZZTIME is per fuzz target; a crasher is saved under webhook/testdata/fuzz
+# and becomes a regression case of plain `go test`: commit it.
+FUZZTIME   ?= 10m
+# BENCH_ARGS go to the load driver, e.g. BENCH_ARGS='-only p1 -p1-creates 200'.
+BENCH_ARGS ?=
+SOAK_TIMEOUT ?= 90m
+
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for $(FUZZTIME).
+fuzz: ## Run each fuzz target of ./webhook for $(FUZZTIME).
 	go test ./webhook -run '^$$' -fuzz '^FuzzAdmissionReview$$' -fuzztime $(FUZZTIME)
 	go test ./webhook -run '^$$' -fuzz '^FuzzValidateDefault$$' -fuzztime $(FUZZTIME)
 
 .PHONY: bench
-bench: ## In-process validate+default benchmarks.
-	go test ./webhook -run '^$$' -bench . -benchmem
+bench: envtest ## Measure P1-P5 side by side in one run (envtest on 127.0.0.1) and write BENCHMARKS.md.
+	go run ./test/load -out BENCHMARKS.md -command 'make bench$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' $(BENCH_ARGS)
+
+.PHONY: soak
+soak: envtest ## The reliability drills, long versions (TASKGATE_SOAK=1): kill -9, hostile input, certificate rotation.
+	TASKGATE_SOAK=1 go test -count=1 -timeout $(SOAK_TIMEOUT) -v ./test/drills/
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files differ from what is committed.

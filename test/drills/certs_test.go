@@ -1,0 +1,144 @@
+package drills_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/astronetes/taskgate/test/load/kit"
+)
+
+// propagation is how long the drill gives the API server to pick up a
+// changed webhook configuration (an informer event, normally milliseconds)
+// before relying on it, as an operator rotating by hand would wait.
+const propagation = 2 * time.Second
+
+// TestCertRotation replaces the webhook server's certificate while Tasks
+// are being created through the webhooks: first with one from the same CA,
+// then with one from a new CA, trusting both CAs during the switch. Not one
+// create may fail. controller-runtime's webhook server reloads tls.crt and
+// tls.key through its certwatcher.
+func TestCertRotation(t *testing.T) {
+	rotations := short(1, 5)
+	phase := short(time.Second, 5*time.Second)
+	t.Run("same CA", func(t *testing.T) {
+		withCreates(t, phase, func() {
+			for range rotations {
+				rotate(t, caNow)
+				time.Sleep(phase)
+			}
+		})
+	})
+	t.Run("new CA, both trusted during the switch", func(t *testing.T) {
+		withCreates(t, phase, func() {
+			for i := range rotations {
+				next, err := kit.NewCA(fmt.Sprintf("taskgate-drill-ca-%d", i+2))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// 1. Trust the old and the new CA.
+				setBundle(t, kit.Bundle(caNow, next))
+				// 2. Serve a certificate of the new CA.
+				rotate(t, next)
+				time.Sleep(phase)
+				// 3. Trust only the new CA.
+				setBundle(t, next.PEM)
+				caNow = next
+				time.Sleep(phase)
+			}
+		})
+	})
+}
+
+// withCreates creates Tasks with 4 workers for `lead`, then during rotate,
+// then for `lead` again, and fails the test if any create failed or too few
+// went through while rotating. Creates in flight are never cancelled: a
+// stall shows as a slow create (logged) or a webhook timeout (a failure).
+func withCreates(t *testing.T, lead time.Duration, rotateFn func()) {
+	ns := newNamespace(t, "certs")
+	var stop atomic.Bool
+	var ok, failed, slow atomic.Int64
+	var slowest atomic.Int64 // ns
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop.Store(true) // also when rotateFn fails the test
+	start := time.Now()
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				began := time.Now()
+				err := cp.Client.Create(ctx, customImageTask(ns, fmt.Sprintf("w%d-%05d", w, i)))
+				cancel()
+				took := time.Since(began)
+				if took > time.Second {
+					slow.Add(1)
+				}
+				for cur := slowest.Load(); int64(took) > cur && !slowest.CompareAndSwap(cur, int64(took)); cur = slowest.Load() {
+				}
+				if err != nil {
+					failed.Add(1)
+					t.Errorf("create at %s (took %s): %v", began.Sub(start).Round(time.Millisecond), took.Round(time.Millisecond), err)
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	// The first creates of a fresh namespace can take a while; the lead
+	// starts once creates flow.
+	eventually(t, "creates to flow", 30*time.Second, 10*time.Millisecond, func() error {
+		if n := ok.Load(); n < 20 {
+			return fmt.Errorf("%d created", n)
+		}
+		return nil
+	})
+	time.Sleep(lead)
+	before := ok.Load()
+	rotateFn()
+	during := ok.Load() - before
+	time.Sleep(lead)
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("%d Tasks created (%d while rotating), %d failed, %d took over 1s, slowest %s; in %s",
+		ok.Load(), during, failed.Load(), slow.Load(), time.Duration(slowest.Load()).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if during < 10 {
+		t.Errorf("only %d creates while rotating: the drill proves nothing", during)
+	}
+}
+
+// rotate installs a new serving certificate of ca in the webhook server's
+// certificate directory and waits until the server presents it.
+func rotate(t *testing.T, ca *kit.CA) {
+	t.Helper()
+	sc, err := ca.Serve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Install(certDir); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new certificate to be served", 30*time.Second, 20*time.Millisecond, func() error {
+		serial, err := kit.PresentedSerial(whURL[len("https://"):], ca.PEM)
+		if err != nil {
+			return err
+		}
+		if serial.Cmp(sc.Serial) != 0 {
+			return fmt.Errorf("serving serial %s, want %s", serial, sc.Serial)
+		}
+		return nil
+	})
+}
+
+// setBundle sets the caBundle of both webhook configurations and waits for
+// the API server to pick it up.
+func setBundle(t *testing.T, bundle []byte) {
+	t.Helper()
+	if err := installWebhooks(t.Context(), bundle); err != nil {
+		t.Fatalf("set caBundle: %v", err)
+	}
+	time.Sleep(propagation)
+}

@@ -1,0 +1,109 @@
+package drills_test
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/load/kit"
+)
+
+// newNamespace creates a namespace of the test's own (envtest has no
+// namespace controller: it is never deleted).
+func newNamespace(t *testing.T, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := cp.Client.Create(t.Context(), ns); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// eventually polls check every interval until it returns nil, failing the
+// test with its last error after timeout.
+func eventually(t *testing.T, what string, timeout, interval time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(interval)
+	}
+}
+
+func customImageTask(ns, name string) *v1alpha1.Task {
+	return &v1alpha1.Task{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage,
+			Config: runtime.RawExtension{Raw: []byte(`{"image":"busybox:1.36","command":["true"]}`)}},
+	}
+}
+
+func runSyncTask(ns, name string) *v1alpha1.Task {
+	return &v1alpha1.Task{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginRunSync, Config: runtime.RawExtension{Raw: []byte(
+			`{"template":{"spec":{"plugin":"kubernetes-to-kubernetes","config":{"sourceName":"dr","destinationName":"main"}}}}`)}},
+	}
+}
+
+var (
+	buildOnce sync.Once
+	bin       string
+	buildErr  error
+)
+
+// taskgateBinary builds ./cmd/taskgate once per test binary.
+func taskgateBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "taskgate-drill-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		bin, buildErr = kit.BuildTaskgate(root, dir)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bin
+}
+
+// startManager runs `taskgate manager` with only the controller, as a
+// subprocess; its output is logged if the test fails.
+func startManager(t *testing.T, label string) *kit.Process {
+	t.Helper()
+	p, err := kit.StartProcess(taskgateBinary(t), cp.Kubeconfig, nil, append(kit.ManagerArgs, "--log-format=console")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !p.Exited() {
+			p.Stop(15 * time.Second)
+		}
+		if t.Failed() {
+			t.Logf("output of manager %s:\n%s", label, tail(p.Output(), 8000))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("[...%d bytes...]\n%s", len(s)-n, s[len(s)-n:])
+}

@@ -1,0 +1,192 @@
+// Package drills_test puts taskgate through faults against a real
+// kube-apiserver and etcd (envtest): the manager killed with SIGKILL while
+// Tasks are in flight, hostile Tasks through the webhooks, and webhook
+// certificates rotated while Tasks are created.
+//
+// The short versions run in `go test ./test/...`; TASKGATE_SOAK=1 (`make
+// soak`) makes them long. The tests change shared state (the webhook
+// certificate, the webhook configurations) and run one after the other.
+package drills_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/webhook"
+)
+
+const root = "../.."
+
+// Shared by the drills: one control plane, one webhook server (in this
+// process, so its memory can be read), its certificate directory and CA.
+var (
+	cp       *kit.ControlPlane
+	hooks    kit.Webhooks // as in config/webhook/manifests.yaml
+	certDir  string
+	caNow    *kit.CA // the CA that issued the serving certificate
+	whServer crwebhook.Server
+	whURL    string
+)
+
+// soak is set by TASKGATE_SOAK=1: the long versions of the drills.
+var soak = os.Getenv("TASKGATE_SOAK") != ""
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+// run starts the control plane and the webhooks, runs the drills, and
+// stops everything whatever happens: return, panic in this goroutine,
+// SIGINT/SIGTERM, or the test binary's -timeout about to fire.
+func run(m *testing.M) int {
+	flag.Parse()
+	level := zapcore.ErrorLevel
+	if os.Getenv("TASKGATE_TEST_LOG") != "" {
+		level = zapcore.DebugLevel
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
+	var err error
+	if cp, err = kit.StartControlPlane(root); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var once sync.Once
+	var stopWebhooks func()
+	stop := func() {
+		once.Do(func() {
+			if stopWebhooks != nil {
+				stopWebhooks()
+			}
+			if err := cp.Stop(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+			if certDir != "" {
+				_ = os.RemoveAll(certDir)
+			}
+			if bin != "" {
+				_ = os.RemoveAll(filepath.Dir(bin))
+			}
+		})
+	}
+	defer stop()
+	stopOnSignalOrTimeout(stop)
+	if stopWebhooks, err = startWebhooks(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// startWebhooks runs taskgate's webhooks as the manager does (a manager's
+// webhook server, wired by webhook.SetupWithManager) with a certificate of
+// our own CA, so that the drills can rotate both.
+func startWebhooks() (stop func(), err error) {
+	if caNow, err = kit.NewCA("taskgate-drill-ca-1"); err != nil {
+		return nil, err
+	}
+	if certDir, _, err = kit.NewCertDir(caNow); err != nil {
+		return nil, err
+	}
+	port, err := kit.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	whURL = fmt.Sprintf("https://127.0.0.1:%d", port)
+	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
+		Scheme:                  kit.Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		GracefulShutdownTimeout: ptr.To(5 * time.Second),
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir}),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	if err := webhook.SetupWithManager(mgr, webhook.Options{}); err != nil {
+		return nil, fmt.Errorf("set up webhooks: %w", err)
+	}
+	whServer = mgr.GetWebhookServer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "webhook manager:", err)
+		}
+	}()
+	stop = func() { cancel(); <-done }
+	deadline := time.Now().Add(30 * time.Second)
+	for whServer.StartedChecker()(nil) != nil {
+		if time.Now().After(deadline) {
+			stop()
+			return nil, errors.New("webhook server did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if hooks, err = kit.LoadWebhooks(root); err != nil {
+		stop()
+		return nil, err
+	}
+	if err := installWebhooks(context.Background(), caNow.PEM); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// installWebhooks points both webhook configurations at our server, trusting
+// caBundle.
+func installWebhooks(ctx context.Context, caBundle []byte) error {
+	w := hooks.Point(whURL, caBundle, webhook.MutatePath, webhook.ValidatePath)
+	return w.Apply(ctx, cp.Client, hooks)
+}
+
+// stopOnSignalOrTimeout stops the control plane on SIGINT/SIGTERM, and a
+// few seconds before -test.timeout makes the binary panic.
+func stopOnSignalOrTimeout(stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "%v: stopping the control plane\n", s)
+		stop()
+		os.Exit(130)
+	}()
+	f := flag.Lookup("test.timeout")
+	if f == nil {
+		return
+	}
+	timeout, ok := f.Value.(flag.Getter).Get().(time.Duration)
+	if !ok || timeout <= 0 {
+		return
+	}
+	time.AfterFunc(timeout-min(10*time.Second, timeout/10), func() {
+		fmt.Fprintln(os.Stderr, "test timeout is near: stopping the control plane")
+		stop()
+	})
+}
+
+// short picks the short or the soak value.
+func short[T any](shortV, soakV T) T {
+	if soak {
+		return soakV
+	}
+	return shortV
+}

@@ -1,0 +1,230 @@
+// Command load is taskgate's load driver: it measures the figures of
+// BENCHMARKS.md (P1–P5), each as a ratio to a baseline measured side by side
+// in the same run, and writes them as Markdown.
+//
+//	go run ./test/load -out BENCHMARKS.md        # what `make bench` runs
+//	go run ./test/load -quick -only p1,p4        # a smoke run, to stdout
+//
+// It starts its own control planes (envtest: etcd + kube-apiserver from
+// KUBEBUILDER_ASSETS) and webhook servers on 127.0.0.1; every loop is bounded
+// in count and time, and everything is stopped when it returns, fails or is
+// interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/load/kit"
+)
+
+type options struct {
+	root, out, only, command string
+	cpuProfile               string
+	quick                    bool
+	p1Creates, p1Rounds      int
+	p2Sat, p2Fixed           time.Duration
+	p2Reps                   int
+	p3Count                  int
+	p4Tasks, p4Rounds        int
+	p4Reconciles             int
+	p5Tasks                  int
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	o := parseFlags()
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	r, err := measure(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		return 1
+	}
+	doc := r.markdown()
+	if o.out == "-" {
+		fmt.Print(doc)
+		return 0
+	}
+	if err := os.WriteFile(o.out, []byte(doc), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, "load: wrote", o.out)
+	return 0
+}
+
+func parseFlags() *options {
+	o := &options{}
+	flag.StringVar(&o.root, "root", ".", "repository root")
+	flag.StringVar(&o.out, "out", "", "file to write the Markdown to; - for stdout (default BENCHMARKS.md, or - with -quick or -only)")
+	flag.StringVar(&o.only, "only", "", "comma-separated subset of p1,p2,p3,p4,p5")
+	flag.StringVar(&o.command, "command", "", "the command to name in the report (default: this one)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load loops, in-process webhooks and controller) to this file")
+	flag.BoolVar(&o.quick, "quick", false, "small counts and short durations, for a smoke run")
+	flag.IntVar(&o.p1Creates, "p1-creates", 1000, "P1: creates per webhook mode and concurrency")
+	flag.IntVar(&o.p1Rounds, "p1-rounds", 10, "P1: rounds the creates are split into, modes interleaved in each")
+	flag.DurationVar(&o.p2Sat, "p2-saturation", 3*time.Second, "P2: duration of each closed-loop run")
+	flag.DurationVar(&o.p2Fixed, "p2-fixed", 5*time.Second, "P2: duration of each fixed-rate run")
+	flag.IntVar(&o.p2Reps, "p2-reps", 3, "P2: repetitions of the closed-loop and fixed-rate runs")
+	flag.IntVar(&o.p3Count, "p3-count", 5, "P3: -count of the benchmark (the median is reported)")
+	flag.IntVar(&o.p4Tasks, "p4-tasks", 1000, "P4: Tasks per round")
+	flag.IntVar(&o.p4Rounds, "p4-rounds", 3, "P4: rounds, controller and floor alternating")
+	flag.IntVar(&o.p4Reconciles, "p4-reconciles", 4, "P4: MaxConcurrentReconciles (taskgate manager's default is 4)")
+	flag.IntVar(&o.p5Tasks, "p5-tasks", 10000, "P5: finished Tasks in the cluster")
+	flag.Parse()
+	if o.quick {
+		o.p1Creates, o.p1Rounds, o.p2Sat, o.p2Fixed, o.p2Reps, o.p3Count = 40, 2, time.Second, 2*time.Second, 1, 1
+		o.p4Tasks, o.p4Rounds, o.p5Tasks = min(o.p4Tasks, 100), 1, min(o.p5Tasks, 500)
+	}
+	if o.out == "" {
+		o.out = "BENCHMARKS.md"
+		if o.quick || o.only != "" {
+			o.out = "-"
+		}
+	}
+	if o.command == "" {
+		o.command = "go run ./test/load " + strings.Join(os.Args[1:], " ")
+	}
+	o.command = strings.TrimSpace(o.command)
+	return o
+}
+
+func (o *options) wants(p string) bool {
+	return o.only == "" || strings.Contains(","+o.only+",", ","+p+",")
+}
+
+// measure runs the figures: first those that need a quiet machine and no
+// control plane (P3, P2), then P1 and P4 on one control plane, then P5 on
+// a fresh one so that nothing but its own Tasks is in the cache.
+func measure(ctx context.Context, o *options) (*report, error) {
+	r := &report{opts: o, started: time.Now()}
+	samples, err := kit.Samples(o.root)
+	if err != nil {
+		return nil, err
+	}
+	names, err := sampleNames(o.root)
+	if err != nil {
+		return nil, err
+	}
+	if o.wants("p3") {
+		step("P3: in-process validate+default")
+		if r.p3, r.p3Command, err = runP3(o.root, o.p3Count); err != nil {
+			return nil, err
+		}
+	}
+	if o.wants("p2") {
+		step("P2: webhook server alone over HTTPS")
+		if r.p2, err = runP2(samples, []int{4, 16, 64}, o.p2Reps, o.p2Sat, 1000, o.p2Fixed); err != nil {
+			return nil, fmt.Errorf("P2: %w", err)
+		}
+	}
+	if o.wants("p1") || o.wants("p4") {
+		if err := withBenchEnv(o.root, func(e *benchEnv) error {
+			if o.wants("p1") {
+				step("P1: Task create latency through the API server")
+				if r.p1, err = runP1(ctx, e, samples, names, o.p1Creates, o.p1Rounds, []int{1, 16}); err != nil {
+					return fmt.Errorf("P1: %w", err)
+				}
+			}
+			if o.wants("p4") {
+				step("P4: run-synchronization Tasks to Succeeded")
+				if err := e.use(ctx, modeNone); err != nil {
+					return err
+				}
+				if r.p4, err = runP4(ctx, e.cp, samples[syncSample(samples)], o.p4Tasks, 16, o.p4Reconciles, o.p4Rounds); err != nil {
+					return fmt.Errorf("P4: %w", err)
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if o.wants("p5") {
+		step("P5: manager memory with finished Tasks")
+		if err := withP5(ctx, o, samples, r); err != nil {
+			return nil, fmt.Errorf("P5: %w", err)
+		}
+	}
+	r.finished = time.Now()
+	return r, nil
+}
+
+func withBenchEnv(root string, f func(*benchEnv) error) (err error) {
+	e, err := startBenchEnv(root)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, e.Stop()) }()
+	return f(e)
+}
+
+func withP5(ctx context.Context, o *options, samples []*v1alpha1.Task, r *report) (err error) {
+	dir, err := os.MkdirTemp("", "taskgate-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := kit.BuildTaskgate(o.root, dir)
+	if err != nil {
+		return err
+	}
+	cp, err := kit.StartControlPlane(o.root)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, cp.Stop()) }()
+	r.p5, err = runP5(ctx, cp, bin, samples, o.p5Tasks, 16)
+	return err
+}
+
+func syncSample(samples []*v1alpha1.Task) int {
+	for i, s := range samples {
+		if s.Spec.Plugin == v1alpha1.PluginRunSync {
+			return i
+		}
+	}
+	return 0
+}
+
+func sampleNames(root string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
+	for i, f := range files {
+		files[i] = strings.TrimSuffix(filepath.Base(f), ".yaml")
+	}
+	return files, err
+}
+
+func step(s string) {
+	fmt.Fprintf(os.Stderr, "%s load: %s\n", time.Now().Format("15:04:05"), s)
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/astronetes/taskgate/test/load/kit"
+)
+
+// p3Command is the in-process benchmark P3 reports, as a user would run it.
+var p3Command = []string{"go", "test", "./webhook", "-run", "^$", "-bench", "BenchmarkValidateDefault", "-benchmem"}
+
+type p3Row struct {
+	name                    string
+	nsPerOp, bPerOp, allocs float64 // medians over the runs
+	runs                    int
+}
+
+// runP3 runs the benchmark `count` times and takes each figure's median.
+func runP3(root string, count int) ([]p3Row, string, error) {
+	args := append(append([]string{}, p3Command[1:]...), "-count", strconv.Itoa(count))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p3Command[0], args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	command := strings.Join(append([]string{p3Command[0]}, quoteArgs(args)...), " ")
+	if err != nil {
+		return nil, command, fmt.Errorf("%s: %w\n%s", command, err, out)
+	}
+	type acc struct{ ns, b, allocs []float64 }
+	by := map[string]*acc{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 8 || !strings.HasPrefix(f[0], "BenchmarkValidateDefault/") {
+			continue
+		}
+		name := strings.TrimPrefix(f[0], "BenchmarkValidateDefault/")
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			name = name[:i] // the GOMAXPROCS suffix
+		}
+		a := by[name]
+		if a == nil {
+			a = &acc{}
+			by[name] = a
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i+1] {
+			case "ns/op":
+				a.ns = append(a.ns, v)
+			case "B/op":
+				a.b = append(a.b, v)
+			case "allocs/op":
+				a.allocs = append(a.allocs, v)
+			}
+		}
+	}
+	var rows []p3Row
+	for name, a := range by {
+		rows = append(rows, p3Row{name: name, nsPerOp: kit.MedianFloat(a.ns), bPerOp: kit.MedianFloat(a.b),
+			allocs: kit.MedianFloat(a.allocs), runs: len(a.ns)})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].name < rows[j].name })
+	if len(rows) == 0 {
+		return nil, command, fmt.Errorf("%s: no benchmark lines in\n%s", command, out)
+	}
+	return rows, command, nil
+}
+
+func quoteArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, "^$ ") {
+			a = "'" + a + "'"
+		}
+		out[i] = a
+	}
+	return out
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/load/kit"
+)
+
+type p4Result struct {
+	tasks, workers, reconciles int
+	controller, floor          []time.Duration // one per round
+	requests                   *requestCounter // the controller's API requests, all rounds
+}
+
+// runP4 times n run-synchronization Tasks from the first create to the last
+// seen Succeeded, with the controller (in-process, as `taskgate manager`
+// wires it) and against the floor: the same creates plus one status update
+// each, written by the load driver itself. Rounds alternate which goes first.
+func runP4(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, n, workers, reconciles, rounds int) (*p4Result, error) {
+	res := &p4Result{tasks: n, workers: workers, reconciles: reconciles, requests: newRequestCounter()}
+	for r := range rounds {
+		for k := range 2 {
+			withController := (r+k)%2 == 0
+			ns := fmt.Sprintf("p4-r%d-%s", r, map[bool]string{true: "controller", false: "floor"}[withController])
+			if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+				return nil, err
+			}
+			var d time.Duration
+			var err error
+			if withController {
+				d, err = p4Controller(ctx, cp, sample, ns, n, workers, reconciles, res.requests)
+				res.controller = append(res.controller, d)
+			} else {
+				d, err = p4Run(ctx, cp, sample, ns, n, workers, true)
+				res.floor = append(res.floor, d)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("round %d, %s: %w", r, ns, err)
+			}
+			// Leave the store as the round found it.
+			if err := cp.Client.DeleteAllOf(ctx, &v1alpha1.Task{}, client.InNamespace(ns)); err != nil {
+				return nil, err
+			}
+			if err := cp.Client.DeleteAllOf(ctx, &v1alpha1.Synchronization{}, client.InNamespace(ns)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// p4Controller runs a manager with the controller, restricted to ns, and
+// times p4Run without status writes of its own.
+func p4Controller(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, ns string, n, workers, reconciles int, rc *requestCounter) (time.Duration, error) {
+	req, _ := labels.NewRequirement(v1alpha1.TaskLabel, selection.Exists, nil)
+	owned := cache.ByObject{Label: labels.NewSelector().Add(*req)}
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.Wrap(rc.wrap)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  kit.Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		GracefulShutdownTimeout: ptr.To(10 * time.Second),
+		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
+		// cmd/taskgate's cacheOptions, plus the namespace of this round.
+		Cache: cache.Options{
+			DefaultNamespaces: map[string]cache.Config{ns: {}},
+			DefaultTransform:  cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}: owned, &corev1.ServiceAccount{}: owned, &rbacv1.ClusterRoleBinding{}: owned,
+			},
+		},
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: reconciles}); err != nil {
+		return 0, err
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "p4 manager:", err)
+		}
+	}()
+	syncCtx, syncCancel := context.WithTimeout(ctx, time.Minute)
+	defer syncCancel()
+	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
+		return 0, errors.New("manager cache did not sync")
+	}
+	return p4Run(ctx, cp, sample, ns, n, workers, false)
+}
+
+// p4Run creates n Tasks with `workers` workers (each followed by a
+// Succeeded status write when writeStatus) and returns the time until a
+// watch has seen all n Succeeded.
+func p4Run(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, ns string, n, workers int, writeStatus bool) (time.Duration, error) {
+	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: kit.Scheme()})
+	if err != nil {
+		return 0, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	w, err := wc.Watch(wctx, &v1alpha1.TaskList{}, client.InNamespace(ns))
+	if err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	start := time.Now()
+	var next atomic.Int64
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				t := kit.NewTask(sample, ns, fmt.Sprintf("sync-%d", i))
+				if err := cp.Client.Create(ctx, t); err != nil {
+					errc <- err
+					return
+				}
+				if writeStatus {
+					finishLikeController(t)
+					if err := cp.Client.Status().Update(ctx, t); err != nil {
+						errc <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(errc) }()
+	succeeded := map[string]bool{}
+	for len(succeeded) < n {
+		select {
+		case err, ok := <-errc:
+			if ok {
+				return 0, err
+			}
+			errc = nil
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return 0, fmt.Errorf("watch closed after %d of %d Succeeded", len(succeeded), n)
+			}
+			if ev.Type == watch.Error {
+				return 0, fmt.Errorf("watch error: %v", ev.Object)
+			}
+			if t, ok := ev.Object.(*v1alpha1.Task); ok {
+				switch t.Status.Phase {
+				case v1alpha1.TaskSucceeded:
+					succeeded[t.Name] = true
+				case v1alpha1.TaskFailed:
+					return 0, fmt.Errorf("task %s failed: %s", t.Name, t.Status.Message)
+				}
+			}
+		}
+	}
+	return time.Since(start), nil
+}
+
+// finishLikeController gives t the status the controller writes for a
+// run-synchronization Task whose Synchronization it created.
+func finishLikeController(t *v1alpha1.Task) {
+	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	name := v1alpha1.SynchronizationName(t.Name)
+	t.Status = v1alpha1.TaskStatus{
+		Phase: v1alpha1.TaskSucceeded, StartTime: &now, CompletionTime: &now,
+		ObservedGeneration: t.Generation,
+		Message:            "synchronization " + name + " created",
+		Synchronization:    &v1alpha1.SynchronizationRunStatus{Name: name},
+		Conditions: []metav1.Condition{{
+			Type: v1alpha1.ConditionSucceeded, Status: metav1.ConditionTrue, Reason: controller.ReasonSynchronizationCreated,
+			Message: "synchronization " + name + " created", LastTransitionTime: now, ObservedGeneration: t.Generation,
+		}},
+	}
+}

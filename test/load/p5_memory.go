@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/load/kit"
+)
+
+type p5Result struct {
+	tasks       int
+	rss, hwm    int64   // bytes, once settled; peak
+	heapLiveMiB float64 // live heap after the last GC (gctrace)
+	settle      time.Duration
+	gcs         int
+}
+
+// runP5 fills a control plane with n finished Tasks (status written through
+// the status subresource, no controller running), then starts `taskgate
+// manager` as a subprocess and reads its resident memory once its CPU use
+// has settled.
+func runP5(ctx context.Context, cp *kit.ControlPlane, bin string, samples []*v1alpha1.Task, n, workers int) (*p5Result, error) {
+	const ns = "p5"
+	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return nil, err
+	}
+	if err := createFinished(ctx, cp, samples, ns, n, workers); err != nil {
+		return nil, err
+	}
+	p, err := kit.StartProcess(bin, cp.Kubeconfig, []string{"GODEBUG=gctrace=1"}, kit.ManagerArgs...)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Stop(15 * time.Second)
+	start := time.Now()
+	if err := p.WaitOutput("Starting workers", 2*time.Minute); err != nil {
+		return nil, err
+	}
+	// Settled: the initial list has been reconciled (each finished Task is
+	// looked at once) and the process uses next to no CPU for 5 s.
+	quiet, prev := 0, int64(-1)
+	for quiet < 5 {
+		if time.Since(start) > 3*time.Minute {
+			return nil, errors.New("manager CPU use did not settle in 3 minutes")
+		}
+		time.Sleep(time.Second)
+		ticks, err := kit.CPUTicks(p.Pid())
+		if err != nil {
+			return nil, fmt.Errorf("manager: %w\n%s", err, p.Output())
+		}
+		if prev >= 0 && ticks-prev <= 2 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		prev = ticks
+	}
+	res := &p5Result{tasks: n, settle: time.Since(start)}
+	if res.rss, err = kit.ProcStatus(p.Pid(), "VmRSS"); err != nil {
+		return nil, err
+	}
+	if res.hwm, err = kit.ProcStatus(p.Pid(), "VmHWM"); err != nil {
+		return nil, err
+	}
+	res.heapLiveMiB, res.gcs = lastLiveHeap(p.Output())
+	return res, nil
+}
+
+// gctrace: "gc 12 @3.1s 2%: ... 8->9->4 MB, 9 MB goal, ..." — the third
+// number is the heap live after that collection.
+var gcLine = regexp.MustCompile(`(?m)^gc (\d+) @.*?(\d+)->(\d+)->(\d+) MB`)
+
+func lastLiveHeap(out string) (float64, int) {
+	m := gcLine.FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		return 0, 0
+	}
+	last := m[len(m)-1]
+	live, _ := strconv.ParseFloat(last[4], 64)
+	gcs, _ := strconv.Atoi(last[1])
+	return live, gcs
+}
+
+// createFinished creates n Tasks, samples in turn, each with the terminal
+// status the controller would have written for it.
+func createFinished(ctx context.Context, cp *kit.ControlPlane, samples []*v1alpha1.Task, ns string, n, workers int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				t := kit.NewTask(samples[i%len(samples)], ns, fmt.Sprintf("done-%05d", i))
+				if err := cp.Client.Create(ctx, t); err != nil {
+					errc <- err
+					return
+				}
+				finished(t, i)
+				if err := cp.Client.Status().Update(ctx, t); err != nil {
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// finished writes a plausible terminal status for the Task's plugin; one in
+// ten custom-image Tasks failed.
+func finished(t *v1alpha1.Task, i int) {
+	finishLikeController(t)
+	switch t.Spec.Plugin {
+	case v1alpha1.PluginCustomImage:
+		t.Status.Synchronization = nil
+		t.Status.CustomImage = &v1alpha1.CustomImageStatus{PodName: v1alpha1.PodName(t.Name),
+			ServiceAccountName: v1alpha1.DefaultServiceAccountName(t.Name), ExitCode: ptr.To[int32](0)}
+		t.Status.Message = "pod " + t.Status.CustomImage.PodName + " completed"
+		t.Status.Conditions[0].Reason, t.Status.Conditions[0].Message = controller.ReasonCompleted, t.Status.Message
+		if i%10 == 0 {
+			t.Status.Phase, t.Status.CustomImage.ExitCode = v1alpha1.TaskFailed, ptr.To[int32](1)
+			t.Status.Message = "pod " + t.Status.CustomImage.PodName + " failed with exit code 1"
+			t.Status.Conditions[0].Status = metav1.ConditionFalse
+			t.Status.Conditions[0].Reason, t.Status.Conditions[0].Message = controller.ReasonPodFailed, t.Status.Message
+		}
+	case v1alpha1.PluginTransformation:
+		t.Status.Synchronization = nil
+		t.Status.Transformation = &v1alpha1.TransformationStatus{Matched: 3, Patched: 2, Unchanged: 1}
+		t.Status.Message = "3 matched, 2 patched, 1 unchanged"
+		t.Status.Conditions[0].Reason, t.Status.Conditions[0].Message = controller.ReasonPatched, t.Status.Message
+	}
+}

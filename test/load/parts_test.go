@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/schemas"
+	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/webhook"
+)
+
+// BenchmarkP3Parts splits P3 (webhook BenchmarkValidateDefault) into the
+// steps the Admitter takes for each seed sample, with the same libraries,
+// to show where the time goes:
+//
+//	go test ./test/load -run '^$' -bench P3Parts -benchmem
+func BenchmarkP3Parts(b *testing.B) {
+	set, err := schemas.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	samples, err := kit.Samples("../..")
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := webhook.NewAdmitter(set)
+	root := field.NewPath("spec", "config")
+	for _, s := range samples {
+		task := kit.NewTask(s, "default", s.Name)
+		if errs := a.Default(task); len(errs) > 0 {
+			b.Fatal(errs)
+		}
+		raw := task.Spec.Config.Raw
+		sc, _ := set.Plugin(string(task.Spec.Plugin))
+		value, err := schemas.DecodeJSON(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(s.Name+"/decode-generic", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := schemas.DecodeJSON(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(s.Name+"/schema-validate", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if errs := sc.Validate(value, root); len(errs) > 0 {
+					b.Fatal(errs)
+				}
+			}
+		})
+		b.Run(s.Name+"/decode-typed", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := decodeTyped(task.Spec.Plugin, raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(s.Name+"/encode", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := json.Marshal(value); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func decodeTyped(p v1alpha1.Plugin, raw []byte) error {
+	switch p {
+	case v1alpha1.PluginCustomImage:
+		return json.Unmarshal(raw, &v1alpha1.CustomImageConfig{})
+	case v1alpha1.PluginTransformation:
+		return json.Unmarshal(raw, &v1alpha1.TransformationConfig{})
+	}
+	return json.Unmarshal(raw, &v1alpha1.RunSynchronizationConfig{})
+}

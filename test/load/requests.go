@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// requestCounter counts a client's API requests by verb, resource and
+// answer, to show what the controller spends per Task.
+type requestCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newRequestCounter() *requestCounter { return &requestCounter{n: map[string]int{}} }
+
+func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		code := "error"
+		if err == nil {
+			code = fmt.Sprint(resp.StatusCode)
+		}
+		key := fmt.Sprintf("%s %s → %s", verb(req), resource(req.URL.Path), code)
+		c.mu.Lock()
+		c.n[key]++
+		c.mu.Unlock()
+		return resp, err
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func verb(req *http.Request) string {
+	if req.URL.Query().Get("watch") == "true" {
+		return "WATCH"
+	}
+	return req.Method
+}
+
+// resource is the last resource (and subresource) of an API path:
+// /apis/g/v/namespaces/ns/tasks/name/status → tasks/status.
+func resource(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return path // discovery
+	}
+	if len(parts) >= 2 && parts[0] == "namespaces" {
+		parts = parts[2:]
+	}
+	switch len(parts) {
+	case 0:
+		return path
+	case 3:
+		return parts[0] + "/" + parts[2]
+	}
+	return parts[0]
+}
+
+// rows lists the counts, most frequent first, per Task.
+func (c *requestCounter) rows(tasks int) [][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := make([]string, 0, len(c.n))
+	for k := range c.n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return c.n[keys[i]] > c.n[keys[j]] || c.n[keys[i]] == c.n[keys[j]] && keys[i] < keys[j]
+	})
+	var out [][]string
+	for _, k := range keys {
+		out = append(out, []string{k, fmt.Sprint(c.n[k]), fmt.Sprintf("%.2f", float64(c.n[k])/float64(tasks))})
+	}
+	return out
+}
+
+// reconcileStats reads controller-runtime's metrics for the task
+// controller from its global registry (filled even with the metrics server
+// off): reconciles by result, and the mean reconcile and queue-wait times.
+func reconcileStats() (byResult map[string]float64, meanReconcile, meanQueue time.Duration, err error) {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	byResult = map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["controller"] != "task" && labels["name"] != "task" {
+				continue
+			}
+			switch f.GetName() {
+			case "controller_runtime_reconcile_total":
+				byResult[labels["result"]] += m.GetCounter().GetValue()
+			case "controller_runtime_reconcile_time_seconds":
+				if h := m.GetHistogram(); h.GetSampleCount() > 0 {
+					meanReconcile = time.Duration(h.GetSampleSum() / float64(h.GetSampleCount()) * float64(time.Second))
+				}
+			case "workqueue_queue_duration_seconds":
+				if h := m.GetHistogram(); h.GetSampleCount() > 0 {
+					meanQueue = time.Duration(h.GetSampleSum() / float64(h.GetSampleCount()) * float64(time.Second))
+				}
+			}
+		}
+	}
+	return byResult, meanReconcile, meanQueue, nil
+}
