@@ -118,7 +118,11 @@ func (s *Schema) toFieldErrors(ve *jsonschema.ValidationError, instance any, roo
 	case "minProperties", "maxProperties":
 		return field.ErrorList{field.Invalid(path, shortValue(value), propertiesDetail(sc, value))}
 	case "pattern":
-		return field.ErrorList{field.Invalid(path, shortValue(value), "must match "+strconv.Quote(sc.Pattern.String())+patternHint(sc))}
+		// A long expression helps nobody: say what the field should look like.
+		if p := sc.Pattern.String(); len(p) <= 40 || describe(sc) == "" {
+			return field.ErrorList{field.Invalid(path, shortValue(value), "must match "+strconv.Quote(p)+patternHint(sc))}
+		}
+		return field.ErrorList{field.Invalid(path, shortValue(value), "not in the expected form: "+describe(sc))}
 	case "minimum":
 		return field.ErrorList{field.Invalid(path, shortValue(value), "must be at least "+sc.Minimum.RatString())}
 	case "maximum":

@@ -163,7 +163,10 @@ func (a *Admitter) Validate(task *v1alpha1.Task) (field.ErrorList, []string) {
 	// user sees every mistake at once; they skip what they cannot decode.
 	errs = c.schema.Validate(c.value, configPath)
 	more, warnings := c.plugin.Validate(a, task, c)
-	return mergeErrors(errs, more), warnings
+	if errs = mergeErrors(errs, more); len(errs) > 0 {
+		return errs, nil // warnings about a Task that is refused anyway are noise
+	}
+	return nil, warnings
 }
 
 // mergeErrors appends more to errs, dropping a second error for a field that

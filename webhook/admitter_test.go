@@ -156,7 +156,7 @@ func TestWarnings(t *testing.T) {
 		{image: "registry:5000/busybox", want: "has no tag"},
 		{image: "busybox:latest", want: ":latest"},
 		{image: "busybox:1.36", role: "cluster-admin", want: "cluster-admin"},
-		{image: "busybox@sha256:abc", want: ""},
+		{image: "busybox@sha256:" + strings.Repeat("ab", 32), want: ""},
 		{image: "registry:5000/busybox:1.36", want: ""},
 	}
 	a := newTestAdmitter(t)

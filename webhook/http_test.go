@@ -63,7 +63,9 @@ func TestReviewHandler(t *testing.T) {
 		{name: "no request", handler: mutate, body: []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), wantHTTP: 400, wantCode: 400},
 		{name: "v1beta1 refused", handler: mutate, body: bytes.Replace(review(admissionv1.Create, good, nil, false), []byte(`admission.k8s.io/v1"`), []byte(`admission.k8s.io/v1beta1"`), 1), wantHTTP: 400, wantCode: 400},
 		{name: "wrong content type", handler: mutate, body: review(admissionv1.Create, good, nil, false), contentType: "text/plain", wantHTTP: 400, wantCode: 400},
-		{name: "object not a Task", handler: validate, body: review(admissionv1.Create, []byte(`{"spec": 5}`), nil, false), wantHTTP: 200, wantCode: 400},
+		{name: "object not a Task", handler: validate, body: review(admissionv1.Create, []byte(`{"spec": 5}`), nil, false), wantHTTP: 200, wantCode: 422, wantText: "spec: Invalid value: must be an object, not a JSON number"},
+		{name: "plugin of the wrong type", handler: mutate, body: review(admissionv1.Create, []byte(`{"spec": {"plugin": 7}}`), nil, false), wantHTTP: 200, wantCode: 422, wantText: "spec.plugin: Invalid value: must be a string"},
+		{name: "object not JSON", handler: mutate, body: review(admissionv1.Create, nil, nil, false), wantHTTP: 200, wantCode: 400},
 		{name: "mutate patches defaults", handler: mutate, body: review(admissionv1.Create, good, nil, false), wantHTTP: 200, wantAllowed: true},
 		{name: "dry-run validated the same", handler: validate, body: review(admissionv1.Create, good, nil, true), wantHTTP: 200, wantAllowed: true},
 		{name: "invalid is 422 with causes", handler: validate, body: review(admissionv1.Create, taskJSON("custom-image", `{"imagee":"x"}`), nil, false),
@@ -111,14 +113,35 @@ func TestMutatePatch(t *testing.T) {
 	if out.Response.PatchType == nil || *out.Response.PatchType != admissionv1.PatchTypeJSONPatch {
 		t.Fatalf("no JSON patch: %+v", out.Response)
 	}
-	patch := string(out.Response.Patch)
-	for _, want := range []string{`"/spec/config/namespace"`, `"shop"`, `"/spec/config/serviceAccountName"`, `"t1-task"`, `"/spec/config/timeoutSeconds"`} {
-		if !strings.Contains(patch, want) {
-			t.Errorf("patch %s lacks %s", patch, want)
-		}
+	var ops []struct {
+		Op    string          `json:"op"`
+		Path  string          `json:"path"`
+		Value json.RawMessage `json:"value"`
 	}
-	if strings.Contains(patch, `"/status"`) {
-		t.Errorf("patch touches status: %s", patch)
+	if err := json.Unmarshal(out.Response.Patch, &ops); err != nil {
+		t.Fatal(err)
 	}
-	_ = v1alpha1.Task{}
+	// One operation on spec.config, nothing else (status, metadata) touched.
+	if len(ops) != 1 || ops[0].Op != "replace" || ops[0].Path != "/spec/config" {
+		t.Fatalf("patch %s, want one replace of /spec/config", out.Response.Patch)
+	}
+	var cfg v1alpha1.CustomImageConfig
+	if err := json.Unmarshal(ops[0].Value, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Namespace != "shop" || cfg.ServiceAccountName != "t1-task" || cfg.TimeoutSeconds == nil || *cfg.TimeoutSeconds != 3600 ||
+		cfg.Image != "busybox:1.36" || len(cfg.Command) != 1 {
+		t.Errorf("patched config %s lacks the defaults or lost the user's fields", ops[0].Value)
+	}
+}
+
+// TestMutatePatchKeepsBigNumbers: the patch carries the config's JSON as it
+// is, so integers beyond float64 precision survive defaulting.
+func TestMutatePatchKeepsBigNumbers(t *testing.T) {
+	mutate, _ := Handlers(testScheme(), newTestAdmitter(t), nil)
+	cfg := `{"resources":[{"version":"v1","resource":"configmaps"}],"operations":[{"mergePatch":{"data":{"n":12345678901234567891}}}]}`
+	_, out := serve(mutate, review(admissionv1.Create, taskJSON("kubernetes-object-transformation", cfg), nil, false), "application/json")
+	if !strings.Contains(string(out.Response.Patch), "12345678901234567891") {
+		t.Errorf("patch %s lost the big integer", out.Response.Patch)
+	}
 }

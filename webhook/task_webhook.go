@@ -180,8 +180,10 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 }
 
 // Handlers returns the HTTP handlers of the mutating and validating webhooks.
-func Handlers(scheme *runtime.Scheme, a *Admitter, authz Authorizer) (mutate, validate *ReviewHandler) {
-	mutate = NewReviewHandler(admission.WithDefaulter[*v1alpha1.Task](scheme, &Defaulter{Admitter: a}))
-	validate = NewReviewHandler(admission.WithValidator[*v1alpha1.Task](scheme, &Validator{Admitter: a, Authz: authz}))
+// The scheme is not needed to decode Tasks; it is kept so callers wire the
+// handlers the way controller-runtime's builder would.
+func Handlers(_ *runtime.Scheme, a *Admitter, authz Authorizer) (mutate, validate *ReviewHandler) {
+	mutate = NewReviewHandler(&admission.Webhook{Handler: defaultingHandler{defaulter: &Defaulter{Admitter: a}}})
+	validate = NewReviewHandler(&admission.Webhook{Handler: validatingHandler{validator: &Validator{Admitter: a, Authz: authz}}})
 	return mutate, validate
 }
