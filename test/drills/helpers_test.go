@@ -1,6 +1,7 @@
 package drills_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -10,19 +11,29 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
 )
 
-// newNamespace creates a namespace of the test's own (envtest has no
-// namespace controller: it is never deleted).
+// newNamespace creates a namespace of the test's own. envtest has no
+// namespace controller, so the test's Tasks are deleted when it ends:
+// otherwise a later drill's manager, which watches every namespace, would
+// first work through them.
 func newNamespace(t *testing.T, prefix string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
 	if err := cp.Client.Create(t.Context(), ns); err != nil {
 		t.Fatalf("create namespace: %v", err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cp.Client.DeleteAllOf(ctx, &v1alpha1.Task{}, client.InNamespace(ns.Name)); err != nil {
+			t.Errorf("delete the Tasks of %s: %v", ns.Name, err)
+		}
+	})
 	return ns.Name
 }
 
@@ -94,7 +105,7 @@ func startManager(t *testing.T, label string) *kit.Process {
 		if !p.Exited() {
 			p.Stop(15 * time.Second)
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("TASKGATE_DRILL_DEBUG") != "" {
 			t.Logf("output of manager %s:\n%s", label, tail(p.Output(), 8000))
 		}
 	})

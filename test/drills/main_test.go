@@ -6,6 +6,8 @@
 // The short versions run in `go test ./test/...`; TASKGATE_SOAK=1 (`make
 // soak`) makes them long. The tests change shared state (the webhook
 // certificate, the webhook configurations) and run one after the other.
+// TASKGATE_DRILL_DEBUG=1 prints the managers' output even when a drill
+// passes; TASKGATE_TEST_LOG=1 the in-process webhook server's logs.
 package drills_test
 
 import (

@@ -30,6 +30,7 @@ const (
 	modeNone     = "no webhooks"   // neither configuration installed
 	modeOneTrip  = "one-roundtrip" // taskgate validating inside the mutating call
 	modeSARCache = "SAR cache"     // taskgate with allowed SubjectAccessReviews cached 10s
+	modeBoth     = "one-roundtrip + SAR cache"
 )
 
 // Paths of the comparison webhooks, next to taskgate's own.
@@ -39,6 +40,7 @@ const (
 	oneTripPath      = "/mutate-and-validate"
 	cachedMutate     = "/cached-mutate"
 	cachedValidate   = "/cached-validate"
+	cachedOneTrip    = "/cached-mutate-and-validate"
 )
 
 // benchEnv is a control plane whose API server calls one webhook server
@@ -112,10 +114,12 @@ func (e *benchEnv) startWebhooks(root string) error {
 	srv := mgr.GetWebhookServer()
 	srv.Register(noopMutatePath, noop())
 	srv.Register(noopValidatePath, noop())
-	srv.Register(oneTripPath, oneTrip(mgr, a))
-	cm, cv := webhook.Handlers(mgr.GetScheme(), a, newCachedAuthorizer(webhook.SARAuthorizer{Client: mgr.GetClient()}, 10*time.Second))
+	sar := webhook.SARAuthorizer{Client: mgr.GetClient()}
+	srv.Register(oneTripPath, oneTrip(mgr, a, sar))
+	cm, cv := webhook.Handlers(mgr.GetScheme(), a, newCachedAuthorizer(sar, 10*time.Second))
 	srv.Register(cachedMutate, cm)
 	srv.Register(cachedValidate, cv)
+	srv.Register(cachedOneTrip, oneTrip(mgr, a, newCachedAuthorizer(sar, 10*time.Second)))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -157,6 +161,8 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 		w = e.hooks.Point(e.base, e.caBundle, oneTripPath, "")
 	case modeSARCache:
 		w = e.hooks.Point(e.base, e.caBundle, cachedMutate, cachedValidate)
+	case modeBoth:
+		w = e.hooks.Point(e.base, e.caBundle, cachedOneTrip, "")
 	case modeNone:
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
@@ -201,6 +207,7 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 		modeNone:     nil,
 		modeOneTrip:  {oneTripPath},
 		modeSARCache: {cachedMutate, cachedValidate},
+		modeBoth:     {cachedOneTrip},
 	}[mode]
 	sort.Strings(want)
 	if !slices.Equal(called, want) {

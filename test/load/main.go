@@ -127,7 +127,7 @@ func (o *options) wants(p string) bool {
 // control plane (P3, P2), then P1 and P4 on one control plane, then P5 on
 // a fresh one so that nothing but its own Tasks is in the cache.
 func measure(ctx context.Context, o *options) (*report, error) {
-	r := &report{opts: o, started: time.Now()}
+	r := &report{opts: o, started: time.Now(), loadStart: loadAvg()}
 	samples, err := kit.Samples(o.root)
 	if err != nil {
 		return nil, err
@@ -176,7 +176,7 @@ func measure(ctx context.Context, o *options) (*report, error) {
 			return nil, fmt.Errorf("P5: %w", err)
 		}
 	}
-	r.finished = time.Now()
+	r.finished, r.loadEnd = time.Now(), loadAvg()
 	return r, nil
 }
 

@@ -21,9 +21,9 @@ import (
 // It uses taskgate's own Defaulter and Validator and HTTP handler; only the
 // split between two webhooks differs. Not for production as it stands: it
 // validates before any later mutating webhook of the cluster runs.
-func oneTrip(mgr ctrl.Manager, a *webhook.Admitter) http.Handler {
+func oneTrip(mgr ctrl.Manager, a *webhook.Admitter, authz webhook.Authorizer) http.Handler {
 	d := &webhook.Defaulter{Admitter: a}
-	v := &webhook.Validator{Admitter: a, Authz: webhook.SARAuthorizer{Client: mgr.GetClient()}}
+	v := &webhook.Validator{Admitter: a, Authz: authz}
 	dec := admission.NewDecoder(mgr.GetScheme())
 	h := admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		ctx = admission.NewContextWithRequest(ctx, req)

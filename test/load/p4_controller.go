@@ -28,37 +28,68 @@ import (
 	"github.com/astronetes/taskgate/test/load/kit"
 )
 
+// p4Variant is one way of getting the Tasks to Succeeded.
+type p4Variant struct {
+	name       string
+	controller bool // else the floor: the driver writes the status
+	reconciles int
+	noEvents   bool // the controller's Event POSTs are answered in-process
+}
+
 type p4Result struct {
 	tasks, workers, reconciles int
-	controller, floor          []time.Duration // one per round
-	requests                   *requestCounter // the controller's API requests, all rounds
+	variants                   []p4Variant
+	took                       map[string][]time.Duration // by variant, one per round
+	requests                   *requestCounter            // the shipped controller's API requests
+}
+
+// ratio is the median over rounds of variant ÷ floor of the same round.
+func (r *p4Result) ratio(variant string) float64 {
+	var xs []float64
+	for i, d := range r.took[variant] {
+		xs = append(xs, float64(d)/float64(r.took[r.variants[0].name][i]))
+	}
+	return kit.MedianFloat(xs)
 }
 
 // runP4 times n run-synchronization Tasks from the first create to the last
-// seen Succeeded, with the controller (in-process, as `taskgate manager`
-// wires it) and against the floor: the same creates plus one status update
-// each, written by the load driver itself. Rounds alternate which goes first.
+// seen Succeeded: the floor (the same creates plus one status update each,
+// written by the load driver), the controller as `taskgate manager` runs it,
+// and what-ifs that show what limits it. The variants take turns in
+// every round, the order rotated each round.
 func runP4(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, n, workers, reconciles, rounds int) (*p4Result, error) {
-	res := &p4Result{tasks: n, workers: workers, reconciles: reconciles, requests: newRequestCounter()}
+	res := &p4Result{tasks: n, workers: workers, reconciles: reconciles, requests: newRequestCounter(),
+		took: map[string][]time.Duration{}, variants: []p4Variant{
+			{name: "floor"},
+			{name: "controller", controller: true, reconciles: reconciles},
+			{name: fmt.Sprintf("controller, %d concurrent reconciles", 4*reconciles), controller: true, reconciles: 4 * reconciles},
+			{name: "controller, Events not sent", controller: true, reconciles: reconciles, noEvents: true},
+			{name: fmt.Sprintf("controller, %d concurrent reconciles, Events not sent", 4*reconciles), controller: true, reconciles: 4 * reconciles, noEvents: true},
+		}}
+	took := make([][]time.Duration, len(res.variants))
 	for r := range rounds {
-		for k := range 2 {
-			withController := (r+k)%2 == 0
-			ns := fmt.Sprintf("p4-r%d-%s", r, map[bool]string{true: "controller", false: "floor"}[withController])
+		for k := range res.variants {
+			i := (r + k) % len(res.variants)
+			v := res.variants[i]
+			ns := fmt.Sprintf("p4-r%d-v%d", r, i)
 			if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 				return nil, err
 			}
 			var d time.Duration
 			var err error
-			if withController {
-				d, err = p4Controller(ctx, cp, sample, ns, n, workers, reconciles, res.requests)
-				res.controller = append(res.controller, d)
+			if v.controller {
+				var rc *requestCounter
+				if i == 1 {
+					rc = res.requests
+				}
+				d, err = p4Controller(ctx, cp, sample, ns, n, workers, v, rc)
 			} else {
 				d, err = p4Run(ctx, cp, sample, ns, n, workers, true)
-				res.floor = append(res.floor, d)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("round %d, %s: %w", r, ns, err)
+				return nil, fmt.Errorf("round %d, %s: %w", r, v.name, err)
 			}
+			took[i] = append(took[i], d)
 			// Leave the store as the round found it.
 			if err := cp.Client.DeleteAllOf(ctx, &v1alpha1.Task{}, client.InNamespace(ns)); err != nil {
 				return nil, err
@@ -68,16 +99,24 @@ func runP4(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, n, 
 			}
 		}
 	}
+	for i, v := range res.variants {
+		res.took[v.name] = took[i]
+	}
 	return res, nil
 }
 
 // p4Controller runs a manager with the controller, restricted to ns, and
 // times p4Run without status writes of its own.
-func p4Controller(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, ns string, n, workers, reconciles int, rc *requestCounter) (time.Duration, error) {
+func p4Controller(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, ns string, n, workers int, v p4Variant, rc *requestCounter) (time.Duration, error) {
 	req, _ := labels.NewRequirement(v1alpha1.TaskLabel, selection.Exists, nil)
 	owned := cache.ByObject{Label: labels.NewSelector().Add(*req)}
 	cfg := rest.CopyConfig(cp.Config)
-	cfg.Wrap(rc.wrap)
+	if rc != nil {
+		cfg.Wrap(rc.wrap)
+	}
+	if v.noEvents {
+		cfg.Wrap(dropEvents)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  kit.Scheme(),
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
@@ -96,7 +135,7 @@ func p4Controller(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Ta
 	if err != nil {
 		return 0, err
 	}
-	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: reconciles}); err != nil {
+	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.reconciles}); err != nil {
 		return 0, err
 	}
 	mctx, cancel := context.WithCancel(ctx)

@@ -21,44 +21,62 @@ import (
 
 type p5Result struct {
 	tasks       int
-	rss, hwm    int64   // bytes, once settled; peak
-	heapLiveMiB float64 // live heap after the last GC (gctrace)
-	settle      time.Duration
-	gcs         int
+	empty, full p5Sample // the manager with no Tasks, and with `tasks`
 }
 
-// runP5 fills a control plane with n finished Tasks (status written through
-// the status subresource, no controller running), then starts `taskgate
-// manager` as a subprocess and reads its resident memory once its CPU use
-// has settled.
+type p5Sample struct {
+	rss, hwm, anon, file int64   // bytes: VmRSS settled, VmHWM, RssAnon, RssFile
+	heapLiveMiB          float64 // live heap after the last GC (gctrace)
+	gcs                  int
+	settle               time.Duration
+}
+
+// runP5 starts `taskgate manager` as a subprocess against an empty control
+// plane, then against the same one filled with n finished Tasks (status
+// written through the status subresource, no controller running), and
+// reads its resident memory each time once its CPU use has settled.
 func runP5(ctx context.Context, cp *kit.ControlPlane, bin string, samples []*v1alpha1.Task, n, workers int) (*p5Result, error) {
 	const ns = "p5"
+	res := &p5Result{tasks: n}
+	var err error
+	if res.empty, err = managerMemory(cp, bin); err != nil {
+		return nil, fmt.Errorf("no Tasks: %w", err)
+	}
 	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return nil, err
 	}
 	if err := createFinished(ctx, cp, samples, ns, n, workers); err != nil {
 		return nil, err
 	}
+	if res.full, err = managerMemory(cp, bin); err != nil {
+		return nil, fmt.Errorf("%d Tasks: %w", n, err)
+	}
+	return res, nil
+}
+
+// managerMemory runs the manager until its CPU use has settled: the initial
+// list reconciled (each finished Task is looked at once) and next to no CPU
+// used for 5 s. Then it reads /proc/<pid>/status and stops it.
+func managerMemory(cp *kit.ControlPlane, bin string) (p5Sample, error) {
+	var s p5Sample
 	p, err := kit.StartProcess(bin, cp.Kubeconfig, []string{"GODEBUG=gctrace=1"}, kit.ManagerArgs...)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	defer p.Stop(15 * time.Second)
 	start := time.Now()
 	if err := p.WaitOutput("Starting workers", 2*time.Minute); err != nil {
-		return nil, err
+		return s, err
 	}
-	// Settled: the initial list has been reconciled (each finished Task is
-	// looked at once) and the process uses next to no CPU for 5 s.
 	quiet, prev := 0, int64(-1)
 	for quiet < 5 {
 		if time.Since(start) > 3*time.Minute {
-			return nil, errors.New("manager CPU use did not settle in 3 minutes")
+			return s, errors.New("manager CPU use did not settle in 3 minutes")
 		}
 		time.Sleep(time.Second)
 		ticks, err := kit.CPUTicks(p.Pid())
 		if err != nil {
-			return nil, fmt.Errorf("manager: %w\n%s", err, p.Output())
+			return s, fmt.Errorf("manager: %w\n%s", err, p.Output())
 		}
 		if prev >= 0 && ticks-prev <= 2 {
 			quiet++
@@ -67,15 +85,14 @@ func runP5(ctx context.Context, cp *kit.ControlPlane, bin string, samples []*v1a
 		}
 		prev = ticks
 	}
-	res := &p5Result{tasks: n, settle: time.Since(start)}
-	if res.rss, err = kit.ProcStatus(p.Pid(), "VmRSS"); err != nil {
-		return nil, err
+	s.settle = time.Since(start)
+	for field, into := range map[string]*int64{"VmRSS": &s.rss, "VmHWM": &s.hwm, "RssAnon": &s.anon, "RssFile": &s.file} {
+		if *into, err = kit.ProcStatus(p.Pid(), field); err != nil {
+			return s, err
+		}
 	}
-	if res.hwm, err = kit.ProcStatus(p.Pid(), "VmHWM"); err != nil {
-		return nil, err
-	}
-	res.heapLiveMiB, res.gcs = lastLiveHeap(p.Output())
-	return res, nil
+	s.heapLiveMiB, s.gcs = lastLiveHeap(p.Output())
+	return s, nil
 }
 
 // gctrace: "gc 12 @3.1s 2%: ... 8->9->4 MB, 9 MB goal, ..." — the third

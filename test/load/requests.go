@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -32,6 +34,25 @@ func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 		c.n[key]++
 		c.mu.Unlock()
 		return resp, err
+	})
+}
+
+// dropEvents answers Event creations in-process, echoing the Event, as if
+// the API server had stored it: the what-if of a controller without Events.
+func dropEvents(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/events") || req.Body == nil {
+			return rt.RoundTrip(req)
+		}
+		body, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		h := http.Header{}
+		h.Set("Content-Type", req.Header.Get("Content-Type"))
+		return &http.Response{StatusCode: http.StatusCreated, Status: "201 Created", Header: h, Request: req,
+			Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), ProtoMajor: 1, ProtoMinor: 1}, nil
 	})
 }
 
