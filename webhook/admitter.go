@@ -155,18 +155,40 @@ func (a *Admitter) Default(task *v1alpha1.Task) field.ErrorList {
 // schema can say (the Task's own namespace, label syntax, patch documents...).
 // It returns every error at once, and warnings for what is allowed but unwise.
 func (a *Admitter) Validate(task *v1alpha1.Task) (field.ErrorList, []string) {
+	errs, warnings, _ := a.check(task, false)
+	return errs, warnings
+}
+
+// AccessChecks lists what the requesting user must be allowed to do for the
+// Task to be admitted; the controller acts with its own identity, so without
+// these a Task would lend the user the controller's rights. It expects a Task
+// that passed Validate.
+func (a *Admitter) AccessChecks(task *v1alpha1.Task) []AccessCheck {
 	c, errs := a.load(task)
 	if len(errs) > 0 {
-		return errs, nil
+		return nil
+	}
+	return c.plugin.Access(a, task, c)
+}
+
+// check validates the Task and, when it is valid and access is asked for,
+// lists its access checks from the same decoded config.
+func (a *Admitter) check(task *v1alpha1.Task, access bool) (field.ErrorList, []string, []AccessCheck) {
+	c, errs := a.load(task)
+	if len(errs) > 0 {
+		return errs, nil, nil
 	}
 	// The plugin's own rules run even when the schema found errors, so the
 	// user sees every mistake at once; they skip what they cannot decode.
 	errs = c.schema.Validate(c.value, configPath)
 	more, warnings := c.plugin.Validate(a, task, c)
 	if errs = mergeErrors(errs, more); len(errs) > 0 {
-		return errs, nil // warnings about a Task that is refused anyway are noise
+		return errs, nil, nil // warnings about a Task that is refused anyway are noise
 	}
-	return nil, warnings
+	if !access {
+		return nil, warnings, nil
+	}
+	return nil, warnings, c.plugin.Access(a, task, c)
 }
 
 // mergeErrors appends more to errs, dropping a second error for a field that
@@ -186,18 +208,6 @@ func mergeErrors(errs, more field.ErrorList) field.ErrorList {
 	}
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
 	return errs
-}
-
-// AccessChecks lists what the requesting user must be allowed to do for the
-// Task to be admitted; the controller acts with its own identity, so without
-// these a Task would lend the user the controller's rights. It expects a Task
-// that passed Validate.
-func (a *Admitter) AccessChecks(task *v1alpha1.Task) []AccessCheck {
-	c, errs := a.load(task)
-	if len(errs) > 0 {
-		return nil
-	}
-	return c.plugin.Access(a, task, c)
 }
 
 // decodeTyped turns a config into its typed form; it fails on types the

@@ -55,10 +55,10 @@ func (d *Defaulter) Default(ctx context.Context, task *v1alpha1.Task) error {
 // ValidateCreate implements admission.Validator.
 func (v *Validator) ValidateCreate(ctx context.Context, task *v1alpha1.Task) (admission.Warnings, error) {
 	start := time.Now()
-	errs, warnings := v.Admitter.Validate(task)
+	errs, warnings, checks := v.Admitter.check(task, v.Authz != nil)
 	var err error
-	if len(errs) == 0 && v.Authz != nil {
-		errs, err = v.checkAccess(ctx, task)
+	if len(errs) == 0 && len(checks) > 0 {
+		errs, err = v.checkAccess(ctx, task, checks)
 	}
 	observe("validate", task, admissionv1.Create, start, errs, err)
 	if err != nil {
@@ -91,11 +91,7 @@ func (v *Validator) ValidateDelete(context.Context, *v1alpha1.Task) (admission.W
 	return nil, nil
 }
 
-func (v *Validator) checkAccess(ctx context.Context, task *v1alpha1.Task) (field.ErrorList, error) {
-	checks := v.Admitter.AccessChecks(task)
-	if len(checks) == 0 {
-		return nil, nil
-	}
+func (v *Validator) checkAccess(ctx context.Context, task *v1alpha1.Task, checks []AccessCheck) (field.ErrorList, error) {
 	req, err := admission.RequestFromContext(ctx)
 	if err != nil {
 		return nil, apierrors.NewBadRequest("no admission request in context: " + err.Error())
