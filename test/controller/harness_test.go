@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 const (
@@ -37,24 +37,6 @@ func testLogger(w io.Writer, verbose bool) logr.Logger {
 		w = io.Discard
 	}
 	return zap.New(zap.WriteTo(w), zap.UseDevMode(true))
-}
-
-// syncBuffer collects a manager's log lines for printing when a test fails.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // newNamespace creates a namespace of the test's own. envtest has no
@@ -74,7 +56,7 @@ func newNamespace(t *testing.T) string {
 // of the test. The manager's logs are printed if the test fails.
 func startManager(t *testing.T, ns string) (stop func()) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	var w io.Writer = logs
 	if os.Getenv("TASKGATE_TEST_LOG") != "" {
 		w = io.MultiWriter(logs, os.Stderr)

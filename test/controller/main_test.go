@@ -13,14 +13,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -31,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // The one control plane of this package, shared by every test; each test
@@ -94,7 +93,7 @@ func run(m *testing.M) int {
 		stop()
 	}
 	defer stop() // also runs while a panic of this goroutine unwinds
-	stopOnSignalOrTimeout(stopNow)
+	testutil.StopOnSignalOrTimeout(stopNow)
 
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
@@ -103,32 +102,6 @@ func run(m *testing.M) int {
 	}
 	ctrl.SetLogger(log.Log)
 	return m.Run()
-}
-
-// stopOnSignalOrTimeout stops the control plane on SIGINT/SIGTERM, and a few
-// seconds before -test.timeout makes the binary panic.
-func stopOnSignalOrTimeout(stop func()) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		fmt.Fprintf(os.Stderr, "%v: stopping envtest\n", s)
-		stop()
-		os.Exit(130)
-	}()
-	f := flag.Lookup("test.timeout")
-	if f == nil {
-		return
-	}
-	timeout, ok := f.Value.(flag.Getter).Get().(time.Duration)
-	if !ok || timeout <= 0 {
-		return
-	}
-	margin := min(15*time.Second, timeout/5)
-	time.AfterFunc(timeout-margin, func() {
-		fmt.Fprintln(os.Stderr, "test timeout is near: stopping envtest")
-		stop()
-	})
 }
 
 // killChildren sends SIGKILL to this process's children: the control plane's

@@ -16,10 +16,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +29,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 	"github.com/astronetes/taskgate/webhook"
 )
 
@@ -88,7 +87,7 @@ func run(m *testing.M) int {
 		})
 	}
 	defer stop()
-	stopOnSignalOrTimeout(stop)
+	testutil.StopOnSignalOrTimeout(stop)
 	if stopWebhooks, err = startWebhooks(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -158,31 +157,6 @@ func startWebhooks() (stop func(), err error) {
 func installWebhooks(ctx context.Context, caBundle []byte) error {
 	w := hooks.Point(whURL, caBundle, webhook.MutatePath, webhook.ValidatePath)
 	return w.Apply(ctx, cp.Client, hooks)
-}
-
-// stopOnSignalOrTimeout stops the control plane on SIGINT/SIGTERM, and a
-// few seconds before -test.timeout makes the binary panic.
-func stopOnSignalOrTimeout(stop func()) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		fmt.Fprintf(os.Stderr, "%v: stopping the control plane\n", s)
-		stop()
-		os.Exit(130)
-	}()
-	f := flag.Lookup("test.timeout")
-	if f == nil {
-		return
-	}
-	timeout, ok := f.Value.(flag.Getter).Get().(time.Duration)
-	if !ok || timeout <= 0 {
-		return
-	}
-	time.AfterFunc(timeout-min(10*time.Second, timeout/10), func() {
-		fmt.Fprintln(os.Stderr, "test timeout is near: stopping the control plane")
-		stop()
-	})
 }
 
 // short picks the short or the soak value.

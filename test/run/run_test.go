@@ -5,8 +5,8 @@ package run_test
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
+	"github.com/astronetes/taskgate/test/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,28 +88,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is written by the process's output copier while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a running taskgate-local.
 type proc struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testutil.SyncBuffer
 	state  string
 	exited chan error // receives Wait's result once
 	err    error
@@ -139,7 +121,7 @@ func start(t *testing.T, extra ...string) *proc {
 	manager, local := binaries(t)
 	state := filepath.Join(t.TempDir(), "state")
 	args := append([]string{"--state-dir", state, "--manager-binary", manager, "--assets", assetsDir()}, extra...)
-	p := &proc{cmd: exec.Command(local, args...), out: &syncBuffer{}, state: state, exited: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(local, args...), out: &testutil.SyncBuffer{}, state: state, exited: make(chan error, 1)}
 	p.cmd.Dir = repoRoot()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
