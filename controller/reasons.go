@@ -53,15 +53,18 @@ const (
 	ReasonSynchronizationNotServed = "SynchronizationNotServed"
 )
 
-// Reasons of the Kubernetes Events the controller records on a Task.
+// Reasons of the Kubernetes Events the controller records on a Task: one
+// for each object it creates or removes while the Task runs (a Pod, its
+// ServiceAccount, a ClusterRoleBinding) and one for the outcome. An action
+// whose outcome is known in the same reconcile (a transformation's patches, a
+// Synchronization's creation) has no Event of its own: the outcome's Event
+// says what was done, so each such Task costs the API server one Event.
 const (
 	EventPodCreated                = "PodCreated"
 	EventPodDeleted                = "PodDeleted"
 	EventServiceAccountCreated     = "ServiceAccountCreated"
 	EventClusterRoleBindingCreated = "ClusterRoleBindingCreated"
 	EventClusterRoleBindingRemoved = "ClusterRoleBindingRemoved"
-	EventPatched                   = "Patched"
-	EventSynchronizationCreated    = "SynchronizationCreated"
 	EventSucceeded                 = "Succeeded"
 	EventFailed                    = "Failed"
 )

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -72,9 +71,10 @@ func (s *runSyncRunner) ensureSynchronization(ctx context.Context, task *v1alpha
 		err = s.client.Create(ctx, sync)
 		switch {
 		case err == nil:
+			// No Event of its own: the Task finishes in this reconcile, and
+			// its Succeeded Event names the Synchronization (one Event
+			// per Task instead of two; see Events in the README).
 			log.FromContext(ctx).Info("synchronization created", "synchronization", klog.KObj(sync), "plugin", sync.Spec.Plugin)
-			s.event(task, corev1.EventTypeNormal, EventSynchronizationCreated, "Create",
-				"created synchronization %s (plugin %s)", sync.Name, sync.Spec.Plugin)
 			return sync, nil
 		case apierrors.IsAlreadyExists(err):
 			// Created by an earlier reconcile the cache has not caught up with.

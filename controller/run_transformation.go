@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -86,11 +85,11 @@ func (t *transformationRunner) run(ctx context.Context, task *v1alpha1.Task, cp 
 	msg := fmt.Sprintf("matched %d objects: %d patched, %d unchanged, %d failed", res.Matched, res.Patched, res.Unchanged, res.Failed)
 	log.FromContext(ctx).Info("transformation applied", "matched", res.Matched, "patched", res.Patched,
 		"unchanged", res.Unchanged, "failed", res.Failed)
+	// The outcome's Event (Succeeded or Failed, sent once the status is
+	// written) carries msg: no separate Event for the patching.
 	if res.Failed > 0 {
-		t.event(task, corev1.EventTypeWarning, EventPatched, "Patch", "%s", msg)
 		fail(task, ReasonPatchFailed, fmt.Sprintf("%s; first failure: %s: %s", msg, res.Failures[0].Object, res.Failures[0].Message))
 	} else {
-		t.event(task, corev1.EventTypeNormal, EventPatched, "Patch", "%s", msg)
 		succeed(task, ReasonPatched, msg)
 	}
 	// The result cannot be computed again, so try harder than usual to keep

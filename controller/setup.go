@@ -12,9 +12,12 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
@@ -85,7 +88,14 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	// controller from starting; run-synchronization Tasks then fail with
 	// ReasonSynchronizationNotServed, and everything else still runs.
 	if err := synchronizationsServed(mgr.GetRESTMapper()); err == nil {
-		b = b.Owns(&v1alpha1.Synchronization{})
+		// The Task finishes in the reconcile that creates its
+		// Synchronization, so the create event brings nothing new: it
+		// would only reconcile the Task again, ahead of its own status
+		// update (a stale read and a 409). After a restart every Task is
+		// reconciled through its own watch anyway.
+		b = b.Owns(&v1alpha1.Synchronization{}, builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false },
+		}))
 	} else {
 		mgr.GetLogger().Info("synchronizations are not served: run-synchronization Tasks fail while the CRD is missing (restart taskgate after installing it to watch them)",
 			"groupVersion", v1alpha1.GroupVersion.String(), "reason", err.Error())

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -124,20 +125,58 @@ func setPodStatus(t *testing.T, pod *corev1.Pod, phase corev1.PodPhase, exitCode
 	})
 }
 
-// taskEventReasons lists the reasons of the Events recorded on a Task.
-func taskEventReasons(t *testing.T, task *v1alpha1.Task) ([]string, error) {
+// taskEvents lists the Events recorded on a Task.
+func taskEvents(t *testing.T, task *v1alpha1.Task) ([]eventsv1.Event, error) {
 	list := &eventsv1.EventList{}
 	if err := k8sClient.List(t.Context(), list, client.InNamespace(task.Namespace)); err != nil {
 		return nil, err
 	}
-	var reasons []string
+	var out []eventsv1.Event
 	for _, e := range list.Items {
 		if e.Regarding.UID == task.UID {
-			reasons = append(reasons, e.Reason)
+			out = append(out, e)
 		}
+	}
+	return out, nil
+}
+
+// taskEventReasons lists the reasons of the Events recorded on a Task.
+func taskEventReasons(t *testing.T, task *v1alpha1.Task) ([]string, error) {
+	events, err := taskEvents(t, task)
+	if err != nil {
+		return nil, err
+	}
+	var reasons []string
+	for _, e := range events {
+		reasons = append(reasons, e.Reason)
 	}
 	slices.Sort(reasons)
 	return reasons, nil
+}
+
+// wantOnlyEvent waits for the Task's Event of reason and checks it is the
+// Task's only Event and that its note contains each of notes. The recorder
+// sends a Task's Events in the order they were recorded, so any Event
+// recorded before the outcome's has been stored by the time it is.
+func wantOnlyEvent(t *testing.T, task *v1alpha1.Task, reason string, notes ...string) {
+	t.Helper()
+	waitForEvents(t, task, reason)
+	events, err := taskEvents(t, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 {
+		var got []string
+		for _, e := range events {
+			got = append(got, e.Reason+": "+e.Note)
+		}
+		t.Fatalf("events on task %s = %q, want only %s", task.Name, got, reason)
+	}
+	for _, n := range notes {
+		if !strings.Contains(events[0].Note, n) {
+			t.Errorf("%s event note = %q, want it to contain %q", reason, events[0].Note, n)
+		}
+	}
 }
 
 // waitForEvents waits until the Task carries an Event of each reason.

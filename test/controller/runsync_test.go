@@ -56,7 +56,7 @@ func TestRunSynchronization(t *testing.T) {
 	if sync.Spec.Plugin != cfg.Template.Spec.Plugin || sync.Spec.RestartPolicy != "Never" || !sameJSON(t, sync.Spec.Config, cfg.Template.Spec.Config) {
 		t.Errorf("spec = %+v (config %s), want the template's", sync.Spec, sync.Spec.Config.Raw)
 	}
-	waitForEvents(t, task, controller.EventSynchronizationCreated, controller.EventSucceeded)
+	wantOnlyEvent(t, task, controller.EventSucceeded, "synchronization "+name+" created")
 }
 
 // A Synchronization that already exists when the Task looks at it (a

@@ -64,7 +64,7 @@ func TestTransformationScalesSelectedDeployments(t *testing.T) {
 	if dbAfter.ResourceVersion != db.ResourceVersion || *dbAfter.Spec.Replicas != 3 {
 		t.Errorf("db was touched: resourceVersion %s -> %s, replicas %d", db.ResourceVersion, dbAfter.ResourceVersion, *dbAfter.Spec.Replicas)
 	}
-	waitForEvents(t, task, controller.EventPatched, controller.EventSucceeded)
+	wantOnlyEvent(t, task, controller.EventSucceeded, "matched 2 objects: 2 patched, 0 unchanged, 0 failed")
 
 	mustCreate(t, makeTask(t, ns, "scale-down-again", v1alpha1.PluginTransformation, setReplicasToOne(web)))
 	task = waitForTask(t, ns, "scale-down-again", v1alpha1.TaskSucceeded)
@@ -194,6 +194,7 @@ func TestTransformationFailures(t *testing.T) {
 			if len(got.Failures) != 1 || got.Failures[0].Object != "apps/deployments "+ns+"/without-note" {
 				t.Errorf("failures = %+v", got.Failures)
 			}
+			wantOnlyEvent(t, task, controller.EventFailed, "1 patched, 0 unchanged, 1 failed", tt.wantMessage)
 		})
 	}
 }
