@@ -165,11 +165,11 @@ func p4Run(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, ns 
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	w, err := wc.Watch(wctx, &v1alpha1.TaskList{}, client.InNamespace(ns))
-	if err != nil {
+	seen := &succeededWatch{client: wc, ns: ns, succeeded: map[string]bool{}}
+	if err := seen.watch(wctx); err != nil {
 		return 0, err
 	}
-	defer w.Stop()
+	defer func() { seen.w.Stop() }()
 	start := time.Now()
 	var next atomic.Int64
 	errc := make(chan error, workers)
@@ -193,32 +193,76 @@ func p4Run(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, ns 
 		})
 	}
 	go func() { wg.Wait(); close(errc) }()
-	succeeded := map[string]bool{}
-	for len(succeeded) < n {
+	for len(seen.succeeded) < n {
 		select {
 		case err, ok := <-errc:
 			if ok {
 				return 0, err
 			}
 			errc = nil
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return 0, fmt.Errorf("watch closed after %d of %d Succeeded", len(succeeded), n)
-			}
-			if ev.Type == watch.Error {
-				return 0, fmt.Errorf("watch error: %v", ev.Object)
+		case ev, ok := <-seen.w.ResultChan():
+			if !ok || ev.Type == watch.Error {
+				// The API server may end a watch at any time (a slow
+				// consumer on a busy machine, an expired
+				// resourceVersion): list to catch up and watch again
+				// from there, until wctx runs out.
+				if err := seen.watch(wctx); err != nil {
+					return 0, fmt.Errorf("watch again after %d of %d Succeeded: %w", len(seen.succeeded), n, err)
+				}
+				continue
 			}
 			if t, ok := ev.Object.(*v1alpha1.Task); ok {
-				switch t.Status.Phase {
-				case v1alpha1.TaskSucceeded:
-					succeeded[t.Name] = true
-				case v1alpha1.TaskFailed:
-					return 0, fmt.Errorf("task %s failed: %s", t.Name, t.Status.Message)
+				if err := seen.note(t); err != nil {
+					return 0, err
 				}
 			}
 		}
 	}
 	return time.Since(start), nil
+}
+
+// succeededWatch follows the Tasks of a namespace until they have all
+// Succeeded, listing again whenever its watch ends.
+type succeededWatch struct {
+	client    client.WithWatch
+	ns        string
+	w         watch.Interface
+	succeeded map[string]bool
+}
+
+// watch lists the namespace's Tasks, notes those that finished, and watches
+// from the list's resourceVersion.
+func (s *succeededWatch) watch(ctx context.Context) error {
+	if s.w != nil {
+		s.w.Stop()
+	}
+	list := &v1alpha1.TaskList{}
+	if err := s.client.List(ctx, list, client.InNamespace(s.ns)); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		if err := s.note(&list.Items[i]); err != nil {
+			return err
+		}
+	}
+	w, err := s.client.Watch(ctx, &v1alpha1.TaskList{}, client.InNamespace(s.ns),
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+	if err != nil {
+		return err
+	}
+	s.w = w
+	return nil
+}
+
+// note records t if it Succeeded; a failed Task ends the measurement.
+func (s *succeededWatch) note(t *v1alpha1.Task) error {
+	switch t.Status.Phase {
+	case v1alpha1.TaskSucceeded:
+		s.succeeded[t.Name] = true
+	case v1alpha1.TaskFailed:
+		return fmt.Errorf("task %s failed: %s", t.Name, t.Status.Message)
+	}
+	return nil
 }
 
 // finishLikeController gives t the status the controller writes for a
