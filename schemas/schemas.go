@@ -7,7 +7,6 @@ package schemas
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -183,21 +182,6 @@ func (set *Set) WriteFiles(dir string) ([]string, error) {
 		return nil, err
 	}
 	return written, write(SyncDir, set.syncPlugins)
-}
-
-// DecodeJSON decodes a JSON document the way the validators expect it: numbers
-// kept exact as json.Number, so integers never turn into floats.
-func DecodeJSON(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("unexpected data after the JSON value")
-	}
-	return v, nil
 }
 
 // UndescribedProperties lists the properties (as schema locations) that have
