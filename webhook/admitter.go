@@ -142,7 +142,7 @@ func (a *Admitter) Default(task *v1alpha1.Task) field.ErrorList {
 	if !changed {
 		return nil
 	}
-	raw, err := json.Marshal(c.value)
+	raw, err := schemas.EncodeJSON(c.value)
 	if err != nil {
 		return field.ErrorList{field.InternalError(configPath, fmt.Errorf("encode defaulted config: %w", err))}
 	}
