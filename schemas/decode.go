@@ -16,10 +16,22 @@ import (
 // UTF-8 in a key, deep nesting, data after the value) goes to encoding/json,
 // whose result and error are the reference; FuzzDecodeJSON holds the two equal.
 func DecodeJSON(data []byte) (any, error) {
-	if v, ok := fastDecode(data); ok {
-		return v, nil
+	v, _, err := DecodeJSONUnique(data)
+	return v, err
+}
+
+// DecodeJSONUnique is DecodeJSON that also reports whether no object in the
+// document repeats a key. A decoded map keeps only a repeated key's last
+// value, so only then does it say all that the document says, and is a
+// stand-in for the document when decoding into a typed struct. unique is
+// false when it cannot tell.
+func DecodeJSONUnique(data []byte) (v any, unique bool, err error) {
+	p := parser{s: string(data)}
+	if v, ok := p.document(); ok {
+		return v, !p.repeated, nil
 	}
-	return stdDecode(data)
+	v, err = stdDecode(data)
+	return v, false, err
 }
 
 // stdDecode is DecodeJSON with encoding/json alone.
@@ -44,6 +56,10 @@ const maxFastDepth = 512
 // around it. ok is false when it cannot give the result encoding/json would.
 func fastDecode(data []byte) (v any, ok bool) {
 	p := parser{s: string(data)}
+	return p.document()
+}
+
+func (p *parser) document() (v any, ok bool) {
 	p.space()
 	v, ok = p.value(0)
 	if !ok {
@@ -57,9 +73,10 @@ func fastDecode(data []byte) (v any, ok bool) {
 }
 
 type parser struct {
-	s     string
-	i     int
-	stack []any // elements of the arrays being parsed, copied out when each ends
+	s        string
+	i        int
+	stack    []any // elements of the arrays being parsed, copied out when each ends
+	repeated bool  // some object repeats a key
 }
 
 func (p *parser) space() {
@@ -119,7 +136,7 @@ func (p *parser) object(depth int) (any, bool) {
 		p.i++
 		return m, true
 	}
-	for {
+	for n := 1; ; n++ {
 		if p.i >= len(p.s) || p.s[p.i] != '"' {
 			return nil, false
 		}
@@ -148,6 +165,9 @@ func (p *parser) object(depth int) (any, bool) {
 			p.space()
 		case '}':
 			p.i++
+			if len(m) != n {
+				p.repeated = true
+			}
 			return m, true
 		default:
 			return nil, false

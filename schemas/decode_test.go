@@ -1,6 +1,9 @@
 package schemas
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"reflect"
 	"testing"
 )
@@ -56,6 +59,26 @@ func TestDecodeJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+func TestDecodeJSONUnique(t *testing.T) {
+	tests := []struct {
+		in     string
+		unique bool
+	}{
+		{in: `{"a":1,"b":{"a":2,"c":[{"a":3},{"a":4}]}}`, unique: true},
+		{in: `{"a":1,"a":1}`},
+		{in: `{"a":{"x":1,"y":2,"x":3}}`},
+		{in: `[{"k":1},{"k":2,"k":3}]`},
+		{in: `{"\u0061":1,"a":2}`}, // the same key, spelt two ways
+		{in: `{"a":1} x`},          // not decoded by the fast parser: cannot tell
+	}
+	for _, tt := range tests {
+		_, unique, _ := DecodeJSONUnique([]byte(tt.in))
+		if unique != tt.unique {
+			t.Errorf("DecodeJSONUnique(%s) unique = %v, want %v", tt.in, unique, tt.unique)
+		}
+	}
+}
+
 func TestDecodeJSONDeepNesting(t *testing.T) {
 	for _, depth := range []int{maxFastDepth, maxFastDepth + 1, 10001} {
 		doc := make([]byte, 0, 2*depth)
@@ -83,11 +106,61 @@ func FuzzDecodeJSON(f *testing.F) {
 func checkDecodeSame(t *testing.T, data []byte) {
 	t.Helper()
 	want, wantErr := stdDecode(data)
-	got, err := DecodeJSON(data)
+	got, unique, err := DecodeJSONUnique(data)
+	if unique && repeatsKey(data) {
+		t.Fatalf("DecodeJSONUnique(%q) says unique, but an object repeats a key", data)
+	}
 	if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
 		t.Fatalf("DecodeJSON(%q) error = %v, encoding/json says %v", data, err, wantErr)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("DecodeJSON(%q) = %#v, encoding/json gives %#v", data, got, want)
+	}
+}
+
+// repeatsKey reports whether an object in a valid document repeats a key,
+// reading it token by token with encoding/json.
+func repeatsKey(data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		keys     map[string]bool
+		isObject bool
+		wantKey  bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF || err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if top != nil && top.isObject {
+					top.wantKey = true
+				}
+				stack = append(stack, &frame{keys: map[string]bool{}, isObject: d == '{', wantKey: true})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		if top == nil || !top.isObject {
+			continue
+		}
+		if top.wantKey {
+			k := tok.(string)
+			if top.keys[k] {
+				return true
+			}
+			top.keys[k] = true
+			top.wantKey = false
+		} else {
+			top.wantKey = true
+		}
 	}
 }

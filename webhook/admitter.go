@@ -57,6 +57,9 @@ type config struct {
 	schema *schemas.Schema
 	value  map[string]any
 	raw    []byte // value as JSON, for decoding into the typed config
+	// unique is true when no object in raw repeats a key, so value holds
+	// everything raw says (see typed.go).
+	unique bool
 }
 
 // load finds the Task's plugin and decodes its config within the bounds.
@@ -81,7 +84,7 @@ func (a *Admitter) load(task *v1alpha1.Task) (*config, field.ErrorList) {
 	if err := a.checkBounds(raw); err != nil {
 		return nil, field.ErrorList{err}
 	}
-	v, err := schemas.DecodeJSON(raw)
+	v, unique, err := schemas.DecodeJSONUnique(raw)
 	if err != nil {
 		return nil, field.ErrorList{field.Invalid(configPath, field.OmitValueType{}, "not valid JSON: "+err.Error())}
 	}
@@ -89,7 +92,7 @@ func (a *Admitter) load(task *v1alpha1.Task) (*config, field.ErrorList) {
 	if !isObj {
 		return nil, field.ErrorList{field.TypeInvalid(configPath, field.OmitValueType{}, "must be an object")}
 	}
-	return &config{plugin: p, schema: sc, value: obj, raw: raw}, nil
+	return &config{plugin: p, schema: sc, value: obj, raw: raw, unique: unique}, nil
 }
 
 // checkBounds refuses an oversized or too deeply nested config by scanning

@@ -42,7 +42,7 @@ func (customImage) Default(_ *Admitter, task *v1alpha1.Task, c *config) bool {
 func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
 	// Quantities first: a bad one also makes the typed decode fail.
 	errs := validateResources(cfg.value)
-	c, err := decodeTyped[v1alpha1.CustomImageConfig](cfg)
+	c, err := typedConfig(cfg, customImageFromMap)
 	if err != nil {
 		return errs, nil // the schema has reported the rest
 	}
@@ -87,6 +87,9 @@ func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg *config) (fiel
 // and that no request exceeds its limit (the API server would refuse the Pod).
 func validateResources(cfg map[string]any) field.ErrorList {
 	res, _ := cfg["resources"].(map[string]any)
+	if len(res) == 0 {
+		return nil
+	}
 	var errs field.ErrorList
 	parsed := map[string]map[string]resource.Quantity{}
 	for _, kind := range []string{"requests", "limits"} {

@@ -14,7 +14,15 @@ import (
 
 type runSync struct{}
 
-var templatePath = configPath.Child("template")
+var (
+	templatePath        = configPath.Child("template")
+	templateMetaPath    = templatePath.Child("metadata")
+	templateLabelsPath  = templateMetaPath.Child("labels")
+	templateAnnotsPath  = templateMetaPath.Child("annotations")
+	templateSpecPath    = templatePath.Child("spec")
+	templatePluginPath  = templateSpecPath.Child("plugin")
+	templateSpecCfgPath = templateSpecPath.Child("config")
+)
 
 // Default fills the synchronization plugin's static defaults, if its schema has any.
 func (runSync) Default(a *Admitter, _ *v1alpha1.Task, c *config) bool {
@@ -28,28 +36,26 @@ func (runSync) Default(a *Admitter, _ *v1alpha1.Task, c *config) bool {
 }
 
 func (runSync) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
-	c, err := decodeTyped[v1alpha1.RunSynchronizationConfig](cfg)
+	c, err := typedConfig(cfg, runSyncFromMap)
 	if err != nil {
 		return nil, nil // a type the schema has already reported
 	}
-	meta := templatePath.Child("metadata")
-	errs := metav1validation.ValidateLabels(c.Template.Metadata.Labels, meta.Child("labels"))
-	errs = append(errs, apivalidation.ValidateAnnotations(c.Template.Metadata.Annotations, meta.Child("annotations"))...)
+	errs := metav1validation.ValidateLabels(c.Template.Metadata.Labels, templateLabelsPath)
+	errs = append(errs, apivalidation.ValidateAnnotations(c.Template.Metadata.Annotations, templateAnnotsPath)...)
 
-	specPath := templatePath.Child("spec")
 	plugin := c.Template.Spec.Plugin
 	sc, ok := a.Schemas.SyncPlugin(plugin)
 	if !ok {
-		errs = append(errs, &field.Error{Type: field.ErrorTypeNotSupported, Field: specPath.Child("plugin").String(),
+		errs = append(errs, &field.Error{Type: field.ErrorTypeNotSupported, Field: templatePluginPath.String(),
 			BadValue: plugin, Detail: schemas.Hint(plugin, a.Schemas.SyncPluginNames())})
 		return errs, nil
 	}
 	_, syncConfig := syncSpec(cfg.value)
 	if syncConfig == nil {
-		errs = append(errs, field.Required(specPath.Child("config"), fmt.Sprintf("the %s plugin's configuration", plugin)))
+		errs = append(errs, field.Required(templateSpecCfgPath, fmt.Sprintf("the %s plugin's configuration", plugin)))
 		return errs, nil
 	}
-	errs = append(errs, sc.Validate(syncConfig, specPath.Child("config"))...)
+	errs = append(errs, sc.Validate(syncConfig, templateSpecCfgPath)...)
 	return errs, nil
 }
 

@@ -40,9 +40,12 @@ func (transformation) Default(a *Admitter, task *v1alpha1.Task, c *config) bool 
 }
 
 func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
-	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
-	if err != nil {
-		return nil, nil // a type the schema has already reported
+	c, ops, fast := transformationFromMap(cfg)
+	if !fast {
+		var err error
+		if c, err = decodeTyped[v1alpha1.TransformationConfig](cfg); err != nil {
+			return nil, nil // a type the schema has already reported
+		}
 	}
 	var errs field.ErrorList
 	var warnings []string
@@ -73,8 +76,15 @@ func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (fiel
 		errs = append(errs, field.Invalid(configPath.Child("namespaces"), field.OmitValueType{},
 			fmt.Sprintf("resources × namespaces is %d, more than %d: split the transformation into several Tasks", n, maxAccessChecks)))
 	}
+	// Read from the map, every patch is one DecodePatch accepts (see
+	// jsonPatchFromMap); only the checks beyond it are left.
+	for i, op := range ops {
+		if patch, found := op.(map[string]any)["jsonPatch"]; found {
+			errs = append(errs, jsonPatchOpsFromMap(patch.([]any), operationsPath.Index(i).Child("jsonPatch"))...)
+		}
+	}
 	for i, op := range c.Operations {
-		p := configPath.Child("operations").Index(i)
+		p := operationsPath.Index(i)
 		if op.JSONPatch != nil {
 			if _, err := jsonpatch.DecodePatch(op.JSONPatch.Raw); err != nil {
 				errs = append(errs, field.Invalid(p.Child("jsonPatch"), field.OmitValueType{}, "not a JSON patch: "+err.Error()))
@@ -84,6 +94,8 @@ func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (fiel
 	}
 	return errs, warnings
 }
+
+var operationsPath = configPath.Child("operations")
 
 // validateJSONPatchOps checks what RFC 6902 requires of each operation beyond
 // its shape: a value for add/replace/test, a from for move/copy.
@@ -96,24 +108,51 @@ func validateJSONPatchOps(raw []byte, path *field.Path) field.ErrorList {
 	for i, op := range ops {
 		var name string
 		_ = json.Unmarshal(op["op"], &name)
-		switch name {
-		case "add", "replace", "test":
-			if _, ok := op["value"]; !ok {
-				errs = append(errs, field.Required(path.Index(i).Child("value"), fmt.Sprintf("%q needs a value", name)))
-			}
-		case "move", "copy":
-			if _, ok := op["from"]; !ok {
-				errs = append(errs, field.Required(path.Index(i).Child("from"), fmt.Sprintf("%q needs a from path", name)))
-			}
+		_, hasValue := op["value"]
+		_, hasFrom := op["from"]
+		if err := jsonPatchOpError(path.Index(i), name, hasValue, hasFrom); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
 }
 
+// jsonPatchOpsFromMap is validateJSONPatchOps for a decoded patch.
+func jsonPatchOpsFromMap(ops []any, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, op := range ops {
+		o, _ := op.(map[string]any)
+		name, _ := o["op"].(string)
+		_, hasValue := o["value"]
+		_, hasFrom := o["from"]
+		if err := jsonPatchOpError(path.Index(i), name, hasValue, hasFrom); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+func jsonPatchOpError(path *field.Path, name string, hasValue, hasFrom bool) *field.Error {
+	switch name {
+	case "add", "replace", "test":
+		if !hasValue {
+			return field.Required(path.Child("value"), fmt.Sprintf("%q needs a value", name))
+		}
+	case "move", "copy":
+		if !hasFrom {
+			return field.Required(path.Child("from"), fmt.Sprintf("%q needs a from path", name))
+		}
+	}
+	return nil
+}
+
 func (transformation) Access(a *Admitter, _ *v1alpha1.Task, cfg *config) []AccessCheck {
-	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
-	if err != nil {
-		return nil
+	c, _, fast := transformationFromMap(cfg)
+	if !fast {
+		var err error
+		if c, err = decodeTyped[v1alpha1.TransformationConfig](cfg); err != nil {
+			return nil
+		}
 	}
 	var checks []AccessCheck
 	for i, r := range c.Resources {
