@@ -34,6 +34,9 @@ type Schema struct {
 	// byLocation indexes every subschema by its absolute location, so an error's
 	// keyword location leads back to the schema that raised it.
 	byLocation map[string]*jsonschema.Schema
+	// mayDefault holds the subschemas under which ApplyDefaults can add a
+	// value, so it skips the others.
+	mayDefault map[*jsonschema.Schema]bool
 }
 
 // Set is every schema taskgate knows: one per Task plugin and one per
@@ -100,6 +103,7 @@ func Compile(name string, src []byte) (*Schema, error) {
 	}
 	s := &Schema{Name: name, Source: src, compiled: compiled, byLocation: map[string]*jsonschema.Schema{}}
 	s.index(compiled)
+	s.mayDefault = findDefaults(compiled)
 	return s, nil
 }
 
