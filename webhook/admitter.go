@@ -108,23 +108,22 @@ func (a *Admitter) checkBounds(raw []byte) *field.Error {
 	if len(raw) > maxBytes {
 		return field.TooLong(configPath, field.OmitValueType{}, maxBytes)
 	}
-	depth, inString, escaped := 0, false, false
-	for _, c := range raw {
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
+	depth := 0
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case '"': // skip the string: brackets in it do not nest
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
 			depth++
 			if depth > maxDepth {
 				return field.Invalid(configPath, field.OmitValueType{},
 					"nested more than "+strconv.Itoa(maxDepth)+" levels deep; flatten the configuration")
 			}
-		case c == '}' || c == ']':
+		case '}', ']':
 			depth--
 		}
 	}
