@@ -138,3 +138,52 @@ func copyJSON(v any) any {
 	}
 	return v
 }
+
+// Fields is a JSON object read and written one top-level member at a time:
+// a decoded map (MapFields), or the members of a canonical document
+// (MemberFields), which decodes only the members that are read.
+type Fields interface {
+	Has(key string) bool
+	// Get returns a member's decoded value; changes made to it in place are
+	// kept, as they are in a map.
+	Get(key string) (any, bool)
+	Set(key string, v any)
+}
+
+// MapFields is a decoded object as Fields.
+type MapFields map[string]any
+
+// Has implements Fields.
+func (m MapFields) Has(key string) bool { _, ok := m[key]; return ok }
+
+// Get implements Fields.
+func (m MapFields) Get(key string) (any, bool) { v, ok := m[key]; return v, ok }
+
+// Set implements Fields.
+func (m MapFields) Set(key string, v any) { m[key] = v }
+
+// ApplyDefaultsTo is ApplyDefaults for an object given as Fields: it reads
+// only the members under which a default can be added.
+func (s *Schema) ApplyDefaultsTo(obj Fields) bool {
+	if !s.mayDefault[s.compiled] {
+		return false
+	}
+	changed := false
+	for name, prop := range follow(s.compiled).Properties {
+		if !obj.Has(name) {
+			if d := defaultOf(prop); d != nil {
+				obj.Set(name, copyJSON(d))
+				changed = true
+			}
+			continue
+		}
+		if !s.mayDefault[prop] {
+			continue
+		}
+		if cur, _ := obj.Get(name); s.applyDefaults(prop, cur) {
+			obj.Set(name, cur)
+			changed = true
+		}
+	}
+	return changed
+}

@@ -202,3 +202,14 @@ func (s *Schema) UndescribedProperties() []string {
 	sort.Strings(out)
 	return out
 }
+
+// SyncPluginDefaults reports whether any synchronization-plugin schema has a
+// default to fill in.
+func (set *Set) SyncPluginDefaults() bool {
+	for _, s := range set.syncPlugins {
+		if s.HasDefaults() {
+			return true
+		}
+	}
+	return false
+}

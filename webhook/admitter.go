@@ -95,16 +95,22 @@ func (a *Admitter) load(task *v1alpha1.Task) (*config, field.ErrorList) {
 	return &config{plugin: p, schema: sc, value: obj, raw: raw, unique: unique}, nil
 }
 
-// checkBounds refuses an oversized or too deeply nested config by scanning
-// the raw JSON, before any decoding work is spent on it.
-func (a *Admitter) checkBounds(raw []byte) *field.Error {
-	maxBytes, maxDepth := a.MaxConfigBytes, a.MaxConfigDepth
+// bounds returns MaxConfigBytes and MaxConfigDepth, or their defaults.
+func (a *Admitter) bounds() (maxBytes, maxDepth int) {
+	maxBytes, maxDepth = a.MaxConfigBytes, a.MaxConfigDepth
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxConfigBytes
 	}
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxConfigDepth
 	}
+	return maxBytes, maxDepth
+}
+
+// checkBounds refuses an oversized or too deeply nested config by scanning
+// the raw JSON, before any decoding work is spent on it.
+func (a *Admitter) checkBounds(raw []byte) *field.Error {
+	maxBytes, maxDepth := a.bounds()
 	if len(raw) > maxBytes {
 		return field.TooLong(configPath, field.OmitValueType{}, maxBytes)
 	}
@@ -134,13 +140,57 @@ func (a *Admitter) checkBounds(raw []byte) *field.Error {
 // those that depend on the Task (its namespace, its name). It returns errors
 // only when the Task is too broken to default (unknown plugin, config that is
 // not a JSON object); everything else is left to Validate.
+//
+// Every default is a top-level field of the config or lies under one, so
+// a config written in canonical form (as json.Marshal writes a decoded
+// config, which is how the API server and YAML conversion write it) is
+// defaulted member by member: only the members a default reads are decoded,
+// and the result is the bytes the decoding path would write.
 func (a *Admitter) Default(task *v1alpha1.Task) field.ErrorList {
+	if a.defaultCanonical(task) {
+		return nil
+	}
+	return a.defaultDecoded(task)
+}
+
+// defaultCanonical defaults a config in canonical form without decoding it
+// whole (see schemas.CanonicalMembers); it reports false, having changed
+// nothing, for any other config, and defaultDecoded then does the work and
+// reports what is wrong. Whatever load would refuse is not canonical.
+func (a *Admitter) defaultCanonical(task *v1alpha1.Task) bool {
+	p, ok := plugins[task.Spec.Plugin]
+	sc, hasSchema := a.Schemas.Plugin(string(task.Spec.Plugin))
+	maxBytes, maxDepth := a.bounds()
+	raw := task.Spec.Config.Raw
+	if !ok || !hasSchema || len(raw) > maxBytes {
+		return false
+	}
+	f, canonical := schemas.CanonicalFields(raw, maxDepth)
+	if !canonical {
+		return false
+	}
+	changed := sc.ApplyDefaultsTo(f)
+	changed = p.Default(a, task, f) || changed
+	if !changed {
+		return true
+	}
+	out, err := f.Encode()
+	if err != nil {
+		return false // the decoding path reports it
+	}
+	task.Spec.Config.Raw = out
+	task.Spec.Config.Object = nil
+	return true
+}
+
+// defaultDecoded is Default for any config: it decodes it whole.
+func (a *Admitter) defaultDecoded(task *v1alpha1.Task) field.ErrorList {
 	c, errs := a.load(task)
 	if len(errs) > 0 {
 		return errs
 	}
-	changed := c.schema.ApplyDefaults(c.value)
-	changed = c.plugin.Default(a, task, c) || changed
+	changed := c.schema.ApplyDefaultsTo(schemas.MapFields(c.value))
+	changed = c.plugin.Default(a, task, schemas.MapFields(c.value)) || changed
 	if !changed {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/schemas"
 )
 
 // Warning texts, as constants so tests and docs quote them exactly.
@@ -23,17 +24,16 @@ const (
 
 type customImage struct{}
 
-func (customImage) Default(_ *Admitter, task *v1alpha1.Task, c *config) bool {
-	cfg := c.value
+func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg schemas.Fields) bool {
 	changed := false
-	if _, ok := cfg["namespace"]; !ok && task.Namespace != "" {
-		cfg["namespace"] = task.Namespace
+	if !cfg.Has("namespace") && task.Namespace != "" {
+		cfg.Set("namespace", task.Namespace)
 		changed = true
 	}
 	// With generateName the name may not be known yet; the controller then
 	// derives the same name itself.
-	if _, ok := cfg["serviceAccountName"]; !ok && task.Name != "" {
-		cfg["serviceAccountName"] = v1alpha1.DefaultServiceAccountName(task.Name)
+	if !cfg.Has("serviceAccountName") && task.Name != "" {
+		cfg.Set("serviceAccountName", v1alpha1.DefaultServiceAccountName(task.Name))
 		changed = true
 	}
 	return changed

@@ -25,14 +25,19 @@ var (
 )
 
 // Default fills the synchronization plugin's static defaults, if its schema has any.
-func (runSync) Default(a *Admitter, _ *v1alpha1.Task, c *config) bool {
-	spec, syncConfig := syncSpec(c.value)
+func (runSync) Default(a *Admitter, _ *v1alpha1.Task, cfg schemas.Fields) bool {
+	if !a.Schemas.SyncPluginDefaults() {
+		return false // nothing to fill: do not read the template
+	}
+	tmpl, _ := cfg.Get("template")
+	spec, syncConfig := templateSpec(tmpl)
 	plugin, _ := spec["plugin"].(string)
 	sc, ok := a.Schemas.SyncPlugin(plugin)
-	if !ok || syncConfig == nil {
+	if !ok || syncConfig == nil || !sc.ApplyDefaults(syncConfig) {
 		return false
 	}
-	return sc.ApplyDefaults(syncConfig)
+	cfg.Set("template", tmpl)
+	return true
 }
 
 func (runSync) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
@@ -72,7 +77,12 @@ func (runSync) Access(_ *Admitter, task *v1alpha1.Task, _ *config) []AccessCheck
 
 // syncSpec returns template.spec and template.spec.config of a decoded config.
 func syncSpec(cfg map[string]any) (spec, config map[string]any) {
-	tmpl, _ := cfg["template"].(map[string]any)
+	return templateSpec(cfg["template"])
+}
+
+// templateSpec returns spec and spec.config of a decoded template.
+func templateSpec(template any) (spec, config map[string]any) {
+	tmpl, _ := template.(map[string]any)
 	spec, _ = tmpl["spec"].(map[string]any)
 	config, _ = spec["config"].(map[string]any)
 	return spec, config

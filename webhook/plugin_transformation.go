@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/schemas"
 )
 
 // maxAccessChecks bounds resources × namespaces, each of which costs a
@@ -20,11 +21,12 @@ const maxAccessChecks = 256
 
 type transformation struct{}
 
-func (transformation) Default(a *Admitter, task *v1alpha1.Task, c *config) bool {
-	if _, ok := c.value["namespaces"]; ok || task.Namespace == "" {
+func (transformation) Default(a *Admitter, task *v1alpha1.Task, cfg schemas.Fields) bool {
+	if cfg.Has("namespaces") || task.Namespace == "" {
 		return false
 	}
-	resources, _ := c.value["resources"].([]any)
+	v, _ := cfg.Get("resources")
+	resources, _ := v.([]any)
 	// Only when some resource may be namespaced: cluster-scoped ones take none.
 	for _, r := range resources {
 		m, _ := r.(map[string]any)
@@ -32,7 +34,7 @@ func (transformation) Default(a *Admitter, task *v1alpha1.Task, c *config) bool 
 		version, _ := m["version"].(string)
 		resource, _ := m["resource"].(string)
 		if !a.clusterScoped(v1alpha1.GroupVersionResource{Group: group, Version: version, Resource: resource}) {
-			c.value["namespaces"] = []any{task.Namespace}
+			cfg.Set("namespaces", []any{task.Namespace})
 			return true
 		}
 	}
