@@ -82,7 +82,7 @@ func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (fiel
 	// jsonPatchFromMap); only the checks beyond it are left.
 	for i, op := range ops {
 		if patch, found := op.(map[string]any)["jsonPatch"]; found {
-			errs = append(errs, jsonPatchOpsFromMap(patch.([]any), operationsPath.Index(i).Child("jsonPatch"))...)
+			errs = append(errs, jsonPatchOpsFromMap(patch.([]any), i)...)
 		}
 	}
 	for i, op := range c.Operations {
@@ -112,37 +112,41 @@ func validateJSONPatchOps(raw []byte, path *field.Path) field.ErrorList {
 		_ = json.Unmarshal(op["op"], &name)
 		_, hasValue := op["value"]
 		_, hasFrom := op["from"]
-		if err := jsonPatchOpError(path.Index(i), name, hasValue, hasFrom); err != nil {
+		if err := jsonPatchOpError(name, hasValue, hasFrom, func() *field.Path { return path.Index(i) }); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errs
 }
 
-// jsonPatchOpsFromMap is validateJSONPatchOps for a decoded patch.
-func jsonPatchOpsFromMap(ops []any, path *field.Path) field.ErrorList {
+// jsonPatchOpsFromMap is validateJSONPatchOps for the decoded jsonPatch of
+// operation opIndex.
+func jsonPatchOpsFromMap(ops []any, opIndex int) field.ErrorList {
 	var errs field.ErrorList
 	for i, op := range ops {
 		o, _ := op.(map[string]any)
 		name, _ := o["op"].(string)
 		_, hasValue := o["value"]
 		_, hasFrom := o["from"]
-		if err := jsonPatchOpError(path.Index(i), name, hasValue, hasFrom); err != nil {
+		at := func() *field.Path { return operationsPath.Index(opIndex).Child("jsonPatch").Index(i) }
+		if err := jsonPatchOpError(name, hasValue, hasFrom, at); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errs
 }
 
-func jsonPatchOpError(path *field.Path, name string, hasValue, hasFrom bool) *field.Error {
+// jsonPatchOpError checks one patch operation; at gives its path, built
+// only for an error.
+func jsonPatchOpError(name string, hasValue, hasFrom bool, at func() *field.Path) *field.Error {
 	switch name {
 	case "add", "replace", "test":
 		if !hasValue {
-			return field.Required(path.Child("value"), fmt.Sprintf("%q needs a value", name))
+			return field.Required(at().Child("value"), fmt.Sprintf("%q needs a value", name))
 		}
 	case "move", "copy":
 		if !hasFrom {
-			return field.Required(path.Child("from"), fmt.Sprintf("%q needs a from path", name))
+			return field.Required(at().Child("from"), fmt.Sprintf("%q needs a from path", name))
 		}
 	}
 	return nil
