@@ -11,16 +11,19 @@ import (
 // default under an optional object applies only when the user wrote that
 // object. It reports whether it changed anything.
 func (s *Schema) ApplyDefaults(instance any) bool {
-	return applyDefaults(s.compiled, instance)
+	return s.applyDefaults(s.compiled, instance)
 }
 
-func applyDefaults(sc *jsonschema.Schema, v any) bool {
-	for sc != nil && sc.Ref != nil && len(sc.Properties) == 0 && sc.Items2020 == nil {
-		sc = sc.Ref
-	}
-	if sc == nil {
+// HasDefaults reports whether ApplyDefaults can change any instance.
+func (s *Schema) HasDefaults() bool {
+	return s.mayDefault[s.compiled]
+}
+
+func (s *Schema) applyDefaults(sc *jsonschema.Schema, v any) bool {
+	if !s.mayDefault[sc] {
 		return false
 	}
+	sc = follow(sc)
 	changed := false
 	switch x := v.(type) {
 	case map[string]any:
@@ -33,16 +36,74 @@ func applyDefaults(sc *jsonschema.Schema, v any) bool {
 				}
 				continue
 			}
-			changed = applyDefaults(prop, cur) || changed
+			changed = s.applyDefaults(prop, cur) || changed
 		}
 	case []any:
 		if sc.Items2020 != nil {
 			for _, item := range x {
-				changed = applyDefaults(sc.Items2020, item) || changed
+				changed = s.applyDefaults(sc.Items2020, item) || changed
 			}
 		}
 	}
 	return changed
+}
+
+// follow goes through the $refs that applyDefaults goes through: those of a
+// schema with no properties or items of its own.
+func follow(sc *jsonschema.Schema) *jsonschema.Schema {
+	for sc != nil && sc.Ref != nil && len(sc.Properties) == 0 && sc.Items2020 == nil {
+		sc = sc.Ref
+	}
+	return sc
+}
+
+// findDefaults returns the subschemas under which applyDefaults can add a
+// value: one with a property that has a default, or a property or items
+// schema that is itself such a subschema. Schemas can refer to each other in
+// cycles, so it repeats until nothing more is found.
+func findDefaults(root *jsonschema.Schema) map[*jsonschema.Schema]bool {
+	var all []*jsonschema.Schema
+	seen := map[*jsonschema.Schema]bool{}
+	var walk func(*jsonschema.Schema)
+	walk = func(sc *jsonschema.Schema) { // the edges applyDefaults follows
+		if sc == nil || seen[sc] {
+			return
+		}
+		seen[sc] = true
+		all = append(all, sc)
+		walk(sc.Ref)
+		for _, p := range sc.Properties {
+			walk(p)
+		}
+		walk(sc.Items2020)
+	}
+	walk(root)
+	may := map[*jsonschema.Schema]bool{}
+	for changed := true; changed; {
+		changed = false
+		for _, sc := range all {
+			if may[sc] {
+				continue
+			}
+			if mayAddDefault(follow(sc), may) {
+				may[sc] = true
+				changed = true
+			}
+		}
+	}
+	return may
+}
+
+func mayAddDefault(sc *jsonschema.Schema, may map[*jsonschema.Schema]bool) bool {
+	if sc == nil {
+		return false
+	}
+	for _, prop := range sc.Properties {
+		if defaultOf(prop) != nil || may[prop] {
+			return true
+		}
+	}
+	return sc.Items2020 != nil && may[sc.Items2020]
 }
 
 func defaultOf(sc *jsonschema.Schema) any {
@@ -76,4 +137,53 @@ func copyJSON(v any) any {
 		return json.Number(b)
 	}
 	return v
+}
+
+// Fields is a JSON object read and written one top-level member at a time:
+// a decoded map (MapFields), or the members of a canonical document
+// (MemberFields), which decodes only the members that are read.
+type Fields interface {
+	Has(key string) bool
+	// Get returns a member's decoded value; changes made to it in place are
+	// kept, as they are in a map.
+	Get(key string) (any, bool)
+	Set(key string, v any)
+}
+
+// MapFields is a decoded object as Fields.
+type MapFields map[string]any
+
+// Has implements Fields.
+func (m MapFields) Has(key string) bool { _, ok := m[key]; return ok }
+
+// Get implements Fields.
+func (m MapFields) Get(key string) (any, bool) { v, ok := m[key]; return v, ok }
+
+// Set implements Fields.
+func (m MapFields) Set(key string, v any) { m[key] = v }
+
+// ApplyDefaultsTo is ApplyDefaults for an object given as Fields: it reads
+// only the members under which a default can be added.
+func (s *Schema) ApplyDefaultsTo(obj Fields) bool {
+	if !s.mayDefault[s.compiled] {
+		return false
+	}
+	changed := false
+	for name, prop := range follow(s.compiled).Properties {
+		if !obj.Has(name) {
+			if d := defaultOf(prop); d != nil {
+				obj.Set(name, copyJSON(d))
+				changed = true
+			}
+			continue
+		}
+		if !s.mayDefault[prop] {
+			continue
+		}
+		if cur, _ := obj.Get(name); s.applyDefaults(prop, cur) {
+			obj.Set(name, cur)
+			changed = true
+		}
+	}
+	return changed
 }

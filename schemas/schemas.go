@@ -7,7 +7,6 @@ package schemas
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -35,6 +34,9 @@ type Schema struct {
 	// byLocation indexes every subschema by its absolute location, so an error's
 	// keyword location leads back to the schema that raised it.
 	byLocation map[string]*jsonschema.Schema
+	// mayDefault holds the subschemas under which ApplyDefaults can add a
+	// value, so it skips the others.
+	mayDefault map[*jsonschema.Schema]bool
 }
 
 // Set is every schema taskgate knows: one per Task plugin and one per
@@ -101,6 +103,7 @@ func Compile(name string, src []byte) (*Schema, error) {
 	}
 	s := &Schema{Name: name, Source: src, compiled: compiled, byLocation: map[string]*jsonschema.Schema{}}
 	s.index(compiled)
+	s.mayDefault = findDefaults(compiled)
 	return s, nil
 }
 
@@ -185,21 +188,6 @@ func (set *Set) WriteFiles(dir string) ([]string, error) {
 	return written, write(SyncDir, set.syncPlugins)
 }
 
-// DecodeJSON decodes a JSON document the way the validators expect it: numbers
-// kept exact as json.Number, so integers never turn into floats.
-func DecodeJSON(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("unexpected data after the JSON value")
-	}
-	return v, nil
-}
-
 // UndescribedProperties lists the properties (as schema locations) that have
 // no description; every property a user can write should say what it is.
 func (s *Schema) UndescribedProperties() []string {
@@ -213,4 +201,15 @@ func (s *Schema) UndescribedProperties() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// SyncPluginDefaults reports whether any synchronization-plugin schema has a
+// default to fill in.
+func (set *Set) SyncPluginDefaults() bool {
+	for _, s := range set.syncPlugins {
+		if s.HasDefaults() {
+			return true
+		}
+	}
+	return false
 }

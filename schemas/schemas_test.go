@@ -192,3 +192,33 @@ func TestApplyDefaultsDoesNotCreateParents(t *testing.T) {
 		t.Error("second ApplyDefaults changed something: defaults must be idempotent")
 	}
 }
+
+func TestApplyDefaultsThroughRefs(t *testing.T) {
+	s, err := schemas.Compile("t", []byte(`{"$ref": "#/$defs/node", "$defs": {
+	  "node": {"type": "object", "properties": {
+	    "children": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+	    "leaf": {"$ref": "#/$defs/leaf"},
+	    "plain": {"type": "object", "properties": {"x": {"type": "string"}}}}},
+	  "leaf": {"type": "object", "properties": {"n": {"type": "integer", "default": 1}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasDefaults() {
+		t.Fatal("HasDefaults = false for a schema with a nested default")
+	}
+	v := map[string]any{"children": []any{map[string]any{"leaf": map[string]any{}, "plain": map[string]any{}}}, "leaf": map[string]any{}}
+	if !s.ApplyDefaults(v) {
+		t.Fatal("ApplyDefaults reported no change")
+	}
+	got, _ := schemas.EncodeJSON(v)
+	if want := `{"children":[{"leaf":{"n":1},"plain":{}}],"leaf":{"n":1}}`; string(got) != want {
+		t.Errorf("defaulted = %s, want %s", got, want)
+	}
+	none, err := schemas.Compile("none", []byte(`{"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if none.HasDefaults() || none.ApplyDefaults(map[string]any{"a": map[string]any{}}) {
+		t.Error("a schema without defaults defaulted something")
+	}
+}

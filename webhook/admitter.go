@@ -57,6 +57,9 @@ type config struct {
 	schema *schemas.Schema
 	value  map[string]any
 	raw    []byte // value as JSON, for decoding into the typed config
+	// unique is true when no object in raw repeats a key, so value holds
+	// everything raw says (see typed.go).
+	unique bool
 }
 
 // load finds the Task's plugin and decodes its config within the bounds.
@@ -81,7 +84,7 @@ func (a *Admitter) load(task *v1alpha1.Task) (*config, field.ErrorList) {
 	if err := a.checkBounds(raw); err != nil {
 		return nil, field.ErrorList{err}
 	}
-	v, err := schemas.DecodeJSON(raw)
+	v, unique, err := schemas.DecodeJSONUnique(raw)
 	if err != nil {
 		return nil, field.ErrorList{field.Invalid(configPath, field.OmitValueType{}, "not valid JSON: "+err.Error())}
 	}
@@ -89,39 +92,44 @@ func (a *Admitter) load(task *v1alpha1.Task) (*config, field.ErrorList) {
 	if !isObj {
 		return nil, field.ErrorList{field.TypeInvalid(configPath, field.OmitValueType{}, "must be an object")}
 	}
-	return &config{plugin: p, schema: sc, value: obj, raw: raw}, nil
+	return &config{plugin: p, schema: sc, value: obj, raw: raw, unique: unique}, nil
 }
 
-// checkBounds refuses an oversized or too deeply nested config by scanning
-// the raw JSON, before any decoding work is spent on it.
-func (a *Admitter) checkBounds(raw []byte) *field.Error {
-	maxBytes, maxDepth := a.MaxConfigBytes, a.MaxConfigDepth
+// bounds returns MaxConfigBytes and MaxConfigDepth, or their defaults.
+func (a *Admitter) bounds() (maxBytes, maxDepth int) {
+	maxBytes, maxDepth = a.MaxConfigBytes, a.MaxConfigDepth
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxConfigBytes
 	}
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxConfigDepth
 	}
+	return maxBytes, maxDepth
+}
+
+// checkBounds refuses an oversized or too deeply nested config by scanning
+// the raw JSON, before any decoding work is spent on it.
+func (a *Admitter) checkBounds(raw []byte) *field.Error {
+	maxBytes, maxDepth := a.bounds()
 	if len(raw) > maxBytes {
 		return field.TooLong(configPath, field.OmitValueType{}, maxBytes)
 	}
-	depth, inString, escaped := 0, false, false
-	for _, c := range raw {
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
+	depth := 0
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case '"': // skip the string: brackets in it do not nest
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
 			depth++
 			if depth > maxDepth {
 				return field.Invalid(configPath, field.OmitValueType{},
 					"nested more than "+strconv.Itoa(maxDepth)+" levels deep; flatten the configuration")
 			}
-		case c == '}' || c == ']':
+		case '}', ']':
 			depth--
 		}
 	}
@@ -132,17 +140,61 @@ func (a *Admitter) checkBounds(raw []byte) *field.Error {
 // those that depend on the Task (its namespace, its name). It returns errors
 // only when the Task is too broken to default (unknown plugin, config that is
 // not a JSON object); everything else is left to Validate.
+//
+// Every default is a top-level field of the config or lies under one, so
+// a config written in canonical form (as json.Marshal writes a decoded
+// config, which is how the API server and YAML conversion write it) is
+// defaulted member by member: only the members a default reads are decoded,
+// and the result is the bytes the decoding path would write.
 func (a *Admitter) Default(task *v1alpha1.Task) field.ErrorList {
+	if a.defaultCanonical(task) {
+		return nil
+	}
+	return a.defaultDecoded(task)
+}
+
+// defaultCanonical defaults a config in canonical form without decoding it
+// whole (see schemas.CanonicalMembers); it reports false, having changed
+// nothing, for any other config, and defaultDecoded then does the work and
+// reports what is wrong. Whatever load would refuse is not canonical.
+func (a *Admitter) defaultCanonical(task *v1alpha1.Task) bool {
+	p, ok := plugins[task.Spec.Plugin]
+	sc, hasSchema := a.Schemas.Plugin(string(task.Spec.Plugin))
+	maxBytes, maxDepth := a.bounds()
+	raw := task.Spec.Config.Raw
+	if !ok || !hasSchema || len(raw) > maxBytes {
+		return false
+	}
+	f, canonical := schemas.CanonicalFields(raw, maxDepth)
+	if !canonical {
+		return false
+	}
+	changed := sc.ApplyDefaultsTo(f)
+	changed = p.Default(a, task, f) || changed
+	if !changed {
+		return true
+	}
+	out, err := f.Encode()
+	if err != nil {
+		return false // the decoding path reports it
+	}
+	task.Spec.Config.Raw = out
+	task.Spec.Config.Object = nil
+	return true
+}
+
+// defaultDecoded is Default for any config: it decodes it whole.
+func (a *Admitter) defaultDecoded(task *v1alpha1.Task) field.ErrorList {
 	c, errs := a.load(task)
 	if len(errs) > 0 {
 		return errs
 	}
-	changed := c.schema.ApplyDefaults(c.value)
-	changed = c.plugin.Default(a, task, c) || changed
+	changed := c.schema.ApplyDefaultsTo(schemas.MapFields(c.value))
+	changed = c.plugin.Default(a, task, schemas.MapFields(c.value)) || changed
 	if !changed {
 		return nil
 	}
-	raw, err := json.Marshal(c.value)
+	raw, err := schemas.EncodeJSON(c.value)
 	if err != nil {
 		return field.ErrorList{field.InternalError(configPath, fmt.Errorf("encode defaulted config: %w", err))}
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/schemas"
 )
 
 // Warning texts, as constants so tests and docs quote them exactly.
@@ -23,17 +24,16 @@ const (
 
 type customImage struct{}
 
-func (customImage) Default(_ *Admitter, task *v1alpha1.Task, c *config) bool {
-	cfg := c.value
+func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg schemas.Fields) bool {
 	changed := false
-	if _, ok := cfg["namespace"]; !ok && task.Namespace != "" {
-		cfg["namespace"] = task.Namespace
+	if !cfg.Has("namespace") && task.Namespace != "" {
+		cfg.Set("namespace", task.Namespace)
 		changed = true
 	}
 	// With generateName the name may not be known yet; the controller then
 	// derives the same name itself.
-	if _, ok := cfg["serviceAccountName"]; !ok && task.Name != "" {
-		cfg["serviceAccountName"] = v1alpha1.DefaultServiceAccountName(task.Name)
+	if !cfg.Has("serviceAccountName") && task.Name != "" {
+		cfg.Set("serviceAccountName", v1alpha1.DefaultServiceAccountName(task.Name))
 		changed = true
 	}
 	return changed
@@ -42,7 +42,7 @@ func (customImage) Default(_ *Admitter, task *v1alpha1.Task, c *config) bool {
 func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
 	// Quantities first: a bad one also makes the typed decode fail.
 	errs := validateResources(cfg.value)
-	c, err := decodeTyped[v1alpha1.CustomImageConfig](cfg)
+	c, err := typedConfig(cfg, customImageFromMap)
 	if err != nil {
 		return errs, nil // the schema has reported the rest
 	}
@@ -87,6 +87,9 @@ func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg *config) (fiel
 // and that no request exceeds its limit (the API server would refuse the Pod).
 func validateResources(cfg map[string]any) field.ErrorList {
 	res, _ := cfg["resources"].(map[string]any)
+	if len(res) == 0 {
+		return nil
+	}
 	var errs field.ErrorList
 	parsed := map[string]map[string]resource.Quantity{}
 	for _, kind := range []string{"requests", "limits"} {

@@ -14,42 +14,53 @@ import (
 
 type runSync struct{}
 
-var templatePath = configPath.Child("template")
+var (
+	templatePath        = configPath.Child("template")
+	templateMetaPath    = templatePath.Child("metadata")
+	templateLabelsPath  = templateMetaPath.Child("labels")
+	templateAnnotsPath  = templateMetaPath.Child("annotations")
+	templateSpecPath    = templatePath.Child("spec")
+	templatePluginPath  = templateSpecPath.Child("plugin")
+	templateSpecCfgPath = templateSpecPath.Child("config")
+)
 
 // Default fills the synchronization plugin's static defaults, if its schema has any.
-func (runSync) Default(a *Admitter, _ *v1alpha1.Task, c *config) bool {
-	spec, syncConfig := syncSpec(c.value)
+func (runSync) Default(a *Admitter, _ *v1alpha1.Task, cfg schemas.Fields) bool {
+	if !a.Schemas.SyncPluginDefaults() {
+		return false // nothing to fill: do not read the template
+	}
+	tmpl, _ := cfg.Get("template")
+	spec, syncConfig := templateSpec(tmpl)
 	plugin, _ := spec["plugin"].(string)
 	sc, ok := a.Schemas.SyncPlugin(plugin)
-	if !ok || syncConfig == nil {
+	if !ok || syncConfig == nil || !sc.ApplyDefaults(syncConfig) {
 		return false
 	}
-	return sc.ApplyDefaults(syncConfig)
+	cfg.Set("template", tmpl)
+	return true
 }
 
 func (runSync) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
-	c, err := decodeTyped[v1alpha1.RunSynchronizationConfig](cfg)
+	c, err := typedConfig(cfg, runSyncFromMap)
 	if err != nil {
 		return nil, nil // a type the schema has already reported
 	}
-	meta := templatePath.Child("metadata")
-	errs := metav1validation.ValidateLabels(c.Template.Metadata.Labels, meta.Child("labels"))
-	errs = append(errs, apivalidation.ValidateAnnotations(c.Template.Metadata.Annotations, meta.Child("annotations"))...)
+	errs := metav1validation.ValidateLabels(c.Template.Metadata.Labels, templateLabelsPath)
+	errs = append(errs, apivalidation.ValidateAnnotations(c.Template.Metadata.Annotations, templateAnnotsPath)...)
 
-	specPath := templatePath.Child("spec")
 	plugin := c.Template.Spec.Plugin
 	sc, ok := a.Schemas.SyncPlugin(plugin)
 	if !ok {
-		errs = append(errs, &field.Error{Type: field.ErrorTypeNotSupported, Field: specPath.Child("plugin").String(),
+		errs = append(errs, &field.Error{Type: field.ErrorTypeNotSupported, Field: templatePluginPath.String(),
 			BadValue: plugin, Detail: schemas.Hint(plugin, a.Schemas.SyncPluginNames())})
 		return errs, nil
 	}
 	_, syncConfig := syncSpec(cfg.value)
 	if syncConfig == nil {
-		errs = append(errs, field.Required(specPath.Child("config"), fmt.Sprintf("the %s plugin's configuration", plugin)))
+		errs = append(errs, field.Required(templateSpecCfgPath, fmt.Sprintf("the %s plugin's configuration", plugin)))
 		return errs, nil
 	}
-	errs = append(errs, sc.Validate(syncConfig, specPath.Child("config"))...)
+	errs = append(errs, sc.Validate(syncConfig, templateSpecCfgPath)...)
 	return errs, nil
 }
 
@@ -66,7 +77,12 @@ func (runSync) Access(_ *Admitter, task *v1alpha1.Task, _ *config) []AccessCheck
 
 // syncSpec returns template.spec and template.spec.config of a decoded config.
 func syncSpec(cfg map[string]any) (spec, config map[string]any) {
-	tmpl, _ := cfg["template"].(map[string]any)
+	return templateSpec(cfg["template"])
+}
+
+// templateSpec returns spec and spec.config of a decoded template.
+func templateSpec(template any) (spec, config map[string]any) {
+	tmpl, _ := template.(map[string]any)
 	spec, _ = tmpl["spec"].(map[string]any)
 	config, _ = spec["config"].(map[string]any)
 	return spec, config

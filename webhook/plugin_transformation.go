@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/schemas"
 )
 
 // maxAccessChecks bounds resources × namespaces, each of which costs a
@@ -20,11 +21,12 @@ const maxAccessChecks = 256
 
 type transformation struct{}
 
-func (transformation) Default(a *Admitter, task *v1alpha1.Task, c *config) bool {
-	if _, ok := c.value["namespaces"]; ok || task.Namespace == "" {
+func (transformation) Default(a *Admitter, task *v1alpha1.Task, cfg schemas.Fields) bool {
+	if cfg.Has("namespaces") || task.Namespace == "" {
 		return false
 	}
-	resources, _ := c.value["resources"].([]any)
+	v, _ := cfg.Get("resources")
+	resources, _ := v.([]any)
 	// Only when some resource may be namespaced: cluster-scoped ones take none.
 	for _, r := range resources {
 		m, _ := r.(map[string]any)
@@ -32,7 +34,7 @@ func (transformation) Default(a *Admitter, task *v1alpha1.Task, c *config) bool 
 		version, _ := m["version"].(string)
 		resource, _ := m["resource"].(string)
 		if !a.clusterScoped(v1alpha1.GroupVersionResource{Group: group, Version: version, Resource: resource}) {
-			c.value["namespaces"] = []any{task.Namespace}
+			cfg.Set("namespaces", []any{task.Namespace})
 			return true
 		}
 	}
@@ -40,9 +42,12 @@ func (transformation) Default(a *Admitter, task *v1alpha1.Task, c *config) bool 
 }
 
 func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
-	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
-	if err != nil {
-		return nil, nil // a type the schema has already reported
+	c, ops, fast := transformationFromMap(cfg)
+	if !fast {
+		var err error
+		if c, err = decodeTyped[v1alpha1.TransformationConfig](cfg); err != nil {
+			return nil, nil // a type the schema has already reported
+		}
 	}
 	var errs field.ErrorList
 	var warnings []string
@@ -73,8 +78,15 @@ func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (fiel
 		errs = append(errs, field.Invalid(configPath.Child("namespaces"), field.OmitValueType{},
 			fmt.Sprintf("resources × namespaces is %d, more than %d: split the transformation into several Tasks", n, maxAccessChecks)))
 	}
+	// Read from the map, every patch is one DecodePatch accepts (see
+	// jsonPatchFromMap); only the checks beyond it are left.
+	for i, op := range ops {
+		if patch, found := op.(map[string]any)["jsonPatch"]; found {
+			errs = append(errs, jsonPatchOpsFromMap(patch.([]any), i)...)
+		}
+	}
 	for i, op := range c.Operations {
-		p := configPath.Child("operations").Index(i)
+		p := operationsPath.Index(i)
 		if op.JSONPatch != nil {
 			if _, err := jsonpatch.DecodePatch(op.JSONPatch.Raw); err != nil {
 				errs = append(errs, field.Invalid(p.Child("jsonPatch"), field.OmitValueType{}, "not a JSON patch: "+err.Error()))
@@ -84,6 +96,8 @@ func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (fiel
 	}
 	return errs, warnings
 }
+
+var operationsPath = configPath.Child("operations")
 
 // validateJSONPatchOps checks what RFC 6902 requires of each operation beyond
 // its shape: a value for add/replace/test, a from for move/copy.
@@ -96,24 +110,55 @@ func validateJSONPatchOps(raw []byte, path *field.Path) field.ErrorList {
 	for i, op := range ops {
 		var name string
 		_ = json.Unmarshal(op["op"], &name)
-		switch name {
-		case "add", "replace", "test":
-			if _, ok := op["value"]; !ok {
-				errs = append(errs, field.Required(path.Index(i).Child("value"), fmt.Sprintf("%q needs a value", name)))
-			}
-		case "move", "copy":
-			if _, ok := op["from"]; !ok {
-				errs = append(errs, field.Required(path.Index(i).Child("from"), fmt.Sprintf("%q needs a from path", name)))
-			}
+		_, hasValue := op["value"]
+		_, hasFrom := op["from"]
+		if err := jsonPatchOpError(name, hasValue, hasFrom, func() *field.Path { return path.Index(i) }); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
 }
 
+// jsonPatchOpsFromMap is validateJSONPatchOps for the decoded jsonPatch of
+// operation opIndex.
+func jsonPatchOpsFromMap(ops []any, opIndex int) field.ErrorList {
+	var errs field.ErrorList
+	for i, op := range ops {
+		o, _ := op.(map[string]any)
+		name, _ := o["op"].(string)
+		_, hasValue := o["value"]
+		_, hasFrom := o["from"]
+		at := func() *field.Path { return operationsPath.Index(opIndex).Child("jsonPatch").Index(i) }
+		if err := jsonPatchOpError(name, hasValue, hasFrom, at); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// jsonPatchOpError checks one patch operation; at gives its path, built
+// only for an error.
+func jsonPatchOpError(name string, hasValue, hasFrom bool, at func() *field.Path) *field.Error {
+	switch name {
+	case "add", "replace", "test":
+		if !hasValue {
+			return field.Required(at().Child("value"), fmt.Sprintf("%q needs a value", name))
+		}
+	case "move", "copy":
+		if !hasFrom {
+			return field.Required(at().Child("from"), fmt.Sprintf("%q needs a from path", name))
+		}
+	}
+	return nil
+}
+
 func (transformation) Access(a *Admitter, _ *v1alpha1.Task, cfg *config) []AccessCheck {
-	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
-	if err != nil {
-		return nil
+	c, _, fast := transformationFromMap(cfg)
+	if !fast {
+		var err error
+		if c, err = decodeTyped[v1alpha1.TransformationConfig](cfg); err != nil {
+			return nil
+		}
 	}
 	var checks []AccessCheck
 	for i, r := range c.Resources {
