@@ -10,7 +10,7 @@ import (
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
-// FuzzAdmissionReview sends arbitrary bodies to both webhooks: every answer
+// FuzzAdmissionReview sends arbitrary bodies to the three webhooks: every answer
 // is an AdmissionReview with HTTP 200 or a 4xx, never a panic or a 5xx.
 func FuzzAdmissionReview(f *testing.F) {
 	good := taskJSON("custom-image", `{"image":"busybox:1.36","command":["echo"]}`)
@@ -20,9 +20,11 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Add(review(admissionv1.Create, taskJSON("kubernetes-object-transformation", `{"resources":[{"version":"v1","resource":"configmaps"}],"operations":[{"jsonPatch":[{"op":"add","path":"/a","value":1}]}]}`), nil, false))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","operation":"CREATE","object":5}}`))
 	f.Add([]byte(`[]`))
-	mutate, validate := Handlers(testScheme(), newTestAdmitter(f), fakeAuthz{})
+	a := newTestAdmitter(f)
+	mutate, validate := Handlers(testScheme(), a, fakeAuthz{})
+	admit := SingleCallHandler(a, fakeAuthz{})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, h := range []http.Handler{mutate, validate} {
+		for _, h := range []http.Handler{mutate, validate, admit} {
 			code, out := serve(h, body, "application/json")
 			if code != http.StatusOK && (code < 400 || code >= 500) {
 				t.Fatalf("HTTP %d for %q", code, body)

@@ -24,6 +24,15 @@ type defaultingHandler struct{ defaulter *Defaulter }
 // validatingHandler is the validating webhook's admission.Handler.
 type validatingHandler struct{ validator *Validator }
 
+// singleCallHandler is the single-call webhook's admission.Handler: one
+// mutating webhook that defaults a new Task and then validates the defaulted
+// Task in the same call, so the API server makes one round trip instead of
+// two. It answers with the same patch, refusals and warnings as the pair.
+type singleCallHandler struct {
+	defaulter *Defaulter
+	validator *Validator
+}
+
 func (h defaultingHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Operation != admissionv1.Create {
 		return admission.Allowed("")
@@ -32,8 +41,50 @@ func (h defaultingHandler) Handle(ctx context.Context, req admission.Request) ad
 	if task == nil {
 		return resp
 	}
+	return defaultCreate(ctx, h.defaulter, req, task)
+}
+
+func (h validatingHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	switch req.Operation {
+	case admissionv1.Create:
+		task, resp := decodeTask(req.Object.Raw, req.Name)
+		if task == nil {
+			return resp
+		}
+		return validateCreate(ctx, h.validator, req, task)
+	case admissionv1.Update:
+		return validateUpdate(ctx, h.validator, req)
+	}
+	return admission.Allowed("")
+}
+
+func (h singleCallHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	switch req.Operation {
+	case admissionv1.Create:
+		task, resp := decodeTask(req.Object.Raw, req.Name)
+		if task == nil {
+			return resp
+		}
+		patch := defaultCreate(ctx, h.defaulter, req, task)
+		if !patch.Allowed {
+			return patch
+		}
+		checked := validateCreate(ctx, h.validator, req, task) // the defaulted Task
+		if !checked.Allowed {
+			return checked
+		}
+		return patch.WithWarnings(checked.Warnings...)
+	case admissionv1.Update:
+		return validateUpdate(ctx, h.validator, req)
+	}
+	return admission.Allowed("")
+}
+
+// defaultCreate fills in a new Task's defaults in place and answers with a
+// single patch operation on spec.config, or none when nothing changed.
+func defaultCreate(ctx context.Context, d *Defaulter, req admission.Request, task *v1alpha1.Task) admission.Response {
 	before := string(task.Spec.Config.Raw)
-	if err := h.defaulter.Default(admission.NewContextWithRequest(ctx, req), task); err != nil {
+	if err := d.Default(admission.NewContextWithRequest(ctx, req), task); err != nil {
 		return fromError(err)
 	}
 	if string(task.Spec.Config.Raw) == before {
@@ -43,30 +94,25 @@ func (h defaultingHandler) Handle(ctx context.Context, req admission.Request) ad
 	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "replace", Path: "/spec/config", Value: json.RawMessage(task.Spec.Config.Raw)})
 }
 
-func (h validatingHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	ctx = admission.NewContextWithRequest(ctx, req)
-	var warnings admission.Warnings
-	var err error
-	switch req.Operation {
-	case admissionv1.Create:
-		task, resp := decodeTask(req.Object.Raw, req.Name)
-		if task == nil {
-			return resp
-		}
-		warnings, err = h.validator.ValidateCreate(ctx, task)
-	case admissionv1.Update:
-		task, resp := decodeTask(req.Object.Raw, req.Name)
-		if task == nil {
-			return resp
-		}
-		old, resp := decodeTask(req.OldObject.Raw, req.Name)
-		if old == nil {
-			return resp
-		}
-		warnings, err = h.validator.ValidateUpdate(ctx, old, task)
-	default:
-		return admission.Allowed("")
+func validateCreate(ctx context.Context, v *Validator, req admission.Request, task *v1alpha1.Task) admission.Response {
+	warnings, err := v.ValidateCreate(admission.NewContextWithRequest(ctx, req), task)
+	return validationResponse(warnings, err)
+}
+
+func validateUpdate(ctx context.Context, v *Validator, req admission.Request) admission.Response {
+	task, resp := decodeTask(req.Object.Raw, req.Name)
+	if task == nil {
+		return resp
 	}
+	old, resp := decodeTask(req.OldObject.Raw, req.Name)
+	if old == nil {
+		return resp
+	}
+	warnings, err := v.ValidateUpdate(admission.NewContextWithRequest(ctx, req), old, task)
+	return validationResponse(warnings, err)
+}
+
+func validationResponse(warnings admission.Warnings, err error) admission.Response {
 	if err != nil {
 		return fromError(err).WithWarnings(warnings...)
 	}

@@ -12,10 +12,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
-// Paths the webhooks are served on (controller-runtime's conventional names).
+// Paths the webhooks are served on (controller-runtime's conventional names
+// for the pair). AdmitPath is the single-call mode: one mutating webhook that
+// defaults and validates, registered instead of the pair.
 const (
 	MutatePath   = "/mutate-automation-astronetes-io-v1alpha1-task"
 	ValidatePath = "/validate-automation-astronetes-io-v1alpha1-task"
+	AdmitPath    = "/admit-automation-astronetes-io-v1alpha1-task"
 )
 
 // maxReviewBytes bounds an AdmissionReview body: two Task objects of at most

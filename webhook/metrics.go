@@ -15,8 +15,12 @@ var (
 		Help:    "Time taskgate spent deciding on a Task admission request, by webhook.",
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 	}, []string{"webhook"})
+	accessReviewCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "taskgate_access_review_cache_total",
+		Help: "Access checks answered from the cache of allowed SubjectAccessReviews (hit) or sent to the API server (miss); absent with --access-review-cache-ttl=0.",
+	}, []string{"result"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(admissionRequests, admissionDuration)
+	metrics.Registry.MustRegister(admissionRequests, admissionDuration, accessReviewCache)
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -146,6 +147,10 @@ type Options struct {
 	AllowedClusterRoles []string
 	// SyncSchemaDir adds or overrides synchronization-plugin schemas.
 	SyncSchemaDir string
+	// AccessReviewCacheTTL, when positive, is how long an allowed
+	// SubjectAccessReview answer is reused for the same user and question
+	// (see CachedAuthorizer); zero asks the API server every time.
+	AccessReviewCacheTTL time.Duration
 }
 
 // NewAdmitterFromOptions loads the schemas and builds the Admitter the
@@ -160,19 +165,32 @@ func NewAdmitterFromOptions(opts Options) (*Admitter, error) {
 	return a, nil
 }
 
-// SetupWithManager registers the mutating and validating Task webhooks on
-// the manager's webhook server.
+// SetupWithManager registers the Task webhooks on the manager's webhook
+// server: the mutating and validating pair, and the single-call webhook.
+// Which of them the API server calls is up to the webhook configurations.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	a, err := NewAdmitterFromOptions(opts)
 	if err != nil {
 		return err
 	}
 	a.Scopes = MapperScopes{Mapper: mgr.GetRESTMapper()}
-	mutate, validate := Handlers(mgr.GetScheme(), a, SARAuthorizer{Client: mgr.GetClient()})
+	authz := NewAuthorizer(mgr.GetClient(), opts)
+	mutate, validate := Handlers(mgr.GetScheme(), a, authz)
 	srv := mgr.GetWebhookServer()
 	srv.Register(MutatePath, mutate)
 	srv.Register(ValidatePath, validate)
+	srv.Register(AdmitPath, SingleCallHandler(a, authz))
 	return nil
+}
+
+// NewAuthorizer is the SubjectAccessReview authorizer the webhooks use,
+// behind a cache of allowed answers when opts.AccessReviewCacheTTL is set.
+func NewAuthorizer(c client.Client, opts Options) Authorizer {
+	var authz Authorizer = SARAuthorizer{Client: c}
+	if opts.AccessReviewCacheTTL > 0 {
+		authz = NewCachedAuthorizer(authz, opts.AccessReviewCacheTTL, DefaultAccessReviewCacheSize)
+	}
+	return authz
 }
 
 // Handlers returns the HTTP handlers of the mutating and validating webhooks.
@@ -182,4 +200,15 @@ func Handlers(_ *runtime.Scheme, a *Admitter, authz Authorizer) (mutate, validat
 	mutate = NewReviewHandler(&admission.Webhook{Handler: defaultingHandler{defaulter: &Defaulter{Admitter: a}}})
 	validate = NewReviewHandler(&admission.Webhook{Handler: validatingHandler{validator: &Validator{Admitter: a, Authz: authz}}})
 	return mutate, validate
+}
+
+// SingleCallHandler returns the HTTP handler of the single-call webhook: a
+// mutating webhook that defaults and then validates in the same call. It is
+// as strict as the pair only while no later mutating webhook changes Tasks;
+// its configuration should say reinvocationPolicy: IfNeeded.
+func SingleCallHandler(a *Admitter, authz Authorizer) *ReviewHandler {
+	return NewReviewHandler(&admission.Webhook{Handler: singleCallHandler{
+		defaulter: &Defaulter{Admitter: a},
+		validator: &Validator{Admitter: a, Authz: authz},
+	}})
 }

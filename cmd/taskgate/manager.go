@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -42,6 +43,7 @@ type managerFlags struct {
 	enableWebhooks, enableController   bool
 	maxConcurrent                      int
 	allowedClusterRoles, syncSchemaDir string
+	accessReviewCacheTTL               time.Duration
 	logFormat, logLevel                string
 }
 
@@ -61,8 +63,8 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	fs.StringVar(&f.certSecret, "cert-secret-name", "taskgate-webhook-cert", "Secret holding the rotated webhook certificate")
 	fs.StringVar(&f.serviceName, "webhook-service-name", "taskgate-webhook", "Service in front of the webhook server (the certificate's DNS name)")
 	fs.StringVar(&f.namespace, "namespace", ns, "namespace taskgate runs in (default $POD_NAMESPACE)")
-	fs.StringVar(&f.mutatingConfig, "mutating-webhook-configuration", "taskgate-mutating", "MutatingWebhookConfiguration whose caBundle the rotator fills")
-	fs.StringVar(&f.validatingConfig, "validating-webhook-configuration", "taskgate-validating", "ValidatingWebhookConfiguration whose caBundle the rotator fills")
+	fs.StringVar(&f.mutatingConfig, "mutating-webhook-configuration", "taskgate-mutating", "MutatingWebhookConfiguration whose caBundle the rotator fills; empty: none")
+	fs.StringVar(&f.validatingConfig, "validating-webhook-configuration", "taskgate-validating", "ValidatingWebhookConfiguration whose caBundle the rotator fills; empty: none (single-call mode)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect one active controller among replicas (webhooks serve on every replica)")
 	fs.StringVar(&f.leaderElectionID, "leader-election-id", "taskgate.automation.astronetes.io", "name of the leader election Lease")
 	fs.BoolVar(&f.enableWebhooks, "enable-webhooks", true, "serve the admission webhooks")
@@ -70,6 +72,8 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	fs.IntVar(&f.maxConcurrent, "max-concurrent-reconciles", 4, "Tasks reconciled at once")
 	fs.StringVar(&f.allowedClusterRoles, "allowed-cluster-roles", "", "comma-separated ClusterRoles custom-image Tasks may bind; empty allows any the requesting user may bind")
 	fs.StringVar(&f.syncSchemaDir, "sync-schema-dir", "", "directory of extra or overriding synchronization-plugin schemas (<plugin>.json)")
+	fs.DurationVar(&f.accessReviewCacheTTL, "access-review-cache-ttl", webhook.DefaultAccessReviewCacheTTL,
+		"how long the webhook reuses an allowed SubjectAccessReview answer for the same user and question (a revoked right admits Tasks for up to this long); 0 disables the cache")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: info or debug")
 	if err := fs.Parse(args); err != nil {
@@ -80,6 +84,12 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	}
 	if !f.enableWebhooks && !f.enableController {
 		return nil, errors.New("--enable-webhooks=false and --enable-controller=false leave nothing to run")
+	}
+	if f.accessReviewCacheTTL < 0 {
+		return nil, fmt.Errorf("--access-review-cache-ttl=%v: want 0 (off) or a positive duration", f.accessReviewCacheTTL)
+	}
+	if f.certRotation && f.mutatingConfig == "" && f.validatingConfig == "" {
+		return nil, errors.New("--cert-rotation needs --mutating-webhook-configuration or --validating-webhook-configuration to inject the CA into")
 	}
 	return f, nil
 }
@@ -161,17 +171,14 @@ func startManager(f *managerFlags) error {
 	certsReady := make(chan struct{})
 	if f.enableWebhooks && f.certRotation {
 		err := rotator.AddRotator(mgr, &rotator.CertRotator{
-			SecretKey:      types.NamespacedName{Namespace: f.namespace, Name: f.certSecret},
-			CertDir:        f.certDir,
-			CAName:         "taskgate-ca",
-			CAOrganization: "taskgate",
-			DNSName:        fmt.Sprintf("%s.%s.svc", f.serviceName, f.namespace),
-			ExtraDNSNames:  []string{fmt.Sprintf("%s.%s.svc.cluster.local", f.serviceName, f.namespace)},
-			IsReady:        certsReady,
-			Webhooks: []rotator.WebhookInfo{
-				{Name: f.mutatingConfig, Type: rotator.Mutating},
-				{Name: f.validatingConfig, Type: rotator.Validating},
-			},
+			SecretKey:             types.NamespacedName{Namespace: f.namespace, Name: f.certSecret},
+			CertDir:               f.certDir,
+			CAName:                "taskgate-ca",
+			CAOrganization:        "taskgate",
+			DNSName:               fmt.Sprintf("%s.%s.svc", f.serviceName, f.namespace),
+			ExtraDNSNames:         []string{fmt.Sprintf("%s.%s.svc.cluster.local", f.serviceName, f.namespace)},
+			IsReady:               certsReady,
+			Webhooks:              rotatedWebhooks(f),
 			RequireLeaderElection: false, // every replica serves webhooks and needs the certificate
 		})
 		if err != nil {
@@ -210,7 +217,7 @@ func startManager(f *managerFlags) error {
 	errc := make(chan error, 1)
 	go func() { errc <- mgr.Start(ctx) }()
 	log.Info("manager starting", "webhooks", f.enableWebhooks, "controller", f.enableController,
-		"leaderElection", f.leaderElect, "certRotation", f.certRotation)
+		"leaderElection", f.leaderElect, "certRotation", f.certRotation, "accessReviewCacheTTL", f.accessReviewCacheTTL.String())
 	for {
 		select {
 		case err := <-setupErr:
@@ -228,6 +235,19 @@ func startManager(f *managerFlags) error {
 	}
 }
 
+// rotatedWebhooks are the configurations whose caBundle the rotator fills:
+// in single-call mode there is no validating configuration for Tasks.
+func rotatedWebhooks(f *managerFlags) []rotator.WebhookInfo {
+	var out []rotator.WebhookInfo
+	if f.mutatingConfig != "" {
+		out = append(out, rotator.WebhookInfo{Name: f.mutatingConfig, Type: rotator.Mutating})
+	}
+	if f.validatingConfig != "" {
+		out = append(out, rotator.WebhookInfo{Name: f.validatingConfig, Type: rotator.Validating})
+	}
+	return out
+}
+
 func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 	if f.enableWebhooks {
 		var allowed []string
@@ -236,7 +256,8 @@ func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 				allowed = append(allowed, r)
 			}
 		}
-		if err := webhook.SetupWithManager(mgr, webhook.Options{AllowedClusterRoles: allowed, SyncSchemaDir: f.syncSchemaDir}); err != nil {
+		opts := webhook.Options{AllowedClusterRoles: allowed, SyncSchemaDir: f.syncSchemaDir, AccessReviewCacheTTL: f.accessReviewCacheTTL}
+		if err := webhook.SetupWithManager(mgr, opts); err != nil {
 			return fmt.Errorf("set up webhooks: %w", err)
 		}
 	}
