@@ -17,6 +17,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/webhook"
 )
 
 const syncCRD = "synchronizations.automation.astronetes.io"
@@ -87,7 +89,31 @@ func TestInstall(t *testing.T) {
 	})
 
 	t.Run("real manager with the chart's RBAC", func(t *testing.T) {
-		checkManagerWithChartRBAC(ctx, t, c, kc)
+		checkManagerWithChartRBAC(ctx, t, c, kc, false)
+	})
+
+	t.Run("upgrade to single-call mode", func(t *testing.T) {
+		if out, err := helm(t, "upgrade", releaseName, chartDir(), "--namespace", releaseNS, "--kubeconfig", kc,
+			"--set", "webhook.singleCall=true"); err != nil {
+			t.Fatalf("helm upgrade: %v\n%s", err, out)
+		}
+		var mw admissionv1.MutatingWebhookConfiguration
+		if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-mutating"}, &mw); err != nil {
+			t.Fatal(err)
+		}
+		if h := mw.Webhooks; len(h) != 1 || h[0].ClientConfig.Service == nil || h[0].ClientConfig.Service.Path == nil ||
+			*h[0].ClientConfig.Service.Path != webhook.AdmitPath || h[0].ReinvocationPolicy == nil ||
+			*h[0].ReinvocationPolicy != admissionv1.IfNeededReinvocationPolicy {
+			t.Errorf("mutating webhooks %+v, want one calling %s with reinvocationPolicy IfNeeded", h, webhook.AdmitPath)
+		}
+		err := c.Get(ctx, client.ObjectKey{Name: "taskgate-validating"}, &admissionv1.ValidatingWebhookConfiguration{})
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("validating webhook configuration in single-call mode: %v", err)
+		}
+		if allowed(ctx, t, c, sa, "", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "taskgate-validating", "update") {
+			t.Error("single-call mode: the manager may still update a validating configuration")
+		}
+		checkManagerWithChartRBAC(ctx, t, c, kc, true)
 	})
 
 	t.Run("second release with an allow-list", func(t *testing.T) {

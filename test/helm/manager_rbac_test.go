@@ -58,12 +58,14 @@ func (e *buildError) Error() string {
 	return "go build ./cmd/taskgate: " + e.err.Error() + "\n" + e.out
 }
 
-// checkManagerWithChartRBAC runs the real manager with the chart's default
-// arguments, impersonating the chart's ServiceAccount, so that it holds
-// exactly the installed RBAC: the rotator must fill the Secret and both
-// caBundles, leader election must win its Lease and every controller cache
-// must sync without a Forbidden.
-func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string) {
+// checkManagerWithChartRBAC runs the real manager with the chart's
+// arguments (default or single-call mode), impersonating the chart's
+// ServiceAccount, so that it holds exactly the installed RBAC: the rotator
+// must fill the Secret and the caBundles of the mode's configurations, leader
+// election must win its Lease and every controller cache must sync without a
+// Forbidden. In default mode it then checks BindForbidden, which removes the
+// webhook configurations.
+func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string, singleCall bool) {
 	bin := managerBinary(t)
 	kc := impersonatingKubeconfig(t, adminKubeconfig, "system:serviceaccount:"+releaseNS+":taskgate", releaseNS)
 	webhookPort, healthPort := freePort(t), freePort(t)
@@ -71,12 +73,16 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 	stopSync := mountSecret(ctx, t, c, client.ObjectKey{Namespace: releaseNS, Name: "taskgate-webhook-cert"}, certDir)
 	defer stopSync()
 	var log bytes.Buffer
+	validating := "taskgate-validating"
+	if singleCall {
+		validating = ""
+	}
 	cmd := exec.Command(bin, "manager", "--leader-elect", "--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(healthPort), "--webhook-port="+strconv.Itoa(webhookPort),
 		"--cert-dir="+certDir, "--cert-rotation", "--namespace="+releaseNS,
 		"--cert-secret-name=taskgate-webhook-cert", "--webhook-service-name=taskgate-webhook",
-		"--mutating-webhook-configuration=taskgate-mutating", "--validating-webhook-configuration=taskgate-validating",
-		"--log-format=json")
+		"--mutating-webhook-configuration=taskgate-mutating", "--validating-webhook-configuration="+validating,
+		"--access-review-cache-ttl=10s", "--log-format=json")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kc)
 	cmd.Stdout, cmd.Stderr = &syncWriter{w: &log}, &syncWriter{w: &log}
 	if err := cmd.Start(); err != nil {
@@ -124,6 +130,12 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 	var vw admissionv1.ValidatingWebhookConfiguration
 	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-mutating"}, &mw); err != nil || len(mw.Webhooks[0].ClientConfig.CABundle) == 0 {
 		t.Errorf("no caBundle injected into taskgate-mutating: %v", err)
+	}
+	if singleCall {
+		if text := logText(&log); strings.Contains(text, "Webhook not found") {
+			t.Error("single-call mode: the rotator looks for a webhook configuration the chart does not render")
+		}
+		return
 	}
 	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-validating"}, &vw); err != nil || len(vw.Webhooks[0].ClientConfig.CABundle) == 0 {
 		t.Errorf("no caBundle injected into taskgate-validating: %v", err)

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/astronetes/taskgate/webhook"
 )
 
 func TestHelmLint(t *testing.T) {
@@ -44,7 +46,7 @@ func TestTemplateDefaults(t *testing.T) {
 	for _, want := range []string{"manager", "--leader-elect", "--cert-rotation", "--namespace=" + releaseNS,
 		"--cert-secret-name=taskgate-webhook-cert", "--webhook-service-name=taskgate-webhook",
 		"--mutating-webhook-configuration=taskgate-mutating", "--validating-webhook-configuration=taskgate-validating",
-		"--cert-dir=/tmp/k8s-webhook-server/serving-certs", "--webhook-port=9443"} {
+		"--cert-dir=/tmp/k8s-webhook-server/serving-certs", "--webhook-port=9443", "--access-review-cache-ttl=10s"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("manager args %q lack %q", args, want)
 		}
@@ -174,5 +176,96 @@ func TestTemplateAllowedClusterRoles(t *testing.T) {
 	d := one[appsv1.Deployment](t, m, "Deployment")
 	if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--allowed-cluster-roles=view,edit") {
 		t.Errorf("manager args %q lack the same allow-list", args)
+	}
+}
+
+// TestTemplateSingleCall: webhook.singleCall renders one mutating webhook on
+// the single-call path with reinvocationPolicy IfNeeded and no validating
+// webhook, and the manager neither rotates nor may write a validating
+// configuration.
+func TestTemplateSingleCall(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{name: "self-signed", args: []string{"--set", "webhook.singleCall=true"}},
+		{name: "cert-manager", args: []string{"--set", "webhook.singleCall=true", "--set", "certs.mode=cert-manager"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := render(t, tc.args...)
+			if got := m.find("ValidatingWebhookConfiguration"); len(got) != 0 {
+				t.Fatalf("single-call mode renders %d ValidatingWebhookConfigurations, want none", len(got))
+			}
+			mw := one[admissionv1.MutatingWebhookConfiguration](t, m, "MutatingWebhookConfiguration")
+			if len(mw.Webhooks) != 1 {
+				t.Fatalf("want one mutating webhook, got %d", len(mw.Webhooks))
+			}
+			h := mw.Webhooks[0]
+			if s := h.ClientConfig.Service; s == nil || s.Path == nil || *s.Path != webhook.AdmitPath {
+				t.Errorf("clientConfig.service %+v, want path %s", s, webhook.AdmitPath)
+			}
+			if h.ReinvocationPolicy == nil || *h.ReinvocationPolicy != admissionv1.IfNeededReinvocationPolicy {
+				t.Errorf("reinvocationPolicy %v, want IfNeeded: a later mutating webhook's change must be validated again", h.ReinvocationPolicy)
+			}
+			if len(h.Rules) != 1 || !slices.Equal(h.Rules[0].Resources, []string{"tasks"}) ||
+				!slices.Equal(h.Rules[0].Operations, []admissionv1.OperationType{admissionv1.Create, admissionv1.Update}) {
+				t.Errorf("rules %+v, want tasks CREATE/UPDATE (UPDATE carries the immutability check)", h.Rules)
+			}
+			if h.FailurePolicy == nil || *h.FailurePolicy != admissionv1.Fail || h.Name != "mtask.automation.astronetes.io" {
+				t.Errorf("webhook %s failurePolicy %v, want mtask with Fail", h.Name, h.FailurePolicy)
+			}
+			d := one[appsv1.Deployment](t, m, "Deployment")
+			args := d.Spec.Template.Spec.Containers[0].Args
+			if slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "taskgate-validating") }) {
+				t.Errorf("args %q name a validating configuration", args)
+			}
+			if slices.Contains(args, "--cert-rotation") && !slices.Contains(args, "--validating-webhook-configuration=") {
+				t.Errorf("args %q: the rotator must be told there is no validating configuration", args)
+			}
+			cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+			checkLeastPrivilege(t, cr.Rules)
+			for _, r := range cr.Rules {
+				if slices.Contains(r.Resources, "validatingwebhookconfigurations") {
+					t.Errorf("single-call mode grants %+v on validating configurations", r)
+				}
+			}
+			if tc.name == "cert-manager" && mw.Annotations["cert-manager.io/inject-ca-from"] == "" {
+				t.Error("cert-manager mode: the mutating configuration lacks inject-ca-from")
+			}
+		})
+	}
+}
+
+func TestTemplateAccessReviewCacheTTL(t *testing.T) {
+	for _, tc := range []struct {
+		name, set, want string
+	}{
+		{name: "default 10s", want: "--access-review-cache-ttl=10s"},
+		{name: "set", set: "webhook.accessReviewCacheTTL=1m30s", want: "--access-review-cache-ttl=1m30s"},
+		{name: "off", set: "webhook.accessReviewCacheTTL=0", want: "--access-review-cache-ttl=0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var args []string
+			if tc.set != "" {
+				args = []string{"--set", tc.set}
+			}
+			d := one[appsv1.Deployment](t, render(t, args...), "Deployment")
+			if got := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(got, tc.want) {
+				t.Errorf("args %q lack %s", got, tc.want)
+			}
+		})
+	}
+	t.Run("not without webhooks", func(t *testing.T) {
+		d := one[appsv1.Deployment](t, render(t, "--set", "enableWebhooks=false"), "Deployment")
+		if args := d.Spec.Template.Spec.Containers[0].Args; hasArgPrefix(args, "--access-review-cache-ttl") {
+			t.Errorf("controller only, yet args %q set the webhook's cache", args)
+		}
+	})
+	for _, bad := range []string{"webhook.accessReviewCacheTTL=10", "webhook.accessReviewCacheTTL=ten", "webhook.accessReviewCacheTTL=-1s", "webhook.singleCall=maybe"} {
+		t.Run("refuses "+bad, func(t *testing.T) {
+			if _, err := helm(t, "template", releaseName, chartDir(), "--set", bad); err == nil {
+				t.Errorf("--set %s rendered", bad)
+			}
+		})
 	}
 }

@@ -89,6 +89,13 @@ app.kubernetes.io/part-of: taskgate
 {{- if or (lt $t 1) (gt $t 30) }}
 {{- fail "webhook.timeoutSeconds must be between 1 and 30 (the API server's limit)" }}
 {{- end }}
+{{- if not (kindIs "bool" .Values.webhook.singleCall) }}
+{{- fail (printf "webhook.singleCall must be true or false, not %q" (toString .Values.webhook.singleCall)) }}
+{{- end }}
+{{- /* A Go duration as --access-review-cache-ttl parses it: "0", or units such as 10s, 1m30s. */}}
+{{- if not (regexMatch "^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$" (toString .Values.webhook.accessReviewCacheTTL)) }}
+{{- fail (printf "webhook.accessReviewCacheTTL must be a duration such as 10s, 1m or 0 (off), not %q" (toString .Values.webhook.accessReviewCacheTTL)) }}
+{{- end }}
 {{- end }}
 
 {{/*
