@@ -53,6 +53,8 @@ envtest: ## Build etcd, kube-apiserver, kubectl and helm from the Go module prox
 test: envtest ## Unit tests, then integration tests against a real kube-apiserver + etcd.
 	go test ./api/... ./schemas/... ./webhook/... ./controller/... ./cmd/...
 	go test -count=1 -timeout 20m ./test/...
+	# The admission suite again, against the single-call configuration (chart value webhook.singleCall).
+	TASKGATE_ADMISSION_MODE=single-call go test -count=1 -timeout 5m ./test/admission/
 
 # Load, faults and fuzzing: test/load, test/drills; figures in BENCHMARKS.md.
 

@@ -13,10 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/webhook"
 )
 
 // TestSamplesAdmittedWithDefaults applies each seed sample with kubectl and
@@ -219,4 +221,31 @@ func TestGenerateName(t *testing.T) {
 		t.Errorf("serviceAccountName %q, want empty or %q", sa, v1alpha1.DefaultServiceAccountName(name))
 	}
 	t.Logf("generated %s, serviceAccountName at admission: %q", name, sa)
+}
+
+// TestWebhookMode checks the API server calls the webhooks of the mode the
+// suite runs in, so that a run in single-call mode really has no validating
+// webhook to fall back on.
+func TestWebhookMode(t *testing.T) {
+	ctx := context.Background()
+	mw := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := k8s.Get(ctx, types.NamespacedName{Name: "taskgate-mutating"}, mw); err != nil {
+		t.Fatal(err)
+	}
+	wantPath, wantPolicy := webhook.MutatePath, admissionregistrationv1.NeverReinvocationPolicy
+	if singleCall {
+		wantPath, wantPolicy = webhook.AdmitPath, admissionregistrationv1.IfNeededReinvocationPolicy
+	}
+	if len(mw.Webhooks) != 1 || mw.Webhooks[0].ClientConfig.URL == nil ||
+		!strings.HasSuffix(*mw.Webhooks[0].ClientConfig.URL, wantPath) ||
+		mw.Webhooks[0].ReinvocationPolicy == nil || *mw.Webhooks[0].ReinvocationPolicy != wantPolicy {
+		t.Errorf("mutating webhooks = %+v, want one calling %s, reinvocation %s", mw.Webhooks, wantPath, wantPolicy)
+	}
+	err := k8s.Get(ctx, types.NamespacedName{Name: "taskgate-validating"}, &admissionregistrationv1.ValidatingWebhookConfiguration{})
+	switch {
+	case singleCall && !apierrors.IsNotFound(err):
+		t.Errorf("single-call mode: validating configuration: %v, want none", err)
+	case !singleCall && err != nil:
+		t.Errorf("validating configuration: %v", err)
+	}
 }

@@ -59,7 +59,7 @@ func run(m *testing.M) (code int) {
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{"../../config/crd"},
 		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../../config/webhook"}},
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{webhookManifests()}},
 	}
 	cfg, err := testEnv.Start()
 	if err != nil {
@@ -103,6 +103,21 @@ func run(m *testing.M) (code int) {
 		return 1
 	}
 	return m.Run()
+}
+
+// singleCall is set by TASKGATE_ADMISSION_MODE=single-call: the whole suite
+// then runs against the single-call configuration (one mutating webhook that
+// defaults and validates; chart value webhook.singleCall). `make test` runs
+// the package in both modes.
+var singleCall = os.Getenv("TASKGATE_ADMISSION_MODE") == "single-call"
+
+// webhookManifests is the directory of the webhook configurations the API
+// server is given, by mode.
+func webhookManifests() string {
+	if singleCall {
+		return "../../config/webhook-single-call"
+	}
+	return "../../config/webhook"
 }
 
 func zapLevel() int {
