@@ -23,24 +23,26 @@ import (
 	"github.com/astronetes/taskgate/webhook"
 )
 
-// Webhook set-ups P1 switches between, all on the same webhook server.
+// Webhook set-ups P1 switches between, all on the same webhook server and
+// all taskgate's shipped handlers (webhook.Handlers, webhook.SingleCallHandler,
+// webhook.CachedAuthorizer).
 const (
-	modeTaskgate = "taskgate"      // taskgate's mutating + validating webhooks
-	modeNoop     = "no-op"         // two webhooks answering Allowed at once
-	modeNone     = "no webhooks"   // neither configuration installed
-	modeOneTrip  = "one-roundtrip" // taskgate validating inside the mutating call
-	modeSARCache = "SAR cache"     // taskgate with allowed SubjectAccessReviews cached 10s
-	modeBoth     = "one-roundtrip + SAR cache"
+	modeTaskgate = "taskgate"     // as shipped: mutating + validating, access-review cache 10s
+	modeNoop     = "no-op"        // two webhooks answering Allowed at once
+	modeNone     = "no webhooks"  // neither configuration installed
+	modeNoCache  = "cache off"    // the pair with --access-review-cache-ttl=0
+	modeOneTrip  = "single-call"  // webhook.singleCall=true, cache 10s
+	modeBoth     = "single-call, cache off"
 )
 
-// Paths of the comparison webhooks, next to taskgate's own.
+// Paths of the comparison webhooks, next to taskgate's own (MutatePath,
+// ValidatePath and AdmitPath, cache on as the manager's default).
 const (
 	noopMutatePath   = "/noop-mutate"
 	noopValidatePath = "/noop-validate"
-	oneTripPath      = "/mutate-and-validate"
-	cachedMutate     = "/cached-mutate"
-	cachedValidate   = "/cached-validate"
-	cachedOneTrip    = "/cached-mutate-and-validate"
+	uncachedMutate   = "/uncached-mutate"
+	uncachedValidate = "/uncached-validate"
+	uncachedOneTrip  = "/uncached-admit"
 )
 
 // benchEnv is a control plane whose API server calls one webhook server
@@ -103,7 +105,8 @@ func (e *benchEnv) startWebhooks(root string) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := webhook.SetupWithManager(mgr, webhook.Options{}); err != nil {
+	opts := webhook.Options{AccessReviewCacheTTL: webhook.DefaultAccessReviewCacheTTL}
+	if err := webhook.SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("set up webhooks: %w", err)
 	}
 	a, err := webhook.NewAdmitterFromOptions(webhook.Options{})
@@ -115,11 +118,10 @@ func (e *benchEnv) startWebhooks(root string) error {
 	srv.Register(noopMutatePath, noop())
 	srv.Register(noopValidatePath, noop())
 	sar := webhook.SARAuthorizer{Client: mgr.GetClient()}
-	srv.Register(oneTripPath, oneTrip(mgr, a, sar))
-	cm, cv := webhook.Handlers(mgr.GetScheme(), a, newCachedAuthorizer(sar, 10*time.Second))
-	srv.Register(cachedMutate, cm)
-	srv.Register(cachedValidate, cv)
-	srv.Register(cachedOneTrip, oneTrip(mgr, a, newCachedAuthorizer(sar, 10*time.Second)))
+	um, uv := webhook.Handlers(mgr.GetScheme(), a, sar)
+	srv.Register(uncachedMutate, um)
+	srv.Register(uncachedValidate, uv)
+	srv.Register(uncachedOneTrip, webhook.SingleCallHandler(a, sar))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -158,11 +160,11 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 	case modeNoop:
 		w = e.hooks.Point(e.base, e.caBundle, noopMutatePath, noopValidatePath)
 	case modeOneTrip:
-		w = e.hooks.Point(e.base, e.caBundle, oneTripPath, "")
-	case modeSARCache:
-		w = e.hooks.Point(e.base, e.caBundle, cachedMutate, cachedValidate)
+		w = e.hooks.Point(e.base, e.caBundle, webhook.AdmitPath, "")
+	case modeNoCache:
+		w = e.hooks.Point(e.base, e.caBundle, uncachedMutate, uncachedValidate)
 	case modeBoth:
-		w = e.hooks.Point(e.base, e.caBundle, cachedOneTrip, "")
+		w = e.hooks.Point(e.base, e.caBundle, uncachedOneTrip, "")
 	case modeNone:
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
@@ -205,9 +207,9 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 		modeTaskgate: {webhook.MutatePath, webhook.ValidatePath},
 		modeNoop:     {noopMutatePath, noopValidatePath},
 		modeNone:     nil,
-		modeOneTrip:  {oneTripPath},
-		modeSARCache: {cachedMutate, cachedValidate},
-		modeBoth:     {cachedOneTrip},
+		modeNoCache:  {uncachedMutate, uncachedValidate},
+		modeOneTrip:  {webhook.AdmitPath},
+		modeBoth:     {uncachedOneTrip},
 	}[mode]
 	sort.Strings(want)
 	if !slices.Equal(called, want) {

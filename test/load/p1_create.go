@@ -18,7 +18,7 @@ import (
 
 // p1Modes are the webhook set-ups compared, in the order of the first round;
 // each later round starts one further along, so no mode always comes first.
-var p1Modes = []string{modeTaskgate, modeNoop, modeNone, modeOneTrip, modeSARCache, modeBoth}
+var p1Modes = []string{modeTaskgate, modeNoop, modeNone, modeNoCache, modeOneTrip, modeBoth}
 
 // p1Result holds every create latency, by concurrency and mode, and by
 // sample within it (every sample is created equally often).
