@@ -27,11 +27,11 @@ import (
 // all taskgate's shipped handlers (webhook.Handlers, webhook.SingleCallHandler,
 // webhook.CachedAuthorizer).
 const (
-	modeTaskgate = "taskgate"     // as shipped: mutating + validating, access-review cache 10s
-	modeNoop     = "no-op"        // two webhooks answering Allowed at once
-	modeNone     = "no webhooks"  // neither configuration installed
-	modeNoCache  = "cache off"    // the pair with --access-review-cache-ttl=0
-	modeOneTrip  = "single-call"  // webhook.singleCall=true, cache 10s
+	modeTaskgate = "taskgate"    // as shipped: mutating + validating, access-review cache 10s
+	modeNoop     = "no-op"       // two webhooks answering Allowed at once
+	modeNone     = "no webhooks" // neither configuration installed
+	modeNoCache  = "cache off"   // the pair with --access-review-cache-ttl=0
+	modeOneTrip  = "single-call" // webhook.singleCall=true, cache 10s
 	modeBoth     = "single-call, cache off"
 )
 
