@@ -68,8 +68,3 @@ const (
 	EventSucceeded                 = "Succeeded"
 	EventFailed                    = "Failed"
 )
-
-// TaskNamespaceLabel on a ClusterRoleBinding names the namespace of the Task
-// that created it; with v1alpha1.TaskLabel it identifies the Task, since
-// cluster-scoped objects cannot carry an owner reference to a namespaced one.
-const TaskNamespaceLabel = "automation.astronetes.io/task-namespace"

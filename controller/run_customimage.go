@@ -16,10 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/children"
 )
-
-// containerName is the name of the one container of a custom-image Pod.
-const containerName = "task"
 
 // customImageRunner runs config.image as one Pod and follows it.
 type customImageRunner struct {
@@ -80,7 +78,7 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 	if !apierrors.IsNotFound(err) {
 		return err
 	}
-	sa = &corev1.ServiceAccount{ObjectMeta: childMeta(task, name)}
+	sa = &corev1.ServiceAccount{ObjectMeta: children.Meta(task, name)}
 	if err := controllerutil.SetControllerReference(task, sa, c.scheme); err != nil {
 		return fmt.Errorf("own service account %s: %w", name, err)
 	}
@@ -101,21 +99,15 @@ func (c *customImageRunner) ensureBinding(ctx context.Context, task *v1alpha1.Ta
 	if err := c.setFinalizer(ctx, task, true); err != nil {
 		return err
 	}
-	name := v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: bindingLabels(task)},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
-		Subjects: []rbacv1.Subject{{
-			Kind: rbacv1.ServiceAccountKind, Namespace: task.Namespace, Name: serviceAccount,
-		}},
-	}
+	crb := children.ClusterRoleBinding(task, clusterRole, serviceAccount)
+	name := crb.Name
 	err := c.client.Create(ctx, crb)
 	if apierrors.IsAlreadyExists(err) {
 		// Read from the API server: ClusterRoleBindings are not cached.
 		if err := c.reader.Get(ctx, client.ObjectKey{Name: name}, crb); err != nil {
 			return fmt.Errorf("get cluster role binding %s: %w", name, err)
 		}
-		if !boundFor(crb, task) {
+		if !children.BoundFor(crb, task) {
 			return fmt.Errorf("%w: cluster role binding %s exists and was not created by this Task", errNameConflict, name)
 		}
 		return nil
@@ -144,7 +136,7 @@ func (c *customImageRunner) cleanup(ctx context.Context, task *v1alpha1.Task) er
 	} else if err != nil {
 		return fmt.Errorf("get cluster role binding %s: %w", name, err)
 	}
-	if !boundFor(crb, task) {
+	if !children.BoundFor(crb, task) {
 		return nil // someone else's: never delete it
 	}
 	err := c.client.Delete(ctx, crb, client.Preconditions{UID: &crb.UID})
@@ -180,7 +172,7 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 		return nil, fmt.Errorf("get pod %s: %w", key, err)
 	}
 
-	pod = newPod(task, cfg, st.ServiceAccountName)
+	pod = children.Pod(task, cfg, st.ServiceAccountName)
 	if err := controllerutil.SetControllerReference(task, pod, c.scheme); err != nil {
 		return nil, fmt.Errorf("own pod %s: %w", key, err)
 	}
@@ -256,34 +248,10 @@ func (c *customImageRunner) enforceTimeout(ctx context.Context, task *v1alpha1.T
 	return 0, nil
 }
 
-// newPod builds the Task's Pod: one container, never restarted, so the Task
-// runs the command exactly once.
-func newPod(task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, serviceAccount string) *corev1.Pod {
-	container := corev1.Container{
-		Name:    containerName,
-		Image:   cfg.Image,
-		Command: cfg.Command,
-		Args:    cfg.Args,
-		Env:     cfg.Env,
-	}
-	if cfg.Resources != nil {
-		container.Resources = *cfg.Resources
-	}
-	return &corev1.Pod{
-		ObjectMeta: childMeta(task, v1alpha1.PodName(task.Name)),
-		Spec: corev1.PodSpec{
-			RestartPolicy:         corev1.RestartPolicyNever,
-			ServiceAccountName:    serviceAccount,
-			ActiveDeadlineSeconds: cfg.TimeoutSeconds,
-			Containers:            []corev1.Container{container},
-		},
-	}
-}
-
 // terminated is the state of the Task's container once it exited.
 func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
 	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == containerName && cs.State.Terminated != nil {
+		if cs.Name == children.ContainerName && cs.State.Terminated != nil {
 			return cs.State.Terminated
 		}
 	}
@@ -293,7 +261,7 @@ func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
 // exitMessage says how the container ended: its exit code, the reason the
 // kubelet gave (Error, OOMKilled, ...) and the message it left, if any.
 func exitMessage(podName string, term *corev1.ContainerStateTerminated) string {
-	msg := fmt.Sprintf("pod %s: container %s exited with code %d", podName, containerName, term.ExitCode)
+	msg := fmt.Sprintf("pod %s: container %s exited with code %d", podName, children.ContainerName, term.ExitCode)
 	if term.Reason != "" {
 		msg += fmt.Sprintf(" (%s)", term.Reason)
 	}
@@ -313,30 +281,6 @@ func pendingMessage(pod *corev1.Pod) string {
 		}
 	}
 	return fmt.Sprintf("pod %s is pending", pod.Name)
-}
-
-// childMeta is the metadata every namespaced child of a Task starts from.
-func childMeta(task *v1alpha1.Task, name string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{
-		Name:      name,
-		Namespace: task.Namespace,
-		Labels:    map[string]string{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)},
-	}
-}
-
-// bindingLabels identify the Task a ClusterRoleBinding belongs to, which an
-// owner reference cannot do across scopes.
-func bindingLabels(task *v1alpha1.Task) map[string]string {
-	return map[string]string{
-		v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name),
-		TaskNamespaceLabel: task.Namespace,
-	}
-}
-
-// boundFor reports whether crb was created for task.
-func boundFor(crb *rbacv1.ClusterRoleBinding, task *v1alpha1.Task) bool {
-	return crb.Labels[v1alpha1.TaskLabel] == v1alpha1.TaskLabelValue(task.Name) &&
-		crb.Labels[TaskNamespaceLabel] == task.Namespace
 }
 
 func deref[T any](p *T) T {

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/children"
 )
 
 // Condition types a Synchronization's operator may report. taskgate only
@@ -99,7 +100,7 @@ func (s *runSyncRunner) ensureSynchronization(ctx context.Context, task *v1alpha
 // controller finds its children by it.
 func newSynchronization(task *v1alpha1.Task, cfg *v1alpha1.RunSynchronizationConfig) *v1alpha1.Synchronization {
 	tmpl := cfg.Template.DeepCopy()
-	om := childMeta(task, v1alpha1.SynchronizationName(task.Name))
+	om := children.Meta(task, v1alpha1.SynchronizationName(task.Name))
 	lbls := maps.Clone(tmpl.Metadata.Labels)
 	if lbls == nil {
 		lbls = map[string]string{}

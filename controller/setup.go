@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
@@ -30,6 +31,11 @@ const Name = "taskgate"
 type Options struct {
 	// MaxConcurrentReconciles is how many Tasks are reconciled at once.
 	MaxConcurrentReconciles int
+	// ActAs says whom child writes are sent as (actas.ModeRequester by default).
+	ActAs actas.Mode
+	// MaxTransformationObjects bounds the objects one transformation may
+	// match; a Task matching more fails before any patch. Zero: the default.
+	MaxTransformationObjects int
 }
 
 // CacheByObject narrows the manager's cache of Pods, ServiceAccounts and

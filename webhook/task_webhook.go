@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/schemas"
 )
@@ -151,6 +152,12 @@ type Options struct {
 	// SubjectAccessReview answer is reused for the same user and question
 	// (see CachedAuthorizer); zero asks the API server every time.
 	AccessReviewCacheTTL time.Duration
+	// ActAs says whom the controller acts as; admission's access checks ask
+	// about that identity (actas.Effective of the requester by default).
+	ActAs actas.Mode
+	// Preflight, when set, dry-runs a custom-image Task's Pod and binding on
+	// the API server as the requester at admission.
+	Preflight bool
 }
 
 // NewAdmitterFromOptions loads the schemas and builds the Admitter the

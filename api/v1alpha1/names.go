@@ -43,9 +43,11 @@ func PodName(taskName string) string {
 }
 
 // ClusterRoleBindingName is the ClusterRoleBinding for a custom-image Task's
-// clusterRole; cluster-scoped, so it carries the namespace too.
+// clusterRole; cluster-scoped, so it carries the namespace too. A dot parts
+// them: namespaces never contain one, so Task "b-c" in namespace "a" and
+// Task "c" in namespace "a-b" get distinct names.
 func ClusterRoleBindingName(namespace, taskName string) string {
-	return ChildName("taskgate", namespace, taskName)
+	return ChildName("taskgate." + namespace + "." + taskName)
 }
 
 // SynchronizationName is the Synchronization a run-synchronization Task creates.

@@ -38,6 +38,35 @@ type TaskSpec struct {
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Type=object
 	Config runtime.RawExtension `json:"config"`
+
+	// Requester is who created the Task, as the API server authenticated them.
+	// The taskgate admission webhook sets it when the Task is created,
+	// replacing anything supplied, and it cannot change afterwards (spec is
+	// immutable). The controller sends every request that exercises or grants
+	// rights (the Pod, the ClusterRoleBinding, each list and patch, the
+	// Synchronization) impersonating this user, so the API server judges it as
+	// the user's own request. Like a CertificateSigningRequest's
+	// spec.username/groups.
+	// +optional
+	Requester *Requester `json:"requester,omitempty"`
+}
+
+// Requester is the identity of the user who created a Task: the userInfo of
+// the create request, as the API server passed it to admission.
+type Requester struct {
+	// Username is the user's name, e.g. alice@example.com or
+	// system:serviceaccount:<namespace>:<name>.
+	Username string `json:"username"`
+	// UID identifies the user across name changes, where the authenticator sets one.
+	// +optional
+	UID string `json:"uid,omitempty"`
+	// Groups are the groups the user belongs to.
+	// +optional
+	// +listType=atomic
+	Groups []string `json:"groups,omitempty"`
+	// Extra holds the authenticator's additional attributes of the user.
+	// +optional
+	Extra map[string][]string `json:"extra,omitempty"`
 }
 
 // TaskPhase is a one-word summary of where a Task is, derived from its

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
 	"github.com/astronetes/taskgate/webhook"
@@ -44,6 +46,10 @@ type managerFlags struct {
 	maxConcurrent                      int
 	allowedClusterRoles, syncSchemaDir string
 	accessReviewCacheTTL               time.Duration
+	actAs                              string
+	webhookHost                        string
+	preflight                          bool
+	maxTransformationObjects           int
 	logFormat, logLevel                string
 }
 
@@ -74,6 +80,11 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	fs.StringVar(&f.syncSchemaDir, "sync-schema-dir", "", "directory of extra or overriding synchronization-plugin schemas (<plugin>.json)")
 	fs.DurationVar(&f.accessReviewCacheTTL, "access-review-cache-ttl", webhook.DefaultAccessReviewCacheTTL,
 		"how long the webhook reuses an allowed SubjectAccessReview answer for the same user and question (a revoked right admits Tasks for up to this long); 0 disables the cache")
+	fs.StringVar(&f.actAs, "act-as", string(actas.ModeRequester),
+		"whom a Task's rights-bearing requests are sent as: requester (impersonate the Task's creator through constrained impersonation, Kubernetes 1.36+) or controller (the manager's own identity; weaker, for older clusters)")
+	fs.StringVar(&f.webhookHost, "webhook-bind-address", "", "address the webhook server listens on; empty: all addresses (in a Pod, the Service is the way in)")
+	fs.BoolVar(&f.preflight, "preflight", true, "dry-run a custom-image Task's Pod and ClusterRoleBinding as the requester at admission, so a refusal comes back at kubectl apply")
+	fs.IntVar(&f.maxTransformationObjects, "max-transformation-objects", 0, "most objects one transformation may match (the Task fails before any patch beyond it); 0: the default")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: info or debug")
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +95,12 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	}
 	if !f.enableWebhooks && !f.enableController {
 		return nil, errors.New("--enable-webhooks=false and --enable-controller=false leave nothing to run")
+	}
+	if _, err := actas.ParseMode(f.actAs); err != nil {
+		return nil, err
+	}
+	if f.maxTransformationObjects < 0 {
+		return nil, fmt.Errorf("--max-transformation-objects=%d: want 0 (the default) or a positive number", f.maxTransformationObjects)
 	}
 	if f.accessReviewCacheTTL < 0 {
 		return nil, fmt.Errorf("--access-review-cache-ttl=%v: want 0 (off) or a positive duration", f.accessReviewCacheTTL)
@@ -161,11 +178,15 @@ func startManager(f *managerFlags) error {
 		LeaderElectionID:              f.leaderElectionID,
 		LeaderElectionNamespace:       f.namespace,
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer:                 crwebhook.NewServer(crwebhook.Options{Port: f.webhookPort, CertDir: f.certDir}),
+		WebhookServer:                 crwebhook.NewServer(crwebhook.Options{Host: f.webhookHost, Port: f.webhookPort, CertDir: f.certDir}),
 		Cache:                         cacheOptions(mapper),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
+	}
+
+	if f.enableController && actas.Mode(f.actAs) == actas.ModeRequester {
+		probeImpersonation(cfg)
 	}
 
 	certsReady := make(chan struct{})
@@ -235,6 +256,20 @@ func startManager(f *managerFlags) error {
 	}
 }
 
+// probeImpersonation says in the log, once at start-up, whether this manager
+// can act as Tasks' requesters (see actas.Probe). Not fatal: Tasks then fail
+// with the API server's Forbidden, which names what is missing.
+func probeImpersonation(cfg *rest.Config) {
+	log := ctrl.Log.WithName("setup")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := actas.Probe(ctx, cfg); err != nil {
+		log.Error(err, "constrained impersonation is NOT available: Tasks cannot act as their requesters and will fail until it is")
+		return
+	}
+	log.Info("constrained impersonation works: every Task acts as the user who created it")
+}
+
 // rotatedWebhooks are the configurations whose caBundle the rotator fills:
 // in single-call mode there is no validating configuration for Tasks.
 func rotatedWebhooks(f *managerFlags) []rotator.WebhookInfo {
@@ -256,13 +291,15 @@ func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 				allowed = append(allowed, r)
 			}
 		}
-		opts := webhook.Options{AllowedClusterRoles: allowed, SyncSchemaDir: f.syncSchemaDir, AccessReviewCacheTTL: f.accessReviewCacheTTL}
+		opts := webhook.Options{AllowedClusterRoles: allowed, SyncSchemaDir: f.syncSchemaDir, AccessReviewCacheTTL: f.accessReviewCacheTTL,
+			ActAs: actas.Mode(f.actAs), Preflight: f.preflight}
 		if err := webhook.SetupWithManager(mgr, opts); err != nil {
 			return fmt.Errorf("set up webhooks: %w", err)
 		}
 	}
 	if f.enableController {
-		if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: f.maxConcurrent}); err != nil {
+		if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: f.maxConcurrent,
+			ActAs: actas.Mode(f.actAs), MaxTransformationObjects: f.maxTransformationObjects}); err != nil {
 			return fmt.Errorf("set up controller: %w", err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/children"
 	"github.com/astronetes/taskgate/controller"
 )
 
@@ -71,7 +72,7 @@ func TestClusterRoleBinding(t *testing.T) {
 				len(crb.Subjects) != 1 || crb.Subjects[0] != wantSubject {
 				t.Errorf("binding = %+v %+v, want view bound to %+v", crb.RoleRef, crb.Subjects, wantSubject)
 			}
-			if crb.Labels[v1alpha1.TaskLabel] != tt.name || crb.Labels[controller.TaskNamespaceLabel] != ns {
+			if crb.Labels[v1alpha1.TaskLabel] != tt.name || crb.Labels[children.TaskNamespaceLabel] != ns {
 				t.Errorf("binding labels = %v", crb.Labels)
 			}
 

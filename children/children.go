@@ -1,0 +1,110 @@
+// Package children builds the objects a Task creates, in one place, so that
+// the controller creates exactly what admission's server-side dry run (the
+// preflight) showed the API server.
+package children
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// ContainerName is the name of the one container of a custom-image Pod.
+const ContainerName = "task"
+
+// TaskNamespaceLabel on a ClusterRoleBinding names the namespace of the Task
+// that created it; with v1alpha1.TaskLabel and v1alpha1.TaskUIDLabel it
+// identifies the Task, since cluster-scoped objects cannot carry an owner
+// reference to a namespaced one.
+const TaskNamespaceLabel = "automation.astronetes.io/task-namespace"
+
+// Meta is the metadata every namespaced child of a Task starts from: its
+// name, the Task's namespace and the task label.
+func Meta(task *v1alpha1.Task, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:      name,
+		Namespace: task.Namespace,
+		Labels:    map[string]string{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)},
+	}
+}
+
+// OwnerReference makes task the controller of a namespaced child. It does not
+// set blockOwnerDeletion: a child created as the requester would otherwise
+// need `update tasks/finalizers` where the OwnerReferencesPermissionEnforcement
+// admission plugin runs, and the garbage collector removes children without it.
+// Empty before the Task has a UID (a preflight at admission).
+func OwnerReference(task *v1alpha1.Task) []metav1.OwnerReference {
+	if task.UID == "" {
+		return nil
+	}
+	return []metav1.OwnerReference{{
+		APIVersion: v1alpha1.GroupVersion.String(),
+		Kind:       "Task",
+		Name:       task.Name,
+		UID:        task.UID,
+		Controller: ptr.To(true),
+	}}
+}
+
+// Pod is a custom-image Task's Pod: one container, never restarted, so the
+// Task runs the command exactly once.
+func Pod(task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, serviceAccount string) *corev1.Pod {
+	container := corev1.Container{
+		Name:    ContainerName,
+		Image:   cfg.Image,
+		Command: cfg.Command,
+		Args:    cfg.Args,
+		Env:     cfg.Env,
+	}
+	if cfg.Resources != nil {
+		container.Resources = *cfg.Resources
+	}
+	om := Meta(task, v1alpha1.PodName(task.Name))
+	om.OwnerReferences = OwnerReference(task)
+	return &corev1.Pod{
+		ObjectMeta: om,
+		Spec: corev1.PodSpec{
+			RestartPolicy:         corev1.RestartPolicyNever,
+			ServiceAccountName:    serviceAccount,
+			ActiveDeadlineSeconds: cfg.TimeoutSeconds,
+			Containers:            []corev1.Container{container},
+		},
+	}
+}
+
+// ClusterRoleBinding binds a custom-image Task's clusterRole to its
+// ServiceAccount, labelled with the Task's name, namespace and UID.
+func ClusterRoleBinding(task *v1alpha1.Task, clusterRole, serviceAccount string) *rbacv1.ClusterRoleBinding {
+	return &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name),
+			Labels: BindingLabels(task),
+		},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+		Subjects: []rbacv1.Subject{{
+			Kind: rbacv1.ServiceAccountKind, Namespace: task.Namespace, Name: serviceAccount,
+		}},
+	}
+}
+
+// BindingLabels identify the Task a cluster-scoped child belongs to.
+func BindingLabels(task *v1alpha1.Task) map[string]string {
+	l := map[string]string{
+		v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name),
+		TaskNamespaceLabel: task.Namespace,
+	}
+	if task.UID != "" {
+		l[v1alpha1.TaskUIDLabel] = string(task.UID)
+	}
+	return l
+}
+
+// BoundFor reports whether crb was created for task: by the Task's UID, so a
+// later Task of the same name never inherits an earlier one's binding.
+func BoundFor(crb *rbacv1.ClusterRoleBinding, task *v1alpha1.Task) bool {
+	return task.UID != "" && crb.Labels[v1alpha1.TaskUIDLabel] == string(task.UID) &&
+		crb.Labels[TaskNamespaceLabel] == task.Namespace
+}
