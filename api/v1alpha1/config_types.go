@@ -28,7 +28,23 @@ type GroupVersionResource struct {
 	Group    string `json:"group,omitempty"`
 	Version  string `json:"version"`
 	Resource string `json:"resource"`
+	// Scope is the scope admission checked the requester's rights in:
+	// ScopeNamespaced (in each listed namespace) or ScopeCluster
+	// (cluster-wide, also for a resource not served at admission). The
+	// webhook fills it in; the controller fails the Task with ScopeChanged
+	// when the resource is cluster-scoped at run time but was checked as
+	// namespaced.
+	Scope ResourceScope `json:"scope,omitempty"`
 }
+
+// ResourceScope is where a transformation's rights were checked.
+type ResourceScope string
+
+// The scopes of ResourceScope.
+const (
+	ScopeNamespaced ResourceScope = "Namespaced"
+	ScopeCluster    ResourceScope = "Cluster"
+)
 
 // TransformationOperation is one patch, applied in order; exactly one field is set.
 type TransformationOperation struct {
