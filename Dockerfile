@@ -14,7 +14,9 @@ WORKDIR /src
 # Modules first: this layer is reused until go.mod/go.sum change.
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY actas/ actas/
 COPY api/ api/
+COPY children/ children/
 COPY cmd/taskgate/ cmd/taskgate/
 COPY controller/ controller/
 COPY schemas/ schemas/
