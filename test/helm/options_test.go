@@ -175,7 +175,8 @@ func TestTemplateValues(t *testing.T) {
 	t.Run("pod placement and image", func(t *testing.T) {
 		m := render(t, "--set", "image.tag=v9", "--set", "nodeSelector.pool=system",
 			"--set", "podAnnotations.team=platform", "--set", "logLevel=debug", "--set", "webhook.timeoutSeconds=3",
-			"--set", "controller.maxConcurrentReconciles=8", "--set-json", `tolerations=[{"key":"dedicated","operator":"Exists"}]`)
+			"--set", "controller.maxConcurrentReconciles=8", "--set", "controller.maxTransformationObjects=200",
+			"--set-json", `tolerations=[{"key":"dedicated","operator":"Exists"}]`)
 		d := one[appsv1.Deployment](t, m, "Deployment")
 		pod := d.Spec.Template
 		c := pod.Spec.Containers[0]
@@ -184,7 +185,7 @@ func TestTemplateValues(t *testing.T) {
 			t.Errorf("values not applied: image %s, nodeSelector %v, annotations %v, tolerations %v",
 				c.Image, pod.Spec.NodeSelector, pod.Annotations, pod.Spec.Tolerations)
 		}
-		for _, want := range []string{"--log-level=debug", "--max-concurrent-reconciles=8"} {
+		for _, want := range []string{"--log-level=debug", "--max-concurrent-reconciles=8", "--max-transformation-objects=200"} {
 			if !slices.Contains(c.Args, want) {
 				t.Errorf("args %q lack %s", c.Args, want)
 			}
@@ -194,7 +195,7 @@ func TestTemplateValues(t *testing.T) {
 		}
 	})
 	for _, bad := range [][]string{
-		{"certs.mode=vault"}, {"webhook.timeoutSeconds=60"}, {"logFormat=xml"}, {"logLevel=trace"},
+		{"certs.mode=vault"}, {"webhook.timeoutSeconds=60"}, {"logFormat=xml"}, {"logLevel=trace"}, {"controller.maxTransformationObjects=-1"},
 	} {
 		t.Run("refuses "+bad[0], func(t *testing.T) {
 			if _, err := helm(t, "template", releaseName, chartDir(), "--set", bad[0]); err == nil {

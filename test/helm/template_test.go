@@ -53,8 +53,8 @@ func TestTemplateDefaults(t *testing.T) {
 			t.Errorf("manager args %q lack %q", args, want)
 		}
 	}
-	if hasArgPrefix(args, "--allowed-cluster-roles") || hasArgPrefix(args, "--sync-schema-dir") {
-		t.Errorf("defaults pass an allow-list or schema dir: %q", args)
+	if hasArgPrefix(args, "--allowed-cluster-roles") || hasArgPrefix(args, "--sync-schema-dir") || hasArgPrefix(args, "--max-transformation-objects") {
+		t.Errorf("defaults pass an allow-list, schema dir or object bound: %q", args)
 	}
 	// cert-controller writes only the Secret and waits for the kubelet to
 	// mount it: an emptyDir would never see a certificate.
