@@ -89,11 +89,11 @@ func startControlPlane(o options) (*controlPlane, error) {
 		return cp, fmt.Errorf("client: %w", err)
 	}
 	cp.kubeconfig = filepath.Join(o.stateDir, "kubeconfig")
-	if err := cp.writeKubeconfig(cp.kubeconfig, "admin"); err != nil {
+	if err := cp.writeKubeconfig(cp.kubeconfig, adminUser, adminsGroup); err != nil {
 		return cp, err
 	}
 	cp.managerKube = filepath.Join(o.stateDir, "manager.kubeconfig")
-	return cp, cp.writeKubeconfig(cp.managerKube, "taskgate-manager")
+	return cp, cp.writeKubeconfig(cp.managerKube, managerUser)
 }
 
 // copyServingCert puts envtest's webhook serving certificate, and the CA
@@ -116,10 +116,11 @@ func (cp *controlPlane) copyServingCert() error {
 	return os.WriteFile(filepath.Join(cp.certDir, "ca.crt"), cp.env.WebhookInstallOptions.LocalServingCAData, 0o600)
 }
 
-// writeKubeconfig provisions a user with a client certificate; system:masters
-// because there is nobody else on this cluster to protect.
-func (cp *controlPlane) writeKubeconfig(path, user string) error {
-	u, err := cp.env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+// writeKubeconfig provisions a user with a client certificate (the groups
+// are its organizations). Never system:masters: see adminUser and
+// managerUser; grantRBAC gives them their rights.
+func (cp *controlPlane) writeKubeconfig(path, user string, groups ...string) error {
+	u, err := cp.env.AddUser(envtest.User{Name: user, Groups: groups}, nil)
 	if err != nil {
 		return fmt.Errorf("add user %s: %w", user, err)
 	}
@@ -153,7 +154,7 @@ func (cp *controlPlane) prepareStateDir() error {
 // removeGenerated deletes only what this program creates in the state dir.
 func (cp *controlPlane) removeGenerated() error {
 	var errs []error
-	for _, name := range []string{"etcd", "apiserver", "kubeconfig", "manager.kubeconfig", "wrong-tasks.yaml", "kube-cache", "certs"} {
+	for _, name := range []string{"etcd", "apiserver", "kubeconfig", "manager.kubeconfig", "wrong-tasks.yaml", "kube-cache", "certs", "helm"} {
 		errs = append(errs, os.RemoveAll(filepath.Join(cp.stateDir, name)))
 	}
 	return errors.Join(errs...)

@@ -73,6 +73,8 @@ func demo(ctx context.Context, o options, cp *controlPlane, out io.Writer) error
 	fmt.Fprintln(out)
 	for _, args := range [][]string{
 		{"get", "tasks", "-A"},
+		// Who each Task acts as: recorded by the webhook at admission.
+		{"get", "tasks", "-A", "-o", "custom-columns=NAMESPACE:.metadata.namespace,NAME:.metadata.name,REQUESTER:.spec.requester.username,GROUPS:.spec.requester.groups"},
 		{"get", "deployments", "-A"},
 		{"get", "synchronizations", "-A", "--show-labels"},
 	} {
@@ -194,7 +196,7 @@ func ensureNamespace(ctx context.Context, cp *controlPlane, name string) error {
 	if err := cp.client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
-	return nil
+	return ensureDefaultServiceAccount(ctx, cp, name)
 }
 
 func createDeployment(ctx context.Context, cp *controlPlane, ns, name string, labels map[string]string) error {

@@ -3,7 +3,9 @@
 // controller-runtime's envtest), installs the CRDs and the webhook
 // configurations, runs the real `taskgate manager` binary against it, applies
 // the samples and one wrong Task with kubectl as a user would, prints what
-// happened and leaves a kubeconfig for the user. It runs until SIGINT/SIGTERM
+// happened and leaves a kubeconfig for the user. As in a real cluster, the
+// manager holds only the chart's RBAC and the user is an ordinary admin (see
+// rbac.go), so Tasks act as their creator through constrained impersonation. It runs until SIGINT/SIGTERM
 // (or, with --exit-after-demo, until the demo is printed) and then stops
 // everything it started.
 package main
@@ -28,6 +30,7 @@ type options struct {
 	assetsDir     string
 	crdDir        string
 	samplesDir    string
+	chartDir      string
 	exitAfterDemo bool
 	settleTimeout time.Duration
 }
@@ -36,9 +39,10 @@ func main() {
 	var o options
 	flag.StringVar(&o.stateDir, "state-dir", ".run", "directory for the kubeconfig, the manager log and the control plane's data; wiped at start")
 	flag.StringVar(&o.managerBinary, "manager-binary", "bin/taskgate", "the taskgate binary to run as the manager (make build)")
-	flag.StringVar(&o.assetsDir, "assets", defaultAssetsDir(), "directory holding etcd, kube-apiserver and kubectl (make envtest; $KUBEBUILDER_ASSETS)")
+	flag.StringVar(&o.assetsDir, "assets", defaultAssetsDir(), "directory holding etcd, kube-apiserver, kubectl and helm (make envtest; $KUBEBUILDER_ASSETS)")
 	flag.StringVar(&o.crdDir, "crd-dir", "config/crd", "directory of the CRDs to install (Task and Synchronization)")
 	flag.StringVar(&o.samplesDir, "samples", "config/samples", "directory of sample Tasks to apply")
+	flag.StringVar(&o.chartDir, "chart", "charts/taskgate", "the Helm chart whose manager ClusterRole the manager runs with")
 	flag.BoolVar(&o.exitAfterDemo, "exit-after-demo", false, "stop everything and exit once the demo is printed, instead of waiting for Ctrl-C")
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", 60*time.Second, "how long to wait for transformations and synchronizations to finish")
 	flag.Parse()
@@ -82,6 +86,14 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	say("control plane up at %s; CRDs and webhook configurations installed", cp.env.Config.Host)
+	if err := grantRBAC(ctx, o, cp); err != nil {
+		return err
+	}
+	if err := ensureDefaultServiceAccount(ctx, cp, "default"); err != nil {
+		return err
+	}
+	say("users: %s (group %s, bound to cluster-admin) for kubectl; %s (the chart's actAs=requester ClusterRole) for the manager; neither is in system:masters",
+		adminUser, adminsGroup, managerUser)
 
 	mgr, err := startManager(ctx, o, cp)
 	defer func() {
@@ -114,14 +126,14 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 // resolve makes every path absolute and checks that the inputs exist, so a
 // missing `make envtest` or `make build` is reported before anything starts.
 func (o *options) resolve() error {
-	for _, p := range []*string{&o.stateDir, &o.managerBinary, &o.assetsDir, &o.crdDir, &o.samplesDir} {
+	for _, p := range []*string{&o.stateDir, &o.managerBinary, &o.assetsDir, &o.crdDir, &o.samplesDir, &o.chartDir} {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return err
 		}
 		*p = abs
 	}
-	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl"} {
+	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl", "helm"} {
 		if _, err := os.Stat(filepath.Join(o.assetsDir, bin)); err != nil {
 			return fmt.Errorf("%s not found in %s: run `make envtest` first", bin, o.assetsDir)
 		}
@@ -136,3 +148,4 @@ func (o *options) resolve() error {
 }
 
 func (o *options) kubectl() string { return filepath.Join(o.assetsDir, "kubectl") }
+func (o *options) helm() string    { return filepath.Join(o.assetsDir, "helm") }

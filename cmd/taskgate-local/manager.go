@@ -41,6 +41,11 @@ func startManager(ctx context.Context, o options, cp *controlPlane) (*manager, e
 	m.cmd = exec.Command(o.managerBinary, "manager",
 		"--cert-dir="+cp.certDir,
 		"--webhook-port="+strconv.Itoa(cp.webhookPort),
+		// Loopback only: the API server calls it on 127.0.0.1, and nobody
+		// else on the network should be able to send it AdmissionReviews.
+		"--webhook-bind-address=127.0.0.1",
+		"--act-as=requester",
+		"--preflight=true",
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(healthPort),
 		"--log-format=console",

@@ -63,33 +63,38 @@ func TestInstall(t *testing.T) {
 
 	sa := "system:serviceaccount:" + releaseNS + ":taskgate"
 	t.Run("manager permissions", func(t *testing.T) {
-		for _, tc := range []struct {
-			ns, group, resource, name, verb string
-			want                            bool
-		}{
-			{"", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "taskgate-validating", "update", true},
-			{"", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "taskgate-mutating", "patch", true},
-			{"", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "someone-elses", "update", false},
-			{"", "rbac.authorization.k8s.io", "clusterroles", "cluster-admin", "bind", false},
-			{"", "rbac.authorization.k8s.io", "clusterroles", "view", "bind", false},
-			{releaseNS, "", "secrets", "taskgate-webhook-cert", "update", true},
-			{"kube-system", "", "secrets", "", "get", false},
-			{"shop", "", "pods", "", "create", true},
-			{"shop", "apps", "deployments", "web", "patch", true},
-			{"shop", "apps", "deployments", "web", "delete", false},
-			{"shop", "automation.astronetes.io", "synchronizations", "", "create", true},
-			{"shop", "automation.astronetes.io", "synchronizations", "", "delete", false},
-			{releaseNS, "coordination.k8s.io", "leases", "", "create", true},
-			{"shop", "coordination.k8s.io", "leases", "", "create", false},
-		} {
-			if got := allowed(ctx, t, c, sa, tc.ns, tc.group, tc.resource, tc.name, tc.verb); got != tc.want {
-				t.Errorf("%s %s %s/%s in %q: allowed=%v, want %v", tc.verb, tc.group, tc.resource, tc.name, tc.ns, got, tc.want)
-			}
-		}
+		// The default actAs=requester: the manager may not create Pods,
+		// bindings or Synchronizations, bind roles or patch targets as
+		// itself, only send those requests as someone else (impersonate-on),
+		// and the legacy impersonate verb, which would let it be anyone for
+		// anything, is not granted.
+		checkPermissions(ctx, t, c, sa, append(commonPermissions(),
+			permission{"shop", "", "pods", "", "create", false},
+			permission{"shop", "", "pods", "", "impersonate-on:user-info:create", true},
+			permission{"shop", "", "pods", "", "impersonate-on:serviceaccount:create", true},
+			permission{"shop", "", "pods", "", "impersonate-on:user-info:delete", false},
+			permission{"shop", "", "pods", "", "delete", true},
+			permission{"", "rbac.authorization.k8s.io", "clusterrolebindings", "", "create", false},
+			permission{"", "rbac.authorization.k8s.io", "clusterrolebindings", "", "impersonate-on:user-info:create", true},
+			permission{"", "rbac.authorization.k8s.io", "clusterrolebindings", "", "delete", true},
+			permission{"", "rbac.authorization.k8s.io", "clusterroles", "view", "bind", false},
+			permission{"shop", "apps", "deployments", "web", "patch", false},
+			permission{"shop", "apps", "deployments", "web", "impersonate-on:user-info:patch", true},
+			permission{"shop", "apps", "deployments", "", "impersonate-on:serviceaccount:list", true},
+			permission{"shop", "apps", "deployments", "web", "impersonate-on:user-info:delete", false},
+			permission{"shop", "", "secrets", "", "impersonate-on:user-info:get", false},
+			permission{"shop", "automation.astronetes.io", "synchronizations", "", "create", false},
+			permission{"shop", "automation.astronetes.io", "synchronizations", "", "impersonate-on:user-info:create", true},
+			permission{"", "authentication.k8s.io", "users", "alice", "impersonate:user-info", true},
+			permission{"", "authentication.k8s.io", "userextras", "anything", "impersonate:user-info", true},
+			permission{"", "authentication.k8s.io", "users", "alice", "impersonate", false},
+			permission{"", "", "users", "alice", "impersonate", false},
+			permission{"", "", "groups", "system:masters", "impersonate", false},
+		))
 	})
 
 	t.Run("real manager with the chart's RBAC", func(t *testing.T) {
-		checkManagerWithChartRBAC(ctx, t, c, kc, false)
+		checkManagerWithChartRBAC(ctx, t, c, kc, managerRun{actAs: "requester"})
 	})
 
 	t.Run("upgrade to single-call mode", func(t *testing.T) {
@@ -113,12 +118,33 @@ func TestInstall(t *testing.T) {
 		if allowed(ctx, t, c, sa, "", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "taskgate-validating", "update") {
 			t.Error("single-call mode: the manager may still update a validating configuration")
 		}
-		checkManagerWithChartRBAC(ctx, t, c, kc, true)
+		checkManagerWithChartRBAC(ctx, t, c, kc, managerRun{singleCall: true, actAs: "requester"})
+	})
+
+	t.Run("upgrade to actAs=controller", func(t *testing.T) {
+		if out, err := helm(t, "upgrade", releaseName, chartDir(), "--namespace", releaseNS, "--kubeconfig", kc,
+			"--set", "actAs=controller"); err != nil {
+			t.Fatalf("helm upgrade: %v\n%s", err, out)
+		}
+		// Today's rules: the manager holds the children's rights itself, and
+		// no impersonation at all.
+		checkPermissions(ctx, t, c, sa, append(commonPermissions(),
+			permission{"shop", "", "pods", "", "create", true},
+			permission{"", "rbac.authorization.k8s.io", "clusterrolebindings", "", "create", true},
+			permission{"", "rbac.authorization.k8s.io", "clusterroles", "view", "bind", false},
+			permission{"shop", "apps", "deployments", "web", "patch", true},
+			permission{"shop", "automation.astronetes.io", "synchronizations", "", "create", true},
+			permission{"shop", "", "pods", "", "impersonate-on:user-info:create", false},
+			permission{"", "authentication.k8s.io", "users", "alice", "impersonate:user-info", false},
+		))
+		checkManagerWithChartRBAC(ctx, t, c, kc, managerRun{actAs: "controller"})
 	})
 
 	t.Run("second release with an allow-list", func(t *testing.T) {
+		// actAs=controller: only there does the allow-list become the
+		// manager's own bind rule.
 		out, err := helm(t, "install", "other", chartDir(), "--namespace", "other-system", "--create-namespace",
-			"--kubeconfig", kc, "--set", "allowedClusterRoles={view}")
+			"--kubeconfig", kc, "--set", "actAs=controller", "--set", "allowedClusterRoles={view}")
 		if err != nil {
 			t.Fatalf("helm install: %v\n%s", err, out)
 		}
@@ -203,6 +229,39 @@ func checkInstalled(ctx context.Context, t *testing.T, c client.Client) {
 	}
 	if !established {
 		t.Errorf("Task CRD not established: %+v", crd.Status.Conditions)
+	}
+}
+
+// permission is one question for the API server's authorizer.
+type permission struct {
+	ns, group, resource, name, verb string
+	want                            bool
+}
+
+// commonPermissions hold in both actAs modes.
+func commonPermissions() []permission {
+	return []permission{
+		{"", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "taskgate-validating", "update", true},
+		{"", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "taskgate-mutating", "patch", true},
+		{"", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "someone-elses", "update", false},
+		{"", "rbac.authorization.k8s.io", "clusterroles", "cluster-admin", "bind", false},
+		{releaseNS, "", "secrets", "taskgate-webhook-cert", "update", true},
+		{"kube-system", "", "secrets", "", "get", false},
+		{"shop", "", "serviceaccounts", "", "create", true},
+		{"shop", "apps", "deployments", "web", "delete", false},
+		{"shop", "automation.astronetes.io", "synchronizations", "", "delete", false},
+		{releaseNS, "coordination.k8s.io", "leases", "", "create", true},
+		{"shop", "coordination.k8s.io", "leases", "", "create", false},
+		{"", "authentication.k8s.io", "selfsubjectreviews", "", "create", true},
+	}
+}
+
+func checkPermissions(ctx context.Context, t *testing.T, c client.Client, user string, perms []permission) {
+	t.Helper()
+	for _, p := range perms {
+		if got := allowed(ctx, t, c, user, p.ns, p.group, p.resource, p.name, p.verb); got != p.want {
+			t.Errorf("%s %s %s/%s in %q: allowed=%v, want %v", p.verb, p.group, p.resource, p.name, p.ns, got, p.want)
+		}
 	}
 }
 

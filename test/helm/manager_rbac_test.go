@@ -16,10 +16,13 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -58,23 +61,34 @@ func (e *buildError) Error() string {
 	return "go build ./cmd/taskgate: " + e.err.Error() + "\n" + e.out
 }
 
+// managerRun says which chart configuration the manager runs with.
+type managerRun struct {
+	singleCall bool
+	actAs      string // requester or controller
+}
+
 // checkManagerWithChartRBAC runs the real manager with the chart's
-// arguments (default or single-call mode), impersonating the chart's
-// ServiceAccount, so that it holds exactly the installed RBAC: the rotator
-// must fill the Secret and the caBundles of the mode's configurations, leader
-// election must win its Lease and every controller cache must sync without a
-// Forbidden. In default mode it then checks BindForbidden, which removes the
-// webhook configurations.
-func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string, singleCall bool) {
+// arguments (the mode's), as the chart's ServiceAccount with a token from the
+// TokenRequest API, so that it holds exactly the installed RBAC and nothing
+// more: impersonating the ServiceAccount from the admin kubeconfig would not
+// do, because an impersonated client's own impersonation headers replace the
+// admin's, and the admin is in system:masters. The rotator must fill the
+// Secret and the caBundles of the mode's configurations, leader election
+// must win its Lease and every controller cache must sync without a
+// Forbidden; in requester mode the start-up probe must find that
+// constrained impersonation works. Outside single-call mode it then removes
+// the webhook configurations (envtest cannot route to the webhook Service)
+// and runs Tasks: checkActsAsRequester or checkBindForbidden.
+func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string, run managerRun) {
 	bin := managerBinary(t)
-	kc := impersonatingKubeconfig(t, adminKubeconfig, "system:serviceaccount:"+releaseNS+":taskgate", releaseNS)
+	kc := serviceAccountKubeconfig(ctx, t, c, adminKubeconfig, releaseNS, "taskgate")
 	webhookPort, healthPort := freePort(t), freePort(t)
 	certDir := t.TempDir()
 	stopSync := mountSecret(ctx, t, c, client.ObjectKey{Namespace: releaseNS, Name: "taskgate-webhook-cert"}, certDir)
 	defer stopSync()
 	var log bytes.Buffer
 	validating := "taskgate-validating"
-	if singleCall {
+	if run.singleCall {
 		validating = ""
 	}
 	cmd := exec.Command(bin, "manager", "--leader-elect", "--metrics-bind-address=0",
@@ -82,7 +96,7 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 		"--cert-dir="+certDir, "--cert-rotation", "--namespace="+releaseNS,
 		"--cert-secret-name=taskgate-webhook-cert", "--webhook-service-name=taskgate-webhook",
 		"--mutating-webhook-configuration=taskgate-mutating", "--validating-webhook-configuration="+validating,
-		"--access-review-cache-ttl=10s", "--log-format=json")
+		"--access-review-cache-ttl=10s", "--act-as="+run.actAs, "--preflight=true", "--log-format=json")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kc)
 	cmd.Stdout, cmd.Stderr = &syncWriter{w: &log}, &syncWriter{w: &log}
 	if err := cmd.Start(); err != nil {
@@ -119,8 +133,13 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 			t.Fatal("manager not ready with controller workers started after 90s")
 		}
 	}
-	if text := strings.ToLower(logText(&log)); strings.Contains(text, "forbidden") {
+	text := logText(&log)
+	if strings.Contains(strings.ToLower(text), "forbidden") {
 		t.Error("the manager hit Forbidden with the chart's RBAC")
+	}
+	const probeOK = "constrained impersonation works"
+	if got := strings.Contains(text, probeOK); got != (run.actAs == "requester") {
+		t.Errorf("actAs=%s: start-up log says %q: %v", run.actAs, probeOK, got)
 	}
 	var secret corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: "taskgate-webhook-cert"}, &secret); err != nil || len(secret.Data["tls.crt"]) == 0 {
@@ -131,7 +150,7 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-mutating"}, &mw); err != nil || len(mw.Webhooks[0].ClientConfig.CABundle) == 0 {
 		t.Errorf("no caBundle injected into taskgate-mutating: %v", err)
 	}
-	if singleCall {
+	if run.singleCall {
 		if text := logText(&log); strings.Contains(text, "Webhook not found") {
 			t.Error("single-call mode: the rotator looks for a webhook configuration the chart does not render")
 		}
@@ -140,47 +159,41 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-validating"}, &vw); err != nil || len(vw.Webhooks[0].ClientConfig.CABundle) == 0 {
 		t.Errorf("no caBundle injected into taskgate-validating: %v", err)
 	}
-	checkBindForbidden(ctx, t, c, &mw, &vw)
+	// The webhook Service does not run in envtest, so the configurations go
+	// (helm upgrade puts them back); the admission side is tested in
+	// test/admission.
+	if err := c.Delete(ctx, &mw); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, &vw); err != nil {
+		t.Fatal(err)
+	}
+	if run.actAs == "requester" {
+		checkActsAsRequester(ctx, t, c)
+		return
+	}
+	checkBindForbidden(ctx, t, c)
 }
 
-// checkBindForbidden: with the default (empty) allowedClusterRoles the chart
-// gives the manager no bind permission, so a Task asking for cluster-admin
-// must fail with a reason that says so, not hang. The webhook Service does
-// not run in envtest, so the webhook configurations are removed first (the
-// admission side is tested in test/admission).
-func checkBindForbidden(ctx context.Context, t *testing.T, c client.Client, mw *admissionv1.MutatingWebhookConfiguration, vw *admissionv1.ValidatingWebhookConfiguration) {
+// checkBindForbidden, actAs=controller: with the default (empty)
+// allowedClusterRoles the chart gives the manager no bind permission, so a
+// Task asking for cluster-admin must fail with a reason that says so, not
+// hang.
+func checkBindForbidden(ctx context.Context, t *testing.T, c client.Client) {
 	t.Helper()
-	if err := c.Delete(ctx, mw); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Delete(ctx, vw); err != nil {
-		t.Fatal(err)
-	}
 	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "wants-cluster-admin", Namespace: "default"},
 		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}
 	task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["echo"],"clusterRole":"cluster-admin"}`)
 	if err := c.Create(ctx, task); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(task), task); err != nil {
-			t.Fatal(err)
-		}
-		if cond := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded); cond != nil && cond.Status == metav1.ConditionFalse {
-			if cond.Reason != "BindForbidden" || !strings.Contains(cond.Message, "allowedClusterRoles") {
-				t.Errorf("Task failed with %s: %s; want BindForbidden naming allowedClusterRoles", cond.Reason, cond.Message)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Task not failed after 30s: %+v", task.Status)
-		}
-		time.Sleep(200 * time.Millisecond)
+	cond := waitFailed(ctx, t, c, task, 30*time.Second)
+	if cond.Reason != "BindForbidden" || !strings.Contains(cond.Message, "allowedClusterRoles") {
+		t.Errorf("Task failed with %s: %s; want BindForbidden naming allowedClusterRoles", cond.Reason, cond.Message)
 	}
 	if len(task.Finalizers) > 0 {
 		// The finalizer goes once the failed Task is cleaned up.
-		deadline = time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for len(task.Finalizers) > 0 && time.Now().Before(deadline) {
 			time.Sleep(200 * time.Millisecond)
 			_ = c.Get(ctx, client.ObjectKeyFromObject(task), task)
@@ -188,6 +201,24 @@ func checkBindForbidden(ctx context.Context, t *testing.T, c client.Client, mw *
 		if len(task.Finalizers) > 0 {
 			t.Errorf("finalizers left on the failed Task: %v", task.Finalizers)
 		}
+	}
+}
+
+// waitFailed waits until the Task's Succeeded condition is False and returns it.
+func waitFailed(ctx context.Context, t *testing.T, c client.Client, task *v1alpha1.Task, timeout time.Duration) metav1.Condition {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(task), task); err != nil {
+			t.Fatal(err)
+		}
+		if cond := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded); cond != nil && cond.Status == metav1.ConditionFalse {
+			return *cond
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Task %s not failed after %s: %+v", task.Name, timeout, task.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -220,17 +251,22 @@ func mountSecret(ctx context.Context, t *testing.T, c client.Client, key client.
 	return func() { cancel(); <-done }
 }
 
-// impersonatingKubeconfig writes the admin kubeconfig with impersonation of a
-// ServiceAccount, which is how the manager sees the API server in its Pod.
-func impersonatingKubeconfig(t *testing.T, admin, user, ns string) string {
+// serviceAccountKubeconfig writes a kubeconfig for the API server of the
+// admin kubeconfig that authenticates as a ServiceAccount with a bound token
+// (TokenRequest), which is how the manager sees the API server in its Pod.
+func serviceAccountKubeconfig(ctx context.Context, t *testing.T, c client.Client, admin, ns, name string) string {
 	t.Helper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+	if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
+		t.Fatalf("token for ServiceAccount %s/%s: %v", ns, name, err)
+	}
 	cfg, err := clientcmd.LoadFromFile(admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, auth := range cfg.AuthInfos {
-		auth.Impersonate = user
-		auth.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
+	for key := range cfg.AuthInfos {
+		cfg.AuthInfos[key] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
 	}
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {

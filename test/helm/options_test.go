@@ -136,8 +136,12 @@ func TestTemplateHalves(t *testing.T) {
 	t.Run("webhooks only", func(t *testing.T) {
 		m := render(t, "--set", "enableController=false")
 		cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+		// Only preflight's impersonate-on:*:create on pods and bindings
+		// (TestTemplateActAs); nothing the manager could use as itself.
 		for _, res := range []string{"pods", "clusterrolebindings", "deployments", "synchronizations"} {
-			if slices.ContainsFunc(cr.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, res) }) {
+			if slices.ContainsFunc(cr.Rules, func(r rbacv1.PolicyRule) bool {
+				return slices.Contains(r.Resources, res) && !slices.Equal(r.Verbs, createAs)
+			}) {
 				t.Errorf("webhooks only, yet the ClusterRole grants %s", res)
 			}
 		}
@@ -157,7 +161,8 @@ func TestTemplateValues(t *testing.T) {
 		}
 	})
 	t.Run("transformation rules", func(t *testing.T) {
-		m := render(t, "--set-json", `transformationRules=[{"apiGroups":["batch"],"resources":["cronjobs"]}]`)
+		// actAs=controller: the manager's own rights; requester mode is in TestTemplateActAs.
+		m := render(t, "--set", "actAs=controller", "--set-json", `transformationRules=[{"apiGroups":["batch"],"resources":["cronjobs"]}]`)
 		cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
 		r := ruleFor(cr.Rules, "batch", "cronjobs", "patch")
 		if r == nil || !slices.Equal(r.Verbs, []string{"get", "list", "patch"}) {
@@ -170,7 +175,8 @@ func TestTemplateValues(t *testing.T) {
 	t.Run("pod placement and image", func(t *testing.T) {
 		m := render(t, "--set", "image.tag=v9", "--set", "nodeSelector.pool=system",
 			"--set", "podAnnotations.team=platform", "--set", "logLevel=debug", "--set", "webhook.timeoutSeconds=3",
-			"--set", "controller.maxConcurrentReconciles=8", "--set-json", `tolerations=[{"key":"dedicated","operator":"Exists"}]`)
+			"--set", "controller.maxConcurrentReconciles=8", "--set", "controller.maxTransformationObjects=200",
+			"--set-json", `tolerations=[{"key":"dedicated","operator":"Exists"}]`)
 		d := one[appsv1.Deployment](t, m, "Deployment")
 		pod := d.Spec.Template
 		c := pod.Spec.Containers[0]
@@ -179,7 +185,7 @@ func TestTemplateValues(t *testing.T) {
 			t.Errorf("values not applied: image %s, nodeSelector %v, annotations %v, tolerations %v",
 				c.Image, pod.Spec.NodeSelector, pod.Annotations, pod.Spec.Tolerations)
 		}
-		for _, want := range []string{"--log-level=debug", "--max-concurrent-reconciles=8"} {
+		for _, want := range []string{"--log-level=debug", "--max-concurrent-reconciles=8", "--max-transformation-objects=200"} {
 			if !slices.Contains(c.Args, want) {
 				t.Errorf("args %q lack %s", c.Args, want)
 			}
@@ -189,7 +195,7 @@ func TestTemplateValues(t *testing.T) {
 		}
 	})
 	for _, bad := range [][]string{
-		{"certs.mode=vault"}, {"webhook.timeoutSeconds=60"}, {"logFormat=xml"}, {"logLevel=trace"},
+		{"certs.mode=vault"}, {"webhook.timeoutSeconds=60"}, {"logFormat=xml"}, {"logLevel=trace"}, {"controller.maxTransformationObjects=-1"},
 	} {
 		t.Run("refuses "+bad[0], func(t *testing.T) {
 			if _, err := helm(t, "template", releaseName, chartDir(), "--set", bad[0]); err == nil {

@@ -22,7 +22,8 @@ func TestHelmLint(t *testing.T) {
 		{name: "defaults"},
 		{name: "cert-manager", args: []string{"--set", "certs.mode=cert-manager"}},
 		{name: "everything on", args: []string{"--set", "metrics.serviceMonitor.enabled=true",
-			"--set", "synchronizationCRD.install=true", "--set", "allowedClusterRoles={view}"}},
+			"--set", "synchronizationCRD.install=true", "--set", "allowedClusterRoles={view}", "--set", "networkPolicy.enabled=true"}},
+		{name: "actAs controller", args: []string{"--set", "actAs=controller", "--set", "allowedClusterRoles={view}"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if out, err := helm(t, append([]string{"lint", "--strict", chartDir()}, tc.args...)...); err != nil {
@@ -46,13 +47,14 @@ func TestTemplateDefaults(t *testing.T) {
 	for _, want := range []string{"manager", "--leader-elect", "--cert-rotation", "--namespace=" + releaseNS,
 		"--cert-secret-name=taskgate-webhook-cert", "--webhook-service-name=taskgate-webhook",
 		"--mutating-webhook-configuration=taskgate-mutating", "--validating-webhook-configuration=taskgate-validating",
-		"--cert-dir=/tmp/k8s-webhook-server/serving-certs", "--webhook-port=9443", "--access-review-cache-ttl=10s"} {
+		"--cert-dir=/tmp/k8s-webhook-server/serving-certs", "--webhook-port=9443", "--access-review-cache-ttl=10s",
+		"--act-as=requester", "--preflight=true"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("manager args %q lack %q", args, want)
 		}
 	}
-	if hasArgPrefix(args, "--allowed-cluster-roles") || hasArgPrefix(args, "--sync-schema-dir") {
-		t.Errorf("defaults pass an allow-list or schema dir: %q", args)
+	if hasArgPrefix(args, "--allowed-cluster-roles") || hasArgPrefix(args, "--sync-schema-dir") || hasArgPrefix(args, "--max-transformation-objects") {
+		t.Errorf("defaults pass an allow-list, schema dir or object bound: %q", args)
 	}
 	// cert-controller writes only the Secret and waits for the kubelet to
 	// mount it: an emptyDir would never see a certificate.
@@ -91,6 +93,20 @@ func TestTemplateDefaults(t *testing.T) {
 	checkLeastPrivilege(t, cr.Rules)
 	if r := ruleFor(cr.Rules, "rbac.authorization.k8s.io", "clusterroles", "bind"); r != nil {
 		t.Errorf("empty allowedClusterRoles must render no bind rule, got %+v", *r)
+	}
+	// Requester mode (the default): the children's rights only through
+	// impersonation (the exact set: TestTemplateActAs).
+	for _, no := range [][3]string{{"", "pods", "create"}, {"rbac.authorization.k8s.io", "clusterrolebindings", "create"},
+		{"automation.astronetes.io", "synchronizations", "create"}, {"apps", "deployments", "patch"}, {"", "configmaps", "list"}} {
+		if r := ruleFor(cr.Rules, no[0], no[1], no[2]); r != nil {
+			t.Errorf("requester mode grants the manager %s %s itself: %+v", no[2], no[1], *r)
+		}
+	}
+	for _, yes := range [][3]string{{"", "pods", "impersonate-on:user-info:create"}, {"authentication.k8s.io", "*", "impersonate:user-info"},
+		{"rbac.authorization.k8s.io", "clusterrolebindings", "impersonate-on:user-info:create"}, {"apps", "deployments", "impersonate-on:user-info:patch"}} {
+		if ruleFor(cr.Rules, yes[0], yes[1], yes[2]) == nil {
+			t.Errorf("requester mode lacks %s on %s", yes[2], yes[1])
+		}
 	}
 	for _, res := range []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"} {
 		r := ruleFor(cr.Rules, "admissionregistration.k8s.io", res, "update")
@@ -159,8 +175,11 @@ func TestTemplateCertManager(t *testing.T) {
 	checkBindings(t, m, d)
 }
 
+// TestTemplateAllowedClusterRoles: with actAs=controller the manager may
+// bind exactly the listed roles (requester mode grants no bind at all:
+// TestTemplateActAs); the webhook gets the list in both modes.
 func TestTemplateAllowedClusterRoles(t *testing.T) {
-	m := render(t, "--set", "allowedClusterRoles={view,edit}")
+	m := render(t, "--set", "actAs=controller", "--set", "allowedClusterRoles={view,edit}")
 	cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
 	checkLeastPrivilege(t, cr.Rules)
 	var binds []rbacv1.PolicyRule

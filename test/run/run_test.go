@@ -53,7 +53,7 @@ var (
 // for the package.
 func binaries(t *testing.T) (manager, local string) {
 	t.Helper()
-	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl"} {
+	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl", "helm"} {
 		if _, err := os.Stat(filepath.Join(assetsDir(), bin)); err != nil {
 			skipUnlessCI(t, bin+" missing in "+assetsDir()+": run `make envtest`")
 		}
@@ -160,7 +160,24 @@ func killLeftovers(state string) {
 
 func TestDemo(t *testing.T) {
 	p := start(t, "--exit-after-demo")
-	err, exited := p.wait(4 * time.Minute)
+	// While the demo runs (kubectl applies, the settle wait), the manager's
+	// webhook listener is checked once it is ready.
+	checked := false
+	deadline := time.Now().Add(4 * time.Minute)
+	var err error
+	exited := false
+	for !exited && time.Now().Before(deadline) {
+		if m := managerReady.FindStringSubmatch(p.out.String()); m != nil && !checked {
+			pid, _ := strconv.Atoi(m[1])
+			port, _ := strconv.Atoi(m[2])
+			checkWebhookLoopbackOnly(t, pid, port)
+			checked = true
+		}
+		err, exited = p.wait(20 * time.Millisecond)
+	}
+	if !checked {
+		t.Error("no \"manager ready\" line: the webhook listener was not checked")
+	}
 	if !exited || err != nil {
 		t.Fatalf("taskgate-local --exit-after-demo: exited=%v err=%v\n%s", exited, err, p.out)
 	}
@@ -188,6 +205,21 @@ func TestDemo(t *testing.T) {
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q", want)
+		}
+	}
+	// Every Task acts as the admin who applied it, recorded at admission:
+	// an ordinary user in kubeadm:cluster-admins, not system:masters.
+	if !strings.Contains(text, "neither is in system:masters") {
+		t.Error("output does not say who the admin and the manager are")
+	}
+	reqs := requesters(text)
+	if len(reqs) < len(table)-1 {
+		t.Errorf("requester table %v has fewer rows than the Task table:\n%s", reqs, strings.Join(table, "\n"))
+	}
+	for task, cols := range reqs {
+		groups := strings.Join(cols[1:], " ")
+		if cols[0] != "admin" || !strings.Contains(groups, "kubeadm:cluster-admins") || strings.Contains(groups, "system:masters") {
+			t.Errorf("Task %s: spec.requester %v, want admin in kubeadm:cluster-admins", task, cols)
 		}
 	}
 	if procs := leftovers(p.state); len(procs) > 0 {

@@ -85,6 +85,15 @@ app.kubernetes.io/part-of: taskgate
 {{- if not (has .Values.logLevel (list "info" "debug")) }}
 {{- fail (printf "logLevel must be info or debug, not %q" .Values.logLevel) }}
 {{- end }}
+{{- if not (has .Values.actAs (list "requester" "controller")) }}
+{{- fail (printf "actAs must be requester or controller, not %q" (toString .Values.actAs)) }}
+{{- end }}
+{{- if not (kindIs "bool" .Values.webhook.preflight) }}
+{{- fail (printf "webhook.preflight must be true or false, not %q" (toString .Values.webhook.preflight)) }}
+{{- end }}
+{{- if lt (int .Values.controller.maxTransformationObjects) 0 }}
+{{- fail "controller.maxTransformationObjects must be 0 (the manager's default) or a positive number" }}
+{{- end }}
 {{- $t := int .Values.webhook.timeoutSeconds }}
 {{- if or (lt $t 1) (gt $t 30) }}
 {{- fail "webhook.timeoutSeconds must be between 1 and 30 (the API server's limit)" }}

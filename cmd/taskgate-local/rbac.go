@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// Who is who on the local cluster. Neither the admin nor the manager is in
+// system:masters: constrained impersonation refuses to impersonate that
+// group, so an admin in it would act without it, and a manager in it would
+// impersonate anyone through the legacy path and prove nothing about the
+// chart's rules.
+const (
+	// adminUser is the user of the kubeconfig left for the user, bound to
+	// cluster-admin through adminsGroup, as kubeadm does since 1.29.
+	adminUser   = "admin"
+	adminsGroup = "kubeadm:cluster-admins"
+	// managerUser is the manager's own identity, holding exactly the chart's
+	// ClusterRole for actAs=requester.
+	managerUser = "taskgate-manager"
+)
+
+// grantRBAC binds cluster-admin to adminsGroup and the chart's manager
+// ClusterRole to managerUser. The ClusterRole is rendered from the chart
+// itself (helm template, offline), so `make run` runs the manager with the
+// very rules an installation gets, with no second copy to drift.
+func grantRBAC(ctx context.Context, o options, cp *controlPlane) error {
+	role, err := chartClusterRole(o)
+	if err != nil {
+		return err
+	}
+	objs := []client.Object{
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: adminsGroup},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: adminsGroup}},
+		},
+		role,
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: managerUser}},
+		},
+	}
+	for _, obj := range objs {
+		if err := cp.client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create %T %s: %w", obj, obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// chartClusterRole renders the chart's manager ClusterRole as `make run`
+// runs the manager: both halves, actAs=requester, preflight on, and no
+// built-in certificate rotator (envtest provides the serving certificate;
+// certs.mode=cert-manager is the chart's way of saying "not the rotator",
+// so the rotator's webhook-configuration rules are left out).
+func chartClusterRole(o options) (*rbacv1.ClusterRole, error) {
+	home := filepath.Join(o.stateDir, "helm")
+	cmd := exec.Command(o.helm(), "template", "taskgate", o.chartDir, "--namespace", "taskgate-system",
+		"--show-only", "templates/rbac.yaml", "--set", "actAs=requester", "--set", "webhook.preflight=true",
+		"--set", "certs.mode=cert-manager")
+	// Its own homes: nothing read from or written to the user's helm config.
+	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+filepath.Join(home, "config"),
+		"HELM_CACHE_HOME="+filepath.Join(home, "cache"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("render the chart's RBAC (helm template %s): %w\n%s", o.chartDir, err, stderr.String())
+	}
+	r := utilyaml.NewYAMLReader(bufioReader(stdout.Bytes()))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("the chart's templates/rbac.yaml renders no ClusterRole")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the chart's RBAC: %w", err)
+		}
+		var role rbacv1.ClusterRole
+		if err := yaml.Unmarshal(doc, &role); err != nil {
+			return nil, fmt.Errorf("decode the chart's RBAC: %w", err)
+		}
+		if role.Kind == "ClusterRole" {
+			return &role, nil
+		}
+	}
+}
+
+// ensureDefaultServiceAccount creates the namespace's "default"
+// ServiceAccount, which kube-controller-manager's ServiceAccount controller
+// creates in a real cluster; envtest runs no kube-controller-manager, and a
+// Pod (or a server-side dry-run of one, as preflight sends) that names no
+// ServiceAccount is refused without it.
+func ensureDefaultServiceAccount(ctx context.Context, cp *controlPlane, ns string) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
+	if err := cp.client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create ServiceAccount %s/default: %w", ns, err)
+	}
+	return nil
+}

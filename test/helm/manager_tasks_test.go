@@ -1,0 +1,126 @@
+package helm_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// The admin of these tests is bound to cluster-admin through an ordinary
+// group, as kubeadm does since 1.29 (kubeadm:cluster-admins), not through
+// system:masters, which constrained impersonation refuses to impersonate.
+const (
+	adminUser   = "taskgate-test-admin"
+	adminsGroup = "kubeadm:cluster-admins"
+	// tasksOnlyUser holds no RBAC at all in these tests.
+	tasksOnlyUser = "taskgate-test-tasks-only"
+)
+
+// checkActsAsRequester, actAs=requester: the manager holds no pods create,
+// no clusterrolebindings create and no bind (TestInstall's permission
+// table), so an admin's custom-image Task with a clusterRole gets its Pod
+// and binding only because the manager sent them as the admin through the
+// chart's impersonate rules; a Task whose requester may do nothing fails
+// with the API server's Forbidden and gets no Pod.
+//
+// No webhook runs here (see checkManagerWithChartRBAC), so spec.requester is
+// written into the Task as the mutating webhook would record it at admission.
+func checkActsAsRequester(ctx context.Context, t *testing.T, c client.Client) {
+	t.Helper()
+	ensure(ctx, t, c, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "taskgate-test-cluster-admins"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: adminsGroup}}})
+	// Pods that name no ServiceAccount get "default", which
+	// kube-controller-manager creates in every namespace; envtest runs none.
+	ensure(ctx, t, c, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "default"}})
+
+	admin := &v1alpha1.Requester{Username: adminUser, Groups: []string{adminsGroup, "system:authenticated"}}
+	ok := customImageTask("as-admin", admin, `,"clusterRole":"view"`)
+	nobody := customImageTask("as-nobody", &v1alpha1.Requester{Username: tasksOnlyUser, Groups: []string{"system:authenticated"}}, "")
+	for _, task := range []*v1alpha1.Task{ok, nobody} {
+		if err := c.Create(ctx, task); err != nil {
+			t.Fatalf("create Task %s: %v", task.Name, err)
+		}
+	}
+
+	t.Run("admin's Task gets its Pod and binding", func(t *testing.T) {
+		var pod corev1.Pod
+		var crb rbacv1.ClusterRoleBinding
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			podErr := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: v1alpha1.PodName(ok.Name)}, &pod)
+			crbErr := c.Get(ctx, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName("default", ok.Name)}, &crb)
+			if podErr == nil && crbErr == nil {
+				break
+			}
+			_ = c.Get(ctx, client.ObjectKeyFromObject(ok), ok)
+			if cond := meta.FindStatusCondition(ok.Status.Conditions, v1alpha1.ConditionSucceeded); cond != nil && cond.Status == metav1.ConditionFalse {
+				t.Fatalf("the admin's Task failed: %s: %s (the controller must create the Pod and binding as the requester)", cond.Reason, cond.Message)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 30s: pod %v, binding %v; Task status %+v", podErr, crbErr, ok.Status)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if crb.RoleRef.Name != "view" || crb.Labels[v1alpha1.TaskUIDLabel] != string(ok.UID) {
+			t.Errorf("binding %s: role %s, labels %v; want view and the Task's UID", crb.Name, crb.RoleRef.Name, crb.Labels)
+		}
+	})
+
+	t.Run("a requester without rights gets nothing", func(t *testing.T) {
+		cond := waitFailed(ctx, t, c, nobody, 30*time.Second)
+		if !strings.Contains(strings.ToLower(cond.Message), "forbidden") || !strings.Contains(cond.Message, tasksOnlyUser) {
+			t.Errorf("Task failed with %s: %s; want the API server's Forbidden for %s", cond.Reason, cond.Message, tasksOnlyUser)
+		}
+		err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: v1alpha1.PodName(nobody.Name)}, &corev1.Pod{})
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("Pod of the Task of a user who may not create Pods: %v", err)
+		}
+	})
+
+	// Deleting the Tasks while the manager runs: it removes the finalizer and
+	// the binding as itself (delete is its own right).
+	for _, task := range []*v1alpha1.Task{ok, nobody} {
+		if err := c.Delete(ctx, task); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		errTask := c.Get(ctx, client.ObjectKeyFromObject(ok), &v1alpha1.Task{})
+		errCRB := c.Get(ctx, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName("default", ok.Name)}, &rbacv1.ClusterRoleBinding{})
+		if apierrors.IsNotFound(errTask) && apierrors.IsNotFound(errCRB) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("30s after deleting the Task: Task %v, binding %v (want both gone)", errTask, errCRB)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func customImageTask(name string, requester *v1alpha1.Requester, extra string) *v1alpha1.Task {
+	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage, Requester: requester}}
+	task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["echo"]` + extra + `}`)
+	return task
+}
+
+// ensure creates obj; AlreadyExists is fine.
+func ensure(ctx context.Context, t *testing.T, c client.Client, obj client.Object) {
+	t.Helper()
+	if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	}
+}
