@@ -125,8 +125,9 @@ func TestRequesterAndFinalizerAreTheManagers(t *testing.T) {
 	}
 	stored := &v1alpha1.Task{}
 	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "forged"}, stored))
-	stored.Spec.Requester = &v1alpha1.Requester{Username: "root", Groups: []string{adminGroup}}
-	mustRefuse(t, mallory.c.Update(ctx, stored), "spec")
+	changed := stored.DeepCopy()
+	changed.Spec.Requester = &v1alpha1.Requester{Username: "root", Groups: []string{adminGroup}}
+	mustRefuse(t, mallory.c.Patch(ctx, changed, client.MergeFrom(stored)), "spec")
 
 	admin := as(t, "root", adminGroup)
 	task := newTask(ns, "bound", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)
@@ -135,8 +136,9 @@ func TestRequesterAndFinalizerAreTheManagers(t *testing.T) {
 	for _, u := range []*user{mallory, admin} {
 		latest := &v1alpha1.Task{}
 		must(t, k8s.Get(ctx, client.ObjectKeyFromObject(task), latest))
-		latest.Finalizers = nil
-		mustRefuse(t, u.c.Update(ctx, latest), "metadata.finalizers")
+		stripped := latest.DeepCopy()
+		stripped.Finalizers = nil
+		mustRefuse(t, u.c.Patch(ctx, stripped, client.MergeFrom(latest)), "metadata.finalizers")
 	}
 	must(t, admin.c.Delete(ctx, task))
 	waitGone(t, &rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "bound")})
