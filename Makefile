@@ -51,8 +51,10 @@ envtest: ## Build etcd, kube-apiserver, kubectl and helm from the Go module prox
 
 .PHONY: test
 test: envtest ## Unit tests, then integration tests against a real kube-apiserver + etcd.
-	go test ./api/... ./schemas/... ./webhook/... ./controller/... ./cmd/...
+	go test ./api/... ./actas/... ./children/... ./schemas/... ./webhook/... ./controller/... ./cmd/...
 	go test -count=1 -timeout 20m ./test/...
+	# The attacks again, against --act-as=controller (the chart's actAs=controller rules).
+	TASKGATE_ACT_AS=controller go test -count=1 -timeout 5m ./test/security/
 	# The admission suite again, against the single-call configuration (chart value webhook.singleCall).
 	TASKGATE_ADMISSION_MODE=single-call go test -count=1 -timeout 5m ./test/admission/
 

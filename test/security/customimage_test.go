@@ -1,0 +1,176 @@
+package security_test
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// A user whose only right is Tasks must not get a Pod (with a powerful
+// ServiceAccount and a Secret they cannot read); a user who may create Pods
+// gets exactly the Pod they could have created by hand.
+func TestTasksOnlyUserGetsNoPod(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, "")
+	must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns}}))
+	must(t, k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "deployer-admin-" + ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "deployer", Namespace: ns}},
+	}))
+	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, StringData: map[string]string{"password": "s3cret"}}))
+	config := `{"image":"busybox:1.36","command":["sh","-c","env"],"serviceAccountName":"deployer",` +
+		`"env":[{"name":"PW","valueFrom":{"secretKeyRef":{"name":"db","key":"password"}}}]}`
+
+	grant(t, ns, "mallory", taskRights)
+	mallory := as(t, "mallory")
+	mustRefuse(t, mallory.create(t, newTask(ns, "steal", v1alpha1.PluginCustomImage, config)), "create pods")
+	absent(t, &corev1.Pod{}, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName("steal")})
+
+	grant(t, ns, "paula", taskRights, rule("", "pods", "create"))
+	paula := as(t, "paula")
+	must(t, paula.create(t, newTask(ns, "run", v1alpha1.PluginCustomImage, config)))
+	if r := requesterOf(t, ns, "run"); r == nil || r.Username != "paula" {
+		t.Fatalf("spec.requester = %+v, want paula", r)
+	}
+	// In requester mode the manager holds no `create pods`: the Pod exists
+	// only because it was created as paula.
+	waitPod(t, ns, v1alpha1.PodName("run"))
+}
+
+// `bind` on a ClusterRole is not enough for a ClusterRoleBinding: Kubernetes
+// also wants `create clusterrolebindings`, and so does a Task.
+func TestBindAloneGetsNoBinding(t *testing.T) {
+	ns := newNamespace(t, "")
+	podsAndBind := []rbacv1.PolicyRule{taskRights, rule("", "pods", "create")}
+	bindView := rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, ResourceNames: []string{"view"}, Verbs: []string{"bind"}}
+	config := `{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`
+
+	grant(t, ns, "bob", podsAndBind...)
+	grant(t, "", "bob", bindView)
+	mustRefuse(t, as(t, "bob").create(t, newTask(ns, "bind", v1alpha1.PluginCustomImage, config)), "create clusterrolebindings")
+	absent(t, &rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "bind")})
+
+	grant(t, ns, "bea", podsAndBind...)
+	grant(t, "", "bea", bindView, rule(rbacv1.GroupName, "clusterrolebindings", "create"))
+	task := newTask(ns, "bind", v1alpha1.PluginCustomImage, config)
+	must(t, as(t, "bea").create(t, task))
+	crb := waitBinding(t, ns, "bind")
+	if crb.RoleRef.Name != "view" || crb.Labels[v1alpha1.TaskUIDLabel] != string(task.UID) {
+		t.Fatalf("binding %s: roleRef %s, labels %v; want view and the Task's UID %s", crb.Name, crb.RoleRef.Name, crb.Labels, task.UID)
+	}
+}
+
+// A namespace editor who creates the ServiceAccount a Task would create
+// (<task>-task) must not receive the Task's ClusterRole: the controller
+// never adopts a child it did not create.
+func TestServiceAccountSquatting(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, "")
+	grant(t, ns, "eve", taskRights, rule("", "serviceaccounts", "create", "get"))
+	eve := as(t, "eve")
+	must(t, eve.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.DefaultServiceAccountName("nightly"), Namespace: ns}}))
+
+	admin := as(t, "root", adminGroup)
+	must(t, admin.create(t, newTask(ns, "nightly", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"],"clusterRole":"cluster-admin"}`)))
+	task := finished(t, ns, "nightly")
+	wantOutcome(t, task, v1alpha1.TaskFailed, "NameConflict", v1alpha1.DefaultServiceAccountName("nightly"))
+	absent(t, &rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "nightly")})
+	absent(t, &corev1.Pod{}, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName("nightly")})
+
+	// The same Task where nobody squats runs, with a ServiceAccount it owns.
+	must(t, admin.create(t, newTask(ns, "daily", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)))
+	waitPod(t, ns, v1alpha1.PodName("daily"))
+	sa := &corev1.ServiceAccount{}
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("daily")}, sa))
+	if len(sa.OwnerReferences) != 1 || sa.OwnerReferences[0].Name != "daily" {
+		t.Fatalf("service account owners %v; want the Task daily", sa.OwnerReferences)
+	}
+}
+
+// Task "b-c" in namespace "<p>" and Task "c" in namespace "<p>-b" must not
+// share a ClusterRoleBinding name: one namespace cannot block another's Task.
+func TestBindingNamesDoNotCollide(t *testing.T) {
+	p := newNamespace(t, "")
+	q := newNamespace(t, p+"-b")
+	admin := as(t, "root", adminGroup)
+	config := `{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`
+	must(t, admin.create(t, newTask(p, "b-c", v1alpha1.PluginCustomImage, config)))
+	must(t, admin.create(t, newTask(q, "c", v1alpha1.PluginCustomImage, config)))
+	one, two := waitBinding(t, p, "b-c"), waitBinding(t, q, "c")
+	if one.Name == two.Name {
+		t.Fatalf("both Tasks got binding %s", one.Name)
+	}
+}
+
+// A requester recorded by the webhook cannot be forged at create nor
+// changed afterwards; the taskgate finalizer cannot be stripped by anyone
+// but the manager, so a binding cannot be made to outlive its Task.
+func TestRequesterAndFinalizerAreTheManagers(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, "")
+	grant(t, ns, "mallory", taskRights, rule("", "pods", "create"))
+	mallory := as(t, "mallory")
+	forged := newTask(ns, "forged", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)
+	forged.Spec.Requester = &v1alpha1.Requester{Username: "root", Groups: []string{adminGroup}}
+	must(t, mallory.create(t, forged))
+	if r := requesterOf(t, ns, "forged"); r == nil || r.Username != "mallory" {
+		t.Fatalf("spec.requester = %+v; want mallory, whatever the Task said", r)
+	}
+	stored := &v1alpha1.Task{}
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "forged"}, stored))
+	changed := stored.DeepCopy()
+	changed.Spec.Requester = &v1alpha1.Requester{Username: "root", Groups: []string{adminGroup}}
+	mustRefuse(t, mallory.c.Patch(ctx, changed, client.MergeFrom(stored)), "spec")
+
+	admin := as(t, "root", adminGroup)
+	task := newTask(ns, "bound", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)
+	must(t, admin.create(t, task))
+	waitBinding(t, ns, "bound")
+	for _, u := range []*user{mallory, admin} {
+		latest := &v1alpha1.Task{}
+		must(t, k8s.Get(ctx, client.ObjectKeyFromObject(task), latest))
+		stripped := latest.DeepCopy()
+		stripped.Finalizers = nil
+		mustRefuse(t, u.c.Patch(ctx, stripped, client.MergeFrom(latest)), "metadata.finalizers")
+	}
+	must(t, admin.c.Delete(ctx, task))
+	waitGone(t, &rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "bound")})
+	waitGone(t, &v1alpha1.Task{}, client.ObjectKeyFromObject(task))
+}
+
+// A requester in system:masters is acted for without that group, which
+// Kubernetes does not let anyone impersonate: with no other rights, the Task
+// is refused at admission with a message that says why; the same person
+// bound to cluster-admin through an ordinary group runs it.
+func TestMastersRequester(t *testing.T) {
+	requireRequesterMode(t)
+	ns := newNamespace(t, "")
+	err := as(t, "breakglass", "system:masters").create(t, newTask(ns, "hello", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`))
+	mustRefuse(t, err, "system:masters", "ordinary group")
+	must(t, as(t, "breakglass", adminGroup).create(t, newTask(ns, "hello", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)))
+	waitPod(t, ns, v1alpha1.PodName("hello"))
+}
+
+// A ServiceAccount that creates Tasks (a GitOps controller) is acted for
+// through constrained impersonation's serviceaccount mode: by name alone.
+func TestServiceAccountRequester(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, "")
+	for _, sa := range []string{"gitops", "gitops-ro"} {
+		must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}))
+	}
+	grant(t, ns, "system:serviceaccount:"+ns+":gitops", taskRights, rule("", "pods", "create"))
+	grant(t, ns, "system:serviceaccount:"+ns+":gitops-ro", taskRights)
+	config := `{"image":"busybox:1.36","command":["true"]}`
+	saGroups := []string{"system:serviceaccounts", "system:serviceaccounts:" + ns}
+	mustRefuse(t, as(t, "system:serviceaccount:"+ns+":gitops-ro", saGroups...).create(t, newTask(ns, "ro", v1alpha1.PluginCustomImage, config)), "create pods")
+	must(t, as(t, "system:serviceaccount:"+ns+":gitops", saGroups...).create(t, newTask(ns, "rw", v1alpha1.PluginCustomImage, config)))
+	waitPod(t, ns, v1alpha1.PodName("rw"))
+}

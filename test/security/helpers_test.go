@@ -1,0 +1,272 @@
+package security_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/actas"
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+)
+
+const waitTimeout = 30 * time.Second
+
+func metav1ObjectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
+
+// cacheOptions are the manager's (cmd/taskgate): only labelled children cached.
+func cacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: controller.CacheByObject(nil)}
+}
+
+// adminGroup is bound to cluster-admin as kubeadm does since 1.29: admins
+// reach cluster-admin through an ordinary group, which taskgate can act as
+// (constrained impersonation refuses system:masters).
+const adminGroup = "kubeadm:cluster-admins"
+
+// user is a test identity: a name, groups, and a client that impersonates it.
+type user struct {
+	name   string
+	groups []string
+	c      client.Client
+}
+
+// as returns a client that acts as name in groups (plus system:authenticated).
+func as(t *testing.T, name string, groups ...string) *user {
+	t.Helper()
+	cfg := rest.CopyConfig(driver)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: name, Groups: append(groups, "system:authenticated")}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	must(t, err)
+	return &user{name: name, groups: groups, c: c}
+}
+
+// newNamespace creates a namespace and its `default` ServiceAccount (as
+// kube-controller-manager would; envtest has none).
+func newNamespace(t *testing.T, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if name == "" {
+		ns.GenerateName = "sec-"
+	}
+	must(t, k8s.Create(ctx, ns))
+	must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns.Name}}))
+	return ns.Name
+}
+
+// rule is shorthand for an RBAC rule.
+func rule(group, resource string, verbs ...string) rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{resource}, Verbs: verbs}
+}
+
+// taskRights are what every Task user here holds: tasks in their namespace.
+var taskRights = rule(v1alpha1.GroupVersion.Group, "tasks", "get", "list", "watch", "create", "update", "patch", "delete")
+
+// grant gives subject the rules in ns (a Role) or cluster-wide (ns == "").
+func grant(t *testing.T, ns, subject string, rules ...rbacv1.PolicyRule) {
+	t.Helper()
+	ctx := context.Background()
+	name := "grant-" + strings.NewReplacer(":", "-", "@", "-").Replace(subject) + "-" + fmt.Sprint(time.Now().UnixNano())
+	subj := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: subject}}
+	if ns == "" {
+		must(t, k8s.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}))
+		must(t, k8s.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name}, Subjects: subj,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name}}))
+		return
+	}
+	must(t, k8s.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Rules: rules}))
+	must(t, k8s.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Subjects: subj,
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}}))
+	waitAllowed(t, ns, subject, rules[0])
+}
+
+// waitAllowed waits until RBAC's cache answers for a fresh grant.
+func waitAllowed(t *testing.T, ns, subject string, r rbacv1.PolicyRule) {
+	t.Helper()
+	_ = wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+		return allowed(ctx, ns, subject, r), nil
+	})
+}
+
+// newTask is a Task of plugin with config (JSON).
+func newTask(ns, name string, plugin v1alpha1.Plugin, config string) *v1alpha1.Task {
+	return &v1alpha1.Task{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: []byte(config)}},
+	}
+}
+
+// create creates task as u, returning the admission error, if any.
+func (u *user) create(t *testing.T, task *v1alpha1.Task) error {
+	t.Helper()
+	return u.c.Create(context.Background(), task)
+}
+
+// mustRefuse asserts that err is an admission refusal whose text has every want.
+func mustRefuse(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("admitted; want a refusal containing %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Fatalf("refusal %q\nwant it to contain %q", err.Error(), w)
+		}
+	}
+}
+
+// finished waits for the Task to reach Succeeded or Failed and returns it.
+func finished(t *testing.T, ns, name string) *v1alpha1.Task {
+	t.Helper()
+	task := &v1alpha1.Task{}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return task.Status.Phase == v1alpha1.TaskSucceeded || task.Status.Phase == v1alpha1.TaskFailed, nil
+	})
+	if err != nil {
+		t.Fatalf("task %s/%s did not finish: phase %q, message %q", ns, name, task.Status.Phase, task.Status.Message)
+	}
+	return task
+}
+
+// reason is the Task's Succeeded condition reason.
+func reason(task *v1alpha1.Task) string {
+	for _, c := range task.Status.Conditions {
+		if c.Type == v1alpha1.ConditionSucceeded {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+// wantOutcome asserts the Task's phase, reason and that its message has msg.
+func wantOutcome(t *testing.T, task *v1alpha1.Task, phase v1alpha1.TaskPhase, why, msg string) {
+	t.Helper()
+	if task.Status.Phase != phase || (why != "" && reason(task) != why) || !strings.Contains(task.Status.Message, msg) {
+		t.Fatalf("task %s: phase %s reason %s message %q; want phase %s reason %s message containing %q",
+			task.Name, task.Status.Phase, reason(task), task.Status.Message, phase, why, msg)
+	}
+}
+
+// absent asserts that obj does not exist.
+func absent(t *testing.T, obj client.Object, key client.ObjectKey) {
+	t.Helper()
+	if err := k8s.Get(context.Background(), key, obj); !apierrors.IsNotFound(err) {
+		t.Fatalf("%T %s exists (err %v); the attack must not create it", obj, key, err)
+	}
+}
+
+// requesterOf reads the stored Task's spec.requester.
+func requesterOf(t *testing.T, ns, name string) *v1alpha1.Requester {
+	t.Helper()
+	task := &v1alpha1.Task{}
+	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, task))
+	return task.Spec.Requester
+}
+
+func requireRequesterMode(t *testing.T) {
+	t.Helper()
+	if mode != actas.ModeRequester {
+		t.Skipf("--act-as=%s: only admission guards this mode; the run is not judged as the requester", mode)
+	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// allowed asks the API server whether subject may do r's first verb on its
+// first resource in ns.
+func allowed(ctx context.Context, ns, subject string, r rbacv1.PolicyRule) bool {
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:   subject,
+		Groups: []string{"system:authenticated"},
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: ns, Verb: r.Verbs[0], Group: r.APIGroups[0], Resource: r.Resources[0],
+		},
+	}}
+	if err := k8s.Create(ctx, sar); err != nil {
+		return false
+	}
+	return sar.Status.Allowed
+}
+
+// waitPod waits until the Pod exists and returns it.
+func waitPod(t *testing.T, ns, name string) *corev1.Pod {
+	t.Helper()
+	pod := &corev1.Pod{}
+	waitExists(t, pod, client.ObjectKey{Namespace: ns, Name: name})
+	return pod
+}
+
+// waitBinding waits until the Task's ClusterRoleBinding exists.
+func waitBinding(t *testing.T, ns, task string) *rbacv1.ClusterRoleBinding {
+	t.Helper()
+	crb := &rbacv1.ClusterRoleBinding{}
+	waitExists(t, crb, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, task)})
+	return crb
+}
+
+func waitExists(t *testing.T, obj client.Object, key client.ObjectKey) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		err := k8s.Get(ctx, key, obj)
+		return err == nil, client.IgnoreNotFound(err)
+	})
+	if err != nil {
+		t.Fatalf("%T %s did not appear: %v\n%s", obj, key, err, taskStates(key.Namespace))
+	}
+}
+
+func waitGone(t *testing.T, obj client.Object, key client.ObjectKey) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		err := k8s.Get(ctx, key, obj)
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	if err != nil {
+		t.Fatalf("%T %s is still there: %v", obj, key, err)
+	}
+}
+
+// taskStates describes the Tasks in ns (all namespaces if ns is empty), for
+// failure messages.
+func taskStates(ns string) string {
+	var list v1alpha1.TaskList
+	if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		return "list tasks: " + err.Error()
+	}
+	var b strings.Builder
+	for _, task := range list.Items {
+		fmt.Fprintf(&b, "task %s/%s: phase %q reason %q message %q\n", task.Namespace, task.Name, task.Status.Phase, reason(&task), task.Status.Message)
+	}
+	return b.String()
+}

@@ -1,0 +1,242 @@
+// Package security_test tries the attacks of issue 13 against the whole of
+// taskgate: the webhooks and the controller in one manager, running as a
+// user of its own that holds exactly the ClusterRole the chart renders (helm
+// template), against a real kube-apiserver and etcd (envtest). Every attack
+// is made by an impersonated user holding narrow RBAC and must get nothing;
+// its legitimate twin, by a user holding the rights, must still work.
+//
+// TASKGATE_ACT_AS=controller runs the suite against --act-as=controller
+// (the chart's actAs=controller rules); the tests that only the requester
+// mode can pass say so and are skipped there.
+//
+// envtest has no kubelet, scheduler, garbage collector, ServiceAccount or
+// aggregation controller: tests create the `default` ServiceAccount as
+// kube-controller-manager would (admission's preflight dry-runs a Pod with
+// it) and grant rights with explicit Roles (the aggregated `edit` role is
+// empty here).
+package security_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/astronetes/taskgate/actas"
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
+	"github.com/astronetes/taskgate/webhook"
+)
+
+var (
+	// driver is a system:masters client that sets up namespaces and RBAC
+	// and impersonates the test users; it never creates a Task itself.
+	driver      *rest.Config
+	k8s         client.Client
+	scheme      = runtime.NewScheme()
+	mode        = actas.ModeRequester
+	managerUser = "taskgate-manager"
+	logs        = &testutil.SyncBuffer{}
+)
+
+func init() {
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+}
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	if v := os.Getenv("TASKGATE_ACT_AS"); v != "" {
+		var err error
+		if mode, err = actas.ParseMode(v); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		home, _ := os.UserHomeDir()
+		assets = filepath.Join(home, ".cache", "taskgate", "envtest-v1.37.2")
+		_ = os.Setenv("KUBEBUILDER_ASSETS", assets)
+	}
+	var w io.Writer = logs
+	if os.Getenv("TASKGATE_TEST_LOG") != "" {
+		w = io.MultiWriter(logs, os.Stderr)
+	}
+	log.SetLogger(zap.New(zap.WriteTo(w), zap.UseDevMode(true)))
+
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd")},
+		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "..", "config", "webhook")}},
+	}
+	var err error
+	if driver, err = env.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "start control plane:", err)
+		return 1
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if err := env.Stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "stop control plane:", err)
+			}
+		})
+	}
+	defer stop()
+	testutil.StopOnSignalOrTimeout(stop)
+
+	if k8s, err = client.New(driver, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		return 1
+	}
+	if err := k8s.Create(context.Background(), &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1ObjectMeta("cluster-admins"),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: adminGroup}},
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "bind", adminGroup, "to cluster-admin:", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	defer func() { cancel(); <-stopped }() // before the control plane stops
+	if err := startManager(ctx, env, assets, stopped); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, logs.String())
+		return 1
+	}
+	code := m.Run()
+	if code != 0 && os.Getenv("TASKGATE_TEST_LOG") == "" {
+		fmt.Fprintln(os.Stderr, "--- manager log ---\n"+logs.String())
+	}
+	return code
+}
+
+// startManager runs the webhooks and the controller as managerUser, bound to
+// the chart's manager ClusterRole for the suite's mode.
+func startManager(ctx context.Context, env *envtest.Environment, assets string, stopped chan<- struct{}) error {
+	fail := func(err error) error { close(stopped); return err }
+	if err := bindChartRole(ctx, filepath.Join(assets, "helm")); err != nil {
+		return fail(err)
+	}
+	u, err := env.AddUser(envtest.User{Name: managerUser}, nil)
+	if err != nil {
+		return fail(fmt.Errorf("add manager user: %w", err))
+	}
+	cfg := u.Config()
+	wo := &env.WebhookInstallOptions
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		GracefulShutdownTimeout: ptr.To(5 * time.Second),
+		Cache:                   cacheOptions(),
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
+		}),
+	})
+	if err != nil {
+		return fail(fmt.Errorf("create manager: %w", err))
+	}
+	if err := webhook.SetupWithManager(mgr, webhook.Options{ActAs: mode, Preflight: true, AccessReviewCacheTTL: 0}); err != nil {
+		return fail(fmt.Errorf("set up webhooks: %w", err))
+	}
+	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4, ActAs: mode}); err != nil {
+		return fail(fmt.Errorf("set up controller: %w", err))
+	}
+	go func() {
+		defer close(stopped)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for mgr.GetWebhookServer().StartedChecker()(nil) != nil {
+		if time.Now().After(deadline) {
+			return errors.New("webhook server did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// chartValues are what an operator who lets Tasks patch RBAC objects and
+// bind view or cluster-admin would set.
+const chartValues = `
+allowedClusterRoles: [view, cluster-admin]
+transformationRules:
+  - apiGroups: ["apps"]
+    resources: ["deployments"]
+  - apiGroups: [""]
+    resources: ["configmaps"]
+  - apiGroups: ["rbac.authorization.k8s.io"]
+    resources: ["roles", "rolebindings"]
+`
+
+// bindChartRole renders the chart's manager ClusterRole for the suite's mode
+// (one source of truth: charts/taskgate/templates/rbac.yaml) and binds it to
+// managerUser.
+func bindChartRole(ctx context.Context, helm string) error {
+	values, err := os.CreateTemp("", "taskgate-security-values-*.yaml")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(values.Name())
+	if _, err := values.WriteString(chartValues); err != nil {
+		return err
+	}
+	_ = values.Close()
+	cmd := exec.CommandContext(ctx, helm, "template", "taskgate", filepath.Join("..", "..", "charts", "taskgate"),
+		"--namespace", "taskgate-system", "--set", "actAs="+string(mode), "-f", values.Name(), "--show-only", "templates/rbac.yaml")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("helm template: %v: %s", err, stderr.String())
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		var role rbacv1.ClusterRole
+		if err := dec.Decode(&role); errors.Is(err, io.EOF) {
+			return errors.New("helm template rendered no ClusterRole")
+		} else if err != nil {
+			return fmt.Errorf("decode rendered RBAC: %w", err)
+		}
+		if role.Kind != "ClusterRole" {
+			continue
+		}
+		role.ResourceVersion = ""
+		if err := k8s.Create(ctx, &role); err != nil {
+			return fmt.Errorf("create chart ClusterRole: %w", err)
+		}
+		return k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1ObjectMeta(role.Name),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: managerUser}},
+		})
+	}
+}
