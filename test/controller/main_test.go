@@ -45,7 +45,7 @@ var (
 	// managerCfg is the manager's identity in --act-as=requester mode,
 	// controllerModeCfg in --act-as=controller mode.
 	managerCfg, controllerModeCfg *rest.Config
-	scheme    = runtime.NewScheme()
+	scheme                        = runtime.NewScheme()
 )
 
 func init() {
