@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -104,7 +105,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = DefaultSweepInterval
 	}
-	factory, err := actas.NewFactory(opts.ActAs, mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper())
+	factory, err := actas.NewFactory(opts.ActAs, childConfig(mgr.GetConfig()), mgr.GetScheme(), mgr.GetRESTMapper())
 	if err != nil {
 		return fmt.Errorf("clients that act as requesters: %w", err)
 	}
@@ -140,6 +141,29 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("controller task-unknown: %w", err)
 	}
 	return mgr.Add(&sweeper{client: d.client, reader: d.reader, interval: opts.SweepInterval, log: mgr.GetLogger().WithName("sweeper")})
+}
+
+// Client-side rate limits of the clients that send child writes. client-go's
+// default (5 requests/s, or controller-runtime's 20) would stretch a
+// transformation of 1,500 objects over minutes; the API server's priority
+// and fairness judges these requests by the requester they act as, so it,
+// not a client-side limit, is what keeps one requester from crowding out
+// others.
+const (
+	childQPS   = 200
+	childBurst = 400
+)
+
+// childConfig is cfg with at least childQPS and childBurst.
+func childConfig(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	if c.QPS >= 0 && c.QPS < childQPS {
+		c.QPS = childQPS
+	}
+	if c.Burst < childBurst {
+		c.Burst = childBurst
+	}
+	return c
 }
 
 // setupPlugin registers the controller of one plugin's Tasks, named
