@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/actas"
@@ -76,6 +77,24 @@ func TestCustomImageActsAsRequester(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A Pod the API server's admission refuses (here PodSecurity "restricted")
+// fails the Task as PodRejected with the API server's own text; no Pod.
+func TestCustomImagePodRejected(t *testing.T) {
+	t.Parallel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tg-restricted-",
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
+	mustCreate(t, ns)
+	startManager(t, ns.Name)
+
+	mustCreate(t, makeTask(t, ns.Name, "loose", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
+	task := waitForTask(t, ns.Name, "loose", v1alpha1.TaskFailed)
+	if c := succeededCondition(t, task); c.Reason != controller.ReasonPodRejected || !strings.Contains(c.Message, "violates PodSecurity") {
+		t.Errorf("condition = %s: %s, want PodRejected with the PodSecurity refusal", c.Reason, c.Message)
+	}
+	wantEventNote(t, task, controller.EventFailed, "violates PodSecurity")
+	wantAbsent(t, client.ObjectKey{Namespace: ns.Name, Name: v1alpha1.PodName("loose")}, &corev1.Pod{})
 }
 
 // --act-as=controller keeps the manager's own identity: a requester with no
