@@ -153,7 +153,7 @@ func (c *customImageRunner) ensureBinding(ctx context.Context, task *v1alpha1.Ta
 			errBindForbidden, clusterRole, err)
 	}
 	if err != nil {
-		return refused(err, ReasonForbidden, fmt.Sprintf("create cluster role binding %s (ClusterRole %s) as %s", name, clusterRole, actas.Describe(clients.Requester)))
+		return refused(err, ReasonForbidden, fmt.Sprintf("create cluster role binding %s (ClusterRole %s) as %s", name, clusterRole, actingAs(clients)))
 	}
 	log.FromContext(ctx).Info("cluster role binding created", "clusterRoleBinding", klog.KObj(crb), "clusterRole", clusterRole)
 	c.event(task, corev1.EventTypeNormal, EventClusterRoleBindingCreated, "Create",
@@ -222,7 +222,7 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 		return pod, nil
 	}
 	if err != nil {
-		return nil, refusedPod(err, fmt.Sprintf("create pod %s as %s", key.Name, actas.Describe(clients.Requester)))
+		return nil, refusedPod(err, fmt.Sprintf("create pod %s as %s", key.Name, actingAs(clients)))
 	}
 	log.FromContext(ctx).Info("pod created", "pod", klog.KObj(pod), "image", cfg.Image)
 	c.event(task, corev1.EventTypeNormal, EventPodCreated, "Create", "created pod %s running %s", pod.Name, cfg.Image)

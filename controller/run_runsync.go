@@ -13,7 +13,6 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/children"
 )
@@ -87,7 +86,7 @@ func (s *runSyncRunner) ensureSynchronization(ctx context.Context, task *v1alpha
 		case apierrors.IsInvalid(err):
 			return nil, fmt.Errorf("%w: the API server refused synchronization %s: %v", errInvalidConfig, key.Name, err)
 		case apierrors.IsForbidden(err):
-			return nil, refused(err, ReasonForbidden, fmt.Sprintf("create synchronization %s as %s", key.Name, actas.Describe(clients.Requester)))
+			return nil, refused(err, ReasonForbidden, fmt.Sprintf("create synchronization %s as %s", key.Name, actingAs(clients)))
 		default:
 			return nil, fmt.Errorf("create synchronization %s: %w", key, err)
 		}

@@ -83,6 +83,15 @@ func (d *deps) event(task *v1alpha1.Task, eventType, reason, action, note string
 	d.recorder.Eventf(task, nil, eventType, reason, action, note, args...)
 }
 
+// actingAs names whom clients act as, for messages: the requester, or
+// taskgate itself in actas.ModeController.
+func actingAs(clients *actas.Clients) string {
+	if clients.Requester == nil {
+		return "taskgate itself (--act-as=controller)"
+	}
+	return actas.Describe(clients.Requester)
+}
+
 // errInvalidConfig marks a spec.config that cannot be carried out whatever
 // the retries; the Task fails with ReasonInvalidConfig.
 var errInvalidConfig = errors.New("invalid spec.config")
