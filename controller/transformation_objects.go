@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,6 +75,9 @@ func (t *transformationRunner) resolve(task *v1alpha1.Task, cfg *v1alpha1.Transf
 // findResource is the served resource named exactly name (not a
 // subresource, a singular or a short name: exactly what admission checked).
 func findResource(list *metav1.APIResourceList, name string) *metav1.APIResource {
+	if strings.Contains(name, "/") {
+		return nil // a subresource has no objects to list
+	}
 	for i := range list.APIResources {
 		if list.APIResources[i].Name == name {
 			return &list.APIResources[i]
