@@ -132,13 +132,13 @@ func (r *refusal) Error() string { return r.err.Error() }
 func (r *refusal) Unwrap() error { return r.err }
 
 // refused wraps err as a refusal with reason when the API server refused
-// the request (Forbidden; for a Pod also Invalid), and returns it unchanged
-// otherwise, for a retry. what names the request ("create pod x").
+// the request (Forbidden), and otherwise with what for a retry. what names
+// the request ("create pod x as alice").
 func refused(err error, reason, what string) error {
 	if apierrors.IsForbidden(err) {
 		return &refusal{reason: reason, err: fmt.Errorf("the API server refused to %s: %w", what, err)}
 	}
-	return err
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // failPermanent fails the Task for errors that no retry can fix (an invalid
