@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -29,9 +31,19 @@ func init() {
 // calls it once, after the status write that made the Task finished succeeded,
 // so a retried write does not count it twice.
 func observeFinished(task *v1alpha1.Task) {
-	plugin, res := string(task.Spec.Plugin), result(&task.Status)
+	plugin, res := pluginLabel(task.Spec.Plugin), result(&task.Status)
 	tasksFinished.WithLabelValues(plugin, res).Inc()
 	if start, end := task.Status.StartTime, task.Status.CompletionTime; start != nil && end != nil {
 		taskDuration.WithLabelValues(plugin, res).Observe(end.Sub(start.Time).Seconds())
 	}
+}
+
+// pluginLabel keeps the plugin label bounded: a Task naming a plugin this
+// controller does not know (the webhook bypassed) is counted as "unknown",
+// so made-up names cannot grow the metrics without end.
+func pluginLabel(p v1alpha1.Plugin) string {
+	if slices.Contains(v1alpha1.Plugins, p) {
+		return string(p)
+	}
+	return "unknown"
 }

@@ -33,10 +33,30 @@ const (
 	// ReasonNameConflict: an object with the child's deterministic name exists
 	// and belongs to someone else.
 	ReasonNameConflict = "NameConflict"
-	// ReasonBindForbidden: the API server refused the controller the
-	// ClusterRoleBinding for config.clusterRole; the installation does not
-	// allow that ClusterRole (chart value allowedClusterRoles).
+	// ReasonBindForbidden (--act-as=controller only): the API server refused
+	// the manager the ClusterRoleBinding for config.clusterRole; the
+	// installation does not allow that ClusterRole (chart value
+	// allowedClusterRoles).
 	ReasonBindForbidden = "BindForbidden"
+	// ReasonForbidden: the API server refused a request sent as the
+	// requester (the ClusterRoleBinding, the Synchronization, a
+	// transformation's list, the Pod for lack of RBAC); the message is the
+	// API server's own.
+	ReasonForbidden = "Forbidden"
+	// ReasonPodRejected: the API server refused the custom-image Pod for
+	// another reason than RBAC (PodSecurity, a quota, a policy webhook, an
+	// invalid spec); the message is the API server's own.
+	ReasonPodRejected = "PodRejected"
+	// ReasonNoRequester: the Task has no spec.requester (it predates
+	// requester recording, or the webhook was not installed), so in
+	// --act-as=requester there is nobody to act as.
+	ReasonNoRequester = "NoRequester"
+	// ReasonScopeChanged: a transformation resource admission checked as
+	// namespaced is cluster-scoped at run time; nothing was patched.
+	ReasonScopeChanged = "ScopeChanged"
+	// ReasonTooManyObjects: a transformation matched more objects than the
+	// manager allows (--max-transformation-objects); nothing was patched.
+	ReasonTooManyObjects = "TooManyObjects"
 	// ReasonResourceNotFound: a transformation names a resource the API server
 	// does not serve.
 	ReasonResourceNotFound = "ResourceNotFound"

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,9 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/children"
 )
@@ -43,13 +44,21 @@ func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, _ chec
 	}
 
 	if err := c.ensureServiceAccount(ctx, task, st.ServiceAccountName); err != nil {
-		return 0, err
+		return 0, failPermanent(task, err)
 	}
-	if cfg.ClusterRole != "" && st.ClusterRoleBindingName == "" {
-		if err := c.ensureBinding(ctx, task, cfg.ClusterRole, st.ServiceAccountName); err != nil {
-			return 0, failPermanent(task, err)
+	if cfg.ClusterRole != "" {
+		// On every reconcile, not only before the binding is created:
+		// someone who strips the finalizer of a running Task must not
+		// leave a binding behind once it is deleted.
+		if err := c.setFinalizer(ctx, task, true); err != nil {
+			return 0, err
 		}
-		st.ClusterRoleBindingName = v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
+		if st.ClusterRoleBindingName == "" {
+			if err := c.ensureBinding(ctx, task, cfg.ClusterRole, st.ServiceAccountName); err != nil {
+				return 0, failPermanent(task, err)
+			}
+			st.ClusterRoleBindingName = v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
+		}
 	}
 	pod, err := c.ensurePod(ctx, task, cfg, st)
 	if err != nil {
@@ -68,42 +77,67 @@ func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, _ chec
 }
 
 // ensureServiceAccount creates the Task's own ServiceAccount unless the user
-// named an existing one.
+// named one: a named one is used as is, since the Pod is created as the
+// requester, who could run a Pod with it by hand. The default-named one must
+// be this Task's (by UID): one that someone else created first (a namespace
+// editor squatting the name to get a token bound to an admin's clusterRole)
+// fails the Task with ReasonNameConflict. It is created as the manager
+// itself: a ServiceAccount carries no rights until something binds it.
 func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1alpha1.Task, name string) error {
 	if name != v1alpha1.DefaultServiceAccountName(task.Name) {
 		return nil
 	}
+	key := types.NamespacedName{Namespace: task.Namespace, Name: name}
 	sa := &corev1.ServiceAccount{}
-	err := c.client.Get(ctx, types.NamespacedName{Namespace: task.Namespace, Name: name}, sa)
+	err := c.client.Get(ctx, key, sa)
+	if err == nil {
+		return ownedServiceAccount(sa, task)
+	}
 	if !apierrors.IsNotFound(err) {
-		return err
+		return fmt.Errorf("get service account %s: %w", key, err)
 	}
 	sa = &corev1.ServiceAccount{ObjectMeta: children.Meta(task, name)}
-	if err := controllerutil.SetControllerReference(task, sa, c.scheme); err != nil {
-		return fmt.Errorf("own service account %s: %w", name, err)
+	sa.OwnerReferences = children.OwnerReference(task)
+	err = c.client.Create(ctx, sa)
+	if apierrors.IsAlreadyExists(err) {
+		// Not in the cache: without the task label it never will be.
+		if err := c.reader.Get(ctx, key, sa); err != nil {
+			return fmt.Errorf("get service account %s: %w", key, err)
+		}
+		return ownedServiceAccount(sa, task)
 	}
-	if err := c.client.Create(ctx, sa); apierrors.IsAlreadyExists(err) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("create service account %s/%s: %w", task.Namespace, name, err)
+	if err != nil {
+		return fmt.Errorf("create service account %s: %w", key, err)
 	}
 	log.FromContext(ctx).Info("service account created", "serviceAccount", klog.KObj(sa))
 	c.event(task, corev1.EventTypeNormal, EventServiceAccountCreated, "Create", "created service account %s", name)
 	return nil
 }
 
-// ensureBinding binds clusterRole to the Task's ServiceAccount. The finalizer
-// goes on first, so the binding can never outlive a Task that is deleted
-// between the two steps.
+// ownedServiceAccount returns a NameConflict unless task is sa's controller.
+func ownedServiceAccount(sa *corev1.ServiceAccount, task *v1alpha1.Task) error {
+	if !metav1.IsControlledBy(sa, task) {
+		return fmt.Errorf("%w: service account %s/%s exists and was not created by this Task; taskgate never adopts it "+
+			"(whoever holds it would get the Task's clusterRole): delete it or name a service account in config.serviceAccountName",
+			errNameConflict, sa.Namespace, sa.Name)
+	}
+	return nil
+}
+
+// ensureBinding binds clusterRole to the Task's ServiceAccount, as the
+// requester: the API server then demands of them what it demands of anyone
+// (create clusterrolebindings, and bind on the role or every right in it).
+// The caller has put the finalizer on first, so the binding can never
+// outlive a Task that is deleted between the two steps.
 func (c *customImageRunner) ensureBinding(ctx context.Context, task *v1alpha1.Task, clusterRole, serviceAccount string) error {
-	if err := c.setFinalizer(ctx, task, true); err != nil {
+	clients, err := c.clientsFor(task)
+	if err != nil {
 		return err
 	}
 	crb := children.ClusterRoleBinding(task, clusterRole, serviceAccount)
 	name := crb.Name
-	err := c.client.Create(ctx, crb)
+	err = clients.Client.Create(ctx, crb)
 	if apierrors.IsAlreadyExists(err) {
-		// Read from the API server: ClusterRoleBindings are not cached.
 		if err := c.reader.Get(ctx, client.ObjectKey{Name: name}, crb); err != nil {
 			return fmt.Errorf("get cluster role binding %s: %w", name, err)
 		}
@@ -112,14 +146,14 @@ func (c *customImageRunner) ensureBinding(ctx context.Context, task *v1alpha1.Ta
 		}
 		return nil
 	}
-	if apierrors.IsForbidden(err) {
-		// RBAC lets the controller bind only roles it may bind itself: the
-		// chart grants bind on allowedClusterRoles alone. Retrying cannot help.
+	if apierrors.IsForbidden(err) && c.actAs.Mode() == actas.ModeController {
+		// RBAC lets the manager bind only roles it may bind itself: in
+		// this mode the chart grants bind on allowedClusterRoles alone.
 		return fmt.Errorf("%w: taskgate may not bind ClusterRole %s: %v; an administrator can add it to the chart value allowedClusterRoles",
 			errBindForbidden, clusterRole, err)
 	}
 	if err != nil {
-		return fmt.Errorf("create cluster role binding %s: %w", name, err)
+		return refused(err, ReasonForbidden, fmt.Sprintf("create cluster role binding %s (ClusterRole %s) as %s", name, clusterRole, actingAs(clients)))
 	}
 	log.FromContext(ctx).Info("cluster role binding created", "clusterRoleBinding", klog.KObj(crb), "clusterRole", clusterRole)
 	c.event(task, corev1.EventTypeNormal, EventClusterRoleBindingCreated, "Create",
@@ -172,11 +206,12 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 		return nil, fmt.Errorf("get pod %s: %w", key, err)
 	}
 
-	pod = children.Pod(task, cfg, st.ServiceAccountName)
-	if err := controllerutil.SetControllerReference(task, pod, c.scheme); err != nil {
-		return nil, fmt.Errorf("own pod %s: %w", key, err)
+	clients, err := c.clientsFor(task)
+	if err != nil {
+		return nil, err
 	}
-	err = c.client.Create(ctx, pod)
+	pod = children.Pod(task, cfg, st.ServiceAccountName)
+	err = clients.Client.Create(ctx, pod)
 	if apierrors.IsAlreadyExists(err) {
 		if err := c.reader.Get(ctx, key, pod); err != nil {
 			return nil, fmt.Errorf("get pod %s: %w", key, err)
@@ -186,11 +221,8 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 		}
 		return pod, nil
 	}
-	if apierrors.IsInvalid(err) {
-		return nil, fmt.Errorf("%w: the API server refused pod %s: %v", errInvalidConfig, key.Name, err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("create pod %s: %w", key, err)
+		return nil, refusedPod(err, fmt.Sprintf("create pod %s as %s", key.Name, actingAs(clients)))
 	}
 	log.FromContext(ctx).Info("pod created", "pod", klog.KObj(pod), "image", cfg.Image)
 	c.event(task, corev1.EventTypeNormal, EventPodCreated, "Create", "created pod %s running %s", pod.Name, cfg.Image)
@@ -238,6 +270,12 @@ func (c *customImageRunner) enforceTimeout(ctx context.Context, task *v1alpha1.T
 	if left > 0 {
 		return left, nil
 	}
+	// The manager's own delete, of a Pod ensurePod found controlled by this
+	// Task (by UID), with a UID precondition so a Pod recreated under the
+	// same name is never the one deleted.
+	if !metav1.IsControlledBy(pod, task) || pod.Labels[v1alpha1.TaskLabel] != v1alpha1.TaskLabelValue(task.Name) {
+		return 0, fmt.Errorf("%w: pod %s/%s does not belong to this Task", errNameConflict, pod.Namespace, pod.Name)
+	}
 	err := c.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	if client.IgnoreNotFound(err) != nil {
 		return 0, fmt.Errorf("delete pod %s/%s after timeout: %w", pod.Namespace, pod.Name, err)
@@ -281,6 +319,21 @@ func pendingMessage(pod *corev1.Pod) string {
 		}
 	}
 	return fmt.Sprintf("pod %s is pending", pod.Name)
+}
+
+// refusedPod turns the API server's refusal of the Pod into a permanent
+// failure: ReasonForbidden when RBAC denied the requester (the
+// authorizer's "cannot create resource" wording), ReasonPodRejected when
+// admission refused the Pod itself (PodSecurity, a quota, a policy webhook,
+// an invalid spec). Any other error is returned for a retry.
+func refusedPod(err error, what string) error {
+	switch {
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), " cannot "):
+		return refused(err, ReasonForbidden, what)
+	case apierrors.IsForbidden(err), apierrors.IsInvalid(err):
+		return &refusal{reason: ReasonPodRejected, err: fmt.Errorf("the API server refused to %s: %w", what, err)}
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 func deref[T any](p *T) T {

@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -65,11 +64,15 @@ func (s *runSyncRunner) ensureSynchronization(ctx context.Context, task *v1alpha
 	sync := &v1alpha1.Synchronization{}
 	err := s.client.Get(ctx, key, sync)
 	if apierrors.IsNotFound(err) {
-		sync = newSynchronization(task, cfg)
-		if err := controllerutil.SetControllerReference(task, sync, s.scheme); err != nil {
-			return nil, fmt.Errorf("own synchronization %s: %w", key, err)
+		// Created as the requester: the operator runs a Synchronization
+		// with its own rights, so only someone who may create one by hand
+		// gets one through a Task.
+		clients, cerr := s.clientsFor(task)
+		if cerr != nil {
+			return nil, cerr
 		}
-		err = s.client.Create(ctx, sync)
+		sync = newSynchronization(task, cfg)
+		err = clients.Client.Create(ctx, sync)
 		switch {
 		case err == nil:
 			// No Event of its own: the Task finishes in this reconcile, and
@@ -82,6 +85,8 @@ func (s *runSyncRunner) ensureSynchronization(ctx context.Context, task *v1alpha
 			err = s.reader.Get(ctx, key, sync)
 		case apierrors.IsInvalid(err):
 			return nil, fmt.Errorf("%w: the API server refused synchronization %s: %v", errInvalidConfig, key.Name, err)
+		case apierrors.IsForbidden(err):
+			return nil, refused(err, ReasonForbidden, fmt.Sprintf("create synchronization %s as %s", key.Name, actingAs(clients)))
 		default:
 			return nil, fmt.Errorf("create synchronization %s: %w", key, err)
 		}
@@ -101,6 +106,7 @@ func (s *runSyncRunner) ensureSynchronization(ctx context.Context, task *v1alpha
 func newSynchronization(task *v1alpha1.Task, cfg *v1alpha1.RunSynchronizationConfig) *v1alpha1.Synchronization {
 	tmpl := cfg.Template.DeepCopy()
 	om := children.Meta(task, v1alpha1.SynchronizationName(task.Name))
+	om.OwnerReferences = children.OwnerReference(task)
 	lbls := maps.Clone(tmpl.Metadata.Labels)
 	if lbls == nil {
 		lbls = map[string]string{}

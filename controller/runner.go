@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
@@ -42,28 +43,53 @@ type checkpointer interface {
 	save(ctx context.Context) error
 }
 
-// deps are what every runner talks to.
+// deps are what every runner talks to. client and reader are the manager's
+// own identity, for what carries no rights of the requester (the Task's
+// ServiceAccount, status, Events, the finalizer, reading children and
+// deleting its own); actAs hands out the clients of every write that
+// exercises or grants rights.
 type deps struct {
 	client   client.Client // cached reads of Tasks and their owned children
 	reader   client.Reader // the API server itself, where the cache may lag
 	scheme   *runtime.Scheme
 	recorder events.EventRecorder
 	clock    clock.PassiveClock
+	actAs    *actas.Factory
 }
 
 // newRunners is the static table from plugin to implementation.
-func newRunners(d *deps, mapper meta.RESTMapper, dyn dynamic.Interface) map[v1alpha1.Plugin]runner {
+func newRunners(d *deps, disco discovery.DiscoveryInterface, maxObjects int) map[v1alpha1.Plugin]runner {
 	return map[v1alpha1.Plugin]runner{
 		v1alpha1.PluginCustomImage:    &customImageRunner{deps: d},
-		v1alpha1.PluginTransformation: &transformationRunner{deps: d, mapper: mapper, dynamic: dyn},
+		v1alpha1.PluginTransformation: &transformationRunner{deps: d, discovery: disco, maxObjects: maxObjects},
 		v1alpha1.PluginRunSync:        &runSyncRunner{deps: d},
 	}
+}
+
+// clientsFor returns the clients the Task's rights-bearing requests go
+// through: its requester's in actas.ModeRequester, the manager's own in
+// actas.ModeController.
+func (d *deps) clientsFor(task *v1alpha1.Task) (*actas.Clients, error) {
+	c, err := d.actAs.For(task.Spec.Requester)
+	if err != nil {
+		return nil, fmt.Errorf("clients for task %s/%s: %w", task.Namespace, task.Name, err)
+	}
+	return c, nil
 }
 
 // event records a Kubernetes Event on task. action is what the controller
 // did (events.k8s.io/v1 requires one).
 func (d *deps) event(task *v1alpha1.Task, eventType, reason, action, note string, args ...any) {
 	d.recorder.Eventf(task, nil, eventType, reason, action, note, args...)
+}
+
+// actingAs names whom clients act as, for messages: the requester, or
+// taskgate itself in actas.ModeController.
+func actingAs(clients *actas.Clients) string {
+	if clients.Requester == nil {
+		return "taskgate itself (--act-as=controller)"
+	}
+	return actas.Describe(clients.Requester)
 }
 
 // errInvalidConfig marks a spec.config that cannot be carried out whatever
@@ -88,22 +114,55 @@ func decodeConfig[T any](task *v1alpha1.Task) (*T, error) {
 // belongs to someone else. Retrying cannot help, so the Task fails.
 var errNameConflict = errors.New("name taken")
 
-// errBindForbidden: the API server refused the controller a ClusterRoleBinding
-// for the Task's clusterRole (RBAC escalation prevention).
+// errBindForbidden: in actas.ModeController, the API server refused the
+// manager a ClusterRoleBinding for the Task's clusterRole (the chart grants
+// bind on allowedClusterRoles alone).
 var errBindForbidden = errors.New("binding forbidden")
 
+// refusal is the API server's refusal of a request sent for the Task (as
+// its requester, or in actas.ModeController as the manager). No retry can
+// change the answer, so the Task fails with reason and the API server's own
+// text.
+type refusal struct {
+	reason string
+	err    error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// refused wraps err as a refusal with reason when the API server refused
+// the request (Forbidden), and otherwise with what for a retry. what names
+// the request ("create pod x as alice").
+func refused(err error, reason, what string) error {
+	if apierrors.IsForbidden(err) {
+		return &refusal{reason: reason, err: fmt.Errorf("the API server refused to %s: %w", what, err)}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 // failPermanent fails the Task for errors that no retry can fix (an invalid
-// config, a name conflict) and passes every other error on for a retry.
+// config, a name conflict, a refusal by the API server) and passes every
+// other error on for a retry.
 func failPermanent(task *v1alpha1.Task, err error) error {
+	var rf *refusal
 	switch {
+	case errors.As(err, &rf):
+		fail(task, rf.reason, rf.Error()+actas.MastersHint(task.Spec.Requester))
 	case errors.Is(err, errInvalidConfig):
 		fail(task, ReasonInvalidConfig, err.Error())
 	case errors.Is(err, errNameConflict):
 		fail(task, ReasonNameConflict, err.Error())
 	case errors.Is(err, errBindForbidden):
 		fail(task, ReasonBindForbidden, err.Error())
+	case errors.Is(err, actas.ErrNoRequester):
+		fail(task, ReasonNoRequester, noRequesterMessage)
 	default:
 		return err
 	}
 	return nil
 }
+
+// noRequesterMessage explains ReasonNoRequester.
+const noRequesterMessage = "the Task has no spec.requester: it predates requester recording, or was created while taskgate's webhook " +
+	"was not installed, so there is nobody to act as (taskgate never runs a Task with its own rights); create it again"

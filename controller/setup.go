@@ -4,12 +4,16 @@ package controller
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -27,15 +31,33 @@ import (
 // controller of its Events.
 const Name = "taskgate"
 
+// Defaults of Options.
+const (
+	// DefaultMaxTransformationObjects bounds the objects one transformation
+	// may match when Options.MaxTransformationObjects is zero.
+	DefaultMaxTransformationObjects = 5000
+	// DefaultSweepInterval is how often the sweeper looks for orphaned
+	// ClusterRoleBindings when Options.SweepInterval is zero.
+	DefaultSweepInterval = 5 * time.Minute
+)
+
 // Options configure the Task controller.
 type Options struct {
-	// MaxConcurrentReconciles is how many Tasks are reconciled at once.
+	// MaxConcurrentReconciles is how many Tasks of each plugin are
+	// reconciled at once: every plugin has workers of its own, so long
+	// transformations never hold up a custom-image or run-synchronization
+	// Task.
 	MaxConcurrentReconciles int
-	// ActAs says whom child writes are sent as (actas.ModeRequester by default).
+	// ActAs says whom child writes are sent as (actas.ModeRequester when empty).
 	ActAs actas.Mode
 	// MaxTransformationObjects bounds the objects one transformation may
-	// match; a Task matching more fails before any patch. Zero: the default.
+	// match; a Task matching more fails (TooManyObjects) before any patch.
+	// Zero: DefaultMaxTransformationObjects.
 	MaxTransformationObjects int
+	// SweepInterval is how often the sweeper removes ClusterRoleBindings
+	// whose Task is gone or finished (it also runs at start). Zero:
+	// DefaultSweepInterval.
+	SweepInterval time.Duration
 }
 
 // CacheByObject narrows the manager's cache of Pods, ServiceAccounts and
@@ -70,12 +92,26 @@ func synchronizationsServed(mapper meta.RESTMapper) error {
 	return err
 }
 
-// SetupWithManager registers the Task controller with mgr. The manager's
-// scheme must know the client-go types and v1alpha1.
+// SetupWithManager registers the Task controllers (one per plugin, see
+// Options.MaxConcurrentReconciles) and the binding sweeper with mgr. The
+// manager's scheme must know the client-go types and v1alpha1.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	dyn, err := dynamic.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if opts.ActAs == "" {
+		opts.ActAs = actas.ModeRequester
+	}
+	if opts.MaxTransformationObjects <= 0 {
+		opts.MaxTransformationObjects = DefaultMaxTransformationObjects
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = DefaultSweepInterval
+	}
+	factory, err := actas.NewFactory(opts.ActAs, childConfig(mgr.GetConfig()), mgr.GetScheme(), mgr.GetRESTMapper())
 	if err != nil {
-		return fmt.Errorf("dynamic client: %w", err)
+		return fmt.Errorf("clients that act as requesters: %w", err)
+	}
+	disco, err := discovery.NewDiscoveryClientForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return fmt.Errorf("discovery client: %w", err)
 	}
 	d := &deps{
 		client:   mgr.GetClient(),
@@ -83,17 +119,74 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		scheme:   mgr.GetScheme(),
 		recorder: mgr.GetEventRecorder(Name),
 		clock:    clock.RealClock{},
+		actAs:    factory,
 	}
-	r := &TaskReconciler{deps: d, runners: newRunners(d, mgr.GetRESTMapper(), dyn)}
-	b := ctrl.NewControllerManagedBy(mgr).
-		Named("task").
-		For(&v1alpha1.Task{}).
-		Owns(&corev1.Pod{}).
-		Owns(&corev1.ServiceAccount{})
-	// Without a Synchronization CRD a watch on them would keep the whole
-	// controller from starting; run-synchronization Tasks then fail with
-	// ReasonSynchronizationNotServed, and everything else still runs.
-	if err := synchronizationsServed(mgr.GetRESTMapper()); err == nil {
+	r := &TaskReconciler{deps: d, runners: newRunners(d, disco, opts.MaxTransformationObjects)}
+	for _, p := range slices.Sorted(maps.Keys(r.runners)) {
+		if err := r.setupPlugin(mgr, p, opts); err != nil {
+			return err
+		}
+	}
+	// Tasks of a plugin this controller has no runner for still get a
+	// worker, to fail them with ReasonUnknownPlugin.
+	unknown := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		t, ok := o.(*v1alpha1.Task)
+		return ok && r.runners[t.Spec.Plugin] == nil
+	})
+	err = ctrl.NewControllerManagedBy(mgr).Named("task-unknown").
+		For(&v1alpha1.Task{}, builder.WithPredicates(unknown)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("controller task-unknown: %w", err)
+	}
+	return mgr.Add(&sweeper{client: d.client, reader: d.reader, interval: opts.SweepInterval, log: mgr.GetLogger().WithName("sweeper")})
+}
+
+// Client-side rate limits of the clients that send child writes. client-go's
+// default (5 requests/s, or controller-runtime's 20) would stretch a
+// transformation of 1,500 objects over minutes; the API server's priority
+// and fairness judges these requests by the requester they act as, so it,
+// not a client-side limit, is what keeps one requester from crowding out
+// others.
+const (
+	childQPS   = 200
+	childBurst = 400
+)
+
+// childConfig is cfg with at least childQPS and childBurst.
+func childConfig(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	if c.QPS >= 0 && c.QPS < childQPS {
+		c.QPS = childQPS
+	}
+	if c.Burst < childBurst {
+		c.Burst = childBurst
+	}
+	return c
+}
+
+// setupPlugin registers the controller of one plugin's Tasks, named
+// "task-<plugin>", watching only the children that plugin creates.
+func (r *TaskReconciler) setupPlugin(mgr ctrl.Manager, p v1alpha1.Plugin, opts Options) error {
+	ofPlugin := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		t, ok := o.(*v1alpha1.Task)
+		return ok && t.Spec.Plugin == p
+	})
+	name := "task-" + string(p)
+	b := ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1alpha1.Task{}, builder.WithPredicates(ofPlugin))
+	switch p {
+	case v1alpha1.PluginCustomImage:
+		b = b.Owns(&corev1.Pod{}).Owns(&corev1.ServiceAccount{})
+	case v1alpha1.PluginRunSync:
+		// Without a Synchronization CRD a watch on them would keep the
+		// controller from starting; run-synchronization Tasks then fail
+		// with ReasonSynchronizationNotServed.
+		if err := synchronizationsServed(mgr.GetRESTMapper()); err != nil {
+			mgr.GetLogger().Info("synchronizations are not served: run-synchronization Tasks fail while the CRD is missing (restart taskgate after installing it to watch them)",
+				"groupVersion", v1alpha1.GroupVersion.String(), "reason", err.Error())
+			break
+		}
 		// The Task finishes in the reconcile that creates its
 		// Synchronization, so the create event brings nothing new: it
 		// would only reconcile the Task again, ahead of its own status
@@ -102,9 +195,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		b = b.Owns(&v1alpha1.Synchronization{}, builder.WithPredicates(predicate.Funcs{
 			CreateFunc: func(event.CreateEvent) bool { return false },
 		}))
-	} else {
-		mgr.GetLogger().Info("synchronizations are not served: run-synchronization Tasks fail while the CRD is missing (restart taskgate after installing it to watch them)",
-			"groupVersion", v1alpha1.GroupVersion.String(), "reason", err.Error())
 	}
-	return b.WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).Complete(r)
+	if err := b.WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).Complete(r); err != nil {
+		return fmt.Errorf("controller %s: %w", name, err)
+	}
+	return nil
 }

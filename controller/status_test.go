@@ -125,17 +125,36 @@ func TestMirror(t *testing.T) {
 	}
 }
 
+// A finished Task is counted under its plugin, and a plugin this controller
+// does not know (the webhook bypassed) under "unknown", so made-up plugin
+// names cannot grow the metric's series.
 func TestObserveFinished(t *testing.T) {
-	start := metav1.NewTime(time.Now().Add(-90 * time.Second))
-	task := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: "unit-test-plugin"}}
-	task.Status.StartTime = &start
-	fail(task, ReasonTimeout, "slow")
-	deriveStatus(task, metav1.Now())
-	observeFinished(task)
-	if got := testutil.ToFloat64(tasksFinished.WithLabelValues("unit-test-plugin", "failed")); got != 1 {
-		t.Errorf("tasks finished = %v, want 1", got)
+	tests := []struct {
+		name      string
+		plugin    v1alpha1.Plugin
+		wantLabel string
+	}{
+		{name: "known plugin", plugin: v1alpha1.PluginRunSync, wantLabel: string(v1alpha1.PluginRunSync)},
+		{name: "made-up plugin", plugin: "unit-test-plugin", wantLabel: "unknown"},
 	}
-	if got := testutil.CollectAndCount(taskDuration, "taskgate_task_duration_seconds"); got < 1 {
-		t.Errorf("duration series = %d, want at least 1", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := metav1.NewTime(time.Now().Add(-90 * time.Second))
+			task := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: tt.plugin}}
+			task.Status.StartTime = &start
+			fail(task, ReasonTimeout, "slow")
+			deriveStatus(task, metav1.Now())
+			before := testutil.ToFloat64(tasksFinished.WithLabelValues(tt.wantLabel, "failed"))
+			observeFinished(task)
+			if got := testutil.ToFloat64(tasksFinished.WithLabelValues(tt.wantLabel, "failed")) - before; got != 1 {
+				t.Errorf("tasks finished{plugin=%q} moved by %v, want 1", tt.wantLabel, got)
+			}
+			if got := testutil.ToFloat64(tasksFinished.WithLabelValues(string(tt.plugin), "failed")); tt.wantLabel == "unknown" && got != 0 {
+				t.Errorf("a series for the made-up plugin %q exists", tt.plugin)
+			}
+			if got := testutil.CollectAndCount(taskDuration, "taskgate_task_duration_seconds"); got < 1 {
+				t.Errorf("duration series = %d, want at least 1", got)
+			}
+		})
 	}
 }

@@ -16,27 +16,30 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
 // TaskReconciler carries out admitted Tasks, once each, through the runner of
 // the Task's plugin.
 //
-// The rules below document what the controller needs; the chart's ClusterRole
-// is the one that grants it. Transformations patch whatever kinds Tasks name,
-// so the controller needs list and patch on them: the webhook admits a
-// transformation only if its requester may patch every listed resource.
+// The rules below document what the controller needs as itself in
+// --act-as=requester mode; the chart's ClusterRole is the one that grants
+// it, with the impersonation rules (impersonate:user-info,
+// impersonate:serviceaccount, impersonate-on:<mode>:create on pods,
+// clusterrolebindings and synchronizations, impersonate-on list/patch on
+// the transformation rules) that let it send the child writes as the
+// requester. It has no right of its own to create Pods, bindings or
+// Synchronizations, nor to patch anything a transformation names.
 //
 // +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks/finalizers,verbs=update
-// +kubebuilder:rbac:groups=automation.astronetes.io,resources=synchronizations,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=automation.astronetes.io,resources=synchronizations,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings,verbs=get;create;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch
 type TaskReconciler struct {
 	*deps
 	runners map[v1alpha1.Plugin]runner
@@ -91,6 +94,12 @@ func (r *TaskReconciler) step(ctx context.Context, task *v1alpha1.Task, run runn
 		fail(task, ReasonUnknownPlugin, fmt.Sprintf("this controller has no runner for plugin %q", task.Spec.Plugin))
 		return 0, nil
 	}
+	// Before anything is created: a Task nobody can be acted for must not
+	// leave even a ServiceAccount behind.
+	if r.actAs.Mode() == actas.ModeRequester && (task.Spec.Requester == nil || task.Spec.Requester.Username == "") {
+		fail(task, ReasonNoRequester, noRequesterMessage)
+		return 0, nil
+	}
 	return run.run(ctx, task, cp)
 }
 
@@ -108,15 +117,22 @@ func (r *TaskReconciler) finished(ctx context.Context, task *v1alpha1.Task) {
 	}
 }
 
-// cleanup removes what the Task's finalizer guards, then the finalizer.
+// cleanup removes what the Task's finalizer guards, then the finalizer. It
+// also runs without the finalizer when the status names a binding: someone
+// may have stripped the finalizer of a finished Task (the sweeper catches a
+// binding whose Task is gone altogether).
 func (r *TaskReconciler) cleanup(ctx context.Context, task *v1alpha1.Task, run runner) error {
-	if !controllerutil.ContainsFinalizer(task, v1alpha1.Finalizer) {
+	has := controllerutil.ContainsFinalizer(task, v1alpha1.Finalizer)
+	if !has && (task.Status.CustomImage == nil || task.Status.CustomImage.ClusterRoleBindingName == "") {
 		return nil
 	}
 	if c, ok := run.(cleaner); ok {
 		if err := c.cleanup(ctx, task); err != nil {
 			return err
 		}
+	}
+	if !has {
+		return nil
 	}
 	return r.setFinalizer(ctx, task, false)
 }

@@ -75,7 +75,7 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	fs.StringVar(&f.leaderElectionID, "leader-election-id", "taskgate.automation.astronetes.io", "name of the leader election Lease")
 	fs.BoolVar(&f.enableWebhooks, "enable-webhooks", true, "serve the admission webhooks")
 	fs.BoolVar(&f.enableController, "enable-controller", true, "run the Task controller")
-	fs.IntVar(&f.maxConcurrent, "max-concurrent-reconciles", 4, "Tasks reconciled at once")
+	fs.IntVar(&f.maxConcurrent, "max-concurrent-reconciles", 4, "Tasks of each plugin reconciled at once (every plugin has workers of its own)")
 	fs.StringVar(&f.allowedClusterRoles, "allowed-cluster-roles", "", "comma-separated ClusterRoles custom-image Tasks may bind; empty allows any the requesting user may bind")
 	fs.StringVar(&f.syncSchemaDir, "sync-schema-dir", "", "directory of extra or overriding synchronization-plugin schemas (<plugin>.json)")
 	fs.DurationVar(&f.accessReviewCacheTTL, "access-review-cache-ttl", webhook.DefaultAccessReviewCacheTTL,
@@ -84,7 +84,7 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 		"whom a Task's rights-bearing requests are sent as: requester (impersonate the Task's creator through constrained impersonation, Kubernetes 1.36+) or controller (the manager's own identity; weaker, for older clusters)")
 	fs.StringVar(&f.webhookHost, "webhook-bind-address", "", "address the webhook server listens on; empty: all addresses (in a Pod, the Service is the way in)")
 	fs.BoolVar(&f.preflight, "preflight", true, "dry-run a custom-image Task's Pod and ClusterRoleBinding as the requester at admission, so a refusal comes back at kubectl apply")
-	fs.IntVar(&f.maxTransformationObjects, "max-transformation-objects", 0, "most objects one transformation may match (the Task fails before any patch beyond it); 0: the default")
+	fs.IntVar(&f.maxTransformationObjects, "max-transformation-objects", 0, fmt.Sprintf("most objects one transformation may match (the Task fails TooManyObjects before any patch beyond it); 0: the default, %d", controller.DefaultMaxTransformationObjects))
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: info or debug")
 	if err := fs.Parse(args); err != nil {

@@ -20,7 +20,8 @@ import (
 )
 
 // makeTask builds a Task of plugin with cfg (any value that marshals to the
-// plugin's config) as its spec.config.
+// plugin's config) as its spec.config, requested by adminRequester (set
+// here as the mutating webhook would; use withRequester for another).
 func makeTask(t *testing.T, ns, name string, plugin v1alpha1.Plugin, cfg any) *v1alpha1.Task {
 	t.Helper()
 	raw, err := json.Marshal(cfg)
@@ -29,8 +30,15 @@ func makeTask(t *testing.T, ns, name string, plugin v1alpha1.Plugin, cfg any) *v
 	}
 	return &v1alpha1.Task{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: raw}},
+		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: raw}, Requester: adminRequester.DeepCopy()},
 	}
+}
+
+// withRequester sets the Task's requester (nil: none, as before requesters
+// were recorded).
+func withRequester(task *v1alpha1.Task, r *v1alpha1.Requester) *v1alpha1.Task {
+	task.Spec.Requester = r
+	return task
 }
 
 // customImage is a custom-image config as a test writes it; fields left

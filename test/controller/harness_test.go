@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -50,18 +51,38 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-// startManager runs a manager with the Task controller, watching only ns so
-// that tests in parallel do not reconcile each other's Tasks. The returned
-// function stops it and waits until it has stopped; it also runs at the end
-// of the test. The manager's logs are printed if the test fails.
+// managerOptions vary a test's manager: its identity (managerCfg unless
+// set) and the controller's options (two workers per plugin unless set).
+type managerOptions struct {
+	config     *rest.Config
+	controller controller.Options
+}
+
+// startManager runs a manager with the Task controller as managerUser in
+// --act-as=requester mode, watching only ns so that tests in parallel do not
+// reconcile each other's Tasks. The returned function stops it and waits
+// until it has stopped; it also runs at the end of the test. The manager's
+// logs are printed if the test fails.
 func startManager(t *testing.T, ns string) (stop func()) {
 	t.Helper()
+	return startManagerWith(t, ns, managerOptions{})
+}
+
+// startManagerWith is startManager with opts.
+func startManagerWith(t *testing.T, ns string, opts managerOptions) (stop func()) {
+	t.Helper()
+	if opts.config == nil {
+		opts.config = managerCfg
+	}
+	if opts.controller.MaxConcurrentReconciles == 0 {
+		opts.controller.MaxConcurrentReconciles = 2
+	}
 	logs := &testutil.SyncBuffer{}
 	var w io.Writer = logs
 	if os.Getenv("TASKGATE_TEST_LOG") != "" {
 		w = io.MultiWriter(logs, os.Stderr)
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(opts.config, ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 testLogger(w, true).WithValues("test", t.Name()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -70,14 +91,14 @@ func startManager(t *testing.T, ns string) (stop func()) {
 			DefaultNamespaces: map[string]cache.Config{ns: {}},
 			ByObject:          controller.CacheByObject(nil),
 		},
-		// Tests start several managers in one process, each with a "task" controller.
+		// Tests start several managers in one process, each with the same "task-<plugin>" controllers.
 		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
 		GracefulShutdownTimeout: ptr.To(10 * time.Second),
 	})
 	if err != nil {
 		t.Fatalf("new manager: %v", err)
 	}
-	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 2}); err != nil {
+	if err := controller.SetupWithManager(mgr, opts.controller); err != nil {
 		t.Fatalf("setup controller: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

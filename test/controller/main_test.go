@@ -2,6 +2,11 @@
 // kube-apiserver and etcd (envtest), in-process, with the CRDs from
 // config/crd.
 //
+// The controller runs as a user outside system:masters with exactly the
+// chart's rules (rbac_test.go), so child writes go through constrained
+// impersonation for real. The webhook does not run in this package: tests
+// set spec.requester themselves, as the mutating webhook would.
+//
 // envtest has no kubelet, no scheduler, no garbage collector and no Job or
 // namespace controller. Tests that need a Pod to run or finish set its status
 // as a kubelet would (see setPodStatus); nothing relies on owner references
@@ -35,9 +40,12 @@ import (
 // The one control plane of this package, shared by every test; each test
 // works in its own namespace with its own manager.
 var (
-	cfg       *rest.Config
+	cfg       *rest.Config // system:masters: the tests' own client
 	k8sClient client.Client
-	scheme    = runtime.NewScheme()
+	// managerCfg is the manager's identity in --act-as=requester mode,
+	// controllerModeCfg in --act-as=controller mode.
+	managerCfg, controllerModeCfg *rest.Config
+	scheme                        = runtime.NewScheme()
 )
 
 func init() {
@@ -98,6 +106,10 @@ func run(m *testing.M) int {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "client: %v\n", err)
+		return 1
+	}
+	if managerCfg, controllerModeCfg, err = setUpIdentities(env, k8sClient); err != nil {
+		fmt.Fprintf(os.Stderr, "identities: %v\n", err)
 		return 1
 	}
 	ctrl.SetLogger(log.Log)

@@ -34,7 +34,7 @@ func TestMetricsObservedOnce(t *testing.T) {
 
 	// Make the controller look at the finished Task again, and wait until it did.
 	reconciles := func() float64 {
-		return metricValue(t, "controller_runtime_reconcile_total", map[string]string{"controller": "task", "result": "success"})
+		return metricValue(t, "controller_runtime_reconcile_total", map[string]string{"controller": "task-" + string(v1alpha1.PluginCustomImage), "result": "success"})
 	}
 	seen := reconciles()
 	if err := k8sClient.Patch(t.Context(), task, rawPatch(`{"metadata":{"labels":{"poke":"1"}}}`)); err != nil {

@@ -1,6 +1,9 @@
 // Package nosync_test runs the controller on a real API server that has the
 // Task CRD but no Synchronization CRD, as on a cluster without the Astronetes
-// operator where the chart's minimal CRD was not installed.
+// operator where the chart's minimal CRD was not installed. Who may do what
+// is test/controller's business: here the manager runs as envtest's admin
+// and the Tasks are requested (spec.requester set as the webhook would) by an
+// admin bound to cluster-admin through an ordinary group.
 package nosync_test
 
 import (
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -32,6 +36,9 @@ import (
 )
 
 var k8s client.Client
+
+// adminGroup is bound to cluster-admin, as kubeadm's kubeadm:cluster-admins.
+const adminGroup = "test:cluster-admins"
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -91,6 +98,13 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	admins := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "test-cluster-admins"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: adminGroup}}}
+	if err := k8s.Create(ctx, admins); err != nil {
+		fmt.Fprintln(os.Stderr, "bind the admin group:", err)
+		return 1
+	}
 	return m.Run()
 }
 
@@ -112,7 +126,8 @@ func TestWithoutSynchronizationCRD(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: "default"}, Spec: v1alpha1.TaskSpec{Plugin: tt.plugin}}
+			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: "default"}, Spec: v1alpha1.TaskSpec{Plugin: tt.plugin,
+				Requester: &v1alpha1.Requester{Username: "test-admin", Groups: []string{adminGroup}}}}
 			task.Spec.Config.Raw = []byte(tt.config)
 			if err := k8s.Create(ctx, task); err != nil {
 				t.Fatal(err)

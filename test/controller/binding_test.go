@@ -1,0 +1,218 @@
+package controller_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+)
+
+// The ClusterRoleBinding is created as the requester: bind on the role alone
+// is not enough (Kubernetes also wants create clusterrolebindings), bind and
+// create together get the binding, labelled with the Task's UID and removed
+// when the Task finishes.
+func TestClusterRoleBindingAsRequester(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	startManager(t, ns)
+
+	bindView := rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, ResourceNames: []string{"view"}, Verbs: []string{"bind"}}
+	createCRBs := rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: []string{"create"}}
+	tests := []struct {
+		name     string
+		nsRules  []rbacv1.PolicyRule
+		cluster  []rbacv1.PolicyRule
+		wantBind bool
+		wantText string
+	}{
+		{name: "bind-only", nsRules: []rbacv1.PolicyRule{createTasks, createPods}, cluster: []rbacv1.PolicyRule{bindView},
+			wantText: `cannot create resource "clusterrolebindings"`},
+		{name: "bind-and-create", nsRules: []rbacv1.PolicyRule{createTasks, createPods}, cluster: []rbacv1.PolicyRule{bindView, createCRBs}, wantBind: true},
+		// The binding is made, the Pod is refused: the Task fails, and
+		// failing is a way of finishing, so the binding goes.
+		{name: "binding-but-no-pods", nsRules: []rbacv1.PolicyRule{createTasks}, cluster: []rbacv1.PolicyRule{bindView, createCRBs},
+			wantText: `cannot create resource "pods"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			requester := newRequester(t, ns, tt.name, tt.nsRules, tt.cluster)
+			cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "pods", "-A")
+			cfg.ClusterRole = "view"
+			mustCreate(t, withRequester(makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg), requester))
+			crbKey := client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, tt.name)}
+			if !tt.wantBind {
+				task := waitForTask(t, ns, tt.name, v1alpha1.TaskFailed)
+				c := succeededCondition(t, task)
+				if c.Reason != controller.ReasonForbidden || !strings.Contains(c.Message, tt.wantText) {
+					t.Errorf("condition = %s: %s, want Forbidden saying %s", c.Reason, c.Message, tt.wantText)
+				}
+				waitForAbsent(t, crbKey, &rbacv1.ClusterRoleBinding{})
+				wantAbsent(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName(tt.name)}, &corev1.Pod{})
+				waitForFinalizerGone(t, task)
+				return
+			}
+			pod := waitForPod(t, ns, tt.name)
+			task := &v1alpha1.Task{}
+			mustGet(t, ns, tt.name, task)
+			crb := &rbacv1.ClusterRoleBinding{}
+			mustGet(t, "", crbKey.Name, crb)
+			if crb.Labels[v1alpha1.TaskUIDLabel] != string(task.UID) || crb.RoleRef.Name != "view" {
+				t.Errorf("binding labels %v, role %s; want the Task's UID %s and view", crb.Labels, crb.RoleRef.Name, task.UID)
+			}
+			setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
+			waitForTask(t, ns, tt.name, v1alpha1.TaskSucceeded)
+			waitForAbsent(t, crbKey, &rbacv1.ClusterRoleBinding{})
+		})
+	}
+}
+
+// A ServiceAccount with the default name that the Task did not create (a
+// namespace editor squatting it to get a token bound to an admin's
+// clusterRole) is never adopted, whether or not it carries the task label:
+// the Task fails NameConflict naming it, and nothing is bound or run.
+func TestServiceAccountSquatting(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	startManager(t, ns)
+
+	tests := []struct {
+		name   string
+		labels map[string]string
+	}{
+		{name: "unlabelled"},
+		{name: "labelled", labels: map[string]string{v1alpha1.TaskLabel: "labelled"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			saName := v1alpha1.DefaultServiceAccountName(tt.name)
+			mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: saName, Labels: tt.labels}})
+			cfg := customImage("busybox:1.36", "true")
+			cfg.ClusterRole = "cluster-admin"
+			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg))
+			task := waitForTask(t, ns, tt.name, v1alpha1.TaskFailed)
+			if c := succeededCondition(t, task); c.Reason != controller.ReasonNameConflict || !strings.Contains(c.Message, ns+"/"+saName) {
+				t.Errorf("condition = %s: %s, want NameConflict naming %s/%s", c.Reason, c.Message, ns, saName)
+			}
+			wantAbsent(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, tt.name)}, &rbacv1.ClusterRoleBinding{})
+			wantAbsent(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName(tt.name)}, &corev1.Pod{})
+		})
+	}
+}
+
+// The finalizer is put back by the controller when someone strips it from a
+// running Task; a binding left by a Task deleted without its finalizer while
+// no controller ran is removed by the sweeper, and a new Task of the same
+// name does not inherit it.
+func TestStrippedFinalizerAndSweeper(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	opts := managerOptions{controller: controller.Options{SweepInterval: 300 * time.Millisecond}}
+	stop := startManagerWith(t, ns, opts)
+
+	cfg := customImage("busybox:1.36", "sleep", "3600")
+	cfg.ClusterRole = "view"
+	mustCreate(t, makeTask(t, ns, "job", v1alpha1.PluginCustomImage, cfg))
+	pod := waitForPod(t, ns, "job")
+	crbKey := client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "job")}
+	old := &rbacv1.ClusterRoleBinding{}
+	mustGet(t, "", crbKey.Name, old)
+	task := &v1alpha1.Task{}
+	mustGet(t, ns, "job", task)
+
+	stripFinalizer(t, task)
+	eventually(t, "finalizer re-asserted", func() error {
+		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
+			return err
+		}
+		if !slices.Contains(task.Finalizers, v1alpha1.Finalizer) {
+			return errNotYet("finalizers %v", task.Finalizers)
+		}
+		return nil
+	})
+
+	// With no controller running, strip it again and delete the Task: it
+	// is gone at once and its binding stays behind.
+	stop()
+	stripFinalizer(t, task)
+	if err := k8sClient.Delete(t.Context(), task); err != nil {
+		t.Fatal(err)
+	}
+	waitForAbsent(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{})
+	mustGet(t, "", crbKey.Name, &rbacv1.ClusterRoleBinding{})
+	// envtest has no garbage collector: remove the old Task's Pod and
+	// ServiceAccount as it would.
+	for _, obj := range []client.Object{pod, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("job")}}} {
+		if err := k8sClient.Delete(t.Context(), obj, client.GracePeriodSeconds(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCreate(t, makeTask(t, ns, "job", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
+
+	startManagerWith(t, ns, opts)
+	waitForAbsent(t, crbKey, &rbacv1.ClusterRoleBinding{})
+	waitForPod(t, ns, "job")
+	fresh := waitForTask(t, ns, "job", v1alpha1.TaskPending)
+	if fresh.UID == task.UID || fresh.Status.CustomImage.ClusterRoleBindingName != "" {
+		t.Errorf("new task %s: status %+v, want its own run without a binding", fresh.UID, fresh.Status.CustomImage)
+	}
+	crbs := &rbacv1.ClusterRoleBindingList{}
+	if err := k8sClient.List(t.Context(), crbs, client.MatchingLabels{v1alpha1.TaskLabel: "job"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, crb := range crbs.Items {
+		for _, s := range crb.Subjects {
+			if s.Namespace == ns && s.Name == v1alpha1.DefaultServiceAccountName("job") {
+				t.Errorf("binding %s still binds %s to the new Task's service account", crb.Name, crb.RoleRef.Name)
+			}
+		}
+	}
+}
+
+// stripFinalizer removes the Task's finalizers, as a user who may update
+// Tasks could without the webhook.
+func stripFinalizer(t *testing.T, task *v1alpha1.Task) {
+	t.Helper()
+	eventually(t, "finalizer stripped", func() error {
+		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
+			return err
+		}
+		task.Finalizers = nil
+		return k8sClient.Update(t.Context(), task)
+	})
+}
+
+// waitForAbsent waits until no object of obj's kind exists at key.
+func waitForAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
+	t.Helper()
+	eventually(t, "removal of "+key.String(), func() error {
+		if err := get(t, key, obj); !apierrors.IsNotFound(err) {
+			return errNotYet("still there (%v)", err)
+		}
+		return nil
+	})
+}
+
+// waitForFinalizerGone waits until the controller removed its finalizer.
+func waitForFinalizerGone(t *testing.T, task *v1alpha1.Task) {
+	t.Helper()
+	eventually(t, "finalizer removed", func() error {
+		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
+			return err
+		}
+		if slices.Contains(task.Finalizers, v1alpha1.Finalizer) {
+			return errNotYet("finalizers %v", task.Finalizers)
+		}
+		return nil
+	})
+}
