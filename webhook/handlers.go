@@ -17,8 +17,8 @@ import (
 )
 
 // defaultingHandler is the mutating webhook's admission.Handler. It decodes
-// the Task once, with errors that name the field, and answers with a single
-// patch operation on spec.config, the only part defaulting touches.
+// the Task once, with errors that name the field, and answers with a patch
+// of spec.config and spec.requester, the only parts it touches.
 type defaultingHandler struct{ defaulter *Defaulter }
 
 // validatingHandler is the validating webhook's admission.Handler.
@@ -80,18 +80,28 @@ func (h singleCallHandler) Handle(ctx context.Context, req admission.Request) ad
 	return admission.Allowed("")
 }
 
-// defaultCreate fills in a new Task's defaults in place and answers with a
-// single patch operation on spec.config, or none when nothing changed.
+// defaultCreate fills in a new Task's defaults in place and records its
+// requester, answering with one patch: a replace of spec.config when a
+// default changed it, and an add of spec.requester unless it already names
+// the user creating the Task.
 func defaultCreate(ctx context.Context, d *Defaulter, req admission.Request, task *v1alpha1.Task) admission.Response {
 	before := string(task.Spec.Config.Raw)
 	if err := d.Default(admission.NewContextWithRequest(ctx, req), task); err != nil {
 		return fromError(err)
 	}
-	if string(task.Spec.Config.Raw) == before {
+	var ops []jsonpatch.JsonPatchOperation
+	if string(task.Spec.Config.Raw) != before {
+		// The raw JSON goes into the patch as it is: numbers keep every digit.
+		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: "/spec/config", Value: json.RawMessage(task.Spec.Config.Raw)})
+	}
+	op, warnings := recordRequester(task, req.UserInfo)
+	if op != nil {
+		ops = append(ops, *op)
+	}
+	if len(ops) == 0 {
 		return admission.Allowed("")
 	}
-	// The raw JSON goes into the patch as it is: numbers keep every digit.
-	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "replace", Path: "/spec/config", Value: json.RawMessage(task.Spec.Config.Raw)})
+	return admission.Patched("", ops...).WithWarnings(warnings...)
 }
 
 func validateCreate(ctx context.Context, v *Validator, req admission.Request, task *v1alpha1.Task) admission.Response {
