@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/schemas"
 )
 
 // What a transformation's access checks ask, and the scope they ask it in.
@@ -130,4 +131,51 @@ func transformationCheckCount(a *Admitter, c *v1alpha1.TransformationConfig) int
 		n += per * len(checkedNamespaces(a, r, c.Namespaces))
 	}
 	return n
+}
+
+// restoreScopes puts back the resources[i].scope that admission filled in
+// at create and an update dropped: kubectl apply replaces a list whole
+// with the one in the file, which has no scope, so without this the second
+// apply of an unchanged file would be a spec change. Only an absent scope
+// of the same group, version and resource at the same index is restored;
+// any other difference stays a spec change. It returns the config to store
+// and whether it changed anything.
+func restoreScopes(oldRaw, newRaw []byte) ([]byte, bool) {
+	oldCfg, errOld := schemas.DecodeJSON(oldRaw)
+	newCfg, errNew := schemas.DecodeJSON(newRaw)
+	if errOld != nil || errNew != nil {
+		return nil, false
+	}
+	oldRes, _ := asObject(oldCfg)["resources"].([]any)
+	newRes, _ := asObject(newCfg)["resources"].([]any)
+	changed := false
+	for i, r := range newRes {
+		cur, isObj := r.(map[string]any)
+		if !isObj || i >= len(oldRes) {
+			continue
+		}
+		prev, _ := oldRes[i].(map[string]any)
+		scope, had := prev["scope"]
+		if _, has := cur["scope"]; has || !had {
+			continue
+		}
+		if prev["group"] != cur["group"] || prev["version"] != cur["version"] || prev["resource"] != cur["resource"] {
+			continue
+		}
+		cur["scope"] = scope
+		changed = true
+	}
+	if !changed {
+		return nil, false
+	}
+	out, err := schemas.EncodeJSON(newCfg)
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+func asObject(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -205,5 +207,37 @@ func TestAccessCheckCap(t *testing.T) {
 	many := make([]AccessCheck, MaxAccessChecks+1)
 	if _, err := authorize(context.Background(), fakeAuthz{}, authenticationv1.UserInfo{Username: "a"}, many, ""); err == nil {
 		t.Errorf("authorize sent %d checks", len(many))
+	}
+}
+
+// TestUpdateRestoresScopes: kubectl apply of an unchanged file replaces
+// resources with the file's list, which has no scope; the mutating webhooks
+// put the recorded scope back, so the second apply is not a spec change,
+// while a real change of resources still is.
+func TestUpdateRestoresScopes(t *testing.T) {
+	stored := withRequester(taskJSON("kubernetes-object-transformation",
+		`{"namespaces":["shop"],"operations":[{"mergePatch":{"a":1}}],"resources":[{"group":"apps","resource":"deployments","scope":"Namespaced","version":"v1"}]}`), `{"username":"alice"}`)
+	applied := withRequester(taskJSON("kubernetes-object-transformation",
+		`{"namespaces":["shop"],"operations":[{"mergePatch":{"a":1}}],"resources":[{"group":"apps","resource":"deployments","version":"v1"}]}`), `{"username":"alice"}`)
+	changed := withRequester(taskJSON("kubernetes-object-transformation",
+		`{"namespaces":["shop"],"operations":[{"mergePatch":{"a":1}}],"resources":[{"group":"apps","resource":"statefulsets","version":"v1"}]}`), `{"username":"alice"}`)
+	mutate, validate, admit := NewHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: fakeAuthz{}})
+
+	_, m := serve(mutate, review(admissionv1.Update, applied, stored, false), "application/json")
+	o, patched := outcomeOf(t, applied, m.Response)
+	if !o.Allowed || len(m.Response.Patch) == 0 {
+		t.Fatalf("mutate: %+v, patch %s: want the scope restored", o, m.Response.Patch)
+	}
+	if _, v := serve(validate, review(admissionv1.Update, patched, stored, false), "application/json"); !v.Response.Allowed {
+		t.Errorf("validate after restore refused: %+v", v.Response.Result)
+	}
+	if _, s := serve(admit, review(admissionv1.Update, applied, stored, false), "application/json"); !s.Response.Allowed || len(s.Response.Patch) == 0 {
+		t.Errorf("single call: allowed %v, patch %s; want allowed with the scope restored", s.Response.Allowed, s.Response.Patch)
+	}
+	for name, h := range map[string]http.Handler{"single call": admit, "validate": validate} {
+		_, out := serve(h, review(admissionv1.Update, changed, stored, false), "application/json")
+		if out.Response.Allowed || !strings.Contains(out.Response.Result.Message, "spec is immutable") {
+			t.Errorf("%s: a changed resource was %+v, want spec is immutable", name, out.Response.Result)
+		}
 	}
 }
