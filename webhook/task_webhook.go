@@ -21,7 +21,9 @@ import (
 
 var taskGroupKind = v1alpha1.GroupVersion.WithKind("Task").GroupKind()
 
-// Defaulter is the mutating webhook: it fills in a new Task's defaults.
+// Defaulter is the mutating webhook's defaulting: it fills in a new Task's
+// defaults. The mutating handlers also record spec.requester, from the
+// request's userInfo, in the same patch (see recordRequester).
 type Defaulter struct{ Admitter *Admitter }
 
 // Validator is the validating webhook: it refuses a wrong Task with every
