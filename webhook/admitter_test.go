@@ -192,11 +192,16 @@ func TestAccessChecks(t *testing.T) {
 		allowed []string
 		denied  []string // fields that must be refused
 	}{
-		{name: "bind refused", task: task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x], clusterRole: cluster-admin}"),
-			denied: []string{"spec.config.clusterRole"}},
-		{name: "bind allowed", task: task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x], clusterRole: cluster-admin}"),
-			allowed: []string{"bind clusterroles  cluster-admin"}},
-		{name: "no clusterRole needs nothing", task: task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x]}")},
+		{name: "tasks-only user may not create the Pod", task: task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x]}"),
+			denied: []string{"spec.config"}},
+		{name: "create pods is enough without clusterRole", task: task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x]}"),
+			allowed: []string{"create pods shop "}},
+		{name: "bind alone refused: a binding needs create clusterrolebindings", task: task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x], clusterRole: cluster-admin}"),
+			allowed: []string{"create pods shop ", "bind clusterroles  cluster-admin"}, denied: []string{"spec.config.clusterRole"}},
+		{name: "create clusterrolebindings alone refused: needs bind", task: task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x], clusterRole: cluster-admin}"),
+			allowed: []string{"create pods shop ", "create clusterrolebindings  "}, denied: []string{"spec.config.clusterRole"}},
+		{name: "bind and create clusterrolebindings allowed", task: task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x], clusterRole: cluster-admin}"),
+			allowed: []string{"create pods shop ", "bind clusterroles  cluster-admin", "create clusterrolebindings  "}},
 		{name: "patch in one namespace of two", task: task(v1alpha1.PluginTransformation,
 			"{resources: [{group: apps, version: v1, resource: deployments}], namespaces: [shop, prod], operations: [{mergePatch: {a: 1}}]}"),
 			allowed: []string{"list deployments shop ", "patch deployments shop ", "list deployments prod "},
@@ -215,7 +220,7 @@ func TestAccessChecks(t *testing.T) {
 			for _, k := range tt.allowed {
 				allowed[k] = true
 			}
-			errs, err := authorize(context.Background(), fakeAuthz{allowed}, authenticationv1.UserInfo{Username: "alice"}, a.AccessChecks(tt.task))
+			errs, err := authorize(context.Background(), fakeAuthz{allowed}, authenticationv1.UserInfo{Username: "alice"}, a.AccessChecks(tt.task), "")
 			if err != nil {
 				t.Fatal(err)
 			}

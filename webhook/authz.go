@@ -42,9 +42,21 @@ func (s SARAuthorizer) Allowed(ctx context.Context, user authenticationv1.UserIn
 // maxParallelChecks bounds the SubjectAccessReviews one admission sends at once.
 const maxParallelChecks = 8
 
+// MaxAccessChecks bounds the SubjectAccessReviews one admission review may
+// cost, so that a single Task cannot make the webhook hammer the API
+// server. A transformation needing more is refused with a field error that
+// says how to split it (see plugin_transformation.go); the other plugins
+// need at most three.
+const MaxAccessChecks = 64
+
 // authorize runs the checks for user, in parallel, and returns a Forbidden
-// field error for each one the user fails, in the order of checks.
-func authorize(ctx context.Context, authz Authorizer, user authenticationv1.UserInfo, checks []AccessCheck) (field.ErrorList, error) {
+// field error for each one the user fails, in the order of checks; hint is
+// appended to each refusal (actas.MastersHint). More than MaxAccessChecks
+// checks is a bug of the caller, refused before any is sent.
+func authorize(ctx context.Context, authz Authorizer, user authenticationv1.UserInfo, checks []AccessCheck, hint string) (field.ErrorList, error) {
+	if len(checks) > MaxAccessChecks {
+		return nil, fmt.Errorf("%d access checks, more than %d per review", len(checks), MaxAccessChecks)
+	}
 	denied := make([]*field.Error, len(checks))
 	errs := make([]error, len(checks))
 	sem := make(chan struct{}, maxParallelChecks)
@@ -59,8 +71,8 @@ func authorize(ctx context.Context, authz Authorizer, user authenticationv1.User
 			case err != nil:
 				errs[i] = err
 			case !ok:
-				denied[i] = field.Forbidden(c.Field, fmt.Sprintf("user %q may not %s: %s",
-					user.Username, describeAttrs(c.Attributes), c.Why))
+				denied[i] = field.Forbidden(c.Field, fmt.Sprintf("user %q may not %s: %s%s",
+					user.Username, describeAttrs(c.Attributes), c.Why, hint))
 			}
 		}()
 	}

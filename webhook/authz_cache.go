@@ -19,33 +19,59 @@ import (
 // keeping the window in which a revoked right still admits Tasks short.
 const DefaultAccessReviewCacheTTL = 10 * time.Second
 
+// DefaultAccessReviewDenialCacheTTL is how long a denial is remembered:
+// long enough that a burst of refused Tasks (a GitOps loop retrying, a
+// script, someone probing) costs the API server one SubjectAccessReview per
+// question instead of one per review, short enough that a user who has just
+// been granted a right retries once and is admitted.
+const DefaultAccessReviewDenialCacheTTL = 2 * time.Second
+
 // DefaultAccessReviewCacheSize bounds the remembered answers. An entry is a
 // 32-byte key and a short reason; the least recently used goes first.
 const DefaultAccessReviewCacheSize = 4096
 
-// CachedAuthorizer remembers the allowed answers of another Authorizer for a
-// TTL, per user (name, uid, groups, extra) and resource attributes. Denials
-// and errors are never remembered: a user who has just been granted a right
-// is not kept waiting, and a failing API server is asked again. The price is
-// that a right revoked within the TTL still admits that user's Tasks until
-// the entry expires.
+// CachedAuthorizer remembers the answers of another Authorizer per user
+// (name, uid, groups, extra) and resource attributes: an allowed answer for
+// its TTL, a denial for a shorter one (DefaultAccessReviewDenialCacheTTL
+// unless WithDenialTTL says otherwise). Errors are never remembered: a
+// failing API server is asked again. The price is that a right revoked
+// within the TTL still admits that user's Tasks until the entry expires,
+// and a right granted within the denial TTL counts once that one expires.
 type CachedAuthorizer struct {
-	inner Authorizer
-	ttl   time.Duration
-	cache *cache.LRUExpireCache
+	inner     Authorizer
+	ttl       time.Duration
+	denialTTL time.Duration
+	cache     *cache.LRUExpireCache
 }
 
 var _ Authorizer = &CachedAuthorizer{}
 
-// NewCachedAuthorizer wraps inner with a cache of at most size entries, each
-// kept for ttl (ttl and size must be positive).
+// verdict is a remembered answer.
+type verdict struct {
+	allowed bool
+	reason  string
+}
+
+// NewCachedAuthorizer wraps inner with a cache of at most size entries:
+// allowed answers are kept for ttl, denials for
+// DefaultAccessReviewDenialCacheTTL or ttl, whichever is shorter (ttl and
+// size must be positive).
 func NewCachedAuthorizer(inner Authorizer, ttl time.Duration, size int) *CachedAuthorizer {
-	return &CachedAuthorizer{inner: inner, ttl: ttl, cache: cache.NewLRUExpireCache(size)}
+	return &CachedAuthorizer{inner: inner, ttl: ttl, denialTTL: min(DefaultAccessReviewDenialCacheTTL, ttl), cache: cache.NewLRUExpireCache(size)}
 }
 
 // newCachedAuthorizerWithClock is NewCachedAuthorizer on a clock tests move.
 func newCachedAuthorizerWithClock(inner Authorizer, ttl time.Duration, size int, clock cache.Clock) *CachedAuthorizer {
-	return &CachedAuthorizer{inner: inner, ttl: ttl, cache: cache.NewLRUExpireCacheWithClock(size, clock)}
+	c := NewCachedAuthorizer(inner, ttl, size)
+	c.cache = cache.NewLRUExpireCacheWithClock(size, clock)
+	return c
+}
+
+// WithDenialTTL sets how long denials are remembered; zero or less
+// remembers none. It returns c.
+func (c *CachedAuthorizer) WithDenialTTL(d time.Duration) *CachedAuthorizer {
+	c.denialTTL = max(d, 0)
+	return c
 }
 
 // accessKey identifies a question to the Authorizer: SHA-256 of the JSON of
@@ -65,22 +91,44 @@ func keyOf(user authenticationv1.UserInfo, attrs authorizationv1.ResourceAttribu
 	return sha256.Sum256(b), nil
 }
 
+// Verdict label values of taskgate_access_review_cache_total.
+const (
+	verdictAllowed = "allowed"
+	verdictDenied  = "denied"
+	verdictError   = "error"
+)
+
 // Allowed implements Authorizer.
 func (c *CachedAuthorizer) Allowed(ctx context.Context, user authenticationv1.UserInfo, attrs authorizationv1.ResourceAttributes) (bool, string, error) {
 	key, err := keyOf(user, attrs)
 	if err != nil {
 		return false, "", err
 	}
-	if reason, ok := c.cache.Get(key); ok {
-		accessReviewCache.WithLabelValues("hit").Inc()
-		return true, reason.(string), nil
+	if v, ok := c.cache.Get(key); ok {
+		got := v.(verdict)
+		accessReviewCache.WithLabelValues("hit", verdictLabel(got.allowed, nil)).Inc()
+		return got.allowed, got.reason, nil
 	}
-	accessReviewCache.WithLabelValues("miss").Inc()
 	ok, reason, err := c.inner.Allowed(ctx, user, attrs)
-	if err == nil && ok {
-		c.cache.Add(key, reason, c.ttl)
+	accessReviewCache.WithLabelValues("miss", verdictLabel(ok, err)).Inc()
+	switch {
+	case err != nil:
+	case ok:
+		c.cache.Add(key, verdict{allowed: true, reason: reason}, c.ttl)
+	case c.denialTTL > 0:
+		c.cache.Add(key, verdict{reason: reason}, c.denialTTL)
 	}
 	return ok, reason, err
+}
+
+func verdictLabel(allowed bool, err error) string {
+	switch {
+	case err != nil:
+		return verdictError
+	case allowed:
+		return verdictAllowed
+	}
+	return verdictDenied
 }
 
 // Len is the number of remembered answers that have not expired.

@@ -10,6 +10,7 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/utils/ptr"
 )
 
 // answer is what the wrapped Authorizer says when it is asked.
@@ -66,9 +67,10 @@ func TestCachedAuthorizer(t *testing.T) {
 		wantErr     bool
 	}
 	tests := []struct {
-		name  string
-		size  int
-		steps []step
+		name      string
+		size      int
+		denialTTL *time.Duration // nil: the default
+		steps     []step
 	}{
 		{name: "allowed answer reused within the TTL, even after revocation", size: 8, steps: []step{
 			{user: alice, attrs: bind, inner: allow, wantAsked: true, wantAllowed: true},
@@ -78,12 +80,24 @@ func TestCachedAuthorizer(t *testing.T) {
 		{name: "expired after the TTL", size: 8, steps: []step{
 			{user: alice, attrs: bind, inner: allow, wantAsked: true, wantAllowed: true},
 			{after: ttl + time.Millisecond, user: alice, attrs: bind, inner: deny, wantAsked: true},
-			{user: alice, attrs: bind, inner: allow, wantAsked: true, wantAllowed: true},
+			{after: DefaultAccessReviewDenialCacheTTL + time.Millisecond, user: alice, attrs: bind, inner: allow, wantAsked: true, wantAllowed: true},
 		}},
-		{name: "denial not cached: a fresh grant counts at once", size: 8, steps: []step{
+		{name: "denial cached briefly: a fresh grant counts once it expires", size: 8, steps: []step{
+			{user: alice, attrs: bind, inner: deny, wantAsked: true},
+			{after: DefaultAccessReviewDenialCacheTTL - time.Millisecond, user: alice, attrs: bind, inner: allow},
+			{after: 2 * time.Millisecond, user: alice, attrs: bind, inner: allow, wantAsked: true, wantAllowed: true},
+			{user: alice, attrs: bind, inner: deny, wantAllowed: true},
+		}},
+		{name: "denials off", size: 8, denialTTL: ptr.To(time.Duration(0)), steps: []step{
+			{user: alice, attrs: bind, inner: deny, wantAsked: true},
 			{user: alice, attrs: bind, inner: deny, wantAsked: true},
 			{user: alice, attrs: bind, inner: allow, wantAsked: true, wantAllowed: true},
-			{user: alice, attrs: bind, inner: deny, wantAllowed: true},
+		}},
+		{name: "a burst of the same refused question asks once", size: 8, steps: []step{
+			{user: alice, attrs: patchShop, inner: deny, wantAsked: true},
+			{after: 100 * time.Millisecond, user: alice, attrs: patchShop, inner: deny},
+			{after: 100 * time.Millisecond, user: alice, attrs: patchShop, inner: deny},
+			{after: 100 * time.Millisecond, user: alice, attrs: patchProd, inner: deny, wantAsked: true},
 		}},
 		{name: "error not cached", size: 8, steps: []step{
 			{user: alice, attrs: bind, inner: fail, wantAsked: true, wantErr: true},
@@ -120,17 +134,19 @@ func TestCachedAuthorizer(t *testing.T) {
 			inner := &scriptedAuthz{}
 			clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 			c := newCachedAuthorizerWithClock(inner, ttl, tt.size, clock)
+			if tt.denialTTL != nil {
+				c.WithDenialTTL(*tt.denialTTL)
+			}
 			for i, s := range tt.steps {
 				clock.now = clock.now.Add(s.after)
 				inner.next = s.inner
 				before := inner.asked
-				hits, misses := promtest.ToFloat64(accessReviewCache.WithLabelValues("hit")), promtest.ToFloat64(accessReviewCache.WithLabelValues("miss"))
+				hits, misses := cacheCount("hit"), cacheCount("miss")
 				ok, _, err := c.Allowed(context.Background(), s.user, s.attrs)
 				if asked := inner.asked > before; asked != s.wantAsked {
 					t.Errorf("step %d: asked the API server %v, want %v", i, asked, s.wantAsked)
 				}
-				dHits := promtest.ToFloat64(accessReviewCache.WithLabelValues("hit")) - hits
-				dMisses := promtest.ToFloat64(accessReviewCache.WithLabelValues("miss")) - misses
+				dHits, dMisses := cacheCount("hit")-hits, cacheCount("miss")-misses
 				if s.wantAsked && (dHits != 0 || dMisses != 1) || !s.wantAsked && (dHits != 1 || dMisses != 0) {
 					t.Errorf("step %d: metric moved hit +%v, miss +%v", i, dHits, dMisses)
 				}
@@ -142,6 +158,58 @@ func TestCachedAuthorizer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// cacheCount sums taskgate_access_review_cache_total over its verdicts.
+func cacheCount(result string) float64 {
+	n := 0.0
+	for _, v := range []string{verdictAllowed, verdictDenied, verdictError} {
+		n += promtest.ToFloat64(accessReviewCache.WithLabelValues(result, v))
+	}
+	return n
+}
+
+// TestCachedAuthorizerVerdictLabel: a remembered denial is counted as a
+// denied hit, an error as an error miss.
+func TestCachedAuthorizerVerdictLabel(t *testing.T) {
+	inner := &scriptedAuthz{next: deny}
+	c := NewCachedAuthorizer(inner, time.Minute, 8)
+	attrs := authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Namespace: "verdict"}
+	user := authenticationv1.UserInfo{Username: "verdict-user"}
+	deniedHits := promtest.ToFloat64(accessReviewCache.WithLabelValues("hit", verdictDenied))
+	errorMisses := promtest.ToFloat64(accessReviewCache.WithLabelValues("miss", verdictError))
+	for range 3 {
+		if ok, _, err := c.Allowed(context.Background(), user, attrs); ok || err != nil {
+			t.Fatalf("allowed %v, err %v", ok, err)
+		}
+	}
+	if d := promtest.ToFloat64(accessReviewCache.WithLabelValues("hit", verdictDenied)) - deniedHits; d != 2 {
+		t.Errorf("denied hits +%v, want +2", d)
+	}
+	inner.next = fail
+	attrs.Namespace = "verdict-2"
+	_, _, _ = c.Allowed(context.Background(), user, attrs)
+	if d := promtest.ToFloat64(accessReviewCache.WithLabelValues("miss", verdictError)) - errorMisses; d != 1 {
+		t.Errorf("error misses +%v, want +1", d)
+	}
+	if inner.asked != 2 {
+		t.Errorf("asked %d times, want 2 (one denial remembered, one error not)", inner.asked)
+	}
+}
+
+// TestCachedAuthorizerDenialTTLCapped: with a TTL shorter than the default
+// denial TTL, denials are kept no longer than allowed answers.
+func TestCachedAuthorizerDenialTTLCapped(t *testing.T) {
+	inner := &scriptedAuthz{next: deny}
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := newCachedAuthorizerWithClock(inner, time.Second, 8, clock)
+	attrs := authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods"}
+	_, _, _ = c.Allowed(context.Background(), authenticationv1.UserInfo{Username: "a"}, attrs)
+	clock.now = clock.now.Add(time.Second + time.Millisecond)
+	inner.next = allow
+	if ok, _, _ := c.Allowed(context.Background(), authenticationv1.UserInfo{Username: "a"}, attrs); !ok || inner.asked != 2 {
+		t.Errorf("allowed %v after %d questions: the denial outlived the 1 s TTL", ok, inner.asked)
 	}
 }
 

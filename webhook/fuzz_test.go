@@ -65,7 +65,9 @@ func FuzzValidateDefault(f *testing.F) {
 			if again, _ := a.Validate(tk); len(again) > 0 {
 				t.Fatalf("valid config became invalid: %v", again)
 			}
-			_ = a.AccessChecks(tk)
+			if n := len(a.AccessChecks(tk)); n > MaxAccessChecks {
+				t.Fatalf("valid Task needs %d access checks, more than %d", n, MaxAccessChecks)
+			}
 		}
 		for _, e := range errs {
 			if e.Field == "" || e.Error() == "" {

@@ -17,8 +17,8 @@ import (
 )
 
 // defaultingHandler is the mutating webhook's admission.Handler. It decodes
-// the Task once, with errors that name the field, and answers with a single
-// patch operation on spec.config, the only part defaulting touches.
+// the Task once, with errors that name the field, and answers with a patch
+// of spec.config and spec.requester, the only parts it touches.
 type defaultingHandler struct{ defaulter *Defaulter }
 
 // validatingHandler is the validating webhook's admission.Handler.
@@ -34,14 +34,18 @@ type singleCallHandler struct {
 }
 
 func (h defaultingHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	if req.Operation != admissionv1.Create {
-		return admission.Allowed("")
-	}
-	task, resp := decodeTask(req.Object.Raw, req.Name)
-	if task == nil {
+	switch req.Operation {
+	case admissionv1.Create:
+		task, resp := decodeTask(req.Object.Raw, req.Name)
+		if task == nil {
+			return resp
+		}
+		return defaultCreate(ctx, h.defaulter, req, task)
+	case admissionv1.Update:
+		resp, _ := restoreUpdate(req)
 		return resp
 	}
-	return defaultCreate(ctx, h.defaulter, req, task)
+	return admission.Allowed("")
 }
 
 func (h validatingHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -75,23 +79,70 @@ func (h singleCallHandler) Handle(ctx context.Context, req admission.Request) ad
 		}
 		return patch.WithWarnings(checked.Warnings...)
 	case admissionv1.Update:
-		return validateUpdate(ctx, h.validator, req)
+		patch, restored := restoreUpdate(req)
+		if !patch.Allowed {
+			return patch
+		}
+		if restored != nil {
+			req.Object.Raw = restored
+		}
+		checked := validateUpdate(ctx, h.validator, req)
+		if !checked.Allowed {
+			return checked
+		}
+		return patch.WithWarnings(checked.Warnings...)
 	}
 	return admission.Allowed("")
 }
 
-// defaultCreate fills in a new Task's defaults in place and answers with a
-// single patch operation on spec.config, or none when nothing changed.
+// restoreUpdate answers an UPDATE with a patch that puts back what
+// admission filled into a list at create and the update dropped (see
+// restoreScopes), returning the object to validate when it patched. It
+// never refuses but for an object that is not a Task: the validating
+// webhook judges the change.
+func restoreUpdate(req admission.Request) (admission.Response, []byte) {
+	task, resp := decodeTask(req.Object.Raw, req.Name)
+	if task == nil {
+		return resp, nil
+	}
+	old, resp := decodeTask(req.OldObject.Raw, req.Name)
+	if old == nil || task.Spec.Plugin != v1alpha1.PluginTransformation || old.Spec.Plugin != task.Spec.Plugin {
+		return admission.Allowed(""), nil
+	}
+	cfg, changed := restoreScopes(old.Spec.Config.Raw, task.Spec.Config.Raw)
+	if !changed {
+		return admission.Allowed(""), nil
+	}
+	task.Spec.Config.Raw = cfg
+	obj, err := json.Marshal(task)
+	if err != nil {
+		return admission.Allowed(""), nil // the validating webhook judges the update as sent
+	}
+	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "replace", Path: "/spec/config", Value: json.RawMessage(cfg)}), obj
+}
+
+// defaultCreate fills in a new Task's defaults in place and records its
+// requester, answering with one patch: a replace of spec.config when a
+// default changed it, and an add of spec.requester unless it already names
+// the user creating the Task.
 func defaultCreate(ctx context.Context, d *Defaulter, req admission.Request, task *v1alpha1.Task) admission.Response {
 	before := string(task.Spec.Config.Raw)
 	if err := d.Default(admission.NewContextWithRequest(ctx, req), task); err != nil {
 		return fromError(err)
 	}
-	if string(task.Spec.Config.Raw) == before {
+	var ops []jsonpatch.JsonPatchOperation
+	if string(task.Spec.Config.Raw) != before {
+		// The raw JSON goes into the patch as it is: numbers keep every digit.
+		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: "/spec/config", Value: json.RawMessage(task.Spec.Config.Raw)})
+	}
+	op, warnings := recordRequester(task, req.UserInfo)
+	if op != nil {
+		ops = append(ops, *op)
+	}
+	if len(ops) == 0 {
 		return admission.Allowed("")
 	}
-	// The raw JSON goes into the patch as it is: numbers keep every digit.
-	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "replace", Path: "/spec/config", Value: json.RawMessage(task.Spec.Config.Raw)})
+	return admission.Patched("", ops...).WithWarnings(warnings...)
 }
 
 func validateCreate(ctx context.Context, v *Validator, req admission.Request, task *v1alpha1.Task) admission.Response {

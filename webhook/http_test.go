@@ -46,7 +46,8 @@ func serve(h http.Handler, body []byte, contentType string) (int, admissionv1.Ad
 }
 
 func TestReviewHandler(t *testing.T) {
-	mutate, validate := Handlers(testScheme(), newTestAdmitter(t), fakeAuthz{})
+	// alice may create Pods in shop, all a plain custom-image Task needs.
+	mutate, validate := Handlers(testScheme(), newTestAdmitter(t), fakeAuthz{map[string]bool{"create pods shop ": true}})
 	good := taskJSON("custom-image", `{"image":"busybox:1.36","command":["echo"]}`)
 	tests := []struct {
 		name        string
@@ -67,7 +68,11 @@ func TestReviewHandler(t *testing.T) {
 		{name: "plugin of the wrong type", handler: mutate, body: review(admissionv1.Create, []byte(`{"spec": {"plugin": 7}}`), nil, false), wantHTTP: 200, wantCode: 422, wantText: "spec.plugin: Invalid value: must be a string"},
 		{name: "object not JSON", handler: mutate, body: review(admissionv1.Create, nil, nil, false), wantHTTP: 200, wantCode: 400},
 		{name: "mutate patches defaults", handler: mutate, body: review(admissionv1.Create, good, nil, false), wantHTTP: 200, wantAllowed: true},
-		{name: "dry-run validated the same", handler: validate, body: review(admissionv1.Create, good, nil, true), wantHTTP: 200, wantAllowed: true},
+		{name: "dry-run validated the same", handler: validate, body: review(admissionv1.Create, withRequester(good, `{"username":"alice"}`), nil, true), wantHTTP: 200, wantAllowed: true},
+		{name: "validate refuses a Task the mutating webhook did not record", handler: validate, body: review(admissionv1.Create, good, nil, false),
+			wantHTTP: 200, wantCode: 422, wantText: "spec.requester: Invalid value: must be the user who creates the Task (alice)"},
+		{name: "validate refuses a requester another webhook rewrote", handler: validate, body: review(admissionv1.Create, withRequester(good, `{"username":"admin"}`), nil, false),
+			wantHTTP: 200, wantCode: 422, wantText: "another mutating webhook changed it"},
 		{name: "invalid is 422 with causes", handler: validate, body: review(admissionv1.Create, taskJSON("custom-image", `{"imagee":"x"}`), nil, false),
 			wantHTTP: 200, wantCode: 422, wantText: `did you mean "image"?`},
 		{name: "unknown plugin refused by the mutating webhook", handler: mutate, body: review(admissionv1.Create, taskJSON("custom-imag", `{}`), nil, false),
@@ -121,9 +126,13 @@ func TestMutatePatch(t *testing.T) {
 	if err := json.Unmarshal(out.Response.Patch, &ops); err != nil {
 		t.Fatal(err)
 	}
-	// One operation on spec.config, nothing else (status, metadata) touched.
-	if len(ops) != 1 || ops[0].Op != "replace" || ops[0].Path != "/spec/config" {
-		t.Fatalf("patch %s, want one replace of /spec/config", out.Response.Patch)
+	// One operation on spec.config and one recording the requester, nothing
+	// else (status, metadata) touched.
+	if len(ops) != 2 || ops[0].Op != "replace" || ops[0].Path != "/spec/config" || ops[1].Op != "add" || ops[1].Path != "/spec/requester" {
+		t.Fatalf("patch %s, want a replace of /spec/config and an add of /spec/requester", out.Response.Patch)
+	}
+	if string(ops[1].Value) != `{"username":"alice"}` {
+		t.Errorf("recorded requester %s, want the request's user alice", ops[1].Value)
 	}
 	var cfg v1alpha1.CustomImageConfig
 	if err := json.Unmarshal(ops[0].Value, &cfg); err != nil {
@@ -133,6 +142,11 @@ func TestMutatePatch(t *testing.T) {
 		cfg.Image != "busybox:1.36" || len(cfg.Command) != 1 {
 		t.Errorf("patched config %s lacks the defaults or lost the user's fields", ops[0].Value)
 	}
+}
+
+// withRequester puts spec.requester (JSON) into a Task from taskJSON.
+func withRequester(task []byte, requester string) []byte {
+	return []byte(strings.Replace(string(task), `"spec":{`, `"spec":{"requester":`+requester+`,`, 1))
 }
 
 // TestMutatePatchKeepsBigNumbers: the patch carries the config's JSON as it

@@ -17,8 +17,8 @@ var (
 	}, []string{"webhook"})
 	accessReviewCache = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "taskgate_access_review_cache_total",
-		Help: "Access checks answered from the cache of allowed SubjectAccessReviews (hit) or sent to the API server (miss); absent with --access-review-cache-ttl=0.",
-	}, []string{"result"})
+		Help: "Access checks answered from the cache of SubjectAccessReview answers (result hit) or sent to the API server (miss), by verdict (allowed, denied, error; errors are never cached); absent with --access-review-cache-ttl=0.",
+	}, []string{"result", "verdict"})
 )
 
 func init() {

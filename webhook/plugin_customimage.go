@@ -134,16 +134,27 @@ func imageWarning(image string) string {
 	return ""
 }
 
-func (customImage) Access(_ *Admitter, _ *v1alpha1.Task, c *config) []AccessCheck {
+// Access asks for what the run does as the requester: create the Pod in the
+// Task's namespace and, with clusterRole, create a ClusterRoleBinding to it,
+// which the API server allows only to a user who may also bind that role.
+func (customImage) Access(_ *Admitter, task *v1alpha1.Task, c *config) []AccessCheck {
+	checks := []AccessCheck{{
+		Field:      configPath,
+		Attributes: authorizationv1.ResourceAttributes{Verb: "create", Version: "v1", Resource: "pods", Namespace: task.Namespace},
+		Why:        "the Task runs its image as a Pod you create (you cannot run through a Task what you could not run by hand)",
+	}}
 	role, _ := c.value["clusterRole"].(string)
 	if role == "" {
-		return nil
+		return checks
 	}
-	return []AccessCheck{{
-		Field: configPath.Child("clusterRole"),
-		Attributes: authorizationv1.ResourceAttributes{
-			Verb: "bind", Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Name: role,
-		},
-		Why: fmt.Sprintf("binding ClusterRole %q needs the bind verb on it (you cannot hand out rights you may not grant yourself)", role),
-	}}
+	crPath := configPath.Child("clusterRole")
+	return append(checks, AccessCheck{
+		Field:      crPath,
+		Attributes: authorizationv1.ResourceAttributes{Verb: "bind", Group: rbacGroup, Resource: "clusterroles", Name: role},
+		Why:        fmt.Sprintf("binding ClusterRole %q needs the bind verb on it (you cannot hand out rights you may not grant yourself)", role),
+	}, AccessCheck{
+		Field:      crPath,
+		Attributes: authorizationv1.ResourceAttributes{Verb: "create", Group: rbacGroup, Resource: "clusterrolebindings"},
+		Why:        fmt.Sprintf("the Task binds ClusterRole %q to its ServiceAccount with a ClusterRoleBinding you create", role),
+	})
 }

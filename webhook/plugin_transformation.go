@@ -5,9 +5,7 @@ import (
 	"fmt"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -15,30 +13,44 @@ import (
 	"github.com/astronetes/taskgate/schemas"
 )
 
-// maxAccessChecks bounds resources × namespaces, each of which costs a
-// SubjectAccessReview at admission.
-const maxAccessChecks = 256
-
 type transformation struct{}
 
+// Default fills in each resource's scope, the one its rights are checked in
+// (see checkedScope), and the Task's namespace as namespaces when some
+// resource may be namespaced.
 func (transformation) Default(a *Admitter, task *v1alpha1.Task, cfg schemas.Fields) bool {
-	if cfg.Has("namespaces") || task.Namespace == "" {
-		return false
-	}
 	v, _ := cfg.Get("resources")
 	resources, _ := v.([]any)
-	// Only when some resource may be namespaced: cluster-scoped ones take none.
+	changed, namespaced := false, false
 	for _, r := range resources {
-		m, _ := r.(map[string]any)
+		m, isObj := r.(map[string]any)
+		if !isObj {
+			continue
+		}
 		group, _ := m["group"].(string)
 		version, _ := m["version"].(string)
 		resource, _ := m["resource"].(string)
-		if !a.clusterScoped(v1alpha1.GroupVersionResource{Group: group, Version: version, Resource: resource}) {
-			cfg.Set("namespaces", []any{task.Namespace})
-			return true
+		gvr := v1alpha1.GroupVersionResource{Group: group, Version: version, Resource: resource}
+		scope, known := a.scopeOf(gvr)
+		// A resource not served now may be namespaced when the Task runs.
+		namespaced = namespaced || scope != v1alpha1.ScopeCluster
+		if _, has := m["scope"]; has || (!known && a.Scopes == nil) {
+			continue // the user's, checked by Validate; or no cluster to ask
 		}
+		if !known {
+			scope = v1alpha1.ScopeCluster // not served: checked cluster-wide
+		}
+		m["scope"] = string(scope)
+		changed = true
 	}
-	return false
+	if changed {
+		cfg.Set("resources", resources)
+	}
+	if namespaced && !cfg.Has("namespaces") && task.Namespace != "" {
+		cfg.Set("namespaces", []any{task.Namespace})
+		changed = true
+	}
+	return changed
 }
 
 func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
@@ -56,12 +68,13 @@ func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (fiel
 			errs = append(errs, field.Invalid(configPath.Child("namespaces").Index(i), ns, msg))
 		}
 	}
-	if a.Scopes != nil {
-		for i, r := range c.Resources {
-			gvr := schema.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: r.Resource}
-			if _, known := a.Scopes.ClusterScoped(gvr); !known {
-				warnings = append(warnings, fmt.Sprintf("spec.config.resources[%d]: the API server does not serve %s/%s now; the Task fails unless it does when the Task runs", i, gvrString(r), r.Version))
-			}
+	for i, r := range c.Resources {
+		e, w := validateScope(a, r, configPath.Child("resources").Index(i))
+		if e != nil {
+			errs = append(errs, e)
+		}
+		if w != "" {
+			warnings = append(warnings, fmt.Sprintf("spec.config.resources[%d]: %s", i, w))
 		}
 	}
 	for i, n := range c.Names {
@@ -74,9 +87,12 @@ func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (fiel
 		errs = append(errs, metav1validation.ValidateLabelSelector(c.LabelSelector,
 			metav1validation.LabelSelectorValidationOptions{}, configPath.Child("labelSelector"))...)
 	}
-	if n := len(c.Resources) * max(1, len(c.Namespaces)); n > maxAccessChecks {
-		errs = append(errs, field.Invalid(configPath.Child("namespaces"), field.OmitValueType{},
-			fmt.Sprintf("resources × namespaces is %d, more than %d: split the transformation into several Tasks", n, maxAccessChecks)))
+	if n := transformationCheckCount(a, c); n > MaxAccessChecks {
+		at := configPath.Child("namespaces")
+		if len(c.Namespaces) == 0 {
+			at = configPath.Child("resources")
+		}
+		errs = append(errs, field.Invalid(at, field.OmitValueType{}, fmt.Sprintf(errTooManyChecks, n, MaxAccessChecks)))
 	}
 	// Read from the map, every patch is one DecodePatch accepts (see
 	// jsonPatchFromMap); only the checks beyond it are left.
@@ -162,24 +178,9 @@ func (transformation) Access(a *Admitter, _ *v1alpha1.Task, cfg *config) []Acces
 	}
 	var checks []AccessCheck
 	for i, r := range c.Resources {
-		namespaces := c.Namespaces
-		if a.clusterScoped(r) || len(namespaces) == 0 {
-			namespaces = []string{""}
-		}
-		for _, ns := range namespaces {
-			for _, verb := range []string{"list", "patch"} {
-				where := "cluster-wide"
-				if ns != "" {
-					where = "in namespace " + ns
-				}
-				checks = append(checks, AccessCheck{
-					Field: configPath.Child("resources").Index(i),
-					Attributes: authorizationv1.ResourceAttributes{
-						Verb: verb, Group: r.Group, Version: r.Version, Resource: r.Resource, Namespace: ns,
-					},
-					Why: fmt.Sprintf("the transformation would %s %s %s on your behalf", verb, gvrString(r), where),
-				})
-			}
+		at := configPath.Child("resources").Index(i)
+		for _, ns := range checkedNamespaces(a, r, c.Namespaces) {
+			checks = append(checks, resourceChecks(r, ns, at)...)
 		}
 	}
 	return checks

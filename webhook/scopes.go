@@ -29,16 +29,18 @@ func (m MapperScopes) ClusterScoped(gvr schema.GroupVersionResource) (bool, bool
 	return mapping.Scope.Name() == meta.RESTScopeNameRoot, true
 }
 
-// builtinScopes knows the cluster-scoped resources of a stock Kubernetes, for
-// `taskgate validate` without a cluster. Anything else counts as namespaced.
+// builtinScopes knows the scopes of a stock Kubernetes' resources, for
+// `taskgate validate` without a cluster and for a discovery that fails for
+// a moment; anything else is unknown.
 type builtinScopes struct{}
 
-var clusterScopedBuiltins = map[schema.GroupResource]bool{
-	{Resource: "namespaces"}:        true,
-	{Resource: "nodes"}:             true,
-	{Resource: "persistentvolumes"}: true,
-	{Group: "rbac.authorization.k8s.io", Resource: "clusterroles"}:                       true,
-	{Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"}:                true,
+// builtinScope maps a built-in resource to whether it is cluster-scoped.
+var builtinScope = map[schema.GroupResource]bool{
+	{Resource: "namespaces"}:                                                             true,
+	{Resource: "nodes"}:                                                                  true,
+	{Resource: "persistentvolumes"}:                                                      true,
+	{Group: rbacGroup, Resource: "clusterroles"}:                                         true,
+	{Group: rbacGroup, Resource: "clusterrolebindings"}:                                  true,
 	{Group: "storage.k8s.io", Resource: "storageclasses"}:                                true,
 	{Group: "storage.k8s.io", Resource: "csidrivers"}:                                    true,
 	{Group: "storage.k8s.io", Resource: "volumeattachments"}:                             true,
@@ -50,21 +52,46 @@ var clusterScopedBuiltins = map[schema.GroupResource]bool{
 	{Group: "node.k8s.io", Resource: "runtimeclasses"}:                                   true,
 	{Group: "apiregistration.k8s.io", Resource: "apiservices"}:                           true,
 	{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}:               true,
+
+	{Resource: "configmaps"}:                                     false,
+	{Resource: "secrets"}:                                        false,
+	{Resource: "pods"}:                                           false,
+	{Resource: "services"}:                                       false,
+	{Resource: "serviceaccounts"}:                                false,
+	{Resource: "persistentvolumeclaims"}:                         false,
+	{Group: "apps", Resource: "deployments"}:                     false,
+	{Group: "apps", Resource: "statefulsets"}:                    false,
+	{Group: "apps", Resource: "daemonsets"}:                      false,
+	{Group: "apps", Resource: "replicasets"}:                     false,
+	{Group: "batch", Resource: "jobs"}:                           false,
+	{Group: "batch", Resource: "cronjobs"}:                       false,
+	{Group: "networking.k8s.io", Resource: "ingresses"}:          false,
+	{Group: "networking.k8s.io", Resource: "networkpolicies"}:    false,
+	{Group: "policy", Resource: "poddisruptionbudgets"}:          false,
+	{Group: "autoscaling", Resource: "horizontalpodautoscalers"}: false,
+	{Group: rbacGroup, Resource: "roles"}:                        false,
+	{Group: rbacGroup, Resource: "rolebindings"}:                 false,
 }
 
 // ClusterScoped implements ScopeResolver.
 func (builtinScopes) ClusterScoped(gvr schema.GroupVersionResource) (bool, bool) {
-	if clusterScopedBuiltins[gvr.GroupResource()] {
-		return true, true
-	}
-	return false, false
+	cs, known := builtinScope[gvr.GroupResource()]
+	return cs, known
 }
 
-func (a *Admitter) clusterScoped(r v1alpha1.GroupVersionResource) bool {
+// scopeOf is the scope r is served in, known false when the API server does
+// not serve it now (or, without a cluster, the built-in table lacks it).
+func (a *Admitter) scopeOf(r v1alpha1.GroupVersionResource) (v1alpha1.ResourceScope, bool) {
 	var res ScopeResolver = builtinScopes{}
 	if a.Scopes != nil {
 		res = a.Scopes
 	}
-	cs, _ := res.ClusterScoped(schema.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: r.Resource})
-	return cs
+	cs, known := res.ClusterScoped(schema.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: r.Resource})
+	switch {
+	case !known:
+		return "", false
+	case cs:
+		return v1alpha1.ScopeCluster, true
+	}
+	return v1alpha1.ScopeNamespaced, true
 }

@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -22,7 +21,9 @@ import (
 
 var taskGroupKind = v1alpha1.GroupVersion.WithKind("Task").GroupKind()
 
-// Defaulter is the mutating webhook: it fills in a new Task's defaults.
+// Defaulter is the mutating webhook's defaulting: it fills in a new Task's
+// defaults. The mutating handlers also record spec.requester, from the
+// request's userInfo, in the same patch (see recordRequester).
 type Defaulter struct{ Admitter *Admitter }
 
 // Validator is the validating webhook: it refuses a wrong Task with every
@@ -31,12 +32,18 @@ type Validator struct {
 	Admitter *Admitter
 	// Authz checks the requesting user's rights; nil skips the checks.
 	Authz Authorizer
+	// ActAs says whom the access checks ask about: in actas.ModeRequester
+	// (also when empty) the requester as the controller will impersonate
+	// them (actas.Effective: without system:masters), in
+	// actas.ModeController the request's full userInfo.
+	ActAs actas.Mode
+	// Manager is the manager's own username, the only user who may remove
+	// the v1alpha1.Finalizer; empty lets nobody remove it.
+	Manager string
+	// Preflight, when set, dry-runs a custom-image Task's children on the
+	// API server as the requester once the Task passed every other check.
+	Preflight *Preflight
 }
-
-var (
-	_ admission.Defaulter[*v1alpha1.Task] = &Defaulter{}
-	_ admission.Validator[*v1alpha1.Task] = &Validator{}
-)
 
 // Default implements admission.Defaulter. Only CREATE is defaulted: spec is
 // immutable, so an UPDATE has nothing to fill.
@@ -54,13 +61,24 @@ func (d *Defaulter) Default(ctx context.Context, task *v1alpha1.Task) error {
 	return nil
 }
 
-// ValidateCreate implements admission.Validator.
+// ValidateCreate implements admission.Validator: the Task's schema and
+// plugin rules, the recorded requester, the requester's rights, and the
+// preflight, each only once everything before it passed.
 func (v *Validator) ValidateCreate(ctx context.Context, task *v1alpha1.Task) (admission.Warnings, error) {
 	start := time.Now()
 	errs, warnings, checks := v.Admitter.check(task, v.Authz != nil)
+	req, hasReq := requestFrom(ctx)
+	if hasReq {
+		errs = mergeErrors(errs, checkRequester(task, req.UserInfo))
+	}
 	var err error
 	if len(errs) == 0 && len(checks) > 0 {
-		errs, err = v.checkAccess(ctx, task, checks)
+		errs, err = v.checkAccess(ctx, task, req, checks)
+	}
+	if len(errs) == 0 && err == nil && hasReq && v.Preflight != nil && task.Spec.Plugin == v1alpha1.PluginCustomImage {
+		var more []string
+		errs, more = v.Preflight.CustomImage(ctx, task, actas.FromUserInfo(req.UserInfo))
+		warnings = append(warnings, more...)
 	}
 	observe("validate", task, admissionv1.Create, start, errs, err)
 	if err != nil {
@@ -72,14 +90,18 @@ func (v *Validator) ValidateCreate(ctx context.Context, task *v1alpha1.Task) (ad
 	return warnings, nil
 }
 
-// ValidateUpdate implements admission.Validator: spec cannot change, and an
-// unchanged spec is not checked again, so metadata and finalizer updates go
-// through even if the schemas changed since the Task was admitted.
+// ValidateUpdate implements admission.Validator: spec cannot change, and
+// only the manager may remove the finalizer. An unchanged spec is not
+// checked again, so metadata and finalizer updates go through even if the
+// schemas changed since the Task was admitted.
 func (v *Validator) ValidateUpdate(ctx context.Context, oldTask, task *v1alpha1.Task) (admission.Warnings, error) {
 	start := time.Now()
-	var errs field.ErrorList
-	if !sameSpec(oldTask.Spec, task.Spec) {
-		errs = field.ErrorList{field.Forbidden(specPath, "spec is immutable: a Task runs once; create a new Task (metadata.generateName works) to run again")}
+	errs := specChanges(oldTask.Spec, task.Spec)
+	if removesFinalizer(oldTask, task) {
+		req, _ := requestFrom(ctx)
+		if v.Manager == "" || req.UserInfo.Username != v.Manager {
+			errs = append(errs, finalizerForbidden(v.Manager))
+		}
 	}
 	observe("validate", task, admissionv1.Update, start, errs, nil)
 	if len(errs) > 0 {
@@ -93,12 +115,13 @@ func (v *Validator) ValidateDelete(context.Context, *v1alpha1.Task) (admission.W
 	return nil, nil
 }
 
-func (v *Validator) checkAccess(ctx context.Context, task *v1alpha1.Task, checks []AccessCheck) (field.ErrorList, error) {
-	req, err := admission.RequestFromContext(ctx)
-	if err != nil {
-		return nil, apierrors.NewBadRequest("no admission request in context: " + err.Error())
+// checkAccess asks the Authorizer about the identity the run acts as.
+func (v *Validator) checkAccess(ctx context.Context, task *v1alpha1.Task, req admission.Request, checks []AccessCheck) (field.ErrorList, error) {
+	if req.UserInfo.Username == "" {
+		return nil, apierrors.NewBadRequest("no admission request in context, or no user in it")
 	}
-	errs, err := authorize(ctx, v.Authz, req.UserInfo, checks)
+	user, hint := accessSubject(v.ActAs, req.UserInfo)
+	errs, err := authorize(ctx, v.Authz, user, checks, hint)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "authorization check failed", "task", task.Name)
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("taskgate could not check your permissions (retry): %v", err))
@@ -106,16 +129,10 @@ func (v *Validator) checkAccess(ctx context.Context, task *v1alpha1.Task, checks
 	return errs, nil
 }
 
-func sameSpec(a, b v1alpha1.TaskSpec) bool {
-	if a.Plugin != b.Plugin {
-		return false
-	}
-	av, aerr := schemas.DecodeJSON(a.Config.Raw)
-	bv, berr := schemas.DecodeJSON(b.Config.Raw)
-	if aerr != nil || berr != nil {
-		return string(a.Config.Raw) == string(b.Config.Raw)
-	}
-	return reflect.DeepEqual(av, bv)
+// requestFrom is the admission request in ctx, if any.
+func requestFrom(ctx context.Context) (admission.Request, bool) {
+	req, err := admission.RequestFromContext(ctx)
+	return req, err == nil
 }
 
 func operation(ctx context.Context) admissionv1.Operation {
@@ -152,6 +169,10 @@ type Options struct {
 	// SubjectAccessReview answer is reused for the same user and question
 	// (see CachedAuthorizer); zero asks the API server every time.
 	AccessReviewCacheTTL time.Duration
+	// AccessReviewDenialCacheTTL is how long a denial is reused while the
+	// cache is on: zero means DefaultAccessReviewDenialCacheTTL (at most
+	// AccessReviewCacheTTL), negative remembers no denial.
+	AccessReviewDenialCacheTTL time.Duration
 	// ActAs says whom the controller acts as; admission's access checks ask
 	// about that identity (actas.Effective of the requester by default).
 	ActAs actas.Mode
@@ -172,50 +193,101 @@ func NewAdmitterFromOptions(opts Options) (*Admitter, error) {
 	return a, nil
 }
 
+// setupTimeout bounds the API requests SetupWithManager makes.
+const setupTimeout = 30 * time.Second
+
 // SetupWithManager registers the Task webhooks on the manager's webhook
 // server: the mutating and validating pair, and the single-call webhook.
 // Which of them the API server calls is up to the webhook configurations.
+// It asks the API server who the manager is (actas.Self), the one user
+// that may remove a Task's finalizer.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	a, err := NewAdmitterFromOptions(opts)
+	v, err := NewValidatorForManager(mgr, opts)
 	if err != nil {
 		return err
 	}
-	a.Scopes = MapperScopes{Mapper: mgr.GetRESTMapper()}
-	authz := NewAuthorizer(mgr.GetClient(), opts)
-	mutate, validate := Handlers(mgr.GetScheme(), a, authz)
+	mutate, validate, admit := NewHandlers(v)
 	srv := mgr.GetWebhookServer()
 	srv.Register(MutatePath, mutate)
 	srv.Register(ValidatePath, validate)
-	srv.Register(AdmitPath, SingleCallHandler(a, authz))
+	srv.Register(AdmitPath, admit)
 	return nil
 }
 
+// NewValidatorForManager builds the Validator SetupWithManager serves:
+// discovery for scopes, SubjectAccessReviews through the manager's client,
+// the manager's own username, and with opts.Preflight the clients that act
+// as requesters.
+func NewValidatorForManager(mgr ctrl.Manager, opts Options) (*Validator, error) {
+	mode := opts.ActAs
+	if mode == "" {
+		mode = actas.ModeRequester
+	}
+	if _, err := actas.ParseMode(string(mode)); err != nil {
+		return nil, err
+	}
+	a, err := NewAdmitterFromOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	a.Scopes = MapperScopes{Mapper: mgr.GetRESTMapper()}
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	self, err := actas.Self(ctx, mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("learn the manager's own user, the only one that may remove the %s finalizer: %w", v1alpha1.Finalizer, err)
+	}
+	v := &Validator{Admitter: a, Authz: NewAuthorizer(mgr.GetClient(), opts), ActAs: mode, Manager: self.Username}
+	if opts.Preflight {
+		f, err := actas.NewFactory(mode, mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper())
+		if err != nil {
+			return nil, fmt.Errorf("preflight clients: %w", err)
+		}
+		v.Preflight = &Preflight{Clients: f.For}
+	}
+	return v, nil
+}
+
 // NewAuthorizer is the SubjectAccessReview authorizer the webhooks use,
-// behind a cache of allowed answers when opts.AccessReviewCacheTTL is set.
+// behind a cache of answers when opts.AccessReviewCacheTTL is set.
 func NewAuthorizer(c client.Client, opts Options) Authorizer {
 	var authz Authorizer = SARAuthorizer{Client: c}
 	if opts.AccessReviewCacheTTL > 0 {
-		authz = NewCachedAuthorizer(authz, opts.AccessReviewCacheTTL, DefaultAccessReviewCacheSize)
+		cached := NewCachedAuthorizer(authz, opts.AccessReviewCacheTTL, DefaultAccessReviewCacheSize)
+		if opts.AccessReviewDenialCacheTTL != 0 {
+			cached.WithDenialTTL(min(opts.AccessReviewDenialCacheTTL, opts.AccessReviewCacheTTL))
+		}
+		authz = cached
 	}
 	return authz
 }
 
-// Handlers returns the HTTP handlers of the mutating and validating webhooks.
-// The scheme is not needed to decode Tasks; it is kept so callers wire the
-// handlers the way controller-runtime's builder would.
+// Handlers returns the HTTP handlers of the mutating and validating webhooks
+// for a Validator with only an Admitter and an Authorizer (no preflight, no
+// manager identity: nobody may remove the finalizer). The scheme is not
+// needed to decode Tasks; it is kept so callers wire the handlers the way
+// controller-runtime's builder would.
 func Handlers(_ *runtime.Scheme, a *Admitter, authz Authorizer) (mutate, validate *ReviewHandler) {
-	mutate = NewReviewHandler(&admission.Webhook{Handler: defaultingHandler{defaulter: &Defaulter{Admitter: a}}})
-	validate = NewReviewHandler(&admission.Webhook{Handler: validatingHandler{validator: &Validator{Admitter: a, Authz: authz}}})
+	mutate, validate, _ = NewHandlers(&Validator{Admitter: a, Authz: authz})
 	return mutate, validate
 }
 
-// SingleCallHandler returns the HTTP handler of the single-call webhook: a
-// mutating webhook that defaults and then validates in the same call. It is
-// as strict as the pair only while no later mutating webhook changes Tasks;
-// its configuration should say reinvocationPolicy: IfNeeded.
+// SingleCallHandler returns the HTTP handler of the single-call webhook for
+// a Validator with only an Admitter and an Authorizer (see Handlers).
 func SingleCallHandler(a *Admitter, authz Authorizer) *ReviewHandler {
-	return NewReviewHandler(&admission.Webhook{Handler: singleCallHandler{
-		defaulter: &Defaulter{Admitter: a},
-		validator: &Validator{Admitter: a, Authz: authz},
-	}})
+	_, _, admit := NewHandlers(&Validator{Admitter: a, Authz: authz})
+	return admit
+}
+
+// NewHandlers returns the HTTP handlers of the three webhooks around one
+// Validator: the mutating and validating pair, and the single-call webhook,
+// a mutating webhook that defaults and then validates in the same call. The
+// single call is as strict as the pair only while no later mutating webhook
+// changes Tasks; its configuration should say reinvocationPolicy: IfNeeded.
+func NewHandlers(v *Validator) (mutate, validate, single *ReviewHandler) {
+	d := &Defaulter{Admitter: v.Admitter}
+	mutate = NewReviewHandler(&admission.Webhook{Handler: defaultingHandler{defaulter: d}})
+	validate = NewReviewHandler(&admission.Webhook{Handler: validatingHandler{validator: v}})
+	single = NewReviewHandler(&admission.Webhook{Handler: singleCallHandler{defaulter: d, validator: v}})
+	return mutate, validate, single
 }

@@ -167,9 +167,10 @@ func transformationFromMap(c *config) (*v1alpha1.TransformationConfig, []any, bo
 		l := r.list(v, true)
 		out.Resources = make([]v1alpha1.GroupVersionResource, len(l))
 		for i, e := range l {
-			gvr := r.object(e, "group", "version", "resource")
+			gvr := r.object(e, "group", "version", "resource", "scope")
 			out.Resources[i] = v1alpha1.GroupVersionResource{
 				Group: r.optStr(gvr, "group"), Version: r.optStr(gvr, "version"), Resource: r.optStr(gvr, "resource"),
+				Scope: v1alpha1.ResourceScope(r.optStr(gvr, "scope")),
 			}
 		}
 	}

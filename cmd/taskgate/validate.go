@@ -30,7 +30,7 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-const authzNote = "note: authorization checks (bind on clusterRole, list/patch on transformation targets, create on synchronizations) need a cluster and were skipped"
+const authzNote = "note: authorization checks (create pods, bind + create clusterrolebindings for a clusterRole; list/patch on transformation targets, escalate or bind for RBAC kinds; create synchronizations) and the preflight dry run need a cluster and were skipped"
 
 // document is one YAML document of an input, with where it came from.
 type document struct {

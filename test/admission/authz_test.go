@@ -14,7 +14,7 @@ import (
 )
 
 // TestNamespaceEditorCannotEscalate impersonates a namespace editor: a user
-// who may edit Tasks and Deployments in one namespace. (The built-in "edit"
+// who may edit Tasks and Deployments in one namespace (and not create Pods). (The built-in "edit"
 // ClusterRole is filled by the aggregation controller, which envtest does not
 // run, so the test grants the same rights with a Role.) A Task of theirs may
 // not bind cluster-admin, nor patch or create where they could not themselves.
@@ -46,7 +46,9 @@ func TestNamespaceEditorCannotEscalate(t *testing.T) {
 		plugin       v1alpha1.Plugin
 		want         string // empty: admitted
 	}{
-		{name: "plain task", plugin: v1alpha1.PluginCustomImage, config: `{"image":"busybox:1.36","command":["echo"]}`},
+		// The editor may not create Pods, so a Task may not run one for them.
+		{name: "plain task", plugin: v1alpha1.PluginCustomImage, config: `{"image":"busybox:1.36","command":["echo"]}`,
+			want: `spec.config: Forbidden: user "alice" may not create pods in namespace team-a`},
 		{name: "cluster-admin", plugin: v1alpha1.PluginCustomImage, config: `{"image":"busybox:1.36","command":["echo"],"clusterRole":"cluster-admin"}`,
 			want: `spec.config.clusterRole: Forbidden: user "alice" may not bind clusterroles.rbac.authorization.k8s.io cluster-admin`},
 		{name: "patch own namespace", plugin: v1alpha1.PluginTransformation,

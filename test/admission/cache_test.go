@@ -15,14 +15,15 @@ import (
 
 // TestAccessReviewCacheWithRealRBAC drives the access-review cache (the
 // manager's --access-review-cache-ttl) with SubjectAccessReviews answered
-// by the API server's RBAC: a denial is not remembered, so a right just
-// granted counts at once; an allowed answer is reused until its TTL ends,
-// so a revoked right still counts until then, and not after.
+// by the API server's RBAC: a denial is remembered for the short denial
+// TTL only, so a right just granted counts well before the TTL of allowed
+// answers; an allowed answer is reused until its TTL ends, so a revoked
+// right still counts until then, and not after.
 func TestAccessReviewCacheWithRealRBAC(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t, "cache")
-	const ttl = 2 * time.Second
-	authz := webhook.NewCachedAuthorizer(webhook.SARAuthorizer{Client: k8s}, ttl, webhook.DefaultAccessReviewCacheSize)
+	const ttl, denialTTL = 3 * time.Second, 500 * time.Millisecond
+	authz := webhook.NewCachedAuthorizer(webhook.SARAuthorizer{Client: k8s}, ttl, webhook.DefaultAccessReviewCacheSize).WithDenialTTL(denialTTL)
 	user := authenticationv1.UserInfo{Username: "cache-user", Groups: []string{"system:authenticated"}}
 	attrs := authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "automation.astronetes.io", Resource: "synchronizations"}
 	allowed := func() bool {
@@ -50,6 +51,7 @@ func TestAccessReviewCacheWithRealRBAC(t *testing.T) {
 	if allowed() {
 		t.Fatal("allowed before any grant")
 	}
+	denied := time.Now()
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "sync-creator", Namespace: ns},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"automation.astronetes.io"}, Resources: []string{"synchronizations"}, Verbs: []string{"create"}}}}
 	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "sync-creator", Namespace: ns},
@@ -57,10 +59,13 @@ func TestAccessReviewCacheWithRealRBAC(t *testing.T) {
 		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user.Username}}}
 	must(t, k8s.Create(ctx, role))
 	must(t, k8s.Create(ctx, binding))
-	// The denial above was not cached: the grant counts as soon as RBAC has it,
-	// well within the TTL.
+	// The denial above is remembered for the denial TTL only: the grant
+	// counts once that is over and RBAC has it, well within the TTL.
 	if took := waitFor(true, ttl); took >= ttl {
-		t.Fatalf("grant counted after %v, want before the TTL %v: a denial was cached", took, ttl)
+		t.Fatalf("grant counted after %v, want before the TTL %v: a denial was cached as long as an allowed answer", took, ttl)
+	}
+	if since := time.Since(denied); since < denialTTL {
+		t.Fatalf("grant counted %v after the denial, inside the denial TTL %v: the denial was not remembered", since, denialTTL)
 	}
 
 	must(t, k8s.Delete(ctx, binding))

@@ -24,10 +24,24 @@ func newScheme() *runtime.Scheme {
 
 func stringReader(s string) io.Reader { return strings.NewReader(s) }
 
-// namespace creates a namespace for one test.
+// namespace creates a namespace for one test, with the ServiceAccount
+// "default" that kube-controller-manager (which envtest does not run)
+// creates in every namespace.
 func namespace(t *testing.T, name string) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	bareNamespace(t, name, nil)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: name}}
+	if err := k8s.Create(context.Background(), sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create service account %s/default: %v", name, err)
+	}
+	return name
+}
+
+// bareNamespace creates a namespace with labels and no ServiceAccount, as a
+// namespace is before kube-controller-manager got to it.
+func bareNamespace(t *testing.T, name string, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	if err := k8s.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,17 +25,35 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/webhook"
 )
 
-// Shared by the tests of this package: one control plane, one webhook server.
+// Shared by the tests of this package: one control plane, one webhook
+// server. The webhook manager runs as taskgate-manager, an ordinary user
+// holding exactly the chart's --act-as=requester ClusterRole, so its
+// preflight dry runs go through constrained impersonation for real. The
+// admin is bound to cluster-admin through the group kubeadm:cluster-admins,
+// as kubeadm binds it since 1.29, not through system:masters, which
+// taskgate cannot act as.
 var (
-	testEnv    *envtest.Environment
-	adminCfg   *rest.Config
-	adminKube  string // kubeconfig file of a system:masters user
-	kubectlBin string
-	k8s        client.Client
+	testEnv     *envtest.Environment
+	adminCfg    *rest.Config // kubeadm:cluster-admins
+	adminKube   string       // kubeconfig file of the same admin
+	mastersCfg  *rest.Config // a user in system:masters only
+	mastersKube string
+	managerCfg  *rest.Config // taskgate-manager
+	kubectlBin  string
+	k8s         client.Client // as the admin
+)
+
+// The names the harness gives the webhook manager and the admins.
+const (
+	managerUser = "taskgate-manager"
+	adminUser   = "test-admin"
+	adminGroup  = "kubeadm:cluster-admins"
+	mastersUser = "test-root"
 )
 
 func TestMain(m *testing.M) {
@@ -61,7 +81,12 @@ func run(m *testing.M) (code int) {
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{webhookManifests()}},
 	}
-	cfg, err := testEnv.Start()
+	// envtest turns the ServiceAccount admission plugin off because nothing
+	// creates the default ServiceAccounts; the preflight meets it in every
+	// real cluster, so it is on here, and namespace() creates "default" as
+	// kube-controller-manager would.
+	testEnv.ControlPlane.GetAPIServer().Configure().Disable("disable-admission-plugins")
+	envCfg, err := testEnv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start control plane:", err)
 		return 1
@@ -71,38 +96,85 @@ func run(m *testing.M) (code int) {
 			fmt.Fprintln(os.Stderr, "stop control plane:", err)
 		}
 	}()
-	adminCfg = cfg
-
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	defer func() { cancel(); <-stopped }() // before the control plane stops
-	if err := startWebhooks(ctx, cfg, stopped); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
-	admin, err := testEnv.AddUser(envtest.User{Name: "test-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "add admin user:", err)
-		return 1
-	}
-	kc, err := admin.KubeConfig()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "admin kubeconfig:", err)
-		return 1
-	}
 	dir, err := os.MkdirTemp("", "taskgate-admission-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	adminKube = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(adminKube, kc, 0o600); err != nil {
+	if err := addUsers(envCfg, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	defer func() { cancel(); <-stopped }() // before the control plane stops
+	if err := startWebhooks(ctx, managerCfg, stopped); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
+}
+
+// addUsers creates the manager, the admin and the masters user, grants
+// them their rights with envtest's own system:masters config, and writes
+// the admins' kubeconfig files into dir.
+func addUsers(envCfg *rest.Config, dir string) error {
+	boot, err := client.New(envCfg, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return fmt.Errorf("bootstrap client: %w", err)
+	}
+	ctx := context.Background()
+	for _, obj := range managerRBAC() {
+		if err := boot.Create(ctx, obj); err != nil {
+			return fmt.Errorf("manager RBAC: %w", err)
+		}
+	}
+	if err := boot.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: adminGroup},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: adminGroup}},
+	}); err != nil {
+		return fmt.Errorf("bind %s: %w", adminGroup, err)
+	}
+	manager, err := testEnv.AddUser(envtest.User{Name: managerUser}, nil)
+	if err != nil {
+		return fmt.Errorf("add manager user: %w", err)
+	}
+	managerCfg = manager.Config()
+	admin, err := testEnv.AddUser(envtest.User{Name: adminUser, Groups: []string{adminGroup}}, nil)
+	if err != nil {
+		return fmt.Errorf("add admin user: %w", err)
+	}
+	adminCfg = admin.Config()
+	if adminKube, err = writeKubeconfig(admin, filepath.Join(dir, "admin")); err != nil {
+		return err
+	}
+	masters, err := testEnv.AddUser(envtest.User{Name: mastersUser, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("add masters user: %w", err)
+	}
+	mastersCfg = masters.Config()
+	if mastersKube, err = writeKubeconfig(masters, filepath.Join(dir, "masters")); err != nil {
+		return err
+	}
+	// Tests read what the API server stored, not a cache that may lag.
+	if k8s, err = client.New(adminCfg, client.Options{Scheme: newScheme()}); err != nil {
+		return fmt.Errorf("admin client: %w", err)
+	}
+	return nil
+}
+
+func writeKubeconfig(u *envtest.AuthenticatedUser, path string) (string, error) {
+	kc, err := u.KubeConfig()
+	if err != nil {
+		return "", fmt.Errorf("kubeconfig: %w", err)
+	}
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // singleCall is set by TASKGATE_ADMISSION_MODE=single-call: the whole suite
@@ -143,14 +215,11 @@ func startWebhooks(ctx context.Context, cfg *rest.Config, stopped chan<- struct{
 		close(stopped)
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := webhook.SetupWithManager(mgr, webhook.Options{}); err != nil {
+	// As the manager runs by default: requester mode, preflight on; the
+	// access-review cache off, so that RBAC changes count at once.
+	if err := webhook.SetupWithManager(mgr, webhook.Options{ActAs: actas.ModeRequester, Preflight: true}); err != nil {
 		close(stopped)
 		return fmt.Errorf("set up webhooks: %w", err)
-	}
-	// Tests read what the API server stored, not a cache that may lag.
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		close(stopped)
-		return fmt.Errorf("client: %w", err)
 	}
 	go func() {
 		defer close(stopped)
