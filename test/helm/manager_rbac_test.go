@@ -18,6 +18,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -169,24 +170,26 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 		t.Fatal(err)
 	}
 	if run.actAs == "requester" {
-		checkActsAsRequester(ctx, t, c)
+		checkActsAsRequester(ctx, t, c, adminKubeconfig)
 		return
 	}
-	checkBindForbidden(ctx, t, c)
+	checkBindForbidden(ctx, t, c, adminKubeconfig)
 }
 
 // checkBindForbidden, actAs=controller: with the default (empty)
 // allowedClusterRoles the chart gives the manager no bind permission, so a
 // Task asking for cluster-admin must fail with a reason that says so, not
 // hang.
-func checkBindForbidden(ctx context.Context, t *testing.T, c client.Client) {
+func checkBindForbidden(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string) {
 	t.Helper()
+	ensure(ctx, t, c, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "taskgate-test-cluster-admins"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: adminsGroup}}})
 	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "wants-cluster-admin", Namespace: "default"},
-		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}
+		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage,
+			Requester: &v1alpha1.Requester{Username: adminUser, Groups: []string{adminsGroup, "system:authenticated"}}}}
 	task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["echo"],"clusterRole":"cluster-admin"}`)
-	if err := c.Create(ctx, task); err != nil {
-		t.Fatal(err)
-	}
+	createAsRequester(ctx, t, c, adminKubeconfig, task)
 	cond := waitFailed(ctx, t, c, task, 30*time.Second)
 	if cond.Reason != "BindForbidden" || !strings.Contains(cond.Message, "allowedClusterRoles") {
 		t.Errorf("Task failed with %s: %s; want BindForbidden naming allowedClusterRoles", cond.Reason, cond.Message)

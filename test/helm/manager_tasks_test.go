@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -22,7 +24,7 @@ import (
 const (
 	adminUser   = "taskgate-test-admin"
 	adminsGroup = "kubeadm:cluster-admins"
-	// tasksOnlyUser holds no RBAC at all in these tests.
+	// tasksOnlyUser may create Tasks in default and nothing else.
 	tasksOnlyUser = "taskgate-test-tasks-only"
 )
 
@@ -35,7 +37,7 @@ const (
 //
 // No webhook runs here (see checkManagerWithChartRBAC), so spec.requester is
 // written into the Task as the mutating webhook would record it at admission.
-func checkActsAsRequester(ctx context.Context, t *testing.T, c client.Client) {
+func checkActsAsRequester(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string) {
 	t.Helper()
 	ensure(ctx, t, c, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "taskgate-test-cluster-admins"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
@@ -44,13 +46,17 @@ func checkActsAsRequester(ctx context.Context, t *testing.T, c client.Client) {
 	// kube-controller-manager creates in every namespace; envtest runs none.
 	ensure(ctx, t, c, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "default"}})
 
+	ensure(ctx, t, c, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "taskgate-test-tasks-only"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tasks"}, Verbs: []string{"create", "get"}}}})
+	ensure(ctx, t, c, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "taskgate-test-tasks-only"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "taskgate-test-tasks-only"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: tasksOnlyUser}}})
+
 	admin := &v1alpha1.Requester{Username: adminUser, Groups: []string{adminsGroup, "system:authenticated"}}
 	ok := customImageTask("as-admin", admin, `,"clusterRole":"view"`)
 	nobody := customImageTask("as-nobody", &v1alpha1.Requester{Username: tasksOnlyUser, Groups: []string{"system:authenticated"}}, "")
 	for _, task := range []*v1alpha1.Task{ok, nobody} {
-		if err := c.Create(ctx, task); err != nil {
-			t.Fatalf("create Task %s: %v", task.Name, err)
-		}
+		createAsRequester(ctx, t, c, adminKubeconfig, task)
 	}
 
 	t.Run("admin's Task gets its Pod and binding", func(t *testing.T) {
@@ -115,6 +121,26 @@ func customImageTask(name string, requester *v1alpha1.Requester, extra string) *
 		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage, Requester: requester}}
 	task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["echo"]` + extra + `}`)
 	return task
+}
+
+// createAsRequester creates task as the user its spec.requester names, by
+// impersonation from the admin kubeconfig: the chart's requester policy
+// stores a Task only if spec.requester is its creator.
+func createAsRequester(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string, task *v1alpha1.Task) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", adminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := task.Spec.Requester
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: r.Username, UID: r.UID, Groups: r.Groups, Extra: r.Extra}
+	as, err := client.New(cfg, client.Options{Scheme: c.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := as.Create(ctx, task); err != nil {
+		t.Fatalf("create Task %s as %s: %v", task.Name, r.Username, err)
+	}
 }
 
 // ensure creates obj; AlreadyExists is fine.

@@ -270,3 +270,16 @@ func taskStates(ns string) string {
 	}
 	return b.String()
 }
+
+// waitFor polls cond until it holds or the wait times out.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("condition not met: %v", err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

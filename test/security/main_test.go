@@ -30,6 +30,7 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -140,7 +141,11 @@ func run(m *testing.M) int {
 // the chart's manager ClusterRole for the suite's mode.
 func startManager(ctx context.Context, env *envtest.Environment, assets string, stopped chan<- struct{}) error {
 	fail := func(err error) error { close(stopped); return err }
-	if err := bindChartRole(ctx, filepath.Join(assets, "helm")); err != nil {
+	helm := filepath.Join(assets, "helm")
+	if err := bindChartRole(ctx, helm); err != nil {
+		return fail(err)
+	}
+	if err := applyRendered(ctx, helm, "templates/requester-policy.yaml"); err != nil {
 		return fail(err)
 	}
 	u, err := env.AddUser(envtest.User{Name: managerUser}, nil)
@@ -197,46 +202,79 @@ transformationRules:
     resources: ["roles", "rolebindings"]
 `
 
-// bindChartRole renders the chart's manager ClusterRole for the suite's mode
-// (one source of truth: charts/taskgate/templates/rbac.yaml) and binds it to
-// managerUser.
-func bindChartRole(ctx context.Context, helm string) error {
+// render runs helm template on the chart for the suite's mode and returns
+// the objects of one template.
+func render(ctx context.Context, helm, template string) ([]unstructured.Unstructured, error) {
 	values, err := os.CreateTemp("", "taskgate-security-values-*.yaml")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.Remove(values.Name())
 	if _, err := values.WriteString(chartValues); err != nil {
-		return err
+		return nil, err
 	}
 	_ = values.Close()
 	cmd := exec.CommandContext(ctx, helm, "template", "taskgate", filepath.Join("..", "..", "charts", "taskgate"),
-		"--namespace", "taskgate-system", "--set", "actAs="+string(mode), "-f", values.Name(), "--show-only", "templates/rbac.yaml")
+		"--namespace", "taskgate-system", "--set", "actAs="+string(mode), "-f", values.Name(), "--show-only", template)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("helm template: %v: %s", err, stderr.String())
+		return nil, fmt.Errorf("helm template: %v: %s", err, stderr.String())
 	}
+	var objs []unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	for {
-		var role rbacv1.ClusterRole
-		if err := dec.Decode(&role); errors.Is(err, io.EOF) {
-			return errors.New("helm template rendered no ClusterRole")
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return objs, nil
 		} else if err != nil {
-			return fmt.Errorf("decode rendered RBAC: %w", err)
+			return nil, fmt.Errorf("decode %s: %w", template, err)
 		}
-		if role.Kind != "ClusterRole" {
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+}
+
+// applyRendered creates what the chart renders from template.
+func applyRendered(ctx context.Context, helm, template string) error {
+	objs, err := render(ctx, helm, template)
+	if err != nil {
+		return err
+	}
+	if len(objs) == 0 {
+		return fmt.Errorf("helm template rendered nothing from %s", template)
+	}
+	for i := range objs {
+		if err := k8s.Create(ctx, &objs[i]); err != nil {
+			return fmt.Errorf("create %s %s: %w", objs[i].GetKind(), objs[i].GetName(), err)
+		}
+	}
+	return nil
+}
+
+// bindChartRole creates the chart's manager ClusterRole for the suite's mode
+// (one source of truth: charts/taskgate/templates/rbac.yaml) and binds it to
+// managerUser.
+func bindChartRole(ctx context.Context, helm string) error {
+	objs, err := render(ctx, helm, "templates/rbac.yaml")
+	if err != nil {
+		return err
+	}
+	for i := range objs {
+		if objs[i].GetKind() != "ClusterRole" {
 			continue
 		}
-		role.ResourceVersion = ""
-		if err := k8s.Create(ctx, &role); err != nil {
+		if err := k8s.Create(ctx, &objs[i]); err != nil {
 			return fmt.Errorf("create chart ClusterRole: %w", err)
 		}
+		name := objs[i].GetName()
 		return k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1ObjectMeta(role.Name),
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			ObjectMeta: metav1ObjectMeta(name),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: managerUser}},
 		})
 	}
+	return errors.New("helm template rendered no ClusterRole")
 }
