@@ -14,6 +14,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -35,15 +36,15 @@ const (
 )
 
 // grantRBAC binds cluster-admin to adminsGroup and the chart's manager
-// ClusterRole to managerUser. The ClusterRole is rendered from the chart
+// ClusterRole to managerUser, and installs the chart's requester policy. The ClusterRole is rendered from the chart
 // itself (helm template, offline), so `make run` runs the manager with the
 // very rules an installation gets, with no second copy to drift.
 func grantRBAC(ctx context.Context, o options, cp *controlPlane) error {
-	role, err := chartClusterRole(o)
+	role, policy, err := chartObjects(o)
 	if err != nil {
 		return err
 	}
-	objs := []client.Object{
+	objs := append(policy, []client.Object{
 		&rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: adminsGroup},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
@@ -55,7 +56,7 @@ func grantRBAC(ctx context.Context, o options, cp *controlPlane) error {
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
 			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: managerUser}},
 		},
-	}
+	}...)
 	for _, obj := range objs {
 		if err := cp.client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create %T %s: %w", obj, obj.GetName(), err)
@@ -64,15 +65,16 @@ func grantRBAC(ctx context.Context, o options, cp *controlPlane) error {
 	return nil
 }
 
-// chartClusterRole renders the chart's manager ClusterRole as `make run`
+// chartObjects renders the chart's manager ClusterRole and its requester
+// policy (a ValidatingAdmissionPolicy and its binding) as `make run`
 // runs the manager: both halves, actAs=requester, preflight on, and no
 // built-in certificate rotator (envtest provides the serving certificate;
 // certs.mode=cert-manager is the chart's way of saying "not the rotator",
 // so the rotator's webhook-configuration rules are left out).
-func chartClusterRole(o options) (*rbacv1.ClusterRole, error) {
+func chartObjects(o options) (*rbacv1.ClusterRole, []client.Object, error) {
 	home := filepath.Join(o.stateDir, "helm")
 	cmd := exec.Command(o.helm(), "template", "taskgate", o.chartDir, "--namespace", "taskgate-system",
-		"--show-only", "templates/rbac.yaml", "--set", "actAs=requester", "--set", "webhook.preflight=true",
+		"--show-only", "templates/rbac.yaml", "--show-only", "templates/requester-policy.yaml", "--set", "actAs=requester", "--set", "webhook.preflight=true",
 		"--set", "certs.mode=cert-manager")
 	// Its own homes: nothing read from or written to the user's helm config.
 	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+filepath.Join(home, "config"),
@@ -80,25 +82,37 @@ func chartClusterRole(o options) (*rbacv1.ClusterRole, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("render the chart's RBAC (helm template %s): %w\n%s", o.chartDir, err, stderr.String())
+		return nil, nil, fmt.Errorf("render the chart's RBAC (helm template %s): %w\n%s", o.chartDir, err, stderr.String())
 	}
+	var role *rbacv1.ClusterRole
+	var policy []client.Object
 	r := utilyaml.NewYAMLReader(bufioReader(stdout.Bytes()))
 	for {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("the chart's templates/rbac.yaml renders no ClusterRole")
+			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read the chart's RBAC: %w", err)
+			return nil, nil, fmt.Errorf("read the chart's RBAC: %w", err)
 		}
-		var role rbacv1.ClusterRole
-		if err := yaml.Unmarshal(doc, &role); err != nil {
-			return nil, fmt.Errorf("decode the chart's RBAC: %w", err)
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
+			return nil, nil, fmt.Errorf("decode the chart's RBAC: %w", err)
 		}
-		if role.Kind == "ClusterRole" {
-			return &role, nil
+		switch u.GetKind() {
+		case "ClusterRole":
+			role = &rbacv1.ClusterRole{}
+			if err := yaml.Unmarshal(doc, role); err != nil {
+				return nil, nil, fmt.Errorf("decode the chart's ClusterRole: %w", err)
+			}
+		case "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			policy = append(policy, u)
 		}
 	}
+	if role == nil {
+		return nil, nil, fmt.Errorf("the chart's templates/rbac.yaml renders no ClusterRole")
+	}
+	return role, policy, nil
 }
 
 // ensureDefaultServiceAccount creates the namespace's "default"
