@@ -8,9 +8,11 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,6 +20,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/webhook"
@@ -27,12 +30,14 @@ import (
 // all taskgate's shipped handlers (webhook.Handlers, webhook.SingleCallHandler,
 // webhook.CachedAuthorizer).
 const (
-	modeTaskgate = "taskgate"    // as shipped: mutating + validating, access-review cache 10s
+	modeTaskgate = "taskgate"    // as shipped: mutating + validating, access-review cache 10s, preflight on
 	modeNoop     = "no-op"       // two webhooks answering Allowed at once
 	modeNone     = "no webhooks" // neither configuration installed
 	modeNoCache  = "cache off"   // the pair with --access-review-cache-ttl=0
 	modeOneTrip  = "single-call" // webhook.singleCall=true, cache 10s
 	modeBoth     = "single-call, cache off"
+	// The shipped pair with --preflight=false (a second webhook server).
+	modePreflightOff = "preflight off"
 )
 
 // Paths of the comparison webhooks, next to taskgate's own (MutatePath,
@@ -45,16 +50,27 @@ const (
 	uncachedOneTrip  = "/uncached-admit"
 )
 
-// benchEnv is a control plane whose API server calls one webhook server
-// (a controller-runtime manager's, wired by webhook.SetupWithManager) over
-// TLS, with webhook configurations that can be switched between modes.
+// benchEnv is a control plane whose API server calls two webhook servers
+// (each a controller-runtime manager's, wired by webhook.SetupWithManager)
+// over TLS, with webhook configurations that can be switched between modes.
+// Both managers run as kit.ManagerUser with the chart's requester-mode
+// rules, so the preflight's dry-runs go through constrained impersonation as
+// in production; the Tasks are created by an admin bound to cluster-admin
+// through kit.AdminGroup (not system:masters, which constrained
+// impersonation refuses).
 type benchEnv struct {
 	cp       *kit.ControlPlane
-	hooks    kit.Webhooks // as in config/webhook/manifests.yaml
-	base     string       // https://127.0.0.1:port
+	admin    *kit.Identity // creates every Task
+	manager  *kit.Identity // the webhook managers' user
+	hooks    kit.Webhooks  // as in config/webhook/manifests.yaml
+	base     string        // https://127.0.0.1:port, the shipped options
+	offBase  string        // the same with Preflight off
 	caBundle []byte
-	srv      *countingServer
-	stop     func()
+	srv      *countingServer // both servers' calls, by prefixed path
+	// The webhook managers' own API requests (the preflight's dry-runs,
+	// the SubjectAccessReviews), with preflight on and off.
+	onReqs, offReqs *requestCounter
+	stops           []func()
 }
 
 func startBenchEnv(root string) (*benchEnv, error) {
@@ -64,19 +80,31 @@ func startBenchEnv(root string) (*benchEnv, error) {
 	}
 	e := &benchEnv{cp: cp}
 	if err := e.startWebhooks(root); err != nil {
-		return nil, errors.Join(err, cp.Stop())
+		return nil, errors.Join(err, e.Stop())
 	}
 	return e, nil
 }
 
 func (e *benchEnv) Stop() error {
-	if e.stop != nil {
-		e.stop()
+	for _, stop := range e.stops {
+		stop()
 	}
 	return e.cp.Stop()
 }
 
 func (e *benchEnv) startWebhooks(root string) error {
+	ctx := context.Background()
+	var err error
+	if e.admin, err = e.cp.AddAdmin(ctx, "bench-admin"); err != nil {
+		return err
+	}
+	if e.manager, err = e.cp.AddManager(ctx); err != nil {
+		return err
+	}
+	// The probe's dry-run Pods are created in "default".
+	if err := e.cp.EnsureDefaultServiceAccount(ctx, "default"); err != nil {
+		return err
+	}
 	ca, err := kit.NewCA("taskgate-bench-ca")
 	if err != nil {
 		return err
@@ -85,30 +113,80 @@ func (e *benchEnv) startWebhooks(root string) error {
 	if err != nil {
 		return err
 	}
-	port, err := kit.FreePort()
-	if err != nil {
-		return err
-	}
-	e.caBundle, e.base = ca.PEM, fmt.Sprintf("https://127.0.0.1:%d", port)
+	e.stops = append(e.stops, func() { _ = os.RemoveAll(certDir) })
+	e.caBundle = ca.PEM
 	if e.hooks, err = kit.LoadWebhooks(root); err != nil {
 		return err
 	}
-	e.srv = &countingServer{hits: map[string]*atomic.Int64{},
-		Server: crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})}
-	mgr, err := ctrl.NewManager(e.cp.Config, ctrl.Options{
+	e.srv = &countingServer{hits: map[string]*atomic.Int64{}}
+	e.onReqs, e.offReqs = newRequestCounter(), newRequestCounter()
+	// The shipped options: access-review cache 10s, act as the requester,
+	// preflight on; and the comparison handlers beside them.
+	shipped := webhook.Options{AccessReviewCacheTTL: webhook.DefaultAccessReviewCacheTTL, ActAs: actas.ModeRequester, Preflight: true}
+	if e.base, err = e.startWebhookManager(certDir, "", shipped, e.onReqs, e.registerComparisons); err != nil {
+		return err
+	}
+	off := shipped
+	off.Preflight = false
+	e.offBase, err = e.startWebhookManager(certDir, offPrefix, off, e.offReqs, nil)
+	return err
+}
+
+// offPrefix marks the calls of the preflight-off server in the counts.
+const offPrefix = "preflight-off:"
+
+// startWebhookManager runs a manager with taskgate's webhooks (opts) as
+// e.manager on a port of its own, and returns its base URL.
+func (e *benchEnv) startWebhookManager(certDir, prefix string, opts webhook.Options, reqs *requestCounter, extra func(ctrl.Manager) error) (string, error) {
+	port, err := kit.FreePort()
+	if err != nil {
+		return "", err
+	}
+	cfg := rest.CopyConfig(e.manager.Config)
+	cfg.Wrap(reqs.wrap)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  kit.Scheme(),
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  "0",
 		GracefulShutdownTimeout: ptr.To(5 * time.Second),
-		WebhookServer:           e.srv,
+		WebhookServer: &prefixedServer{counts: e.srv, prefix: prefix,
+			Server: crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})},
 	})
 	if err != nil {
-		return fmt.Errorf("create manager: %w", err)
+		return "", fmt.Errorf("create manager: %w", err)
 	}
-	opts := webhook.Options{AccessReviewCacheTTL: webhook.DefaultAccessReviewCacheTTL}
 	if err := webhook.SetupWithManager(mgr, opts); err != nil {
-		return fmt.Errorf("set up webhooks: %w", err)
+		return "", fmt.Errorf("set up webhooks: %w", err)
 	}
+	if extra != nil {
+		if err := extra(mgr); err != nil {
+			return "", err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "webhook manager:", err)
+		}
+	}()
+	e.stops = append([]func(){func() { cancel(); <-done }}, e.stops...)
+	srv := mgr.GetWebhookServer()
+	deadline := time.Now().Add(30 * time.Second)
+	for srv.StartedChecker()(nil) != nil {
+		if time.Now().After(deadline) {
+			return "", errors.New("webhook server did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Sprintf("https://127.0.0.1:%d", port), nil
+}
+
+// registerComparisons adds the no-op pair and the uncached handlers
+// (webhook.Handlers and webhook.SingleCallHandler with a plain
+// SubjectAccessReview authorizer) to mgr's webhook server.
+func (e *benchEnv) registerComparisons(mgr ctrl.Manager) error {
 	a, err := webhook.NewAdmitterFromOptions(webhook.Options{})
 	if err != nil {
 		return err
@@ -122,23 +200,6 @@ func (e *benchEnv) startWebhooks(root string) error {
 	srv.Register(uncachedMutate, um)
 	srv.Register(uncachedValidate, uv)
 	srv.Register(uncachedOneTrip, webhook.SingleCallHandler(a, sar))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "webhook manager:", err)
-		}
-	}()
-	e.stop = func() { cancel(); <-done; _ = os.RemoveAll(certDir) }
-	deadline := time.Now().Add(30 * time.Second)
-	for srv.StartedChecker()(nil) != nil {
-		if time.Now().After(deadline) {
-			return errors.New("webhook server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	return nil
 }
 
@@ -165,6 +226,8 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 		w = e.hooks.Point(e.base, e.caBundle, uncachedMutate, uncachedValidate)
 	case modeBoth:
 		w = e.hooks.Point(e.base, e.caBundle, uncachedOneTrip, "")
+	case modePreflightOff:
+		w = e.hooks.Point(e.offBase, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
 	case modeNone:
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
@@ -192,7 +255,7 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	good := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}
 	good.Namespace, good.GenerateName = "default", "probe-"
 	good.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["true"]}`)
-	if err := e.cp.Client.Create(ctx, good, client.DryRunAll); err != nil {
+	if err := e.admin.Client.Create(ctx, good, client.DryRunAll); err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}
 	after := e.srv.counts()
@@ -204,12 +267,13 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	}
 	sort.Strings(called)
 	want := map[string][]string{
-		modeTaskgate: {webhook.MutatePath, webhook.ValidatePath},
-		modeNoop:     {noopMutatePath, noopValidatePath},
-		modeNone:     nil,
-		modeNoCache:  {uncachedMutate, uncachedValidate},
-		modeOneTrip:  {webhook.AdmitPath},
-		modeBoth:     {uncachedOneTrip},
+		modeTaskgate:     {webhook.MutatePath, webhook.ValidatePath},
+		modeNoop:         {noopMutatePath, noopValidatePath},
+		modeNone:         nil,
+		modeNoCache:      {uncachedMutate, uncachedValidate},
+		modeOneTrip:      {webhook.AdmitPath},
+		modeBoth:         {uncachedOneTrip},
+		modePreflightOff: {offPrefix + webhook.MutatePath, offPrefix + webhook.ValidatePath},
 	}[mode]
 	sort.Strings(want)
 	if !slices.Equal(called, want) {
@@ -218,27 +282,44 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	return nil
 }
 
-// countingServer is the manager's webhook server, counting the calls of
-// each registered path.
+// countingServer counts the calls of each registered path of the webhook
+// servers, by prefix+path.
 type countingServer struct {
-	crwebhook.Server
-	hits map[string]*atomic.Int64 // written by Register, before Start
+	mu   sync.Mutex
+	hits map[string]*atomic.Int64
 }
 
-// Register implements crwebhook.Server.
-func (s *countingServer) Register(path string, h http.Handler) {
+func (s *countingServer) counter(key string) *atomic.Int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	n := &atomic.Int64{}
-	s.hits[path] = n
-	s.Server.Register(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		h.ServeHTTP(w, r)
-	}))
+	s.hits[key] = n
+	return n
 }
 
 func (s *countingServer) counts() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out := make(map[string]int64, len(s.hits))
 	for p, n := range s.hits {
 		out[p] = n.Load()
 	}
 	return out
+}
+
+// prefixedServer is a manager's webhook server whose handlers count their
+// calls in counts under prefix+path.
+type prefixedServer struct {
+	crwebhook.Server
+	counts *countingServer
+	prefix string
+}
+
+// Register implements crwebhook.Server.
+func (s *prefixedServer) Register(path string, h http.Handler) {
+	n := s.counts.counter(s.prefix + path)
+	s.Server.Register(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		h.ServeHTTP(w, r)
+	}))
 }

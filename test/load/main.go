@@ -152,8 +152,13 @@ func measure(ctx context.Context, o *options) (*report, error) {
 		if err := withBenchEnv(o.root, func(e *benchEnv) error {
 			if o.wants("p1") {
 				step("P1: Task create latency through the API server")
-				if r.p1, err = runP1(ctx, e, samples, names, o.p1Creates, o.p1Rounds, []int{1, 16}); err != nil {
+				if r.p1, err = runP1(ctx, e, "p1", samples, names, o.p1Creates, o.p1Rounds, []int{1, 16}, p1Modes); err != nil {
 					return fmt.Errorf("P1: %w", err)
+				}
+				step("P1: custom-image Task create latency, preflight on and off")
+				ci, ciNames := customImage(samples, names)
+				if r.p1Custom, err = runP1(ctx, e, "p1-custom-image", ci, ciNames, o.p1Creates, o.p1Rounds, []int{1, 16}, p1CustomModes); err != nil {
+					return fmt.Errorf("P1 custom-image: %w", err)
 				}
 			}
 			if o.wants("p4") {
@@ -206,6 +211,18 @@ func withP5(ctx context.Context, o *options, samples []*v1alpha1.Task, r *report
 	defer func() { err = errors.Join(err, cp.Stop()) }()
 	r.p5, err = runP5(ctx, cp, bin, samples, o.p5Tasks, 16)
 	return err
+}
+
+// customImage picks the custom-image samples (and their names).
+func customImage(samples []*v1alpha1.Task, names []string) ([]*v1alpha1.Task, []string) {
+	var ts []*v1alpha1.Task
+	var ns []string
+	for i, s := range samples {
+		if s.Spec.Plugin == v1alpha1.PluginCustomImage {
+			ts, ns = append(ts, s), append(ns, names[i])
+		}
+	}
+	return ts, ns
 }
 
 func syncSample(samples []*v1alpha1.Task) int {

@@ -21,6 +21,7 @@ type report struct {
 	opts              *options
 	started, finished time.Time
 	p1                *p1Result
+	p1Custom          *p1Result // custom-image only: preflight on and off
 	p2                *p2Result
 	p3                []p3Row
 	p3Command         string
@@ -52,6 +53,9 @@ func (r *report) markdown() string {
 	sections := []string{}
 	if r.p1 != nil {
 		sections = append(sections, r.p1Section())
+	}
+	if r.p1Custom != nil {
+		sections = append(sections, r.p1CustomSection())
 	}
 	if r.p2 != nil {
 		sections = append(sections, r.p2Section())
@@ -110,7 +114,7 @@ func (r *report) p1Section() string {
 	sort.Ints(concs)
 	var rows [][]string
 	for _, c := range concs {
-		for _, m := range p1Modes {
+		for _, m := range p.modes {
 			l := p.lat[c][m]
 			rows = append(rows, []string{fmt.Sprint(c), m, ms(l.Median()), ms(l.P99()),
 				fmt.Sprintf("%.2f / %.2f", ratio(l.Median(), p.lat[c][modeNoop].Median()), ratio(l.P99(), p.lat[c][modeNoop].P99())),
@@ -145,13 +149,13 @@ func (r *report) p1Section() string {
 		sort.Strings(names)
 		for _, s := range names {
 			row := []string{fmt.Sprint(c), s}
-			for _, m := range p1Modes {
+			for _, m := range p.modes {
 				row = append(row, fmt.Sprintf("%.2f", float64(p.bySample[c][m][s].Median())/1e6))
 			}
 			srows = append(srows, row)
 		}
 	}
-	table(&b, append([]string{"concurrency", "sample"}, p1Modes...), srows)
+	table(&b, append([]string{"concurrency", "sample"}, p.modes...), srows)
 	return b.String()
 }
 

@@ -61,10 +61,20 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func verb(req *http.Request) string {
-	if req.URL.Query().Get("watch") == "true" {
+	switch q := req.URL.Query(); {
+	case q.Get("watch") == "true":
 		return "WATCH"
+	case q.Has("dryRun"):
+		return req.Method + " (dry-run)"
 	}
 	return req.Method
+}
+
+// reset forgets the counts so far.
+func (c *requestCounter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n = map[string]int{}
 }
 
 // resource is the last resource (and subresource) of an API path:
@@ -142,4 +152,15 @@ func reconcileStats() (byResult map[string]float64, meanReconcile, meanQueue tim
 		}
 	}
 	return byResult, meanReconcile, meanQueue, nil
+}
+
+// snapshot copies the counts so far.
+func (c *requestCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
 }
