@@ -101,7 +101,7 @@ func hostileCases() []hostileCase {
 // heap stays bounded.
 func TestHostileInput(t *testing.T) {
 	ns := newNamespace(t, "hostile")
-	raw, err := kit.NewRawClient(cp.Config)
+	raw, err := kit.NewRawClient(admin.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestHostileInput(t *testing.T) {
 	// Still the same server, still serving: a good Task is admitted and
 	// defaulted.
 	good := customImageTask(ns, "after-the-barrage")
-	if err := cp.Client.Create(t.Context(), good); err != nil {
+	if err := admin.Client.Create(t.Context(), good); err != nil {
 		t.Fatalf("good Task after the barrage: %v", err)
 	}
 	if !bytes.Contains(good.Spec.Config.Raw, []byte(`"serviceAccountName"`)) {

@@ -76,7 +76,7 @@ func createMixed(ctx context.Context, t *testing.T, ns string, n int) {
 				if i%2 == 1 {
 					task = runSyncTask(ns, fmt.Sprintf("sync-%04d", i))
 				}
-				if err := cp.Client.Create(ctx, task); err != nil {
+				if err := admin.Client.Create(ctx, task); err != nil {
 					t.Errorf("create task %s: %v", task.Name, err)
 					return
 				}
