@@ -172,7 +172,7 @@ func measure(ctx context.Context, o *options) (*report, error) {
 				if err := e.use(ctx, modeNone); err != nil {
 					return err
 				}
-				if r.p4, err = runP4(ctx, e.cp, samples[syncSample(samples)], o.p4Tasks, 16, o.p4Reconciles, o.p4Rounds); err != nil {
+				if r.p4, err = runP4(ctx, e.cp, e.admin, e.manager, samples[syncSample(samples)], o.p4Tasks, 16, o.p4Reconciles, o.p4Rounds); err != nil {
 					return fmt.Errorf("P4: %w", err)
 				}
 			}

@@ -120,7 +120,7 @@ func (c *requestCounter) rows(tasks int) [][]string {
 }
 
 // reconcileStats reads controller-runtime's metrics for the task
-// controller from its global registry (filled even with the metrics server
+// controllers from its global registry (filled even with the metrics server
 // off): reconciles by result, and the mean reconcile and queue-wait times.
 func reconcileStats() (byResult map[string]float64, meanReconcile, meanQueue time.Duration, err error) {
 	families, err := metrics.Registry.Gather()
@@ -134,7 +134,8 @@ func reconcileStats() (byResult map[string]float64, meanReconcile, meanQueue tim
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["controller"] != "task" && labels["name"] != "task" {
+			// "task", or one controller per plugin ("task-run-synchronization").
+			if !strings.HasPrefix(labels["controller"], "task") && !strings.HasPrefix(labels["name"], "task") {
 				continue
 			}
 			switch f.GetName() {
