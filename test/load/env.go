@@ -26,28 +26,30 @@ import (
 	"github.com/astronetes/taskgate/webhook"
 )
 
-// Webhook set-ups P1 switches between, all on the same webhook server and
-// all taskgate's shipped handlers (webhook.Handlers, webhook.SingleCallHandler,
-// webhook.CachedAuthorizer).
+// Webhook set-ups P1 switches between: taskgate's handlers as
+// webhook.SetupWithManager registers them (the pair and single-call), on
+// three servers that differ in one option each, and the no-op pair.
 const (
-	modeTaskgate = "taskgate"    // as shipped: mutating + validating, access-review cache 10s, preflight on
-	modeNoop     = "no-op"       // two webhooks answering Allowed at once
-	modeNone     = "no webhooks" // neither configuration installed
-	modeNoCache  = "cache off"   // the pair with --access-review-cache-ttl=0
-	modeOneTrip  = "single-call" // webhook.singleCall=true, cache 10s
-	modeBoth     = "single-call, cache off"
-	// The shipped pair with --preflight=false (a second webhook server).
-	modePreflightOff = "preflight off"
+	modeTaskgate     = "taskgate"    // as shipped: mutating + validating, access-review cache 10s, preflight on
+	modeNoop         = "no-op"       // two webhooks answering Allowed at once
+	modeNone         = "no webhooks" // neither configuration installed
+	modeNoCache      = "cache off"   // the pair with --access-review-cache-ttl=0
+	modeOneTrip      = "single-call" // webhook.singleCall=true, cache 10s, preflight on
+	modeBoth         = "single-call, cache off"
+	modePreflightOff = "preflight off" // the pair with --preflight=false
 )
 
-// Paths of the comparison webhooks, next to taskgate's own (MutatePath,
-// ValidatePath and AdmitPath, cache on as the manager's default).
+// Paths of the no-op webhooks, next to taskgate's own (MutatePath,
+// ValidatePath and AdmitPath) on the shipped server.
 const (
 	noopMutatePath   = "/noop-mutate"
 	noopValidatePath = "/noop-validate"
-	uncachedMutate   = "/uncached-mutate"
-	uncachedValidate = "/uncached-validate"
-	uncachedOneTrip  = "/uncached-admit"
+)
+
+// Prefixes of the other webhook servers' paths in the call counts.
+const (
+	noCachePrefix = "cache-off:"
+	offPrefix     = "preflight-off:"
 )
 
 // benchEnv is a control plane whose API server calls two webhook servers
@@ -64,6 +66,7 @@ type benchEnv struct {
 	manager  *kit.Identity // the webhook managers' user
 	hooks    kit.Webhooks  // as in config/webhook/manifests.yaml
 	base     string        // https://127.0.0.1:port, the shipped options
+	noCache  string        // the same with AccessReviewCacheTTL 0
 	offBase  string        // the same with Preflight off
 	caBundle []byte
 	srv      *countingServer // both servers' calls, by prefixed path
@@ -120,10 +123,17 @@ func (e *benchEnv) startWebhooks(root string) error {
 	}
 	e.srv = &countingServer{hits: map[string]*atomic.Int64{}}
 	e.onReqs, e.offReqs = newRequestCounter(), newRequestCounter()
-	// The shipped options: access-review cache 10s, act as the requester,
-	// preflight on; and the comparison handlers beside them.
+	// Three servers, each wired by webhook.SetupWithManager as the manager
+	// wires it (pair and single-call handlers): the shipped options
+	// (access-review cache 10s, act as the requester, preflight on) with
+	// the no-op pair beside them; the cache off; the preflight off.
 	shipped := webhook.Options{AccessReviewCacheTTL: webhook.DefaultAccessReviewCacheTTL, ActAs: actas.ModeRequester, Preflight: true}
-	if e.base, err = e.startWebhookManager(certDir, "", shipped, e.onReqs, e.registerComparisons); err != nil {
+	if e.base, err = e.startWebhookManager(certDir, "", shipped, e.onReqs, registerNoop); err != nil {
+		return err
+	}
+	noCache := shipped
+	noCache.AccessReviewCacheTTL = 0
+	if e.noCache, err = e.startWebhookManager(certDir, noCachePrefix, noCache, newRequestCounter(), nil); err != nil {
 		return err
 	}
 	off := shipped
@@ -131,9 +141,6 @@ func (e *benchEnv) startWebhooks(root string) error {
 	e.offBase, err = e.startWebhookManager(certDir, offPrefix, off, e.offReqs, nil)
 	return err
 }
-
-// offPrefix marks the calls of the preflight-off server in the counts.
-const offPrefix = "preflight-off:"
 
 // startWebhookManager runs a manager with taskgate's webhooks (opts) as
 // e.manager on a port of its own, and returns its base URL.
@@ -183,23 +190,11 @@ func (e *benchEnv) startWebhookManager(certDir, prefix string, opts webhook.Opti
 	return fmt.Sprintf("https://127.0.0.1:%d", port), nil
 }
 
-// registerComparisons adds the no-op pair and the uncached handlers
-// (webhook.Handlers and webhook.SingleCallHandler with a plain
-// SubjectAccessReview authorizer) to mgr's webhook server.
-func (e *benchEnv) registerComparisons(mgr ctrl.Manager) error {
-	a, err := webhook.NewAdmitterFromOptions(webhook.Options{})
-	if err != nil {
-		return err
-	}
-	a.Scopes = webhook.MapperScopes{Mapper: mgr.GetRESTMapper()}
+// registerNoop adds the no-op pair to mgr's webhook server.
+func registerNoop(mgr ctrl.Manager) error {
 	srv := mgr.GetWebhookServer()
 	srv.Register(noopMutatePath, noop())
 	srv.Register(noopValidatePath, noop())
-	sar := webhook.SARAuthorizer{Client: mgr.GetClient()}
-	um, uv := webhook.Handlers(mgr.GetScheme(), a, sar)
-	srv.Register(uncachedMutate, um)
-	srv.Register(uncachedValidate, uv)
-	srv.Register(uncachedOneTrip, webhook.SingleCallHandler(a, sar))
 	return nil
 }
 
@@ -223,9 +218,9 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 	case modeOneTrip:
 		w = e.hooks.Point(e.base, e.caBundle, webhook.AdmitPath, "")
 	case modeNoCache:
-		w = e.hooks.Point(e.base, e.caBundle, uncachedMutate, uncachedValidate)
+		w = e.hooks.Point(e.noCache, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
 	case modeBoth:
-		w = e.hooks.Point(e.base, e.caBundle, uncachedOneTrip, "")
+		w = e.hooks.Point(e.noCache, e.caBundle, webhook.AdmitPath, "")
 	case modePreflightOff:
 		w = e.hooks.Point(e.offBase, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
 	case modeNone:
@@ -270,9 +265,9 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 		modeTaskgate:     {webhook.MutatePath, webhook.ValidatePath},
 		modeNoop:         {noopMutatePath, noopValidatePath},
 		modeNone:         nil,
-		modeNoCache:      {uncachedMutate, uncachedValidate},
+		modeNoCache:      {noCachePrefix + webhook.MutatePath, noCachePrefix + webhook.ValidatePath},
 		modeOneTrip:      {webhook.AdmitPath},
-		modeBoth:         {uncachedOneTrip},
+		modeBoth:         {noCachePrefix + webhook.AdmitPath},
 		modePreflightOff: {offPrefix + webhook.MutatePath, offPrefix + webhook.ValidatePath},
 	}[mode]
 	sort.Strings(want)

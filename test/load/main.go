@@ -1,5 +1,5 @@
 // Command load is taskgate's load driver: it measures the figures of
-// BENCHMARKS.md (P1–P5), each as a ratio to a baseline measured side by side
+// BENCHMARKS.md (P1–P6), each as a ratio to a baseline measured side by side
 // in the same run, and writes them as Markdown.
 //
 //	go run ./test/load -out BENCHMARKS.md        # what `make bench` runs
