@@ -258,8 +258,8 @@ func (r *report) p5Section() string {
 	p := r.p5
 	mib := func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 	b.WriteString("\n## P5: manager resident memory with finished Tasks\n\n")
-	fmt.Fprintf(&b, "`taskgate manager %s` (built with `go build ./cmd/taskgate`, GODEBUG=gctrace=1), KUBECONFIG to a fresh control plane: first with no Tasks, then with %d finished Tasks (the four samples in turn, terminal status written through the status subresource before the manager started) and nothing else. Read from /proc/<pid>/status once the manager's CPU use settled.\n\n",
-		strings.Join(kit.ManagerArgs[1:], " "), p.tasks)
+	fmt.Fprintf(&b, "`taskgate manager %s` (built with `go build ./cmd/taskgate`, GODEBUG=gctrace=1), as `%s` (the chart's requester-mode rules), KUBECONFIG to a fresh control plane: first with no Tasks, then with %d finished Tasks (the four samples in turn, terminal status written through the status subresource before the manager started) and nothing else. Read from /proc/<pid>/status once the manager's CPU use settled.\n\n",
+		strings.Join(kit.ManagerArgs[1:], " "), kit.ManagerUser, p.tasks)
 	row := func(name string, f func(p5Sample) string) []string { return []string{name, f(p.empty), f(p.full)} }
 	table(&b, []string{"measure", "no Tasks", fmt.Sprintf("%d finished Tasks", p.tasks)}, [][]string{
 		row("VmRSS, settled", func(s p5Sample) string { return mib(s.rss) }),
