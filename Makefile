@@ -82,7 +82,7 @@ fuzz: ## Fuzz the admission decoder and validate+default for $(FUZZTIME) each, t
 	  go test ./schemas -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME_DIFF); done
 
 .PHONY: bench
-bench: envtest ## Measure P1-P5 side by side in one run (envtest on 127.0.0.1) and write BENCHMARKS.md.
+bench: envtest ## Measure P1-P6 side by side in one run (envtest on 127.0.0.1) and write BENCHMARKS.md.
 	go run ./test/load -out BENCHMARKS.md -command 'make bench$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' $(BENCH_ARGS)
 
 .PHONY: soak

@@ -71,7 +71,7 @@ func withCreates(t *testing.T, lead time.Duration, rotateFn func()) {
 			for i := 0; !stop.Load(); i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				began := time.Now()
-				err := cp.Client.Create(ctx, customImageTask(ns, fmt.Sprintf("w%d-%05d", w, i)))
+				err := admin.Client.Create(ctx, customImageTask(ns, fmt.Sprintf("w%d-%05d", w, i)))
 				cancel()
 				took := time.Since(began)
 				if took > time.Second {

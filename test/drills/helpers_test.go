@@ -17,15 +17,20 @@ import (
 	"github.com/astronetes/taskgate/test/load/kit"
 )
 
-// newNamespace creates a namespace of the test's own. envtest has no
-// namespace controller, so the test's Tasks are deleted when it ends:
-// otherwise a later drill's manager, which watches every namespace, would
-// first work through them.
+// newNamespace creates a namespace of the test's own, with the "default"
+// ServiceAccount kube-controller-manager would create (envtest has none, and
+// the webhook's preflight dry-runs Pods that ServiceAccount admission refuses
+// without it). envtest has no namespace controller, so the test's Tasks are
+// deleted when it ends: otherwise a later drill's manager, which watches
+// every namespace, would first work through them.
 func newNamespace(t *testing.T, prefix string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
 	if err := cp.Client.Create(t.Context(), ns); err != nil {
 		t.Fatalf("create namespace: %v", err)
+	}
+	if err := cp.EnsureDefaultServiceAccount(t.Context(), ns.Name); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -94,10 +99,11 @@ func taskgateBinary(t *testing.T) string {
 }
 
 // startManager runs `taskgate manager` with only the controller, as a
-// subprocess; its output is logged if the test fails.
+// subprocess, as the manager user with the default --act-as=requester; its
+// output is logged if the test fails.
 func startManager(t *testing.T, label string) *kit.Process {
 	t.Helper()
-	p, err := kit.StartProcess(taskgateBinary(t), cp.Kubeconfig, nil, append(kit.ManagerArgs, "--log-format=console")...)
+	p, err := kit.StartProcess(taskgateBinary(t), manager.Kubeconfig, nil, append(kit.ManagerArgs, "--log-format=console")...)
 	if err != nil {
 		t.Fatal(err)
 	}

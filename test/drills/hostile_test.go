@@ -51,15 +51,24 @@ func nested(depth int) []byte {
 		strings.Repeat(`{"a":`, depth-1) + "1" + strings.Repeat("}", depth-1) + "}")
 }
 
+// maxAccessChecks is webhook.MaxAccessChecks (issue 13: at most 64
+// SubjectAccessReviews per admission review), repeated here so that this
+// package builds on branches without it.
+const maxAccessChecks = 64
+
 func hostileCases() []hostileCase {
 	const limit = webhook.DefaultMaxConfigBytes
 	ci, tr := v1alpha1.PluginCustomImage, v1alpha1.PluginTransformation
 	manyCommands := `{"image":"busybox:1.36","command":[` + strings.Repeat(`"x",`, 299) + `"x"]}`
 	hugeArray := `{"image":"busybox:1.36","command":[` + strings.Repeat(`"x",`, 99999) + `"x"]}`
+	// Served, namespaced resources, so that their rights are checked in
+	// each namespace: a list and a patch check per pair. (A resource not
+	// served at admission is checked once, cluster-wide.)
 	var res, nss []string
-	for i := range 32 {
-		res = append(res, fmt.Sprintf(`{"version":"v1","resource":"r%d"}`, i))
+	for _, r := range []string{"configmaps", "secrets", "services", "serviceaccounts"} {
+		res = append(res, fmt.Sprintf(`{"version":"v1","resource":%q}`, r))
 	}
+	widest := maxAccessChecks / (2 * len(res)) // namespaces
 	for i := range 64 {
 		nss = append(nss, fmt.Sprintf(`"ns%d"`, i))
 	}
@@ -80,11 +89,15 @@ func hostileCases() []hostileCase {
 			wantField: "spec.config.command", wantText: "must have at most 256 items"},
 		{name: "array of 100,000 items", body: kit.TaskJSON("huge", ci, []byte(hugeArray)), wantCode: 422,
 			wantField: "spec.config", wantText: "may not be more than"},
-		{name: "32 resources × 64 namespaces", body: kit.TaskJSON("wide", tr, transform(nss)), wantCode: 422,
-			wantField: "spec.config.namespaces", wantText: "more than 256"},
-		// The widest transformation admitted: 256 pairs, a list and a patch
-		// SubjectAccessReview each, all within the webhook's 5 s timeout.
-		{name: "32 resources × 8 namespaces (512 SubjectAccessReviews)", body: kit.TaskJSON("widest", tr, transform(nss[:8])), admit: true},
+		{name: "4 resources × 64 namespaces", body: kit.TaskJSON("wide", tr, transform(nss)), wantCode: 422,
+			wantField: "spec.config.namespaces", wantText: fmt.Sprintf("more than %d", maxAccessChecks)},
+		{name: fmt.Sprintf("4 resources × %d namespaces (one pair beyond the cap)", widest+1), body: kit.TaskJSON("wider", tr, transform(nss[:widest+1])),
+			wantCode: 422, wantField: "spec.config.namespaces", wantText: fmt.Sprintf("more than %d", maxAccessChecks)},
+		// The widest transformation admitted: a list and a patch
+		// SubjectAccessReview per pair, up to the cap, all within the
+		// webhook's timeout.
+		{name: fmt.Sprintf("4 resources × %d namespaces (%d SubjectAccessReviews)", widest, 2*len(res)*widest),
+			body: kit.TaskJSON("widest", tr, transform(nss[:widest])), admit: true},
 		{name: "non-UTF-8 in image", body: kit.TaskJSON("utf8-image", ci, []byte("{\"image\":\"busybox\xff\xfe:1\",\"command\":[\"echo\"]}")),
 			wantCode: 422, wantField: "spec.config.image"},
 		{name: "non-UTF-8 in plugin", body: bytes.Replace(kit.TaskJSON("utf8-plugin", ci, []byte(`{"image":"busybox:1.36","command":["echo"]}`)),
@@ -101,7 +114,7 @@ func hostileCases() []hostileCase {
 // heap stays bounded.
 func TestHostileInput(t *testing.T) {
 	ns := newNamespace(t, "hostile")
-	raw, err := kit.NewRawClient(cp.Config)
+	raw, err := kit.NewRawClient(admin.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +143,7 @@ func TestHostileInput(t *testing.T) {
 	// Still the same server, still serving: a good Task is admitted and
 	// defaulted.
 	good := customImageTask(ns, "after-the-barrage")
-	if err := cp.Client.Create(t.Context(), good); err != nil {
+	if err := admin.Client.Create(t.Context(), good); err != nil {
 		t.Fatalf("good Task after the barrage: %v", err)
 	}
 	if !bytes.Contains(good.Spec.Config.Raw, []byte(`"serviceAccountName"`)) {

@@ -9,16 +9,21 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/children"
+	"github.com/astronetes/taskgate/test/load/kit"
 )
 
 // TestKillManager kills `taskgate manager` with SIGKILL while Tasks are in
 // flight and starts it again: every Task ends Succeeded, each ran exactly
-// once (one Pod or one Synchronization, counted by the task label), and no
-// Task is lost.
+// once (one Pod or one Synchronization, counted by the task label), no
+// Task is lost, and no ClusterRoleBinding of the Tasks with a clusterRole
+// outlives them. The manager holds no right to create Pods, bindings or
+// Synchronizations itself: each is created as the Task's requester.
 func TestKillManager(t *testing.T) {
 	n := short(50, 500)
 	kills := short(1, 3)
@@ -36,6 +41,7 @@ func TestKillManager(t *testing.T) {
 	defer kubelet.Wait()
 	defer cancel()
 
+	bindings := watchBindings(ctx, t, ns)
 	taskgateBinary(t)
 	t.Logf("binary built: %s", time.Since(start).Round(time.Millisecond))
 	mgr := startManager(t, "1")
@@ -62,10 +68,30 @@ func TestKillManager(t *testing.T) {
 	t.Logf("all created: %s", time.Since(start).Round(time.Millisecond))
 	waitTerminal(t, ns, n, short(2*time.Minute, 10*time.Minute))
 	checkRanOnce(t, ns, n)
+	// Each Task with a clusterRole got its binding (created as its
+	// requester), and a finished Task's binding is removed by the
+	// reconcile that finishes it, or by the first one after a restart.
+	for i := 0; i < n; i += 8 {
+		task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("bind-%04d", i)}}
+		if !bindings.seen(v1alpha1.ClusterRoleBindingName(ns, task.Name)) {
+			t.Errorf("task %s: no ClusterRoleBinding was ever created", task.Name)
+		}
+	}
+	eventually(t, "no ClusterRoleBinding of the namespace's Tasks", time.Minute, 200*time.Millisecond, func() error {
+		crbs := &rbacv1.ClusterRoleBindingList{}
+		if err := cp.Client.List(t.Context(), crbs, client.MatchingLabels{children.TaskNamespaceLabel: ns}); err != nil {
+			return err
+		}
+		if len(crbs.Items) > 0 {
+			return fmt.Errorf("%d left, e.g. %s", len(crbs.Items), crbs.Items[0].Name)
+		}
+		return nil
+	})
 }
 
 // createMixed creates n Tasks, custom-image and run-synchronization in
-// turn, through the webhooks, with 8 workers.
+// turn (every fourth custom-image one binding the ClusterRole view while it
+// runs), through the webhooks, with 8 workers.
 func createMixed(ctx context.Context, t *testing.T, ns string, n int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -73,10 +99,14 @@ func createMixed(ctx context.Context, t *testing.T, ns string, n int) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n && ctx.Err() == nil; i = int(next.Add(1) - 1) {
 				task := customImageTask(ns, fmt.Sprintf("img-%04d", i))
-				if i%2 == 1 {
+				switch {
+				case i%2 == 1:
 					task = runSyncTask(ns, fmt.Sprintf("sync-%04d", i))
+				case i%8 == 0:
+					task.Name = fmt.Sprintf("bind-%04d", i)
+					task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)
 				}
-				if err := cp.Client.Create(ctx, task); err != nil {
+				if err := admin.Client.Create(ctx, task); err != nil {
 					t.Errorf("create task %s: %v", task.Name, err)
 					return
 				}
@@ -177,4 +207,44 @@ func checkRanOnce(t *testing.T, ns string, n int) {
 	if len(pods.Items)+len(syncs.Items) != n {
 		t.Errorf("%d Pods + %d Synchronizations, want %d in all", len(pods.Items), len(syncs.Items), n)
 	}
+}
+
+// bindingWatch records the names of the ClusterRoleBindings of a
+// namespace's Tasks it has seen created.
+type bindingWatch struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+func (b *bindingWatch) seen(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.names[name]
+}
+
+// watchBindings watches the ClusterRoleBindings labelled for ns's Tasks
+// until ctx ends; a binding lives only while its Task runs, too briefly
+// for polling.
+func watchBindings(ctx context.Context, t *testing.T, ns string) *bindingWatch {
+	t.Helper()
+	b := &bindingWatch{names: map[string]bool{}}
+	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: kit.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, &rbacv1.ClusterRoleBindingList{}, client.MatchingLabels{children.TaskNamespaceLabel: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if crb, ok := ev.Object.(*rbacv1.ClusterRoleBinding); ok {
+				b.mu.Lock()
+				b.names[crb.Name] = true
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
 }

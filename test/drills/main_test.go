@@ -28,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/test/testutil"
 	"github.com/astronetes/taskgate/webhook"
@@ -37,8 +38,17 @@ const root = "../.."
 
 // Shared by the drills: one control plane, one webhook server (in this
 // process, so its memory can be read), its certificate directory and CA.
+// As in production under the default --act-as=requester, the Tasks are
+// created by admin, bound to cluster-admin through the ordinary group
+// kit.AdminGroup (as kubeadm does; constrained impersonation refuses to
+// impersonate system:masters, envtest's own admin), and both the webhooks
+// and `taskgate manager` run as manager, an ordinary user holding exactly
+// the chart's requester-mode rules (a system:masters manager would
+// impersonate through the legacy path instead).
 var (
 	cp       *kit.ControlPlane
+	admin    *kit.Identity
+	manager  *kit.Identity
 	hooks    kit.Webhooks // as in config/webhook/manifests.yaml
 	certDir  string
 	caNow    *kit.CA // the CA that issued the serving certificate
@@ -88,6 +98,14 @@ func run(m *testing.M) int {
 	}
 	defer stop()
 	testutil.StopOnSignalOrTimeout(stop)
+	if admin, err = cp.AddAdmin(context.Background(), "drill-admin"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if manager, err = cp.AddManager(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	if stopWebhooks, err = startWebhooks(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -110,7 +128,7 @@ func startWebhooks() (stop func(), err error) {
 		return nil, err
 	}
 	whURL = fmt.Sprintf("https://127.0.0.1:%d", port)
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(manager.Config, ctrl.Options{
 		Scheme:                  kit.Scheme(),
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  "0",
@@ -120,7 +138,10 @@ func startWebhooks() (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
-	if err := webhook.SetupWithManager(mgr, webhook.Options{}); err != nil {
+	// The manager's defaults: access-review cache, act as the requester,
+	// preflight on.
+	opts := webhook.Options{AccessReviewCacheTTL: webhook.DefaultAccessReviewCacheTTL, ActAs: actas.ModeRequester, Preflight: true}
+	if err := webhook.SetupWithManager(mgr, opts); err != nil {
 		return nil, fmt.Errorf("set up webhooks: %w", err)
 	}
 	whServer = mgr.GetWebhookServer()

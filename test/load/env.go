@@ -8,9 +8,11 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,43 +20,60 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/webhook"
 )
 
-// Webhook set-ups P1 switches between, all on the same webhook server and
-// all taskgate's shipped handlers (webhook.Handlers, webhook.SingleCallHandler,
-// webhook.CachedAuthorizer).
+// Webhook set-ups P1 switches between: taskgate's handlers as
+// webhook.SetupWithManager registers them (the pair and single-call), on
+// three servers that differ in one option each, and the no-op pair.
 const (
-	modeTaskgate = "taskgate"    // as shipped: mutating + validating, access-review cache 10s
-	modeNoop     = "no-op"       // two webhooks answering Allowed at once
-	modeNone     = "no webhooks" // neither configuration installed
-	modeNoCache  = "cache off"   // the pair with --access-review-cache-ttl=0
-	modeOneTrip  = "single-call" // webhook.singleCall=true, cache 10s
-	modeBoth     = "single-call, cache off"
+	modeTaskgate     = "taskgate"    // as shipped: mutating + validating, access-review cache 10s, preflight on
+	modeNoop         = "no-op"       // two webhooks answering Allowed at once
+	modeNone         = "no webhooks" // neither configuration installed
+	modeNoCache      = "cache off"   // the pair with --access-review-cache-ttl=0
+	modeOneTrip      = "single-call" // webhook.singleCall=true, cache 10s, preflight on
+	modeBoth         = "single-call, cache off"
+	modePreflightOff = "preflight off" // the pair with --preflight=false
 )
 
-// Paths of the comparison webhooks, next to taskgate's own (MutatePath,
-// ValidatePath and AdmitPath, cache on as the manager's default).
+// Paths of the no-op webhooks, next to taskgate's own (MutatePath,
+// ValidatePath and AdmitPath) on the shipped server.
 const (
 	noopMutatePath   = "/noop-mutate"
 	noopValidatePath = "/noop-validate"
-	uncachedMutate   = "/uncached-mutate"
-	uncachedValidate = "/uncached-validate"
-	uncachedOneTrip  = "/uncached-admit"
 )
 
-// benchEnv is a control plane whose API server calls one webhook server
-// (a controller-runtime manager's, wired by webhook.SetupWithManager) over
-// TLS, with webhook configurations that can be switched between modes.
+// Prefixes of the other webhook servers' paths in the call counts.
+const (
+	noCachePrefix = "cache-off:"
+	offPrefix     = "preflight-off:"
+)
+
+// benchEnv is a control plane whose API server calls two webhook servers
+// (each a controller-runtime manager's, wired by webhook.SetupWithManager)
+// over TLS, with webhook configurations that can be switched between modes.
+// Both managers run as kit.ManagerUser with the chart's requester-mode
+// rules, so the preflight's dry-runs go through constrained impersonation as
+// in production; the Tasks are created by an admin bound to cluster-admin
+// through kit.AdminGroup (not system:masters, which constrained
+// impersonation refuses).
 type benchEnv struct {
 	cp       *kit.ControlPlane
-	hooks    kit.Webhooks // as in config/webhook/manifests.yaml
-	base     string       // https://127.0.0.1:port
+	admin    *kit.Identity // creates every Task
+	manager  *kit.Identity // the webhook managers' user
+	hooks    kit.Webhooks  // as in config/webhook/manifests.yaml
+	base     string        // https://127.0.0.1:port, the shipped options
+	noCache  string        // the same with AccessReviewCacheTTL 0
+	offBase  string        // the same with Preflight off
 	caBundle []byte
-	srv      *countingServer
-	stop     func()
+	srv      *countingServer // both servers' calls, by prefixed path
+	// The webhook managers' own API requests (the preflight's dry-runs,
+	// the SubjectAccessReviews), with preflight on and off.
+	onReqs, offReqs *requestCounter
+	stops           []func()
 }
 
 func startBenchEnv(root string) (*benchEnv, error) {
@@ -64,19 +83,31 @@ func startBenchEnv(root string) (*benchEnv, error) {
 	}
 	e := &benchEnv{cp: cp}
 	if err := e.startWebhooks(root); err != nil {
-		return nil, errors.Join(err, cp.Stop())
+		return nil, errors.Join(err, e.Stop())
 	}
 	return e, nil
 }
 
 func (e *benchEnv) Stop() error {
-	if e.stop != nil {
-		e.stop()
+	for _, stop := range e.stops {
+		stop()
 	}
 	return e.cp.Stop()
 }
 
 func (e *benchEnv) startWebhooks(root string) error {
+	ctx := context.Background()
+	var err error
+	if e.admin, err = e.cp.AddAdmin(ctx, "bench-admin"); err != nil {
+		return err
+	}
+	if e.manager, err = e.cp.AddManager(ctx); err != nil {
+		return err
+	}
+	// The probe's dry-run Pods are created in "default".
+	if err := e.cp.EnsureDefaultServiceAccount(ctx, "default"); err != nil {
+		return err
+	}
 	ca, err := kit.NewCA("taskgate-bench-ca")
 	if err != nil {
 		return err
@@ -85,44 +116,60 @@ func (e *benchEnv) startWebhooks(root string) error {
 	if err != nil {
 		return err
 	}
-	port, err := kit.FreePort()
-	if err != nil {
-		return err
-	}
-	e.caBundle, e.base = ca.PEM, fmt.Sprintf("https://127.0.0.1:%d", port)
+	e.stops = append(e.stops, func() { _ = os.RemoveAll(certDir) })
+	e.caBundle = ca.PEM
 	if e.hooks, err = kit.LoadWebhooks(root); err != nil {
 		return err
 	}
-	e.srv = &countingServer{hits: map[string]*atomic.Int64{},
-		Server: crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})}
-	mgr, err := ctrl.NewManager(e.cp.Config, ctrl.Options{
+	e.srv = &countingServer{hits: map[string]*atomic.Int64{}}
+	e.onReqs, e.offReqs = newRequestCounter(), newRequestCounter()
+	// Three servers, each wired by webhook.SetupWithManager as the manager
+	// wires it (pair and single-call handlers): the shipped options
+	// (access-review cache 10s, act as the requester, preflight on) with
+	// the no-op pair beside them; the cache off; the preflight off.
+	shipped := webhook.Options{AccessReviewCacheTTL: webhook.DefaultAccessReviewCacheTTL, ActAs: actas.ModeRequester, Preflight: true}
+	if e.base, err = e.startWebhookManager(certDir, "", shipped, e.onReqs, registerNoop); err != nil {
+		return err
+	}
+	noCache := shipped
+	noCache.AccessReviewCacheTTL = 0
+	if e.noCache, err = e.startWebhookManager(certDir, noCachePrefix, noCache, newRequestCounter(), nil); err != nil {
+		return err
+	}
+	off := shipped
+	off.Preflight = false
+	e.offBase, err = e.startWebhookManager(certDir, offPrefix, off, e.offReqs, nil)
+	return err
+}
+
+// startWebhookManager runs a manager with taskgate's webhooks (opts) as
+// e.manager on a port of its own, and returns its base URL.
+func (e *benchEnv) startWebhookManager(certDir, prefix string, opts webhook.Options, reqs *requestCounter, extra func(ctrl.Manager) error) (string, error) {
+	port, err := kit.FreePort()
+	if err != nil {
+		return "", err
+	}
+	cfg := rest.CopyConfig(e.manager.Config)
+	cfg.Wrap(reqs.wrap)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  kit.Scheme(),
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  "0",
 		GracefulShutdownTimeout: ptr.To(5 * time.Second),
-		WebhookServer:           e.srv,
+		WebhookServer: &prefixedServer{counts: e.srv, prefix: prefix,
+			Server: crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})},
 	})
 	if err != nil {
-		return fmt.Errorf("create manager: %w", err)
+		return "", fmt.Errorf("create manager: %w", err)
 	}
-	opts := webhook.Options{AccessReviewCacheTTL: webhook.DefaultAccessReviewCacheTTL}
 	if err := webhook.SetupWithManager(mgr, opts); err != nil {
-		return fmt.Errorf("set up webhooks: %w", err)
+		return "", fmt.Errorf("set up webhooks: %w", err)
 	}
-	a, err := webhook.NewAdmitterFromOptions(webhook.Options{})
-	if err != nil {
-		return err
+	if extra != nil {
+		if err := extra(mgr); err != nil {
+			return "", err
+		}
 	}
-	a.Scopes = webhook.MapperScopes{Mapper: mgr.GetRESTMapper()}
-	srv := mgr.GetWebhookServer()
-	srv.Register(noopMutatePath, noop())
-	srv.Register(noopValidatePath, noop())
-	sar := webhook.SARAuthorizer{Client: mgr.GetClient()}
-	um, uv := webhook.Handlers(mgr.GetScheme(), a, sar)
-	srv.Register(uncachedMutate, um)
-	srv.Register(uncachedValidate, uv)
-	srv.Register(uncachedOneTrip, webhook.SingleCallHandler(a, sar))
-
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -131,14 +178,23 @@ func (e *benchEnv) startWebhooks(root string) error {
 			fmt.Fprintln(os.Stderr, "webhook manager:", err)
 		}
 	}()
-	e.stop = func() { cancel(); <-done; _ = os.RemoveAll(certDir) }
+	e.stops = append([]func(){func() { cancel(); <-done }}, e.stops...)
+	srv := mgr.GetWebhookServer()
 	deadline := time.Now().Add(30 * time.Second)
 	for srv.StartedChecker()(nil) != nil {
 		if time.Now().After(deadline) {
-			return errors.New("webhook server did not start")
+			return "", errors.New("webhook server did not start")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return fmt.Sprintf("https://127.0.0.1:%d", port), nil
+}
+
+// registerNoop adds the no-op pair to mgr's webhook server.
+func registerNoop(mgr ctrl.Manager) error {
+	srv := mgr.GetWebhookServer()
+	srv.Register(noopMutatePath, noop())
+	srv.Register(noopValidatePath, noop())
 	return nil
 }
 
@@ -162,9 +218,11 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 	case modeOneTrip:
 		w = e.hooks.Point(e.base, e.caBundle, webhook.AdmitPath, "")
 	case modeNoCache:
-		w = e.hooks.Point(e.base, e.caBundle, uncachedMutate, uncachedValidate)
+		w = e.hooks.Point(e.noCache, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
 	case modeBoth:
-		w = e.hooks.Point(e.base, e.caBundle, uncachedOneTrip, "")
+		w = e.hooks.Point(e.noCache, e.caBundle, webhook.AdmitPath, "")
+	case modePreflightOff:
+		w = e.hooks.Point(e.offBase, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
 	case modeNone:
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
@@ -192,7 +250,7 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	good := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}
 	good.Namespace, good.GenerateName = "default", "probe-"
 	good.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["true"]}`)
-	if err := e.cp.Client.Create(ctx, good, client.DryRunAll); err != nil {
+	if err := e.admin.Client.Create(ctx, good, client.DryRunAll); err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}
 	after := e.srv.counts()
@@ -204,12 +262,13 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	}
 	sort.Strings(called)
 	want := map[string][]string{
-		modeTaskgate: {webhook.MutatePath, webhook.ValidatePath},
-		modeNoop:     {noopMutatePath, noopValidatePath},
-		modeNone:     nil,
-		modeNoCache:  {uncachedMutate, uncachedValidate},
-		modeOneTrip:  {webhook.AdmitPath},
-		modeBoth:     {uncachedOneTrip},
+		modeTaskgate:     {webhook.MutatePath, webhook.ValidatePath},
+		modeNoop:         {noopMutatePath, noopValidatePath},
+		modeNone:         nil,
+		modeNoCache:      {noCachePrefix + webhook.MutatePath, noCachePrefix + webhook.ValidatePath},
+		modeOneTrip:      {webhook.AdmitPath},
+		modeBoth:         {noCachePrefix + webhook.AdmitPath},
+		modePreflightOff: {offPrefix + webhook.MutatePath, offPrefix + webhook.ValidatePath},
 	}[mode]
 	sort.Strings(want)
 	if !slices.Equal(called, want) {
@@ -218,27 +277,44 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	return nil
 }
 
-// countingServer is the manager's webhook server, counting the calls of
-// each registered path.
+// countingServer counts the calls of each registered path of the webhook
+// servers, by prefix+path.
 type countingServer struct {
-	crwebhook.Server
-	hits map[string]*atomic.Int64 // written by Register, before Start
+	mu   sync.Mutex
+	hits map[string]*atomic.Int64
 }
 
-// Register implements crwebhook.Server.
-func (s *countingServer) Register(path string, h http.Handler) {
+func (s *countingServer) counter(key string) *atomic.Int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	n := &atomic.Int64{}
-	s.hits[path] = n
-	s.Server.Register(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		h.ServeHTTP(w, r)
-	}))
+	s.hits[key] = n
+	return n
 }
 
 func (s *countingServer) counts() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out := make(map[string]int64, len(s.hits))
 	for p, n := range s.hits {
 		out[p] = n.Load()
 	}
 	return out
+}
+
+// prefixedServer is a manager's webhook server whose handlers count their
+// calls in counts under prefix+path.
+type prefixedServer struct {
+	crwebhook.Server
+	counts *countingServer
+	prefix string
+}
+
+// Register implements crwebhook.Server.
+func (s *prefixedServer) Register(path string, h http.Handler) {
+	n := s.counts.counter(s.prefix + path)
+	s.Server.Register(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		h.ServeHTTP(w, r)
+	}))
 }

@@ -1,5 +1,5 @@
 // Command load is taskgate's load driver: it measures the figures of
-// BENCHMARKS.md (P1–P5), each as a ratio to a baseline measured side by side
+// BENCHMARKS.md (P1–P6), each as a ratio to a baseline measured side by side
 // in the same run, and writes them as Markdown.
 //
 //	go run ./test/load -out BENCHMARKS.md        # what `make bench` runs
@@ -43,6 +43,8 @@ type options struct {
 	p4Tasks, p4Rounds        int
 	p4Reconciles             int
 	p5Tasks                  int
+	p6Objects                int
+	p6KiB, p6ActAs           string
 }
 
 func main() {
@@ -87,7 +89,7 @@ func parseFlags() *options {
 	o := &options{}
 	flag.StringVar(&o.root, "root", ".", "repository root")
 	flag.StringVar(&o.out, "out", "", "file to write the Markdown to; - for stdout (default BENCHMARKS.md, or - with -quick or -only)")
-	flag.StringVar(&o.only, "only", "", "comma-separated subset of p1,p2,p3,p4,p5")
+	flag.StringVar(&o.only, "only", "", "comma-separated subset of p1,p2,p3,p4,p5,p6")
 	flag.StringVar(&o.command, "command", "", "the command to name in the report (default: this one)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load loops, in-process webhooks and controller) to this file")
 	flag.BoolVar(&o.quick, "quick", false, "small counts and short durations, for a smoke run")
@@ -101,10 +103,14 @@ func parseFlags() *options {
 	flag.IntVar(&o.p4Rounds, "p4-rounds", 3, "P4: rounds, controller and floor alternating")
 	flag.IntVar(&o.p4Reconciles, "p4-reconciles", 4, "P4: MaxConcurrentReconciles (taskgate manager's default is 4)")
 	flag.IntVar(&o.p5Tasks, "p5-tasks", 10000, "P5: finished Tasks in the cluster")
+	flag.IntVar(&o.p6Objects, "p6-objects", 2000, "P6: ConfigMaps one transformation patches")
+	flag.StringVar(&o.p6KiB, "p6-kib", "1,32", "P6: comma-separated ConfigMap sizes (KiB of data each), one run each")
+	flag.StringVar(&o.p6ActAs, "p6-act-as", "requester", "P6: the manager's --act-as (controller also grants it the transformationRules as its own rights)")
 	flag.Parse()
 	if o.quick {
 		o.p1Creates, o.p1Rounds, o.p2Sat, o.p2Fixed, o.p2Reps, o.p3Count = 40, 2, time.Second, 2*time.Second, 1, 1
 		o.p4Tasks, o.p4Rounds, o.p5Tasks = min(o.p4Tasks, 100), 1, min(o.p5Tasks, 500)
+		o.p6Objects = min(o.p6Objects, 200)
 	}
 	if o.out == "" {
 		o.out = "BENCHMARKS.md"
@@ -152,8 +158,13 @@ func measure(ctx context.Context, o *options) (*report, error) {
 		if err := withBenchEnv(o.root, func(e *benchEnv) error {
 			if o.wants("p1") {
 				step("P1: Task create latency through the API server")
-				if r.p1, err = runP1(ctx, e, samples, names, o.p1Creates, o.p1Rounds, []int{1, 16}); err != nil {
+				if r.p1, err = runP1(ctx, e, "p1", samples, names, o.p1Creates, o.p1Rounds, []int{1, 16}, p1Modes); err != nil {
 					return fmt.Errorf("P1: %w", err)
+				}
+				step("P1: custom-image Task create latency, preflight on and off")
+				ci, ciNames := customImage(samples, names)
+				if r.p1Custom, err = runP1(ctx, e, "p1-custom-image", ci, ciNames, o.p1Creates, o.p1Rounds, []int{1, 16}, p1CustomModes); err != nil {
+					return fmt.Errorf("P1 custom-image: %w", err)
 				}
 			}
 			if o.wants("p4") {
@@ -161,7 +172,7 @@ func measure(ctx context.Context, o *options) (*report, error) {
 				if err := e.use(ctx, modeNone); err != nil {
 					return err
 				}
-				if r.p4, err = runP4(ctx, e.cp, samples[syncSample(samples)], o.p4Tasks, 16, o.p4Reconciles, o.p4Rounds); err != nil {
+				if r.p4, err = runP4(ctx, e.cp, e.admin, e.manager, samples[syncSample(samples)], o.p4Tasks, 16, o.p4Reconciles, o.p4Rounds); err != nil {
 					return fmt.Errorf("P4: %w", err)
 				}
 			}
@@ -170,10 +181,33 @@ func measure(ctx context.Context, o *options) (*report, error) {
 			return nil, err
 		}
 	}
-	if o.wants("p5") {
-		step("P5: manager memory with finished Tasks")
-		if err := withP5(ctx, o, samples, r); err != nil {
-			return nil, fmt.Errorf("P5: %w", err)
+	if o.wants("p5") || o.wants("p6") {
+		if err := withManagerBinary(o.root, func(bin string) error {
+			if o.wants("p5") {
+				step("P5: manager memory with finished Tasks")
+				if err := withControlPlane(o.root, func(cp *kit.ControlPlane) (err error) {
+					r.p5, err = runP5(ctx, cp, bin, samples, o.p5Tasks, 16)
+					return err
+				}); err != nil {
+					return fmt.Errorf("P5: %w", err)
+				}
+			}
+			if o.wants("p6") {
+				step("P6: manager memory while a transformation patches large objects")
+				sizes, err := parseKiB(o.p6KiB)
+				if err != nil {
+					return err
+				}
+				if err := withControlPlane(o.root, func(cp *kit.ControlPlane) (err error) {
+					r.p6, err = runP6(ctx, cp, bin, o.p6Objects, sizes, o.p6ActAs)
+					return err
+				}); err != nil {
+					return fmt.Errorf("P6: %w", err)
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
 		}
 	}
 	r.finished, r.loadEnd = time.Now(), loadAvg()
@@ -189,23 +223,52 @@ func withBenchEnv(root string, f func(*benchEnv) error) (err error) {
 	return f(e)
 }
 
-func withP5(ctx context.Context, o *options, samples []*v1alpha1.Task, r *report) (err error) {
+// withManagerBinary builds `taskgate manager` for f.
+func withManagerBinary(root string, f func(bin string) error) error {
 	dir, err := os.MkdirTemp("", "taskgate-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := kit.BuildTaskgate(o.root, dir)
+	bin, err := kit.BuildTaskgate(root, dir)
 	if err != nil {
 		return err
 	}
-	cp, err := kit.StartControlPlane(o.root)
+	return f(bin)
+}
+
+// withControlPlane runs f on a fresh control plane.
+func withControlPlane(root string, f func(*kit.ControlPlane) error) (err error) {
+	cp, err := kit.StartControlPlane(root)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, cp.Stop()) }()
-	r.p5, err = runP5(ctx, cp, bin, samples, o.p5Tasks, 16)
-	return err
+	return f(cp)
+}
+
+func parseKiB(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		var k int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &k); err != nil || k <= 0 {
+			return nil, fmt.Errorf("-p6-kib %q: want positive integers", s)
+		}
+		out = append(out, k<<10)
+	}
+	return out, nil
+}
+
+// customImage picks the custom-image samples (and their names).
+func customImage(samples []*v1alpha1.Task, names []string) ([]*v1alpha1.Task, []string) {
+	var ts []*v1alpha1.Task
+	var ns []string
+	for i, s := range samples {
+		if s.Spec.Plugin == v1alpha1.PluginCustomImage {
+			ts, ns = append(ts, s), append(ns, names[i])
+		}
+	}
+	return ts, ns
 }
 
 func syncSample(samples []*v1alpha1.Task) int {

@@ -20,10 +20,19 @@ import (
 // each later round starts one further along, so no mode always comes first.
 var p1Modes = []string{modeTaskgate, modeNoop, modeNone, modeNoCache, modeOneTrip, modeBoth}
 
+// p1CustomModes are the set-ups of P1's custom-image variant: what the
+// preflight (a server-side dry-run of the Pod, and binding, as the
+// requester) costs a create, next to the no-op floor.
+var p1CustomModes = []string{modeTaskgate, modePreflightOff, modeNoop}
+
 // p1Result holds every create latency, by concurrency and mode, and by
 // sample within it (every sample is created equally often).
 type p1Result struct {
 	creates, rounds int
+	modes           []string
+	created         map[string]int // Tasks created per mode, warm-ups included
+	// Requests of the webhook servers during the run, preflight on and off.
+	onReqs, offReqs map[string]int
 	lat             map[int]map[string]kit.Latencies
 	bySample        map[int]map[string]map[string]kit.Latencies // conc → mode → sample
 }
@@ -31,34 +40,43 @@ type p1Result struct {
 // runP1 creates `creates` Tasks per mode and concurrency, in `rounds`
 // batches per mode, the modes interleaved within each round; the Tasks of a
 // batch are deleted after it (untimed) so every batch meets the same store.
-func runP1(ctx context.Context, e *benchEnv, samples []*v1alpha1.Task, names []string, creates, rounds int, concs []int) (*p1Result, error) {
-	const ns = "p1"
+// The Tasks are created by e.admin (whom the preflight impersonates), in
+// namespace ns, which has the "default" ServiceAccount a real cluster's
+// controller-manager would have created (the preflight's dry-run Pod needs
+// it; see kit.EnsureDefaultServiceAccount).
+func runP1(ctx context.Context, e *benchEnv, ns string, samples []*v1alpha1.Task, names []string, creates, rounds int, concs []int, modes []string) (*p1Result, error) {
 	if err := e.cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
-	res := &p1Result{creates: creates, rounds: rounds,
+	if err := e.cp.EnsureDefaultServiceAccount(ctx, ns); err != nil {
+		return nil, err
+	}
+	e.onReqs.reset()
+	e.offReqs.reset()
+	res := &p1Result{creates: creates, rounds: rounds, modes: modes, created: map[string]int{},
 		lat: map[int]map[string]kit.Latencies{}, bySample: map[int]map[string]map[string]kit.Latencies{}}
 	per := creates / rounds
 	for _, conc := range concs {
 		res.lat[conc] = map[string]kit.Latencies{}
 		res.bySample[conc] = map[string]map[string]kit.Latencies{}
 		for r := range rounds {
-			for k := range p1Modes {
-				mode := p1Modes[(r+k)%len(p1Modes)]
+			for k := range modes {
+				mode := modes[(r+k)%len(modes)]
 				if err := e.use(ctx, mode); err != nil {
 					return nil, err
 				}
 				prefix := fmt.Sprintf("c%d-r%d-m%d", conc, r, k)
 				// Warm-up, not recorded: the API server opens its
 				// connections to the webhooks of the new configuration.
-				if _, err := createTasks(ctx, e.cp.Client, ns, prefix+"-w", 2*conc, conc, samples); err != nil {
+				if _, err := createTasks(ctx, e.admin.Client, ns, prefix+"-w", 2*conc, conc, samples); err != nil {
 					return nil, fmt.Errorf("%s warm-up: %w", mode, err)
 				}
-				lat, err := createTasks(ctx, e.cp.Client, ns, prefix, per, conc, samples)
+				lat, err := createTasks(ctx, e.admin.Client, ns, prefix, per, conc, samples)
 				if err != nil {
 					return nil, fmt.Errorf("%s, concurrency %d: %w", mode, conc, err)
 				}
 				res.lat[conc][mode] = append(res.lat[conc][mode], lat...)
+				res.created[mode] += per + 2*conc
 				if res.bySample[conc][mode] == nil {
 					res.bySample[conc][mode] = map[string]kit.Latencies{}
 				}
@@ -72,6 +90,7 @@ func runP1(ctx context.Context, e *benchEnv, samples []*v1alpha1.Task, names []s
 			}
 		}
 	}
+	res.onReqs, res.offReqs = e.onReqs.snapshot(), e.offReqs.snapshot()
 	return res, e.use(ctx, modeNone)
 }
 

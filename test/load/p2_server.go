@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/webhook"
@@ -143,6 +144,9 @@ func p2Reviews(a *webhook.Admitter, samples []*v1alpha1.Task) ([]review, error) 
 		if errs := a.Default(t); len(errs) > 0 {
 			return nil, errs.ToAggregate()
 		}
+		// What the mutating webhook records, and the validating one
+		// requires on CREATE: the user of the review.
+		t.Spec.Requester = actas.FromUserInfo(p2User)
 		if raw, err = json.Marshal(t); err != nil {
 			return nil, err
 		}
@@ -151,13 +155,16 @@ func p2Reviews(a *webhook.Admitter, samples []*v1alpha1.Task) ([]review, error) 
 	return out, nil
 }
 
+// p2User is the user of P2's reviews.
+var p2User = authenticationv1.UserInfo{Username: "load", Groups: []string{"system:authenticated"}}
+
 func reviewJSON(obj []byte) []byte {
 	r := admissionv1.AdmissionReview{Request: &admissionv1.AdmissionRequest{
 		UID:       types.UID("3f1c1e6e-0000-4000-8000-000000000001"),
 		Kind:      metav1.GroupVersionKind{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Kind: "Task"},
 		Resource:  metav1.GroupVersionResource{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Resource: "tasks"},
 		Namespace: "default", Operation: admissionv1.Create,
-		UserInfo: authenticationv1.UserInfo{Username: "load", Groups: []string{"system:authenticated"}},
+		UserInfo: p2User,
 		Object:   runtime.RawExtension{Raw: obj},
 	}}
 	r.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
 	"github.com/astronetes/taskgate/test/load/kit"
@@ -57,7 +58,20 @@ func (r *p4Result) ratio(variant string) float64 {
 // written by the load driver), the controller as `taskgate manager` runs it,
 // and what-ifs that show what limits it. The variants take turns in
 // every round, the order rotated each round.
-func runP4(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, n, workers, reconciles, rounds int) (*p4Result, error) {
+//
+// As under the default --act-as=requester in production, the Tasks are
+// created by admin (kit.AdminGroup) with admin recorded as their requester
+// (written by the driver as the mutating webhook would: P4 runs without
+// webhooks), and the controller runs as manager (requester-mode rules), so
+// each Synchronization is created through constrained impersonation.
+func runP4(ctx context.Context, cp *kit.ControlPlane, admin, manager *kit.Identity, sample *v1alpha1.Task, n, workers, reconciles, rounds int) (*p4Result, error) {
+	who, err := actas.Self(ctx, admin.Config)
+	if err != nil {
+		return nil, err
+	}
+	sample = sample.DeepCopy()
+	sample.Spec.Requester = actas.FromUserInfo(who)
+	env := p4Env{cp: cp, creator: admin.Client, manager: manager.Config}
 	res := &p4Result{tasks: n, workers: workers, reconciles: reconciles, requests: newRequestCounter(),
 		took: map[string][]time.Duration{}, variants: []p4Variant{
 			{name: "floor"},
@@ -82,9 +96,9 @@ func runP4(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, n, 
 				if i == 1 {
 					rc = res.requests
 				}
-				d, err = p4Controller(ctx, cp, sample, ns, n, workers, v, rc)
+				d, err = p4Controller(ctx, env, sample, ns, n, workers, v, rc)
 			} else {
-				d, err = p4Run(ctx, cp, sample, ns, n, workers, true)
+				d, err = p4Run(ctx, env, sample, ns, n, workers, true)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", r, v.name, err)
@@ -105,12 +119,21 @@ func runP4(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, n, 
 	return res, nil
 }
 
+// p4Env is who does what in P4: cp's admin (system:masters) sets up and
+// watches, creator creates the Tasks (and, for the floor, writes their
+// status), the controller runs as manager.
+type p4Env struct {
+	cp      *kit.ControlPlane
+	creator client.Client
+	manager *rest.Config
+}
+
 // p4Controller runs a manager with the controller, restricted to ns, and
 // times p4Run without status writes of its own.
-func p4Controller(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, ns string, n, workers int, v p4Variant, rc *requestCounter) (time.Duration, error) {
+func p4Controller(ctx context.Context, env p4Env, sample *v1alpha1.Task, ns string, n, workers int, v p4Variant, rc *requestCounter) (time.Duration, error) {
 	req, _ := labels.NewRequirement(v1alpha1.TaskLabel, selection.Exists, nil)
 	owned := cache.ByObject{Label: labels.NewSelector().Add(*req)}
-	cfg := rest.CopyConfig(cp.Config)
+	cfg := rest.CopyConfig(env.manager)
 	if rc != nil {
 		cfg.Wrap(rc.wrap)
 	}
@@ -135,7 +158,7 @@ func p4Controller(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Ta
 	if err != nil {
 		return 0, err
 	}
-	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.reconciles}); err != nil {
+	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.reconciles, ActAs: actas.ModeRequester}); err != nil {
 		return 0, err
 	}
 	mctx, cancel := context.WithCancel(ctx)
@@ -152,14 +175,14 @@ func p4Controller(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Ta
 	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
 		return 0, errors.New("manager cache did not sync")
 	}
-	return p4Run(ctx, cp, sample, ns, n, workers, false)
+	return p4Run(ctx, env, sample, ns, n, workers, false)
 }
 
 // p4Run creates n Tasks with `workers` workers (each followed by a
 // Succeeded status write when writeStatus) and returns the time until a
 // watch has seen all n Succeeded.
-func p4Run(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, ns string, n, workers int, writeStatus bool) (time.Duration, error) {
-	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: kit.Scheme()})
+func p4Run(ctx context.Context, env p4Env, sample *v1alpha1.Task, ns string, n, workers int, writeStatus bool) (time.Duration, error) {
+	wc, err := client.NewWithWatch(env.cp.Config, client.Options{Scheme: kit.Scheme()})
 	if err != nil {
 		return 0, err
 	}
@@ -178,13 +201,13 @@ func p4Run(ctx context.Context, cp *kit.ControlPlane, sample *v1alpha1.Task, ns 
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 				t := kit.NewTask(sample, ns, fmt.Sprintf("sync-%d", i))
-				if err := cp.Client.Create(ctx, t); err != nil {
+				if err := env.creator.Create(ctx, t); err != nil {
 					errc <- err
 					return
 				}
 				if writeStatus {
 					finishLikeController(t)
-					if err := cp.Client.Status().Update(ctx, t); err != nil {
+					if err := env.creator.Status().Update(ctx, t); err != nil {
 						errc <- err
 						return
 					}

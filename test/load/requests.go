@@ -61,10 +61,20 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func verb(req *http.Request) string {
-	if req.URL.Query().Get("watch") == "true" {
+	switch q := req.URL.Query(); {
+	case q.Get("watch") == "true":
 		return "WATCH"
+	case q.Has("dryRun"):
+		return req.Method + " (dry-run)"
 	}
 	return req.Method
+}
+
+// reset forgets the counts so far.
+func (c *requestCounter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n = map[string]int{}
 }
 
 // resource is the last resource (and subresource) of an API path:
@@ -110,7 +120,7 @@ func (c *requestCounter) rows(tasks int) [][]string {
 }
 
 // reconcileStats reads controller-runtime's metrics for the task
-// controller from its global registry (filled even with the metrics server
+// controllers from its global registry (filled even with the metrics server
 // off): reconciles by result, and the mean reconcile and queue-wait times.
 func reconcileStats() (byResult map[string]float64, meanReconcile, meanQueue time.Duration, err error) {
 	families, err := metrics.Registry.Gather()
@@ -124,7 +134,8 @@ func reconcileStats() (byResult map[string]float64, meanReconcile, meanQueue tim
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["controller"] != "task" && labels["name"] != "task" {
+			// "task", or one controller per plugin ("task-run-synchronization").
+			if !strings.HasPrefix(labels["controller"], "task") && !strings.HasPrefix(labels["name"], "task") {
 				continue
 			}
 			switch f.GetName() {
@@ -142,4 +153,15 @@ func reconcileStats() (byResult map[string]float64, meanReconcile, meanQueue tim
 		}
 	}
 	return byResult, meanReconcile, meanQueue, nil
+}
+
+// snapshot copies the counts so far.
+func (c *requestCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
 }
