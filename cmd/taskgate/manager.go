@@ -12,11 +12,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -46,6 +43,7 @@ type managerFlags struct {
 	maxConcurrent                      int
 	allowedClusterRoles, syncSchemaDir string
 	accessReviewCacheTTL               time.Duration
+	accessReviewDenialTTL              time.Duration
 	actAs                              string
 	webhookHost                        string
 	preflight                          bool
@@ -83,6 +81,8 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	fs.StringVar(&f.actAs, "act-as", string(actas.ModeRequester),
 		"whom a Task's rights-bearing requests are sent as: requester (impersonate the Task's creator through constrained impersonation, Kubernetes 1.36+) or controller (the manager's own identity; weaker, for older clusters)")
 	fs.StringVar(&f.webhookHost, "webhook-bind-address", "", "address the webhook server listens on; empty: all addresses (in a Pod, the Service is the way in)")
+	fs.DurationVar(&f.accessReviewDenialTTL, "access-review-denial-cache-ttl", webhook.DefaultAccessReviewDenialCacheTTL,
+		"how long the webhook reuses a denied SubjectAccessReview answer (at most --access-review-cache-ttl): a burst of refused Tasks costs one review per question; a right granted meanwhile counts after at most this long; negative disables it")
 	fs.BoolVar(&f.preflight, "preflight", true, "dry-run a custom-image Task's Pod and ClusterRoleBinding as the requester at admission, so a refusal comes back at kubectl apply")
 	fs.IntVar(&f.maxTransformationObjects, "max-transformation-objects", 0, fmt.Sprintf("most objects one transformation may match (the Task fails TooManyObjects before any patch beyond it); 0: the default, %d", controller.DefaultMaxTransformationObjects))
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
@@ -119,16 +119,14 @@ func newScheme() *runtime.Scheme {
 }
 
 // cacheOptions keep the controller's memory bounded by the Tasks' own
-// objects: only the Pods, ServiceAccounts, Synchronizations and
-// ClusterRoleBindings that carry the task label are cached, and managed
-// fields are stripped from everything.
+// objects: only the Pods, ServiceAccounts and Synchronizations that carry the
+// task label are cached, and managed fields are stripped from everything.
+// ClusterRoleBindings are never cached: the controller and its sweeper read
+// them from the API server.
 func cacheOptions(mapper meta.RESTMapper) cache.Options {
-	byObject := controller.CacheByObject(mapper)
-	req, _ := labels.NewRequirement(v1alpha1.TaskLabel, selection.Exists, nil)
-	byObject[&rbacv1.ClusterRoleBinding{}] = cache.ByObject{Label: labels.NewSelector().Add(*req)}
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject:         byObject,
+		ByObject:         controller.CacheByObject(mapper),
 	}
 }
 
@@ -292,7 +290,8 @@ func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 			}
 		}
 		opts := webhook.Options{AllowedClusterRoles: allowed, SyncSchemaDir: f.syncSchemaDir, AccessReviewCacheTTL: f.accessReviewCacheTTL,
-			ActAs: actas.Mode(f.actAs), Preflight: f.preflight}
+			AccessReviewDenialCacheTTL: f.accessReviewDenialTTL,
+			ActAs:                      actas.Mode(f.actAs), Preflight: f.preflight}
 		if err := webhook.SetupWithManager(mgr, opts); err != nil {
 			return fmt.Errorf("set up webhooks: %w", err)
 		}
