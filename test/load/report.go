@@ -144,22 +144,7 @@ func (r *report) p1Section() string {
 	}
 	table(&b, []string{"concurrency", "mode", "median", "p99", "÷ no-op (median / p99)", "÷ no webhooks (median / p99)"}, rows)
 	b.WriteString("Median by sample (ms), showing what the access checks and the custom-image preflight cost (see the notes):\n\n")
-	var srows [][]string
-	for _, c := range concs {
-		var names []string
-		for s := range p.bySample[c][modeTaskgate] {
-			names = append(names, s)
-		}
-		sort.Strings(names)
-		for _, s := range names {
-			row := []string{fmt.Sprint(c), s}
-			for _, m := range p.modes {
-				row = append(row, fmt.Sprintf("%.2f", float64(p.bySample[c][m][s].Median())/1e6))
-			}
-			srows = append(srows, row)
-		}
-	}
-	table(&b, append([]string{"concurrency", "sample"}, p.modes...), srows)
+	p.sampleTable(&b, concs)
 	return b.String()
 }
 

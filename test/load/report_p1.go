@@ -47,22 +47,7 @@ func (r *report) p1CustomSection() string {
 	}
 	table(&b, []string{"concurrency", "mode", "median", "p99", "÷ no-op (median / p99)", "÷ preflight off (median / p99)"}, rows)
 	b.WriteString("Median by sample (ms):\n\n")
-	var srows [][]string
-	for _, c := range concs {
-		var names []string
-		for s := range p.bySample[c][modeTaskgate] {
-			names = append(names, s)
-		}
-		sort.Strings(names)
-		for _, s := range names {
-			row := []string{fmt.Sprint(c), s}
-			for _, m := range p.modes {
-				row = append(row, fmt.Sprintf("%.2f", float64(p.bySample[c][m][s].Median())/1e6))
-			}
-			srows = append(srows, row)
-		}
-	}
-	table(&b, append([]string{"concurrency", "sample"}, p.modes...), srows)
+	p.sampleTable(&b, concs)
 	b.WriteString(p.preflightRequests())
 	b.WriteString("**Verdict** (issue 13: the preflight is on by default unless it more than doubles a custom-image create's median latency): ")
 	switch onDry, _ := p.dryRuns(); {
@@ -81,6 +66,27 @@ func (r *report) p1CustomSection() string {
 // preflightRequests shows the dry-run requests each webhook server sent
 // during the custom-image run: the proof that the preflight ran (on) and
 // did not (off).
+// sampleTable writes the median create latency of each sample, by
+// concurrency and mode.
+func (p *p1Result) sampleTable(b *strings.Builder, concs []int) {
+	var rows [][]string
+	for _, c := range concs {
+		var names []string
+		for s := range p.bySample[c][modeTaskgate] {
+			names = append(names, s)
+		}
+		sort.Strings(names)
+		for _, s := range names {
+			row := []string{fmt.Sprint(c), s}
+			for _, m := range p.modes {
+				row = append(row, fmt.Sprintf("%.2f", float64(p.bySample[c][m][s].Median())/1e6))
+			}
+			rows = append(rows, row)
+		}
+	}
+	table(b, append([]string{"concurrency", "sample"}, p.modes...), rows)
+}
+
 func (p *p1Result) preflightRequests() string {
 	var b strings.Builder
 	onDry, offDry := p.dryRuns()
