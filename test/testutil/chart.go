@@ -106,3 +106,13 @@ func ChartClusterRole(ctx context.Context, helm, chartDir, values string) (*rbac
 	}
 	return role, nil
 }
+
+// ChartRules is rules as the chart value transformationRules takes them:
+// apiGroups and resources only (the chart adds the verbs of its mode).
+func ChartRules(rules []rbacv1.PolicyRule) []map[string][]string {
+	out := make([]map[string][]string, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, map[string][]string{"apiGroups": r.APIGroups, "resources": r.Resources})
+	}
+	return out
+}
