@@ -126,7 +126,11 @@ func addUsers(envCfg *rest.Config, dir string) error {
 		return fmt.Errorf("bootstrap client: %w", err)
 	}
 	ctx := context.Background()
-	for _, obj := range managerRBAC() {
+	objs, err := managerRBAC(ctx)
+	if err != nil {
+		return fmt.Errorf("manager RBAC: %w", err)
+	}
+	for _, obj := range objs {
 		if err := boot.Create(ctx, obj); err != nil {
 			return fmt.Errorf("manager RBAC: %w", err)
 		}

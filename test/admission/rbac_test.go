@@ -2,6 +2,8 @@ package admission_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -9,47 +11,31 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// managerRBAC is the chart's ClusterRole for --act-as=requester, bound to
-// the harness's manager user: its own rights carry none of a requester's
-// (no pods create, no clusterrolebindings create or bind), and the
-// impersonation rules let it act as requesters on exactly the children.
-func managerRBAC() []client.Object {
-	const (
-		imp   = "impersonate-on:user-info:"
-		impSA = "impersonate-on:serviceaccount:"
-	)
-	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: managerUser},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{"automation.astronetes.io"}, Resources: []string{"tasks"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-			{APIGroups: []string{"automation.astronetes.io"}, Resources: []string{"tasks/status"}, Verbs: []string{"get", "update", "patch"}},
-			{APIGroups: []string{"automation.astronetes.io"}, Resources: []string{"tasks/finalizers"}, Verbs: []string{"update"}},
-			{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "delete"}},
-			{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch", "create"}},
-			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: []string{"get", "list", "watch", "delete"}},
-			{APIGroups: []string{"automation.astronetes.io"}, Resources: []string{"synchronizations"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
-			{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}, Verbs: []string{"create"}},
-			// Impersonation.
-			{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"impersonate:user-info", "impersonate:serviceaccount"}},
-			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{imp + "create", impSA + "create"}},
-			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: []string{imp + "create", impSA + "create"}},
-			{APIGroups: []string{"automation.astronetes.io"}, Resources: []string{"synchronizations"}, Verbs: []string{imp + "create", impSA + "create"}},
-			{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}, Verbs: []string{imp + "create"}},
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"},
-				Verbs: []string{imp + "list", imp + "patch", impSA + "list", impSA + "patch"}},
-			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{imp + "list", imp + "patch", impSA + "list", impSA + "patch"}},
-		},
+// managerRBAC is the chart's ClusterRole for --act-as=requester with its
+// default values, rendered by helm template (one source of truth:
+// charts/taskgate/templates/rbac.yaml, no copy here to drift), bound to the
+// harness's manager user: its own rights carry none of a requester's (no
+// pods create, no clusterrolebindings create or bind), and the impersonation
+// rules let it act as requesters on exactly the children. certs.mode is
+// cert-manager because envtest serves the certificates: the built-in
+// rotator, and its webhook-configuration rules, do not run here.
+func managerRBAC(ctx context.Context) ([]client.Object, error) {
+	values := fmt.Sprintf("actAs: requester\ncerts:\n  mode: cert-manager\nwebhook:\n  singleCall: %t\n", singleCall)
+	role, err := testutil.ChartClusterRole(ctx, testutil.HelmPath(), filepath.Join("..", "..", "charts", "taskgate"), values)
+	if err != nil {
+		return nil, err
 	}
+	role.ObjectMeta = metav1.ObjectMeta{Name: managerUser}
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: managerUser},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: managerUser},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: managerUser}},
 	}
-	return []client.Object{role, binding}
+	return []client.Object{role, binding}, nil
 }
 
 // rule is a PolicyRule in one line: rule("apps", "deployments", "list", "patch").

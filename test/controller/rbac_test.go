@@ -2,7 +2,9 @@ package controller_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -11,21 +13,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // The manager runs as a user outside system:masters, holding exactly the
-// chart's rules: a masters identity would impersonate anyone through the
-// legacy impersonation path and prove nothing about the constrained one.
+// chart's ClusterRole: a masters identity would impersonate anyone through
+// the legacy impersonation path and prove nothing about the constrained one.
 const (
-	managerUser           = "taskgate-manager"
-	controllerModeUser    = "taskgate-manager-controller-mode"
-	adminGroup            = "test:cluster-admins"
-	scopeTestGroup        = "scope.example.com"
-	impersonateUserInfo   = "impersonate:user-info"
-	impersonateSA         = "impersonate:serviceaccount"
-	impersonateOnUserInfo = "impersonate-on:user-info:"
-	impersonateOnSA       = "impersonate-on:serviceaccount:"
+	managerUser        = "taskgate-manager"
+	controllerModeUser = "taskgate-manager-controller-mode"
+	adminGroup         = "test:cluster-admins"
+	scopeTestGroup     = "scope.example.com"
 )
 
 // adminRequester is an administrator as kubeadm makes them since 1.29:
@@ -42,66 +42,33 @@ var transformationRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{scopeTestGroup}, Resources: []string{"*"}},
 }
 
-// managerOwnRules are what the manager does as itself. Together with
-// managerImpersonationRules they mirror charts/taskgate/templates/rbac.yaml
-// in --act-as=requester mode (and the brief's list of it): keep them in step.
-func managerOwnRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tasks"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tasks/status"}, Verbs: []string{"get", "update", "patch"}},
-		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tasks/finalizers"}, Verbs: []string{"update"}},
-		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch", "create"}},
-		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: []string{"get", "list", "watch", "delete"}},
-		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"synchronizations"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
-		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}, Verbs: []string{"create"}},
+// chartRole renders the chart's manager ClusterRole for actAs (one source
+// of truth: charts/taskgate/templates/rbac.yaml, no copy here to drift)
+// with the harness's transformationRules, and names it name. Both halves
+// run as in an installation; certs.mode=cert-manager leaves out the built-in
+// rotator's webhook-configuration rules, since envtest serves the
+// certificates. allowedClusterRoles stays the chart's default (empty): no
+// controller-mode test binds a ClusterRole, so that manager holds no bind.
+func chartRole(ctx context.Context, actAs actas.Mode, name string) (*rbacv1.ClusterRole, error) {
+	values, err := json.Marshal(map[string]any{
+		"actAs":               string(actAs),
+		"certs":               map[string]string{"mode": "cert-manager"},
+		"transformationRules": testutil.ChartRules(transformationRules),
+	})
+	if err != nil {
+		return nil, err
 	}
-}
-
-// managerImpersonationRules let the manager send the child writes as the
-// requester, and nothing else.
-func managerImpersonationRules() []rbacv1.PolicyRule {
-	on := func(verbs ...string) []string {
-		var out []string
-		for _, v := range verbs {
-			out = append(out, impersonateOnUserInfo+v, impersonateOnSA+v)
-		}
-		return out
+	role, err := testutil.ChartClusterRole(ctx, testutil.HelmPath(), filepath.Join("..", "..", "charts", "taskgate"), string(values))
+	if err != nil {
+		return nil, err
 	}
-	rules := []rbacv1.PolicyRule{
-		// "*": RBAC cannot name userextras/<key> otherwise (see the brief).
-		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"*"}, Verbs: []string{impersonateUserInfo, impersonateSA}},
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: on("create")},
-		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: on("create")},
-		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"synchronizations"}, Verbs: on("create")},
-		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}, Verbs: []string{impersonateOnUserInfo + "create"}},
-	}
-	for _, r := range transformationRules {
-		r.Verbs = on("list", "patch")
-		rules = append(rules, r)
-	}
-	return rules
-}
-
-// controllerModeRules are the chart's rules in --act-as=controller mode:
-// the manager's own rights to create the children, no impersonation.
-func controllerModeRules() []rbacv1.PolicyRule {
-	rules := append(managerOwnRules(),
-		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create"}},
-		rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: []string{"create"}},
-		rbacv1.PolicyRule{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"synchronizations"}, Verbs: []string{"create"}},
-	)
-	for _, r := range transformationRules {
-		r.Verbs = []string{"get", "list", "patch"}
-		rules = append(rules, r)
-	}
-	return rules
+	role.ObjectMeta = metav1.ObjectMeta{Name: name}
+	return role, nil
 }
 
 // setUpIdentities creates the admin group's binding and the two manager
-// users, returning the managers' configs.
+// users, each bound to the chart's ClusterRole for its mode, returning the
+// managers' configs.
 func setUpIdentities(env *envtest.Environment, admin client.Client) (requesterMode, controllerMode *rest.Config, err error) {
 	ctx := context.Background()
 	if err := bindCluster(ctx, admin, "test-cluster-admins", "cluster-admin", rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: adminGroup}); err != nil {
@@ -109,17 +76,20 @@ func setUpIdentities(env *envtest.Environment, admin client.Client) (requesterMo
 	}
 	for _, u := range []struct {
 		name  string
-		rules []rbacv1.PolicyRule
+		actAs actas.Mode
 		cfg   **rest.Config
 	}{
-		{managerUser, append(managerOwnRules(), managerImpersonationRules()...), &requesterMode},
-		{controllerModeUser, controllerModeRules(), &controllerMode},
+		{managerUser, actas.ModeRequester, &requesterMode},
+		{controllerModeUser, actas.ModeController, &controllerMode},
 	} {
 		user, err := env.AddUser(envtest.User{Name: u.name}, nil)
 		if err != nil {
 			return nil, nil, fmt.Errorf("add user %s: %w", u.name, err)
 		}
-		role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: u.name}, Rules: u.rules}
+		role, err := chartRole(ctx, u.actAs, u.name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("render the chart's ClusterRole for %s: %w", u.name, err)
+		}
 		if err := admin.Create(ctx, role); err != nil {
 			return nil, nil, fmt.Errorf("create cluster role %s: %w", u.name, err)
 		}

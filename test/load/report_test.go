@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -59,10 +60,15 @@ func TestParseKiB(t *testing.T) {
 	}
 }
 
-// TestRequesterModeRules checks that the harness's manager holds none of
-// the rights that exist only for children: it must impersonate for them.
+// TestRequesterModeRules checks that the harness's manager, bound to the
+// ClusterRole the chart renders for --act-as=requester, holds none of the
+// rights that exist only for children: it must impersonate for them.
 func TestRequesterModeRules(t *testing.T) {
-	for _, r := range kit.RequesterModeRules() {
+	role, err := kit.RequesterModeRole(t.Context(), filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range role.Rules {
 		for _, res := range r.Resources {
 			for _, v := range r.Verbs {
 				if v == "create" && (res == "pods" || res == "clusterrolebindings" || res == "synchronizations") || v == "bind" || v == "impersonate" ||

@@ -17,13 +17,11 @@
 package security_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -32,7 +30,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -77,11 +74,9 @@ func run(m *testing.M) int {
 			return 2
 		}
 	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		home, _ := os.UserHomeDir()
-		assets = filepath.Join(home, ".cache", "taskgate", "envtest-v1.37.2")
-		_ = os.Setenv("KUBEBUILDER_ASSETS", assets)
+		_ = os.Setenv("KUBEBUILDER_ASSETS", filepath.Join(home, ".cache", "taskgate", "envtest-"+testutil.EnvtestVersion))
 	}
 	var w io.Writer = logs
 	if os.Getenv("TASKGATE_TEST_LOG") != "" {
@@ -125,7 +120,7 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	defer func() { cancel(); <-stopped }() // before the control plane stops
-	if err := startManager(ctx, env, assets, stopped); err != nil {
+	if err := startManager(ctx, env, stopped); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		fmt.Fprintln(os.Stderr, logs.String())
 		return 1
@@ -139,9 +134,9 @@ func run(m *testing.M) int {
 
 // startManager runs the webhooks and the controller as managerUser, bound to
 // the chart's manager ClusterRole for the suite's mode.
-func startManager(ctx context.Context, env *envtest.Environment, assets string, stopped chan<- struct{}) error {
+func startManager(ctx context.Context, env *envtest.Environment, stopped chan<- struct{}) error {
 	fail := func(err error) error { close(stopped); return err }
-	helm := filepath.Join(assets, "helm")
+	helm := testutil.HelmPath()
 	if err := bindChartRole(ctx, helm); err != nil {
 		return fail(err)
 	}
@@ -205,36 +200,8 @@ transformationRules:
 // render runs helm template on the chart for the suite's mode and returns
 // the objects of one template.
 func render(ctx context.Context, helm, template string) ([]unstructured.Unstructured, error) {
-	values, err := os.CreateTemp("", "taskgate-security-values-*.yaml")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(values.Name())
-	if _, err := values.WriteString(chartValues); err != nil {
-		return nil, err
-	}
-	_ = values.Close()
-	cmd := exec.CommandContext(ctx, helm, "template", "taskgate", filepath.Join("..", "..", "charts", "taskgate"),
-		"--namespace", "taskgate-system", "--set", "actAs="+string(mode), "-f", values.Name(), "--show-only", template)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("helm template: %v: %s", err, stderr.String())
-	}
-	var objs []unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			return objs, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("decode %s: %w", template, err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
+	values := "actAs: " + string(mode) + "\n" + chartValues
+	return testutil.Render(ctx, helm, filepath.Join("..", "..", "charts", "taskgate"), values, template)
 }
 
 // applyRendered creates what the chart renders from template.

@@ -1,6 +1,7 @@
 // Package testutil holds the few helpers the integration test packages
-// share: stopping a control plane however a test binary ends, and a buffer
-// that a process writes while a test reads it.
+// share: stopping a control plane however a test binary ends, a buffer
+// that a process writes while a test reads it, and the Helm chart's
+// rendering (chart.go), the one source of the manager's RBAC.
 package testutil
 
 import (

@@ -20,10 +20,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // EnvtestVersion is the Kubernetes version `make envtest` builds.
-const EnvtestVersion = "v1.37.2"
+const EnvtestVersion = testutil.EnvtestVersion
 
 // Scheme knows the client-go types and the taskgate API.
 func Scheme() *runtime.Scheme {

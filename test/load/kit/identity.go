@@ -2,6 +2,7 @@ package kit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // AdminGroup is the group kubeadm (since 1.29) binds to cluster-admin for
@@ -22,7 +25,7 @@ import (
 const AdminGroup = "kubeadm:cluster-admins"
 
 // ManagerUser is the manager's user in the benchmarks and drills: an
-// ordinary user holding RequesterModeRules, so that its impersonated
+// ordinary user holding RequesterModeRole, so that its impersonated
 // requests go through constrained impersonation as in production (a
 // system:masters client would take the legacy path).
 const ManagerUser = "taskgate-manager"
@@ -36,49 +39,37 @@ type Identity struct {
 	Kubeconfig string
 }
 
-// TransformationRules are the chart's default transformationRules: what a
+// TransformationRules are the chart value transformationRules the harness
+// renders the manager's ClusterRole with (the chart's defaults): what a
 // transformation may list and patch.
 var TransformationRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}},
 	{APIGroups: []string{""}, Resources: []string{"configmaps"}},
 }
 
-// RequesterModeRules are the manager's ClusterRole in --act-as=requester
-// mode, as the chart renders it with the default transformationRules: its
-// own rights (none of them lends a requester anything) and the
-// constrained-impersonation rules for the children it writes as the
-// requester.
-func RequesterModeRules() []rbacv1.PolicyRule {
-	rule := func(group string, resources []string, verbs ...string) rbacv1.PolicyRule {
-		return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: resources, Verbs: verbs}
+// RequesterModeRole is the manager's ClusterRole in --act-as=requester mode
+// as the chart at root renders it (helm template, offline; one source of
+// truth: charts/taskgate/templates/rbac.yaml, no copy here to drift), with
+// TransformationRules: its own rights (none of them lends a requester
+// anything) and the constrained-impersonation rules for the children it
+// writes as the requester. certs.mode=cert-manager leaves out the built-in
+// rotator's webhook-configuration rules: the harness brings its own
+// certificates. The role is named ManagerUser.
+func RequesterModeRole(ctx context.Context, root string) (*rbacv1.ClusterRole, error) {
+	values, err := json.Marshal(map[string]any{
+		"actAs":               "requester",
+		"certs":               map[string]string{"mode": "cert-manager"},
+		"transformationRules": testutil.ChartRules(TransformationRules),
+	})
+	if err != nil {
+		return nil, err
 	}
-	const auto, rbac, authn = "automation.astronetes.io", "rbac.authorization.k8s.io", "authentication.k8s.io"
-	createAs := []string{"impersonate-on:user-info:create", "impersonate-on:serviceaccount:create"}
-	rules := []rbacv1.PolicyRule{
-		rule(auto, []string{"tasks"}, "get", "list", "watch", "update", "patch"),
-		rule(auto, []string{"tasks/status"}, "get", "update", "patch"),
-		rule(auto, []string{"tasks/finalizers"}, "update"),
-		rule("", []string{"events"}, "create", "patch"),
-		rule("events.k8s.io", []string{"events"}, "create", "patch"),
-		rule("", []string{"pods"}, "get", "list", "watch", "delete"),
-		rule("", []string{"serviceaccounts"}, "get", "list", "watch", "create"),
-		rule(rbac, []string{"clusterrolebindings"}, "get", "list", "watch", "delete"),
-		rule(auto, []string{"synchronizations"}, "get", "list", "watch"),
-		rule("authorization.k8s.io", []string{"subjectaccessreviews"}, "create"),
-		rule(authn, []string{"selfsubjectreviews"}, "create"),
-		// userextras/<key> can only be matched by "*" (see the brief).
-		rule(authn, []string{"*"}, "impersonate:user-info", "impersonate:serviceaccount"),
-		rule("", []string{"pods"}, createAs...),
-		rule(rbac, []string{"clusterrolebindings"}, createAs...),
-		rule(auto, []string{"synchronizations"}, createAs...),
-		rule(authn, []string{"selfsubjectreviews"}, "impersonate-on:user-info:create"),
+	role, err := testutil.ChartClusterRole(ctx, testutil.HelmPath(), filepath.Join(root, "charts", "taskgate"), string(values))
+	if err != nil {
+		return nil, fmt.Errorf("render the chart's manager ClusterRole: %w", err)
 	}
-	for _, r := range TransformationRules {
-		r.Verbs = []string{"impersonate-on:user-info:list", "impersonate-on:user-info:patch",
-			"impersonate-on:serviceaccount:list", "impersonate-on:serviceaccount:patch"}
-		rules = append(rules, r)
-	}
-	return rules
+	role.ObjectMeta = metav1.ObjectMeta{Name: ManagerUser}
+	return role, nil
 }
 
 // AddAdmin adds a user in AdminGroup, bound to cluster-admin through that
@@ -95,10 +86,13 @@ func (cp *ControlPlane) AddAdmin(ctx context.Context, name string) (*Identity, e
 	return cp.addUser(envtest.User{Name: name, Groups: []string{AdminGroup}})
 }
 
-// AddManager adds ManagerUser with RequesterModeRules (ClusterRole and
+// AddManager adds ManagerUser bound to RequesterModeRole (ClusterRole and
 // ClusterRoleBinding "taskgate-manager").
 func (cp *ControlPlane) AddManager(ctx context.Context) (*Identity, error) {
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ManagerUser}, Rules: RequesterModeRules()}
+	role, err := RequesterModeRole(ctx, cp.Root)
+	if err != nil {
+		return nil, err
+	}
 	crb := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: ManagerUser},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: ManagerUser},
