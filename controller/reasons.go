@@ -33,6 +33,10 @@ const (
 	// ReasonNameConflict: an object with the child's deterministic name exists
 	// and belongs to someone else.
 	ReasonNameConflict = "NameConflict"
+	// ReasonServiceAccountReplaced: the ServiceAccount taskgate created for
+	// the Task (status.customImage.serviceAccountUID) was deleted or
+	// replaced while the Task ran; the binding is removed.
+	ReasonServiceAccountReplaced = "ServiceAccountReplaced"
 	// ReasonBindForbidden (--act-as=controller only): the API server refused
 	// the manager the ClusterRoleBinding for config.clusterRole; the
 	// installation does not allow that ClusterRole (chart value

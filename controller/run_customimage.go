@@ -25,7 +25,7 @@ type customImageRunner struct {
 	*deps
 }
 
-func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, _ checkpointer) (time.Duration, error) {
+func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, cp checkpointer) (time.Duration, error) {
 	cfg, err := decodeConfig[v1alpha1.CustomImageConfig](task)
 	if err == nil && cfg.Namespace != "" && cfg.Namespace != task.Namespace {
 		err = fmt.Errorf("%w: config.namespace %q: the Pod runs in the Task's namespace %q", errInvalidConfig, cfg.Namespace, task.Namespace)
@@ -43,7 +43,7 @@ func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, _ chec
 		st.ServiceAccountName = v1alpha1.DefaultServiceAccountName(task.Name)
 	}
 
-	if err := c.ensureServiceAccount(ctx, task, st.ServiceAccountName); err != nil {
+	if err := c.ensureServiceAccount(ctx, task, st, cp); err != nil {
 		return 0, failPermanent(task, err)
 	}
 	if cfg.ClusterRole != "" {
@@ -78,49 +78,80 @@ func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, _ chec
 
 // ensureServiceAccount creates the Task's own ServiceAccount unless the user
 // named one: a named one is used as is, since the Pod is created as the
-// requester, who could run a Pod with it by hand. The default-named one must
-// be this Task's (by UID): one that someone else created first (a namespace
-// editor squatting the name to get a token bound to an admin's clusterRole)
-// fails the Task with ReasonNameConflict. It is created as the manager
-// itself: a ServiceAccount carries no rights until something binds it.
-func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1alpha1.Task, name string) error {
+// requester, who could run a Pod with it by hand. It is created as the
+// manager itself: a ServiceAccount carries no rights until something binds
+// it.
+//
+// The default-named one is the Task's only if its UID is the one recorded in
+// status.customImage.serviceAccountUID, which is written (a checkpoint)
+// before anything is bound to it. One that someone else created first (a
+// namespace editor squatting the name to get a token bound to an admin's
+// clusterRole) fails the Task with ReasonNameConflict; one that claims this
+// Task as its controller but is not recorded (a reconcile that stopped
+// before recording it, or someone who read the Task's UID and raced) has
+// nothing bound to it yet and is replaced; one that changed or vanished
+// after it was recorded fails the Task with ReasonServiceAccountReplaced.
+func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1alpha1.Task, st *v1alpha1.CustomImageStatus, cp checkpointer) error {
+	name := st.ServiceAccountName
 	if name != v1alpha1.DefaultServiceAccountName(task.Name) {
 		return nil
 	}
 	key := types.NamespacedName{Namespace: task.Namespace, Name: name}
 	sa := &corev1.ServiceAccount{}
 	err := c.client.Get(ctx, key, sa)
-	if err == nil {
-		return ownedServiceAccount(sa, task)
+	if apierrors.IsNotFound(err) {
+		// Not in the cache: it may lag, and one without the task label
+		// never enters it.
+		err = c.reader.Get(ctx, key, sa)
 	}
-	if !apierrors.IsNotFound(err) {
+	switch {
+	case err == nil:
+		if st.ServiceAccountUID == sa.UID {
+			return nil
+		}
+		if err := c.claimServiceAccount(ctx, task, st, sa); err != nil {
+			return err
+		}
+	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("get service account %s: %w", key, err)
+	case st.ServiceAccountUID != "":
+		return fmt.Errorf("%w: service account %s was deleted while the Task ran", errServiceAccountReplaced, key)
 	}
 	sa = &corev1.ServiceAccount{ObjectMeta: children.Meta(task, name)}
 	sa.OwnerReferences = children.OwnerReference(task)
-	err = c.client.Create(ctx, sa)
-	if apierrors.IsAlreadyExists(err) {
-		// Not in the cache: without the task label it never will be.
-		if err := c.reader.Get(ctx, key, sa); err != nil {
-			return fmt.Errorf("get service account %s: %w", key, err)
-		}
-		return ownedServiceAccount(sa, task)
-	}
-	if err != nil {
+	if err := c.client.Create(ctx, sa); err != nil {
+		// AlreadyExists too: someone created one between the read and the
+		// create; the next reconcile judges it.
 		return fmt.Errorf("create service account %s: %w", key, err)
 	}
-	log.FromContext(ctx).Info("service account created", "serviceAccount", klog.KObj(sa))
+	st.ServiceAccountUID = sa.UID
+	if err := cp.save(ctx); err != nil {
+		return fmt.Errorf("record service account %s: %w", key, err)
+	}
+	log.FromContext(ctx).Info("service account created", "serviceAccount", klog.KObj(sa), "uid", sa.UID)
 	c.event(task, corev1.EventTypeNormal, EventServiceAccountCreated, "Create", "created service account %s", name)
 	return nil
 }
 
-// ownedServiceAccount returns a NameConflict unless task is sa's controller.
-func ownedServiceAccount(sa *corev1.ServiceAccount, task *v1alpha1.Task) error {
-	if !metav1.IsControlledBy(sa, task) {
+// claimServiceAccount judges a ServiceAccount of the Task's default name
+// whose UID taskgate did not record for it (see ensureServiceAccount), and
+// deletes it when it claims the Task but was never recorded.
+func (c *customImageRunner) claimServiceAccount(ctx context.Context, task *v1alpha1.Task, st *v1alpha1.CustomImageStatus, sa *corev1.ServiceAccount) error {
+	switch {
+	case st.ServiceAccountUID != "":
+		return fmt.Errorf("%w: service account %s/%s was replaced while the Task ran (UID %s; taskgate created %s)",
+			errServiceAccountReplaced, sa.Namespace, sa.Name, sa.UID, st.ServiceAccountUID)
+	case !metav1.IsControlledBy(sa, task):
 		return fmt.Errorf("%w: service account %s/%s exists and was not created by this Task; taskgate never adopts it "+
 			"(whoever holds it would get the Task's clusterRole): delete it or name a service account in config.serviceAccountName",
 			errNameConflict, sa.Namespace, sa.Name)
 	}
+	err := c.client.Delete(ctx, sa, client.Preconditions{UID: &sa.UID})
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete unrecorded service account %s/%s: %w", sa.Namespace, sa.Name, err)
+	}
+	log.FromContext(ctx).Info("replaced a service account that names this Task as its owner but that taskgate did not record creating",
+		"serviceAccount", klog.KObj(sa), "uid", sa.UID)
 	return nil
 }
 

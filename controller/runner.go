@@ -114,6 +114,11 @@ func decodeConfig[T any](task *v1alpha1.Task) (*T, error) {
 // belongs to someone else. Retrying cannot help, so the Task fails.
 var errNameConflict = errors.New("name taken")
 
+// errServiceAccountReplaced: the ServiceAccount taskgate created for the Task
+// was deleted or replaced while the Task ran; whoever replaced it could hold
+// its binding, so the Task fails and the binding goes.
+var errServiceAccountReplaced = errors.New("service account replaced")
+
 // errBindForbidden: in actas.ModeController, the API server refused the
 // manager a ClusterRoleBinding for the Task's clusterRole (the chart grants
 // bind on allowedClusterRoles alone).
@@ -153,6 +158,8 @@ func failPermanent(task *v1alpha1.Task, err error) error {
 		fail(task, ReasonInvalidConfig, err.Error())
 	case errors.Is(err, errNameConflict):
 		fail(task, ReasonNameConflict, err.Error())
+	case errors.Is(err, errServiceAccountReplaced):
+		fail(task, ReasonServiceAccountReplaced, err.Error())
 	case errors.Is(err, errBindForbidden):
 		fail(task, ReasonBindForbidden, err.Error())
 	case errors.Is(err, actas.ErrNoRequester):

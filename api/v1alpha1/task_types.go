@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Plugin names the automation a Task carries out.
@@ -135,6 +136,12 @@ type CustomImageStatus struct {
 	PodName string `json:"podName,omitempty"`
 	// ServiceAccountName is the ServiceAccount the Pod runs as.
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// ServiceAccountUID is the UID of the ServiceAccount taskgate created for
+	// the Task, recorded before anything is bound to it: a ServiceAccount of
+	// that name with another UID was not created by taskgate for this Task
+	// (someone created it first, or replaced it), and is never bound.
+	// +optional
+	ServiceAccountUID types.UID `json:"serviceAccountUID,omitempty"`
 	// ClusterRoleBindingName is the ClusterRoleBinding created for
 	// config.clusterRole, if any; it is removed when the Task finishes.
 	ClusterRoleBindingName string `json:"clusterRoleBindingName,omitempty"`

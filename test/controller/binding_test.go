@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -214,5 +215,55 @@ func waitForFinalizerGone(t *testing.T, task *v1alpha1.Task) {
 			return errNotYet("finalizers %v", task.Finalizers)
 		}
 		return nil
+	})
+}
+
+// A ServiceAccount under the Task's default name that claims the Task as
+// its controller, created by someone who read the Task's UID and raced the
+// controller, is never bound: taskgate records the UID of the one it
+// creates before binding anything, and replaces one it did not record.
+// Once the binding exists, replacing the ServiceAccount fails the Task and
+// removes the binding, so the replacement's tokens never hold the role.
+func TestServiceAccountRace(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	cfg := customImage("busybox:1.36", "sleep", "3600")
+	cfg.ClusterRole = "view"
+	task := makeTask(t, ns, "raced", v1alpha1.PluginCustomImage, cfg)
+	mustCreate(t, task) // no controller runs yet: the squatter wins the race
+	squat := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("raced"),
+		Labels:          map[string]string{v1alpha1.TaskLabel: "raced"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Task", Name: "raced", UID: task.UID, Controller: ptr.To(true)}}}}
+	mustCreate(t, squat)
+	startManager(t, ns)
+
+	waitForPod(t, ns, "raced")
+	sa := &corev1.ServiceAccount{}
+	mustGet(t, ns, squat.Name, sa)
+	if sa.UID == squat.UID {
+		t.Fatalf("service account %s is the squatter's (UID %s); want it replaced before anything was bound", sa.Name, sa.UID)
+	}
+	mustGet(t, ns, "raced", task)
+	if got := task.Status.CustomImage.ServiceAccountUID; got != sa.UID {
+		t.Fatalf("status.customImage.serviceAccountUID = %q, want the replacement's %q", got, sa.UID)
+	}
+	mustGet(t, "", v1alpha1.ClusterRoleBindingName(ns, "raced"), &rbacv1.ClusterRoleBinding{})
+
+	// Replaced while the Task runs: the Task fails and the binding goes.
+	if err := k8sClient.Delete(t.Context(), sa); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: squat.Name,
+		Labels: map[string]string{v1alpha1.TaskLabel: "raced"}}})
+	failed := waitForTask(t, ns, "raced", v1alpha1.TaskFailed)
+	if c := succeededCondition(t, failed); c.Reason != controller.ReasonServiceAccountReplaced {
+		t.Errorf("condition = %s: %s, want ServiceAccountReplaced", c.Reason, c.Message)
+	}
+	eventually(t, "binding removed", func() error {
+		err := get(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "raced")}, &rbacv1.ClusterRoleBinding{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return errNotYet("binding still there: %v", err)
 	})
 }

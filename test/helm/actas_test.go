@@ -65,7 +65,7 @@ func ownGrants() []string {
 	g = append(g, expand("automation.astronetes.io", []string{"tasks/finalizers"}, "update")...)
 	g = append(g, expand("", []string{"events"}, "create", "patch")...)
 	g = append(g, expand("events.k8s.io", []string{"events"}, "create", "patch")...)
-	g = append(g, expand("", []string{"serviceaccounts"}, "get", "list", "watch", "create")...)
+	g = append(g, expand("", []string{"serviceaccounts"}, "get", "list", "watch", "create", "delete")...)
 	g = append(g, expand("authorization.k8s.io", []string{"subjectaccessreviews"}, "create")...)
 	g = append(g, expand("authentication.k8s.io", []string{"selfsubjectreviews"}, "create")...)
 	return g
