@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,6 +47,7 @@ type managerFlags struct {
 	accessReviewDenialTTL              time.Duration
 	actAs                              string
 	webhookHost                        string
+	webhookClientCA                    string
 	preflight                          bool
 	maxTransformationObjects           int
 	logFormat, logLevel                string
@@ -83,6 +85,7 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	fs.StringVar(&f.webhookHost, "webhook-bind-address", "", "address the webhook server listens on; empty: all addresses (in a Pod, the Service is the way in)")
 	fs.DurationVar(&f.accessReviewDenialTTL, "access-review-denial-cache-ttl", webhook.DefaultAccessReviewDenialCacheTTL,
 		"how long the webhook reuses a denied SubjectAccessReview answer (at most --access-review-cache-ttl): a burst of refused Tasks costs one review per question; a right granted meanwhile counts after at most this long; negative disables it")
+	fs.StringVar(&f.webhookClientCA, "webhook-client-ca", "", "PEM file of the CA whose client certificates the webhook server requires (the kube-apiserver's, from its admission configuration); empty: any client that reaches the port is answered")
 	fs.BoolVar(&f.preflight, "preflight", true, "dry-run a custom-image Task's Pod and ClusterRoleBinding as the requester at admission, so a refusal comes back at kubectl apply")
 	fs.IntVar(&f.maxTransformationObjects, "max-transformation-objects", 0, fmt.Sprintf("most objects one transformation may match (the Task fails TooManyObjects before any patch beyond it); 0: the default, %d", controller.DefaultMaxTransformationObjects))
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
@@ -167,6 +170,14 @@ func startManager(f *managerFlags) error {
 	if err != nil {
 		return fmt.Errorf("rest mapper: %w", err)
 	}
+	var tlsOpts []func(*tls.Config)
+	if f.webhookClientCA != "" {
+		opt, err := webhook.RequireClientCert(f.webhookClientCA)
+		if err != nil {
+			return err
+		}
+		tlsOpts = append(tlsOpts, opt)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		MapperProvider:                func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil },
 		Scheme:                        newScheme(),
@@ -176,7 +187,7 @@ func startManager(f *managerFlags) error {
 		LeaderElectionID:              f.leaderElectionID,
 		LeaderElectionNamespace:       f.namespace,
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer:                 crwebhook.NewServer(crwebhook.Options{Host: f.webhookHost, Port: f.webhookPort, CertDir: f.certDir}),
+		WebhookServer:                 crwebhook.NewServer(crwebhook.Options{Host: f.webhookHost, Port: f.webhookPort, CertDir: f.certDir, TLSOpts: tlsOpts}),
 		Cache:                         cacheOptions(mapper),
 	})
 	if err != nil {

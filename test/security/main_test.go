@@ -18,6 +18,7 @@ package security_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +90,10 @@ func run(m *testing.M) int {
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "..", "config", "webhook")}},
 	}
+	if err := requireAPIServerClientCert(env); err != nil {
+		fmt.Fprintln(os.Stderr, "webhook client certificate:", err)
+		return 1
+	}
 	var err error
 	if driver, err = env.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "start control plane:", err)
@@ -149,6 +154,11 @@ func startManager(ctx context.Context, env *envtest.Environment, stopped chan<- 
 	}
 	cfg := u.Config()
 	wo := &env.WebhookInstallOptions
+	webhookAddr = hostPort(wo.LocalServingHost, wo.LocalServingPort)
+	requireCert, err := webhook.RequireClientCert(clientCAFile)
+	if err != nil {
+		return fail(err)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
@@ -157,6 +167,7 @@ func startManager(ctx context.Context, env *envtest.Environment, stopped chan<- 
 		Cache:                   cacheOptions(),
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
+			TLSOpts: []func(*tls.Config){requireCert},
 		}),
 	})
 	if err != nil {
