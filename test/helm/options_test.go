@@ -204,3 +204,34 @@ func TestTemplateValues(t *testing.T) {
 		})
 	}
 }
+
+// webhook.clientCAConfigMap mounts the CA and passes --webhook-client-ca to
+// a file inside the mount; off by default; nothing without webhooks.
+func TestTemplateWebhookClientCA(t *testing.T) {
+	const flag = "--webhook-client-ca=/etc/taskgate/webhook-client-ca/ca.crt"
+	for _, tc := range []struct {
+		name string
+		args []string
+		want bool
+	}{
+		{name: "off by default"},
+		{name: "set", args: []string{"--set", "webhook.clientCAConfigMap=apiserver-ca"}, want: true},
+		{name: "no webhooks", args: []string{"--set", "webhook.clientCAConfigMap=apiserver-ca", "--set", "enableWebhooks=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := one[appsv1.Deployment](t, render(t, tc.args...), "Deployment")
+			pod := d.Spec.Template.Spec
+			hasFlag := slices.Contains(pod.Containers[0].Args, flag)
+			var mounted, volume bool
+			for _, m := range pod.Containers[0].VolumeMounts {
+				mounted = mounted || (m.Name == "webhook-client-ca" && strings.HasPrefix(strings.TrimPrefix(flag, "--webhook-client-ca="), m.MountPath+"/"))
+			}
+			for _, v := range pod.Volumes {
+				volume = volume || (v.Name == "webhook-client-ca" && v.ConfigMap != nil && v.ConfigMap.Name == "apiserver-ca")
+			}
+			if hasFlag != tc.want || mounted != tc.want || volume != tc.want {
+				t.Fatalf("flag %v, mount %v, volume %v; want all %v (args %v)", hasFlag, mounted, volume, tc.want, pod.Containers[0].Args)
+			}
+		})
+	}
+}
