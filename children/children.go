@@ -53,11 +53,15 @@ func OwnerReference(task *v1alpha1.Task) []metav1.OwnerReference {
 // Task runs the command exactly once.
 func Pod(task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, serviceAccount string) *corev1.Pod {
 	container := corev1.Container{
-		Name:    ContainerName,
-		Image:   cfg.Image,
-		Command: cfg.Command,
-		Args:    cfg.Args,
-		Env:     cfg.Env,
+		Name:            ContainerName,
+		Image:           cfg.Image,
+		Command:         cfg.Command,
+		Args:            cfg.Args,
+		Env:             cfg.Env,
+		SecurityContext: SecurityContext(cfg.SecurityContext),
+		// The log tail reaches the Task's message when a failing container
+		// wrote no termination message.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 	if cfg.Resources != nil {
 		container.Resources = *cfg.Resources
@@ -67,12 +71,49 @@ func Pod(task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, serviceAccount st
 	return &corev1.Pod{
 		ObjectMeta: om,
 		Spec: corev1.PodSpec{
-			RestartPolicy:         corev1.RestartPolicyNever,
-			ServiceAccountName:    serviceAccount,
-			ActiveDeadlineSeconds: cfg.TimeoutSeconds,
-			Containers:            []corev1.Container{container},
+			RestartPolicy:                corev1.RestartPolicyNever,
+			ServiceAccountName:           serviceAccount,
+			AutomountServiceAccountToken: cfg.AutomountServiceAccountToken,
+			ActiveDeadlineSeconds:        cfg.TimeoutSeconds,
+			NodeSelector:                 cfg.NodeSelector,
+			Tolerations:                  cfg.Tolerations,
+			ImagePullSecrets:             cfg.ImagePullSecrets,
+			Containers:                   []corev1.Container{container},
 		},
 	}
+}
+
+// SecurityContext is the container's securityContext: the config's fields
+// over defaults that PodSecurity restricted asks for and that no ordinary
+// image needs relaxed (no privilege escalation, no capabilities, the
+// runtime's seccomp profile). It sets nothing about the user: whether the
+// image runs as non-root only its author knows, so a Task in a restricted
+// namespace must say runAsNonRoot itself.
+func SecurityContext(sc *v1alpha1.CustomImageSecurityContext) *corev1.SecurityContext {
+	out := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	if sc == nil {
+		return out
+	}
+	out.RunAsUser = sc.RunAsUser
+	out.RunAsGroup = sc.RunAsGroup
+	out.RunAsNonRoot = sc.RunAsNonRoot
+	out.ReadOnlyRootFilesystem = sc.ReadOnlyRootFilesystem
+	// The schema admits only false for these two.
+	if sc.AllowPrivilegeEscalation != nil {
+		out.AllowPrivilegeEscalation = sc.AllowPrivilegeEscalation
+	}
+	out.Privileged = sc.Privileged
+	if sc.SeccompProfile != nil {
+		out.SeccompProfile = sc.SeccompProfile
+	}
+	if sc.Capabilities != nil {
+		out.Capabilities.Add = sc.Capabilities.Add
+	}
+	return out
 }
 
 // ClusterRoleBinding binds a custom-image Task's clusterRole to its

@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -77,10 +79,83 @@ func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg *config) (fiel
 			warnings = append(warnings, warnClusterAdmin)
 		}
 	}
+	errs = append(errs, validatePodFields(c)...)
 	if w := imageWarning(c.Image); c.Image != "" && w != "" {
 		warnings = append(warnings, w)
 	}
 	return errs, warnings
+}
+
+// validatePodFields checks what the schema cannot: the Pod fields whose
+// values depend on each other, and label and name syntax, so the API server
+// never refuses the Pod for them at run time.
+func validatePodFields(c *v1alpha1.CustomImageConfig) field.ErrorList {
+	var errs field.ErrorList
+	if sc := c.SecurityContext; sc != nil && sc.SeccompProfile != nil {
+		p := configPath.Child("securityContext", "seccompProfile", "localhostProfile")
+		sp := sc.SeccompProfile
+		switch {
+		case sp.Type == corev1.SeccompProfileTypeLocalhost && deref(sp.LocalhostProfile) == "":
+			errs = append(errs, field.Required(p, "type Localhost needs the path of the profile on the node"))
+		case sp.Type != corev1.SeccompProfileTypeLocalhost && sp.LocalhostProfile != nil:
+			errs = append(errs, field.Forbidden(p, "only with type Localhost"))
+		}
+	}
+	keys := slices.Sorted(maps.Keys(c.NodeSelector))
+	for _, k := range keys {
+		p := configPath.Child("nodeSelector").Key(k)
+		for _, msg := range validation.IsQualifiedName(k) {
+			errs = append(errs, field.Invalid(p, k, "not a label key: "+msg))
+		}
+		for _, msg := range validation.IsValidLabelValue(c.NodeSelector[k]) {
+			errs = append(errs, field.Invalid(p, c.NodeSelector[k], "not a label value: "+msg))
+		}
+	}
+	for i, t := range c.Tolerations {
+		errs = append(errs, validateToleration(&t, configPath.Child("tolerations").Index(i))...)
+	}
+	for i, s := range c.ImagePullSecrets {
+		for _, msg := range validation.IsDNS1123Subdomain(s.Name) {
+			errs = append(errs, field.Invalid(configPath.Child("imagePullSecrets").Index(i).Child("name"), s.Name, msg))
+		}
+	}
+	return errs
+}
+
+// validateToleration holds a toleration to the API server's rules for one.
+func validateToleration(t *corev1.Toleration, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if t.Key != "" {
+		for _, msg := range validation.IsQualifiedName(t.Key) {
+			errs = append(errs, field.Invalid(p.Child("key"), t.Key, msg))
+		}
+	}
+	switch t.Operator {
+	case corev1.TolerationOpExists:
+		if t.Value != "" {
+			errs = append(errs, field.Invalid(p.Child("value"), t.Value, "must be empty when operator is Exists"))
+		}
+	default: // Equal, the default
+		if t.Key == "" {
+			errs = append(errs, field.Invalid(p.Child("operator"), string(t.Operator),
+				"must be Exists when key is empty (a toleration of every taint)"))
+		}
+		for _, msg := range validation.IsValidLabelValue(t.Value) {
+			errs = append(errs, field.Invalid(p.Child("value"), t.Value, msg))
+		}
+	}
+	if t.TolerationSeconds != nil && t.Effect != corev1.TaintEffectNoExecute {
+		errs = append(errs, field.Invalid(p.Child("effect"), string(t.Effect), "must be NoExecute when tolerationSeconds is set"))
+	}
+	return errs
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // validateResources checks every quantity under resources.requests/limits,

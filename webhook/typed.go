@@ -111,6 +111,38 @@ func (r *reader) strMap(m map[string]any, key string) map[string]string {
 	return out
 }
 
+// optBool reads an optional bool field: absent is nil.
+func (r *reader) optBool(m map[string]any, key string) *bool {
+	v, found := m[key]
+	if !found {
+		return nil
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		r.ok = false
+	}
+	return &b
+}
+
+// optInt64 reads an optional int64 field as json.Unmarshal parses one:
+// absent is nil.
+func (r *reader) optInt64(m map[string]any, key string) *int64 {
+	v, found := m[key]
+	if !found {
+		return nil
+	}
+	n, isNum := v.(json.Number)
+	if !isNum {
+		r.ok = false
+		return nil
+	}
+	i, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil {
+		r.ok = false
+	}
+	return &i
+}
+
 // customImageFromMap reads a custom-image config; resources and env
 // valueFrom are left to json.Unmarshal (quantities parse their raw text).
 func customImageFromMap(c *config) (*v1alpha1.CustomImageConfig, bool) {
@@ -118,14 +150,18 @@ func customImageFromMap(c *config) (*v1alpha1.CustomImageConfig, bool) {
 		return nil, false
 	}
 	r := reader{ok: true}
-	m := r.object(c.value, "image", "command", "args", "env", "namespace", "serviceAccountName", "clusterRole", "timeoutSeconds")
+	m := r.object(c.value, "image", "command", "args", "env", "namespace", "serviceAccountName", "clusterRole", "timeoutSeconds",
+		"securityContext", "nodeSelector", "tolerations", "imagePullSecrets", "automountServiceAccountToken")
 	out := &v1alpha1.CustomImageConfig{
-		Image:              r.optStr(m, "image"),
-		Command:            r.strs(m, "command"),
-		Args:               r.strs(m, "args"),
-		Namespace:          r.optStr(m, "namespace"),
-		ServiceAccountName: r.optStr(m, "serviceAccountName"),
-		ClusterRole:        r.optStr(m, "clusterRole"),
+		Image:                        r.optStr(m, "image"),
+		Command:                      r.strs(m, "command"),
+		Args:                         r.strs(m, "args"),
+		Namespace:                    r.optStr(m, "namespace"),
+		ServiceAccountName:           r.optStr(m, "serviceAccountName"),
+		ClusterRole:                  r.optStr(m, "clusterRole"),
+		TimeoutSeconds:               r.optInt64(m, "timeoutSeconds"),
+		NodeSelector:                 r.strMap(m, "nodeSelector"),
+		AutomountServiceAccountToken: r.optBool(m, "automountServiceAccountToken"),
 	}
 	if v, found := m["env"]; found {
 		l := r.list(v, true)
@@ -135,19 +171,61 @@ func customImageFromMap(c *config) (*v1alpha1.CustomImageConfig, bool) {
 			out.Env[i] = corev1.EnvVar{Name: r.optStr(env, "name"), Value: r.optStr(env, "value")}
 		}
 	}
-	if v, found := m["timeoutSeconds"]; found {
-		n, isNum := v.(json.Number)
-		if !isNum {
-			return nil, false
+	if v, found := m["securityContext"]; found {
+		out.SecurityContext = r.securityContext(v)
+	}
+	if v, found := m["tolerations"]; found {
+		l := r.list(v, true)
+		out.Tolerations = make([]corev1.Toleration, len(l))
+		for i, e := range l {
+			t := r.object(e, "key", "operator", "value", "effect", "tolerationSeconds")
+			out.Tolerations[i] = corev1.Toleration{
+				Key: r.optStr(t, "key"), Operator: corev1.TolerationOperator(r.optStr(t, "operator")), Value: r.optStr(t, "value"),
+				Effect: corev1.TaintEffect(r.optStr(t, "effect")), TolerationSeconds: r.optInt64(t, "tolerationSeconds"),
+			}
 		}
-		// json.Unmarshal parses an int64 field the same way.
-		t, err := strconv.ParseInt(string(n), 10, 64)
-		if err != nil {
-			return nil, false
+	}
+	if v, found := m["imagePullSecrets"]; found {
+		l := r.list(v, true)
+		out.ImagePullSecrets = make([]corev1.LocalObjectReference, len(l))
+		for i, e := range l {
+			out.ImagePullSecrets[i].Name = r.optStr(r.object(e, "name"), "name")
 		}
-		out.TimeoutSeconds = &t
 	}
 	return out, r.ok
+}
+
+// securityContext reads a custom-image config's securityContext.
+func (r *reader) securityContext(v any) *v1alpha1.CustomImageSecurityContext {
+	m := r.object(v, "runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem", "allowPrivilegeEscalation",
+		"privileged", "seccompProfile", "capabilities")
+	out := &v1alpha1.CustomImageSecurityContext{
+		RunAsUser:                r.optInt64(m, "runAsUser"),
+		RunAsGroup:               r.optInt64(m, "runAsGroup"),
+		RunAsNonRoot:             r.optBool(m, "runAsNonRoot"),
+		ReadOnlyRootFilesystem:   r.optBool(m, "readOnlyRootFilesystem"),
+		AllowPrivilegeEscalation: r.optBool(m, "allowPrivilegeEscalation"),
+		Privileged:               r.optBool(m, "privileged"),
+	}
+	if v, found := m["seccompProfile"]; found {
+		sp := r.object(v, "type", "localhostProfile")
+		out.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileType(r.optStr(sp, "type"))}
+		if _, found := sp["localhostProfile"]; found {
+			p := r.optStr(sp, "localhostProfile")
+			out.SeccompProfile.LocalhostProfile = &p
+		}
+	}
+	if v, found := m["capabilities"]; found {
+		caps := r.object(v, "add")
+		out.Capabilities = &v1alpha1.CustomImageCapabilities{}
+		if add := r.strs(caps, "add"); add != nil {
+			out.Capabilities.Add = make([]corev1.Capability, len(add))
+			for i, a := range add {
+				out.Capabilities.Add[i] = corev1.Capability(a)
+			}
+		}
+	}
+	return out
 }
 
 // transformationFromMap reads a transformation config but its operations,

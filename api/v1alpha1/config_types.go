@@ -21,6 +21,35 @@ type CustomImageConfig struct {
 	ServiceAccountName string                       `json:"serviceAccountName,omitempty"`
 	ClusterRole        string                       `json:"clusterRole,omitempty"`
 	TimeoutSeconds     *int64                       `json:"timeoutSeconds,omitempty"`
+	// SecurityContext is merged over the container's defaults
+	// (children.Pod); the schema admits only what PodSecurity restricted allows.
+	SecurityContext              *CustomImageSecurityContext   `json:"securityContext,omitempty"`
+	NodeSelector                 map[string]string             `json:"nodeSelector,omitempty"`
+	Tolerations                  []corev1.Toleration           `json:"tolerations,omitempty"`
+	ImagePullSecrets             []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	AutomountServiceAccountToken *bool                         `json:"automountServiceAccountToken,omitempty"`
+}
+
+// CustomImageSecurityContext is the part of a container's securityContext a
+// custom-image Task may set. It is a type of its own, not
+// corev1.SecurityContext, so that nothing PodSecurity restricted forbids
+// (privileged: true, procMount, added capabilities other than
+// NET_BIND_SERVICE, ...) can even be expressed past the schema.
+type CustomImageSecurityContext struct {
+	RunAsUser                *int64                   `json:"runAsUser,omitempty"`
+	RunAsGroup               *int64                   `json:"runAsGroup,omitempty"`
+	RunAsNonRoot             *bool                    `json:"runAsNonRoot,omitempty"`
+	ReadOnlyRootFilesystem   *bool                    `json:"readOnlyRootFilesystem,omitempty"`
+	AllowPrivilegeEscalation *bool                    `json:"allowPrivilegeEscalation,omitempty"`
+	Privileged               *bool                    `json:"privileged,omitempty"`
+	SeccompProfile           *corev1.SeccompProfile   `json:"seccompProfile,omitempty"`
+	Capabilities             *CustomImageCapabilities `json:"capabilities,omitempty"`
+}
+
+// CustomImageCapabilities are the capabilities added to the container; all
+// others are always dropped.
+type CustomImageCapabilities struct {
+	Add []corev1.Capability `json:"add,omitempty"`
 }
 
 // GroupVersionResource names a kind of object a transformation patches.
