@@ -43,26 +43,12 @@ func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, cp che
 		st.ServiceAccountName = v1alpha1.DefaultServiceAccountName(task.Name)
 	}
 
-	if err := c.ensureServiceAccount(ctx, task, st, cp); err != nil {
-		return 0, failPermanent(task, err)
-	}
-	if cfg.ClusterRole != "" {
-		// On every reconcile, not only before the binding is created:
-		// someone who strips the finalizer of a running Task must not
-		// leave a binding behind once it is deleted.
-		if err := c.setFinalizer(ctx, task, true); err != nil {
-			return 0, err
-		}
-		if st.ClusterRoleBindingName == "" {
-			if err := c.ensureBinding(ctx, task, cfg.ClusterRole, st.ServiceAccountName); err != nil {
-				return 0, failPermanent(task, err)
-			}
-			st.ClusterRoleBindingName = v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
-		}
-	}
-	pod, err := c.ensurePod(ctx, task, cfg, st)
+	pod, err := c.start(ctx, task, cfg, st, cp)
 	if err != nil {
-		return 0, failPermanent(task, err)
+		if err := failPermanent(task, err); err != nil {
+			return c.notStarted(ctx, task, cfg, err)
+		}
+		return 0, nil
 	}
 	if pod == nil {
 		fail(task, ReasonPodDeleted, fmt.Sprintf("pod %s was deleted before it finished; it is not recreated: create a new Task to run again", st.PodName))
@@ -73,7 +59,31 @@ func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, cp che
 	if isFinished(&task.Status) || cfg.TimeoutSeconds == nil {
 		return 0, nil
 	}
-	return c.enforceTimeout(ctx, task, pod, time.Duration(*cfg.TimeoutSeconds)*time.Second)
+	return c.enforceTimeout(ctx, task, pod, cfg)
+}
+
+// start creates what the Pod needs and the Pod, or returns the Pod that
+// exists; nil if it existed once and is gone.
+func (c *customImageRunner) start(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig,
+	st *v1alpha1.CustomImageStatus, cp checkpointer) (*corev1.Pod, error) {
+	if err := c.ensureServiceAccount(ctx, task, st, cp); err != nil {
+		return nil, err
+	}
+	if cfg.ClusterRole != "" {
+		// On every reconcile, not only before the binding is created:
+		// someone who strips the finalizer of a running Task must not
+		// leave a binding behind once it is deleted.
+		if err := c.setFinalizer(ctx, task, true); err != nil {
+			return nil, err
+		}
+		if st.ClusterRoleBindingName == "" {
+			if err := c.ensureBinding(ctx, task, cfg.ClusterRole, st.ServiceAccountName); err != nil {
+				return nil, err
+			}
+			st.ClusterRoleBindingName = v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
+		}
+	}
+	return c.ensurePod(ctx, task, cfg, st)
 }
 
 // ensureServiceAccount creates the Task's own ServiceAccount unless the user
@@ -241,6 +251,11 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 	if err != nil {
 		return nil, err
 	}
+	if left, due := c.timeLeft(task, cfg); due && left <= 0 {
+		// Never start a command after its deadline (the manager was
+		// down, or creating the Pod failed until now).
+		return nil, errDeadlinePassed
+	}
 	pod = children.Pod(task, cfg, st.ServiceAccountName)
 	err = clients.Client.Create(ctx, pod)
 	if apierrors.IsAlreadyExists(err) {
@@ -287,34 +302,6 @@ func (c *customImageRunner) follow(task *v1alpha1.Task, pod *corev1.Pod) {
 	default:
 		setProgress(task, ReasonPending, pendingMessage(pod))
 	}
-}
-
-// enforceTimeout stops a Pod that ran past the Task's timeout and fails the
-// Task; otherwise it asks to be called back when the timeout is due. The
-// controller does this itself rather than trusting activeDeadlineSeconds
-// alone: that deadline counts from the Pod's start, so a Pod stuck pulling
-// its image would never time out.
-func (c *customImageRunner) enforceTimeout(ctx context.Context, task *v1alpha1.Task, pod *corev1.Pod, timeout time.Duration) (time.Duration, error) {
-	// startTime is stored in whole seconds, rounded down: the extra second
-	// makes sure no Task is stopped before it ran for its full timeout.
-	left := task.Status.StartTime.Add(timeout + time.Second).Sub(c.clock.Now())
-	if left > 0 {
-		return left, nil
-	}
-	// The manager's own delete, of a Pod ensurePod found controlled by this
-	// Task (by UID), with a UID precondition so a Pod recreated under the
-	// same name is never the one deleted.
-	if !metav1.IsControlledBy(pod, task) || pod.Labels[v1alpha1.TaskLabel] != v1alpha1.TaskLabelValue(task.Name) {
-		return 0, fmt.Errorf("%w: pod %s/%s does not belong to this Task", errNameConflict, pod.Namespace, pod.Name)
-	}
-	err := c.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
-	if client.IgnoreNotFound(err) != nil {
-		return 0, fmt.Errorf("delete pod %s/%s after timeout: %w", pod.Namespace, pod.Name, err)
-	}
-	log.FromContext(ctx).Info("pod deleted after timeout", "pod", klog.KObj(pod), "timeout", timeout.String())
-	c.event(task, corev1.EventTypeWarning, EventPodDeleted, "Delete", "deleted pod %s: it ran past the timeout of %s", pod.Name, timeout)
-	fail(task, ReasonTimeout, fmt.Sprintf("pod %s did not finish within %s and was deleted", pod.Name, timeout))
-	return 0, nil
 }
 
 // terminated is the state of the Task's container once it exited.

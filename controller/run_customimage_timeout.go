@@ -1,0 +1,95 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+)
+
+// notStartedRetry is how soon a custom-image Task whose Pod could not be
+// created yet, for a reason that may pass, is tried again. The runner asks
+// for it itself rather than returning the error, because
+// controller-runtime's backoff grows to many minutes and ignores any
+// requeue asked with an error: the timeout would then not hold.
+const notStartedRetry = 5 * time.Second
+
+// errDeadlinePassed: the Task's timeout passed before its Pod was created.
+var errDeadlinePassed = errors.New("the timeout passed before the pod was created")
+
+// timeLeft is how long the Task has until its timeout, counted from
+// status.startTime whether or not a Pod exists; due is false when there is
+// no timeout to enforce.
+func (c *customImageRunner) timeLeft(task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig) (left time.Duration, due bool) {
+	if cfg.TimeoutSeconds == nil || task.Status.StartTime == nil {
+		return 0, false
+	}
+	// startTime is stored in whole seconds, rounded down: the extra second
+	// makes sure no Task is stopped before it ran for its full timeout.
+	timeout := time.Duration(*cfg.TimeoutSeconds) * time.Second
+	return task.Status.StartTime.Add(timeout + time.Second).Sub(c.clock.Now()), true
+}
+
+// notStarted decides what a reconcile that could not create the Pod (nor
+// what it needs) for a reason that may pass does: it fails the Task with
+// ReasonTimeout once the timeout is due, and until then says in the Task's
+// message what is in the way and asks to be called again, no later than
+// the timeout. Without a timeout the error is returned for
+// controller-runtime's backoff, as are the reconciler's own.
+func (c *customImageRunner) notStarted(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, err error) (time.Duration, error) {
+	left, due := c.timeLeft(task, cfg)
+	if !due || errors.Is(err, errStaleStatus) || errors.Is(err, errTaskGone) {
+		return 0, err
+	}
+	timeout := time.Duration(*cfg.TimeoutSeconds) * time.Second
+	pod := v1alpha1.PodName(task.Name)
+	if left <= 0 || errors.Is(err, errDeadlinePassed) {
+		msg := fmt.Sprintf("pod %s was not created within the timeout of %s", pod, timeout)
+		if !errors.Is(err, errDeadlinePassed) {
+			msg += ": " + err.Error()
+		}
+		fail(task, ReasonTimeout, msg)
+		return 0, nil
+	}
+	log.FromContext(ctx).Error(err, "pod not created yet; retrying", "pod", pod, "timeoutIn", left.String())
+	setProgress(task, ReasonPending, fmt.Sprintf("pod %s is not created yet (retrying until the timeout): %v", pod, err))
+	return min(left, notStartedRetry), nil
+}
+
+// enforceTimeout stops a Pod that ran past the Task's timeout and fails the
+// Task; otherwise it asks to be called back when the timeout is due. The
+// controller does this itself rather than trusting activeDeadlineSeconds
+// alone: that deadline counts from the Pod's start, so a Pod stuck pulling
+// its image would never time out.
+func (c *customImageRunner) enforceTimeout(ctx context.Context, task *v1alpha1.Task, pod *corev1.Pod, cfg *v1alpha1.CustomImageConfig) (time.Duration, error) {
+	left, due := c.timeLeft(task, cfg)
+	if !due {
+		return 0, nil
+	}
+	timeout := time.Duration(*cfg.TimeoutSeconds) * time.Second
+	if left > 0 {
+		return left, nil
+	}
+	// The manager's own delete, of a Pod ensurePod found controlled by this
+	// Task (by UID), with a UID precondition so a Pod recreated under the
+	// same name is never the one deleted.
+	if !metav1.IsControlledBy(pod, task) || pod.Labels[v1alpha1.TaskLabel] != v1alpha1.TaskLabelValue(task.Name) {
+		return 0, fmt.Errorf("%w: pod %s/%s does not belong to this Task", errNameConflict, pod.Namespace, pod.Name)
+	}
+	err := c.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if client.IgnoreNotFound(err) != nil {
+		return 0, fmt.Errorf("delete pod %s/%s after timeout: %w", pod.Namespace, pod.Name, err)
+	}
+	log.FromContext(ctx).Info("pod deleted after timeout", "pod", klog.KObj(pod), "timeout", timeout.String())
+	c.event(task, corev1.EventTypeWarning, EventPodDeleted, "Delete", "deleted pod %s: it ran past the timeout of %s", pod.Name, timeout)
+	fail(task, ReasonTimeout, fmt.Sprintf("pod %s did not finish within %s and was deleted", pod.Name, timeout))
+	return 0, nil
+}
