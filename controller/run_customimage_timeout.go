@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,16 +53,28 @@ func (c *customImageRunner) notStarted(ctx context.Context, task *v1alpha1.Task,
 	}
 	timeout := time.Duration(*cfg.TimeoutSeconds) * time.Second
 	pod := v1alpha1.PodName(task.Name)
+	waiting := fmt.Sprintf("pod %s is not created yet (retrying until the timeout): ", pod)
 	if left <= 0 || errors.Is(err, errDeadlinePassed) {
+		why := err.Error()
+		if errors.Is(err, errDeadlinePassed) {
+			// The reconcile asked for at the deadline does not try again:
+			// tell the error the last attempt met, as the Task said it.
+			why = ""
+			if c := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded); c != nil {
+				if rest, found := strings.CutPrefix(c.Message, waiting); found {
+					why = rest
+				}
+			}
+		}
 		msg := fmt.Sprintf("pod %s was not created within the timeout of %s", pod, timeout)
-		if !errors.Is(err, errDeadlinePassed) {
-			msg += ": " + err.Error()
+		if why != "" {
+			msg += ": " + why
 		}
 		fail(task, ReasonTimeout, msg)
 		return 0, nil
 	}
 	log.FromContext(ctx).Error(err, "pod not created yet; retrying", "pod", pod, "timeoutIn", left.String())
-	setProgress(task, ReasonPending, fmt.Sprintf("pod %s is not created yet (retrying until the timeout): %v", pod, err))
+	setProgress(task, ReasonPending, waiting+err.Error())
 	return min(left, notStartedRetry), nil
 }
 

@@ -27,6 +27,7 @@ func TestNotStarted(t *testing.T) {
 		timeout     *int64
 		elapsed     time.Duration
 		err         error
+		pending     string // the Task's message before
 		wantErr     bool
 		wantRequeue time.Duration
 		wantReason  string
@@ -42,6 +43,9 @@ func TestNotStarted(t *testing.T) {
 			wantReason: ReasonTimeout, wantText: "was not created within the timeout of 1m0s: Internal error occurred", wantDone: true},
 		{name: "deadline passed before the create", timeout: ptr.To[int64](60), elapsed: 30 * time.Second, err: errDeadlinePassed,
 			wantReason: ReasonTimeout, wantText: "was not created within the timeout of 1m0s", wantDone: true},
+		{name: "deadline passed after a retry: the last error is told", timeout: ptr.To[int64](60), elapsed: 61 * time.Second, err: errDeadlinePassed,
+			pending: "pod t-task is not created yet (retrying until the timeout): connection refused",
+			wantReason: ReasonTimeout, wantText: "was not created within the timeout of 1m0s: connection refused", wantDone: true},
 		{name: "stale status is the reconciler's", timeout: ptr.To[int64](60), elapsed: 61 * time.Second,
 			err: fmt.Errorf("record: %w", errStaleStatus), wantErr: true},
 	}
@@ -50,6 +54,9 @@ func TestNotStarted(t *testing.T) {
 			c := &customImageRunner{deps: &deps{clock: clocktesting.NewFakePassiveClock(start.Add(tt.elapsed))}}
 			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "t", Namespace: "ns"}}
 			task.Status.StartTime = &metav1.Time{Time: start}
+			if tt.pending != "" {
+				setProgress(task, ReasonPending, tt.pending)
+			}
 			requeue, err := c.notStarted(context.Background(), task, &v1alpha1.CustomImageConfig{TimeoutSeconds: tt.timeout}, tt.err)
 			if tt.wantErr {
 				if err == nil || len(task.Status.Conditions) != 0 {

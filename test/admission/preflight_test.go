@@ -50,7 +50,7 @@ func TestPreflight(t *testing.T) {
 	}{
 		{name: "restricted namespace refuses the Pod with PodSecurity's text", ns: restricted, refused: true,
 			want: []string{"spec.config: Forbidden: the API server refuses the Task's Pod (server-side dry run as " + adminUser + ")",
-				`violates PodSecurity "restricted:latest"`, "allowPrivilegeEscalation != false"}},
+				`violates PodSecurity "restricted:latest"`, "runAsNonRoot != true"}},
 		{name: "kubectl --dry-run=server is refused the same", ns: restricted, args: []string{"--dry-run=server"}, refused: true,
 			want: []string{`violates PodSecurity "restricted:latest"`}},
 		{name: "generateName is refused the same", ns: restricted, generate: true, refused: true,
