@@ -44,7 +44,7 @@ func TestNotStarted(t *testing.T) {
 		{name: "deadline passed before the create", timeout: ptr.To[int64](60), elapsed: 30 * time.Second, err: errDeadlinePassed,
 			wantReason: ReasonTimeout, wantText: "was not created within the timeout of 1m0s", wantDone: true},
 		{name: "deadline passed after a retry: the last error is told", timeout: ptr.To[int64](60), elapsed: 61 * time.Second, err: errDeadlinePassed,
-			pending: "pod t-task is not created yet (retrying until the timeout): connection refused",
+			pending:    "pod t-task is not created yet (retrying until the timeout): connection refused",
 			wantReason: ReasonTimeout, wantText: "was not created within the timeout of 1m0s: connection refused", wantDone: true},
 		{name: "stale status is the reconciler's", timeout: ptr.To[int64](60), elapsed: 61 * time.Second,
 			err: fmt.Errorf("record: %w", errStaleStatus), wantErr: true},
