@@ -102,19 +102,26 @@ func SecurityContext(sc *v1alpha1.CustomImageSecurityContext) *corev1.SecurityCo
 	out.RunAsGroup = sc.RunAsGroup
 	out.RunAsNonRoot = sc.RunAsNonRoot
 	out.ReadOnlyRootFilesystem = sc.ReadOnlyRootFilesystem
-	// The schema admits only false for these two.
-	if sc.AllowPrivilegeEscalation != nil {
-		out.AllowPrivilegeEscalation = sc.AllowPrivilegeEscalation
-	}
-	out.Privileged = sc.Privileged
+	// privileged and allowPrivilegeEscalation are admitted only as false,
+	// which the defaults already are; they and any capability but
+	// NET_BIND_SERVICE are ignored, so that a Task that bypassed the
+	// webhook is still not privileged.
 	if sc.SeccompProfile != nil {
 		out.SeccompProfile = sc.SeccompProfile
 	}
 	if sc.Capabilities != nil {
-		out.Capabilities.Add = sc.Capabilities.Add
+		for _, c := range sc.Capabilities.Add {
+			if c == NetBindService {
+				out.Capabilities.Add = append(out.Capabilities.Add, c)
+			}
+		}
 	}
 	return out
 }
+
+// NetBindService is the one capability PodSecurity restricted lets a
+// container add.
+const NetBindService corev1.Capability = "NET_BIND_SERVICE"
 
 // ClusterRoleBinding binds a custom-image Task's clusterRole to its
 // ServiceAccount, labelled with the Task's name, namespace and UID.

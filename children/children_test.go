@@ -37,11 +37,15 @@ func TestSecurityContext(t *testing.T) {
 			Capabilities:   &v1alpha1.CustomImageCapabilities{Add: []corev1.Capability{"NET_BIND_SERVICE"}},
 		}, want: func() *corev1.SecurityContext {
 			d := defaults()
-			d.RunAsGroup, d.ReadOnlyRootFilesystem, d.Privileged = ptr.To[int64](3), ptr.To(true), ptr.To(false)
+			d.RunAsGroup, d.ReadOnlyRootFilesystem = ptr.To[int64](3), ptr.To(true)
 			d.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("p.json")}
 			d.Capabilities.Add = []corev1.Capability{"NET_BIND_SERVICE"}
 			return d
 		}},
+		{name: "what only a bypassed webhook lets through is ignored", sc: &v1alpha1.CustomImageSecurityContext{
+			Privileged: ptr.To(true), AllowPrivilegeEscalation: ptr.To(true),
+			Capabilities: &v1alpha1.CustomImageCapabilities{Add: []corev1.Capability{"SYS_ADMIN"}},
+		}, want: defaults},
 		{name: "empty capabilities keep drop ALL", sc: &v1alpha1.CustomImageSecurityContext{Capabilities: &v1alpha1.CustomImageCapabilities{}},
 			want: defaults},
 	}
