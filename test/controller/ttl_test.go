@@ -1,0 +1,139 @@
+package controller_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+)
+
+// withTTL sets the Task's spec.ttlSecondsAfterFinished.
+func withTTL(task *v1alpha1.Task, seconds int32) *v1alpha1.Task {
+	task.Spec.TTLSecondsAfterFinished = ptr.To(seconds)
+	return task
+}
+
+// nothingToPatch is a transformation that matches no object: it finishes
+// (NothingMatched) in one reconcile, which makes it the quickest finished Task.
+func nothingToPatch(ns string) v1alpha1.TransformationConfig {
+	return v1alpha1.TransformationConfig{
+		Resources:  []v1alpha1.GroupVersionResource{{Version: "v1", Resource: "configmaps"}},
+		Namespaces: []string{ns},
+		Names:      []string{"no-such-configmap"},
+		Operations: []v1alpha1.TransformationOperation{{MergePatch: rawJSON(`{"data":{"a":"b"}}`)}},
+	}
+}
+
+// waitForDeletion waits until the Task is gone and checks it was not
+// deleted before its completionTime plus ttl.
+func waitForDeletion(t *testing.T, finished *v1alpha1.Task, ttl time.Duration) {
+	t.Helper()
+	eventually(t, "task "+finished.Name+" deleted", func() error {
+		err := get(t, client.ObjectKeyFromObject(finished), &v1alpha1.Task{})
+		if !apierrors.IsNotFound(err) {
+			return errNotYet("task still there (%v)", err)
+		}
+		return nil
+	})
+	if due := finished.Status.CompletionTime.Add(ttl); time.Now().Before(due) {
+		t.Errorf("task %s deleted before its completionTime %s plus its TTL %s", finished.Name, finished.Status.CompletionTime, ttl)
+	}
+}
+
+// stillThere checks, for wait (at least once), that the Task is not deleted.
+func stillThere(t *testing.T, task *v1alpha1.Task, wait time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(wait); ; time.Sleep(pollInterval) {
+		if err := get(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{}); err != nil {
+			t.Fatalf("task %s: %v, want it kept", task.Name, err)
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+	}
+}
+
+// spec.ttlSecondsAfterFinished: the finished Task goes after its TTL, its
+// binding removed first and its children owned by it (envtest runs no
+// garbage collector, so that they go with it is the owner reference the
+// collector follows after the background-propagation delete). A Task without
+// TTL, in a manager without default, stays.
+func TestTTLFromSpec(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	startManager(t, ns)
+
+	cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "nodes")
+	cfg.ClusterRole = "view"
+	mustCreate(t, withTTL(makeTask(t, ns, "ttl", v1alpha1.PluginCustomImage, cfg), 2))
+	mustCreate(t, makeTask(t, ns, "kept", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	pod := waitForPod(t, ns, "ttl")
+	task := &v1alpha1.Task{}
+	mustGet(t, ns, "ttl", task)
+	sa := &corev1.ServiceAccount{}
+	mustGet(t, ns, pod.Spec.ServiceAccountName, sa)
+	isControlledBy(t, pod, task)
+	isControlledBy(t, sa, task)
+
+	setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed") // as the kubelet would
+	finished := waitForTask(t, ns, "ttl", v1alpha1.TaskSucceeded)
+	waitForDeletion(t, finished, 2*time.Second)
+	crb := v1alpha1.ClusterRoleBindingName(ns, "ttl")
+	if err := get(t, client.ObjectKey{Name: crb}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
+		t.Errorf("binding %s: %v, want it removed before the Task went", crb, err)
+	}
+	kept := waitForTask(t, ns, "kept", v1alpha1.TaskSucceeded)
+	stillThere(t, kept, 3*time.Second)
+}
+
+// --finished-task-ttl applies to Tasks without ttlSecondsAfterFinished; the
+// spec wins where set; a Task that has not finished is never deleted, even
+// with a TTL of 0.
+func TestTTLManagerDefault(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	startManagerWith(t, ns, managerOptions{controller: controller.Options{FinishedTaskTTL: time.Second}})
+
+	mustCreate(t, makeTask(t, ns, "default", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	mustCreate(t, withTTL(makeTask(t, ns, "longer", v1alpha1.PluginTransformation, nothingToPatch(ns)), 3600))
+	mustCreate(t, withTTL(makeTask(t, ns, "running", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "60")), 0))
+
+	waitForDeletion(t, waitForTask(t, ns, "default", v1alpha1.TaskSucceeded), time.Second)
+	longer := waitForTask(t, ns, "longer", v1alpha1.TaskSucceeded)
+	setPodStatus(t, waitForPod(t, ns, "running"), corev1.PodRunning, 0, "") // as the kubelet would
+	running := waitForTask(t, ns, "running", v1alpha1.TaskRunning)
+	stillThere(t, running, 3*time.Second)
+	stillThere(t, longer, 0)
+
+	// Finished, with a TTL of 0: at once.
+	setPodStatus(t, waitForPod(t, ns, "running"), corev1.PodSucceeded, 0, "Completed")
+	waitForDeletion(t, waitForTask(t, ns, "running", v1alpha1.TaskSucceeded), 0)
+}
+
+// The CRD's schema refuses a negative TTL (the webhook's schemas cover
+// spec.config only), and the TTL is part of the immutable spec.
+func TestTTLValidation(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+
+	err := k8sClient.Create(t.Context(), withTTL(makeTask(t, ns, "negative", v1alpha1.PluginTransformation, nothingToPatch(ns)), -1))
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.ttlSecondsAfterFinished") ||
+		!strings.Contains(err.Error(), "greater than or equal to 0") {
+		t.Errorf("negative ttlSecondsAfterFinished: %v, want Invalid on spec.ttlSecondsAfterFinished", err)
+	}
+
+	task := withTTL(makeTask(t, ns, "fixed", v1alpha1.PluginTransformation, nothingToPatch(ns)), 60)
+	mustCreate(t, task)
+	err = k8sClient.Patch(t.Context(), task, rawPatch(`{"spec":{"ttlSecondsAfterFinished":5}}`))
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec is immutable") {
+		t.Errorf("changing ttlSecondsAfterFinished: %v, want the spec's immutability refusal", err)
+	}
+}
