@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,20 +34,64 @@ func nothingToPatch(ns string) v1alpha1.TransformationConfig {
 	}
 }
 
-// waitForDeletion waits until the Task is gone and checks it was not
-// deleted before its completionTime plus ttl.
-func waitForDeletion(t *testing.T, finished *v1alpha1.Task, ttl time.Duration) {
+// deletion is a Task as it was when deleted, and when the deletion was seen.
+type deletion struct {
+	task *v1alpha1.Task
+	seen time.Time
+}
+
+// watchDeletion watches the Task, from the version given, until it is
+// deleted. A poll could miss the finished Task between its last status
+// write and its deletion (with a TTL of 0 there is no such moment to
+// catch); the watch's DELETED event carries it as it was last stored.
+func watchDeletion(t *testing.T, task *v1alpha1.Task) <-chan deletion {
 	t.Helper()
-	eventually(t, "task "+finished.Name+" deleted", func() error {
-		err := get(t, client.ObjectKeyFromObject(finished), &v1alpha1.Task{})
-		if !apierrors.IsNotFound(err) {
-			return errNotYet("task still there (%v)", err)
-		}
-		return nil
-	})
-	if due := finished.Status.CompletionTime.Add(ttl); time.Now().Before(due) {
-		t.Errorf("task %s deleted before its completionTime %s plus its TTL %s", finished.Name, finished.Status.CompletionTime, ttl)
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
 	}
+	w, err := wc.Watch(t.Context(), &v1alpha1.TaskList{},
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: task.ResourceVersion}},
+		client.InNamespace(task.Namespace), client.MatchingFields{"metadata.name": task.Name})
+	if err != nil {
+		t.Fatalf("watch task %s: %v", task.Name, err)
+	}
+	out := make(chan deletion, 1)
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Deleted {
+				out <- deletion{task: ev.Object.(*v1alpha1.Task), seen: time.Now()}
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// waitForDeletion waits until the watched Task is deleted and checks it had
+// finished with phase, and was not deleted before its completionTime plus
+// ttl.
+func waitForDeletion(t *testing.T, deleted <-chan deletion, phase v1alpha1.TaskPhase, ttl time.Duration) {
+	t.Helper()
+	select {
+	case d := <-deleted:
+		if d.task.Status.Phase != phase || d.task.Status.CompletionTime == nil {
+			t.Fatalf("task %s deleted in phase %q (%q), want %s", d.task.Name, d.task.Status.Phase, d.task.Status.Message, phase)
+		}
+		if due := d.task.Status.CompletionTime.Add(ttl); d.seen.Before(due) {
+			t.Errorf("task %s deleted at %s, before its completionTime %s plus its TTL %s", d.task.Name, d.seen, d.task.Status.CompletionTime, ttl)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("no deletion within %s", waitTimeout)
+	}
+}
+
+// created creates task and returns a watch for its deletion.
+func created(t *testing.T, task *v1alpha1.Task) <-chan deletion {
+	t.Helper()
+	mustCreate(t, task)
+	return watchDeletion(t, task)
 }
 
 // stillThere checks, for wait (at least once), that the Task is not deleted.
@@ -73,7 +119,7 @@ func TestTTLFromSpec(t *testing.T) {
 
 	cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "nodes")
 	cfg.ClusterRole = "view"
-	mustCreate(t, withTTL(makeTask(t, ns, "ttl", v1alpha1.PluginCustomImage, cfg), 2))
+	ttlDeleted := created(t, withTTL(makeTask(t, ns, "ttl", v1alpha1.PluginCustomImage, cfg), 2))
 	mustCreate(t, makeTask(t, ns, "kept", v1alpha1.PluginTransformation, nothingToPatch(ns)))
 	pod := waitForPod(t, ns, "ttl")
 	task := &v1alpha1.Task{}
@@ -84,8 +130,7 @@ func TestTTLFromSpec(t *testing.T) {
 	isControlledBy(t, sa, task)
 
 	setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed") // as the kubelet would
-	finished := waitForTask(t, ns, "ttl", v1alpha1.TaskSucceeded)
-	waitForDeletion(t, finished, 2*time.Second)
+	waitForDeletion(t, ttlDeleted, v1alpha1.TaskSucceeded, 2*time.Second)
 	crb := v1alpha1.ClusterRoleBindingName(ns, "ttl")
 	if err := get(t, client.ObjectKey{Name: crb}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
 		t.Errorf("binding %s: %v, want it removed before the Task went", crb, err)
@@ -102,11 +147,11 @@ func TestTTLManagerDefault(t *testing.T) {
 	ns := newNamespace(t)
 	startManagerWith(t, ns, managerOptions{controller: controller.Options{FinishedTaskTTL: time.Second}})
 
-	mustCreate(t, makeTask(t, ns, "default", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	defaultDeleted := created(t, makeTask(t, ns, "default", v1alpha1.PluginTransformation, nothingToPatch(ns)))
 	mustCreate(t, withTTL(makeTask(t, ns, "longer", v1alpha1.PluginTransformation, nothingToPatch(ns)), 3600))
-	mustCreate(t, withTTL(makeTask(t, ns, "running", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "60")), 0))
+	runningDeleted := created(t, withTTL(makeTask(t, ns, "running", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "60")), 0))
 
-	waitForDeletion(t, waitForTask(t, ns, "default", v1alpha1.TaskSucceeded), time.Second)
+	waitForDeletion(t, defaultDeleted, v1alpha1.TaskSucceeded, time.Second)
 	longer := waitForTask(t, ns, "longer", v1alpha1.TaskSucceeded)
 	setPodStatus(t, waitForPod(t, ns, "running"), corev1.PodRunning, 0, "") // as the kubelet would
 	running := waitForTask(t, ns, "running", v1alpha1.TaskRunning)
@@ -115,7 +160,7 @@ func TestTTLManagerDefault(t *testing.T) {
 
 	// Finished, with a TTL of 0: at once.
 	setPodStatus(t, waitForPod(t, ns, "running"), corev1.PodSucceeded, 0, "Completed")
-	waitForDeletion(t, waitForTask(t, ns, "running", v1alpha1.TaskSucceeded), 0)
+	waitForDeletion(t, runningDeleted, v1alpha1.TaskSucceeded, 0)
 }
 
 // The CRD's schema refuses a negative TTL (the webhook's schemas cover
