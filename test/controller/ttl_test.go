@@ -1,6 +1,10 @@
 package controller_test
 
 import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -181,4 +187,34 @@ func TestTTLValidation(t *testing.T) {
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec is immutable") {
 		t.Errorf("changing ttlSecondsAfterFinished: %v, want the spec's immutability refusal", err)
 	}
+}
+
+// `kubectl explain` documents the field from the CRD's schema.
+func TestTTLExplained(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no kubectl beside the control plane (make envtest): %v", err)
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	kc.CurrentContext = "envtest"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	// The API server publishes a new CRD's OpenAPI a moment after it
+	// installed it.
+	eventually(t, "kubectl explain", func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, "--kubeconfig", path, "explain", "task.spec.ttlSecondsAfterFinished").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "FIELD: ttlSecondsAfterFinished <integer>") ||
+			!strings.Contains(string(out), "--finished-task-ttl") {
+			return errNotYet("kubectl explain task.spec.ttlSecondsAfterFinished: %v\n%s", err, out)
+		}
+		return nil
+	})
 }
