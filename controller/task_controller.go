@@ -108,7 +108,8 @@ func (r *TaskReconciler) afterFinish(ctx context.Context, task *v1alpha1.Task, r
 func (r *TaskReconciler) step(ctx context.Context, task *v1alpha1.Task, run runner, cp checkpointer) (time.Duration, error) {
 	if task.Status.StartTime == nil {
 		// In whole seconds, as the API server stores it, so the status
-		// written compares equal to the status read back.
+		// written compares equal to the status read back; the duration
+		// metric is timed from r.starts, to the nanosecond.
 		at := r.clock.Now()
 		r.starts.start(task, at)
 		now := metav1.NewTime(at).Rfc3339Copy()
