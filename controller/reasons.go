@@ -15,6 +15,10 @@ const (
 	ReasonCompleted = "Completed"
 	// ReasonPatched: every matched object was patched or already as wanted.
 	ReasonPatched = "Patched"
+	// ReasonNothingMatched: a transformation's selection matched no object;
+	// it succeeded, having nothing to do, and says so (a Warning Event too):
+	// most often a typo in resources, namespaces, names or labelSelector.
+	ReasonNothingMatched = "NothingMatched"
 	// ReasonSynchronizationCreated: the Synchronization exists; the Task's job is done.
 	ReasonSynchronizationCreated = "SynchronizationCreated"
 	// ReasonSynchronizationSucceeded: the Synchronization itself reports success.
@@ -90,5 +94,6 @@ const (
 	EventClusterRoleBindingCreated = "ClusterRoleBindingCreated"
 	EventClusterRoleBindingRemoved = "ClusterRoleBindingRemoved"
 	EventSucceeded                 = "Succeeded"
+	EventNothingMatched            = "NothingMatched"
 	EventFailed                    = "Failed"
 )

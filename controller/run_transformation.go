@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -113,10 +114,13 @@ func (t *transformationRunner) run(ctx context.Context, task *v1alpha1.Task, cp 
 		"unchanged", res.Unchanged, "failed", res.Failed)
 	// The outcome's Event (Succeeded or Failed, sent once the status is
 	// written) carries msg: no separate Event for the patching.
-	if res.Failed > 0 {
+	switch {
+	case res.Matched == 0:
+		succeed(task, ReasonNothingMatched, nothingMatchedMessage)
+	case res.Failed > 0:
 		fail(task, ReasonPatchFailed, fmt.Sprintf("%s; first failure: %s: %s%s", msg, res.Failures[0].Object, res.Failures[0].Message,
 			actas.MastersHint(task.Spec.Requester)))
-	} else {
+	default:
 		succeed(task, ReasonPatched, msg)
 	}
 	// The result cannot be computed again, so try harder than usual to keep
@@ -125,8 +129,16 @@ func (t *transformationRunner) run(ctx context.Context, task *v1alpha1.Task, cp 
 	if err := retry.OnError(retry.DefaultBackoff, retriable, func() error { return cp.save(ctx) }); err != nil {
 		return 0, fmt.Errorf("record transformation result: %w", err)
 	}
+	if res.Matched == 0 {
+		// Besides the outcome's Normal Event: a selection that matches
+		// nothing is most often a mistake, and a Warning is what gets seen.
+		t.event(task, corev1.EventTypeWarning, EventNothingMatched, "Transform", "%s", nothingMatchedMessage)
+	}
 	return 0, nil
 }
+
+// nothingMatchedMessage is the message of ReasonNothingMatched.
+const nothingMatchedMessage = "matched no objects: check resources, namespaces, names and labelSelector"
 
 // compile checks the operations and the label selector and turns them into
 // what the API calls take.

@@ -58,6 +58,11 @@ type Options struct {
 	// whose Task is gone or finished (it also runs at start). Zero:
 	// DefaultSweepInterval.
 	SweepInterval time.Duration
+	// FinishedTaskTTL is how long a finished Task is kept when its spec has
+	// no ttlSecondsAfterFinished (which wins): once its completionTime is
+	// older, the controller deletes it with its children. Zero keeps
+	// finished Tasks.
+	FinishedTaskTTL time.Duration
 }
 
 // CacheByObject narrows the manager's cache of Pods, ServiceAccounts and
@@ -121,7 +126,10 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		clock:    clock.RealClock{},
 		actAs:    factory,
 	}
-	r := &TaskReconciler{deps: d, runners: newRunners(d, disco, opts.MaxTransformationObjects)}
+	if opts.FinishedTaskTTL < 0 {
+		return fmt.Errorf("finished task TTL %v: want 0 (keep finished Tasks) or a positive duration", opts.FinishedTaskTTL)
+	}
+	r := &TaskReconciler{deps: d, runners: newRunners(d, disco, opts.MaxTransformationObjects), finishedTaskTTL: opts.FinishedTaskTTL}
 	for _, p := range slices.Sorted(maps.Keys(r.runners)) {
 		if err := r.setupPlugin(mgr, p, opts); err != nil {
 			return err
@@ -139,6 +147,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("controller task-unknown: %w", err)
+	}
+	if err := mgr.Add(&taskSource{reader: mgr.GetCache(), log: mgr.GetLogger().WithName("metrics")}); err != nil {
+		return fmt.Errorf("taskgate_tasks metric: %w", err)
 	}
 	return mgr.Add(&sweeper{client: d.client, reader: d.reader, interval: opts.SweepInterval, log: mgr.GetLogger().WithName("sweeper")})
 }

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -120,40 +119,6 @@ func TestMirror(t *testing.T) {
 			phase, _ := taskPhase(task.Status.Conditions)
 			if phase != tt.wantPhase || task.Status.Conditions[0].Reason != tt.wantReason {
 				t.Errorf("mirror() = %q/%q, want %q/%q", phase, task.Status.Conditions[0].Reason, tt.wantPhase, tt.wantReason)
-			}
-		})
-	}
-}
-
-// A finished Task is counted under its plugin, and a plugin this controller
-// does not know (the webhook bypassed) under "unknown", so made-up plugin
-// names cannot grow the metric's series.
-func TestObserveFinished(t *testing.T) {
-	tests := []struct {
-		name      string
-		plugin    v1alpha1.Plugin
-		wantLabel string
-	}{
-		{name: "known plugin", plugin: v1alpha1.PluginRunSync, wantLabel: string(v1alpha1.PluginRunSync)},
-		{name: "made-up plugin", plugin: "unit-test-plugin", wantLabel: "unknown"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			start := metav1.NewTime(time.Now().Add(-90 * time.Second))
-			task := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: tt.plugin}}
-			task.Status.StartTime = &start
-			fail(task, ReasonTimeout, "slow")
-			deriveStatus(task, metav1.Now())
-			before := testutil.ToFloat64(tasksFinished.WithLabelValues(tt.wantLabel, "failed"))
-			observeFinished(task)
-			if got := testutil.ToFloat64(tasksFinished.WithLabelValues(tt.wantLabel, "failed")) - before; got != 1 {
-				t.Errorf("tasks finished{plugin=%q} moved by %v, want 1", tt.wantLabel, got)
-			}
-			if got := testutil.ToFloat64(tasksFinished.WithLabelValues(string(tt.plugin), "failed")); tt.wantLabel == "unknown" && got != 0 {
-				t.Errorf("a series for the made-up plugin %q exists", tt.plugin)
-			}
-			if got := testutil.CollectAndCount(taskDuration, "taskgate_task_duration_seconds"); got < 1 {
-				t.Errorf("duration series = %d, want at least 1", got)
 			}
 		})
 	}

@@ -32,7 +32,7 @@ import (
 // requester. It has no right of its own to create Pods, bindings or
 // Synchronizations, nor to patch anything a transformation names.
 //
-// +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks/finalizers,verbs=update
 // +kubebuilder:rbac:groups=automation.astronetes.io,resources=synchronizations,verbs=get;list;watch
@@ -43,19 +43,32 @@ import (
 type TaskReconciler struct {
 	*deps
 	runners map[v1alpha1.Plugin]runner
+	// finishedTaskTTL is Options.FinishedTaskTTL: how long a finished Task
+	// without spec.ttlSecondsAfterFinished is kept; 0 keeps it.
+	finishedTaskTTL time.Duration
+	// starts time the Tasks this process started, for the duration metric.
+	starts startMarks
 }
 
 // Reconcile reads a Task, lets its plugin's runner take the next step, and
 // writes the status once, if it changed. A finished Task is never run again:
-// its reconciles only remove what its finalizer guards.
+// its reconciles only remove what its finalizer guards and, once its time to
+// live passed, the Task itself.
 func (r *TaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	task := &v1alpha1.Task{}
 	if err := r.client.Get(ctx, req.NamespacedName, task); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.starts.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	run := r.runners[task.Spec.Plugin]
-	if !task.DeletionTimestamp.IsZero() || isFinished(&task.Status) {
+	if !task.DeletionTimestamp.IsZero() {
+		r.starts.forget(req.NamespacedName)
 		return ctrl.Result{}, r.cleanup(ctx, task, run)
+	}
+	if isFinished(&task.Status) {
+		return r.afterFinish(ctx, task, run)
 	}
 
 	a := &attempt{r: r, task: task, saved: task.Status.DeepCopy()}
@@ -78,15 +91,28 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{RequeueAfter: requeueAfter}, nil
 	}
 	r.finished(ctx, task)
-	return ctrl.Result{}, r.cleanup(ctx, task, run)
+	return r.afterFinish(ctx, task, run)
+}
+
+// afterFinish is every reconcile of a finished Task: what its finalizer
+// guards goes first (the binding), then, once its time to live passed, the
+// Task.
+func (r *TaskReconciler) afterFinish(ctx context.Context, task *v1alpha1.Task, run runner) (ctrl.Result, error) {
+	if err := r.cleanup(ctx, task, run); err != nil {
+		return ctrl.Result{}, err
+	}
+	return r.expire(ctx, task)
 }
 
 // step starts the clock on a new Task and hands it to its runner.
 func (r *TaskReconciler) step(ctx context.Context, task *v1alpha1.Task, run runner, cp checkpointer) (time.Duration, error) {
 	if task.Status.StartTime == nil {
 		// In whole seconds, as the API server stores it, so the status
-		// written compares equal to the status read back.
-		now := metav1.NewTime(r.clock.Now()).Rfc3339Copy()
+		// written compares equal to the status read back; the duration
+		// metric is timed from r.starts, to the nanosecond.
+		at := r.clock.Now()
+		r.starts.start(task, at)
+		now := metav1.NewTime(at).Rfc3339Copy()
 		task.Status.StartTime = &now
 		setProgress(task, ReasonPending, "starting")
 	}
@@ -106,10 +132,11 @@ func (r *TaskReconciler) step(ctx context.Context, task *v1alpha1.Task, run runn
 // finished reports a Task that this reconcile made finished: an Event, a log
 // line and the metrics, exactly once per Task.
 func (r *TaskReconciler) finished(ctx context.Context, task *v1alpha1.Task) {
-	observeFinished(task)
+	d, timed := r.runDuration(task)
+	observeFinished(task, d, timed)
 	c := task.Status
-	log.FromContext(ctx).Info("task finished", "phase", c.Phase, "message", c.Message,
-		"duration", c.CompletionTime.Sub(c.StartTime.Time).String())
+	log.FromContext(ctx).Info("task finished", "phase", c.Phase, "reason", finishReason(&c), "message", c.Message,
+		"duration", d.String())
 	if c.Phase == v1alpha1.TaskSucceeded {
 		r.event(task, corev1.EventTypeNormal, EventSucceeded, "Finish", "%s", c.Message)
 	} else {

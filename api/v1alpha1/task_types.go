@@ -50,6 +50,20 @@ type TaskSpec struct {
 	// spec.username/groups.
 	// +optional
 	Requester *Requester `json:"requester,omitempty"`
+
+	// TTLSecondsAfterFinished limits how long the Task is kept once it
+	// finished (Succeeded or Failed): when status.completionTime plus this
+	// many seconds has passed, the taskgate controller deletes the Task, and
+	// with it (through owner references) its Pod, ServiceAccount or
+	// Synchronization; its ClusterRoleBinding is removed when it finishes.
+	// 0 deletes it as soon as it finished. Unset: the installation's default
+	// applies (taskgate's --finished-task-ttl, chart value
+	// controller.finishedTaskTTL; off unless set, keeping finished Tasks);
+	// when set, this field wins over that default. Like a Job's
+	// spec.ttlSecondsAfterFinished.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }
 
 // Requester is the identity of the user who created a Task: the userInfo of

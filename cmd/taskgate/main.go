@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 )
 
 const usage = `taskgate makes Astronetes Tasks safe to admit and real to run.
@@ -22,6 +23,21 @@ Run "taskgate COMMAND -h" for a command's flags.
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// buildVersion is the binary's version: version when set at build time,
+// else the main module's version from the build info (a tagged `go
+// install`, or the pseudo-version the go command stamps from the VCS),
+// else "dev". `taskgate version` prints it, and taskgate_build_info
+// carries it.
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -42,7 +58,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "schemas":
 		return runSchemas(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "taskgate", version)
+		fmt.Fprintln(stdout, "taskgate", buildVersion())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -62,6 +62,12 @@ spec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}
 		{name: "strict top level", args: []string{"validate", "-f", "-"}, wantCode: 1,
 			stdin:   "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata: {name: s}\nspec: {plugn: custom-image, config: {}}\n",
 			wantErr: []string{`unknown field "spec.plugn"`}},
+		{name: "negative ttl", args: []string{"validate", "-f", "-"}, wantCode: 1,
+			stdin:   "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata: {name: s}\nspec: {plugin: custom-image, ttlSecondsAfterFinished: -1, config: {image: busybox:1.36, command: [echo]}}\n",
+			wantErr: []string{"spec.ttlSecondsAfterFinished: Invalid value: -1: should be greater than or equal to 0"}},
+		{name: "ttl", args: []string{"validate", "-f", "-", "-o", "yaml"}, wantCode: 0,
+			stdin:   "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata: {name: s}\nspec: {plugin: custom-image, ttlSecondsAfterFinished: 0, config: {image: busybox:1.36, command: [echo]}}\n",
+			wantOut: []string{"ttlSecondsAfterFinished: 0"}},
 		{name: "bad yaml", args: []string{"validate", "-f", "-"}, wantCode: 1, stdin: "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nspec: [\n", wantErr: []string{"not valid YAML"}},
 		{name: "no Task in input", args: []string{"validate", "-f", notTask}, wantCode: 2, wantErr: []string{"no Task"}},
 		{name: "no -f", args: []string{"validate"}, wantCode: 2, wantErr: []string{"Usage: taskgate validate"}},
@@ -151,6 +157,11 @@ func TestManagerFlags(t *testing.T) {
 		{name: "access review cache off", args: []string{"--access-review-cache-ttl=0"},
 			check: func(f *managerFlags) bool { return f.accessReviewCacheTTL == 0 }},
 		{name: "negative ttl", args: []string{"--access-review-cache-ttl=-1s"}, wantErr: "positive duration"},
+		{name: "finished tasks kept by default", check: func(f *managerFlags) bool { return f.finishedTaskTTL == 0 }},
+		{name: "finished task ttl", args: []string{"--finished-task-ttl=24h"},
+			check: func(f *managerFlags) bool { return f.finishedTaskTTL == 24*time.Hour }},
+		{name: "negative finished task ttl", args: []string{"--finished-task-ttl=-1m"}, wantErr: "--finished-task-ttl=-1m0s: want 0"},
+		{name: "finished task ttl not a duration", args: []string{"--finished-task-ttl=1d"}, wantErr: "invalid value"},
 		{name: "single-call: no validating configuration to rotate", args: []string{"--cert-rotation", "--validating-webhook-configuration="},
 			check: func(f *managerFlags) bool {
 				w := rotatedWebhooks(f)
@@ -176,5 +187,16 @@ func TestManagerFlags(t *testing.T) {
 	}
 	if _, err := newLogger("xml", "info"); err == nil {
 		t.Error("bad log format accepted")
+	}
+}
+
+// `taskgate version` prints the version taskgate_build_info carries.
+func TestVersionCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"version"}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if got, want := stdout.String(), "taskgate "+buildVersion()+"\n"; got != want || buildVersion() == "" {
+		t.Errorf("version printed %q, want %q", got, want)
 	}
 }

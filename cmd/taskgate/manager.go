@@ -50,6 +50,7 @@ type managerFlags struct {
 	webhookClientCA                    string
 	preflight                          bool
 	maxTransformationObjects           int
+	finishedTaskTTL                    time.Duration
 	logFormat, logLevel                string
 }
 
@@ -88,6 +89,8 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	fs.StringVar(&f.webhookClientCA, "webhook-client-ca", "", "PEM file of the CA whose client certificates the webhook server requires (the kube-apiserver's, from its admission configuration); empty: any client that reaches the port is answered")
 	fs.BoolVar(&f.preflight, "preflight", true, "dry-run a custom-image Task's Pod and ClusterRoleBinding as the requester at admission, so a refusal comes back at kubectl apply")
 	fs.IntVar(&f.maxTransformationObjects, "max-transformation-objects", 0, fmt.Sprintf("most objects one transformation may match (the Task fails TooManyObjects before any patch beyond it); 0: the default, %d", controller.DefaultMaxTransformationObjects))
+	fs.DurationVar(&f.finishedTaskTTL, "finished-task-ttl", 0,
+		"how long a finished Task is kept when its spec.ttlSecondsAfterFinished is unset (which wins): then the controller deletes it with its children; 0 keeps finished Tasks")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: info or debug")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +107,9 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	}
 	if f.maxTransformationObjects < 0 {
 		return nil, fmt.Errorf("--max-transformation-objects=%d: want 0 (the default) or a positive number", f.maxTransformationObjects)
+	}
+	if f.finishedTaskTTL < 0 {
+		return nil, fmt.Errorf("--finished-task-ttl=%v: want 0 (keep finished Tasks) or a positive duration", f.finishedTaskTTL)
 	}
 	if f.accessReviewCacheTTL < 0 {
 		return nil, fmt.Errorf("--access-review-cache-ttl=%v: want 0 (off) or a positive duration", f.accessReviewCacheTTL)
@@ -148,6 +154,7 @@ func runManager(args []string, stderr io.Writer) int {
 		return 2
 	}
 	ctrl.SetLogger(logger)
+	controller.SetBuildVersion(buildVersion())
 	log := logger.WithName("setup")
 	if err := startManager(f); err != nil {
 		log.Error(err, "manager stopped with an error")
@@ -247,7 +254,8 @@ func startManager(f *managerFlags) error {
 	errc := make(chan error, 1)
 	go func() { errc <- mgr.Start(ctx) }()
 	log.Info("manager starting", "webhooks", f.enableWebhooks, "controller", f.enableController,
-		"leaderElection", f.leaderElect, "certRotation", f.certRotation, "accessReviewCacheTTL", f.accessReviewCacheTTL.String())
+		"leaderElection", f.leaderElect, "certRotation", f.certRotation, "accessReviewCacheTTL", f.accessReviewCacheTTL.String(),
+		"finishedTaskTTL", f.finishedTaskTTL.String(), "version", buildVersion())
 	for {
 		select {
 		case err := <-setupErr:
@@ -309,7 +317,7 @@ func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 	}
 	if f.enableController {
 		if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: f.maxConcurrent,
-			ActAs: actas.Mode(f.actAs), MaxTransformationObjects: f.maxTransformationObjects}); err != nil {
+			ActAs: actas.Mode(f.actAs), MaxTransformationObjects: f.maxTransformationObjects, FinishedTaskTTL: f.finishedTaskTTL}); err != nil {
 			return fmt.Errorf("set up controller: %w", err)
 		}
 	}

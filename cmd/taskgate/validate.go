@@ -177,6 +177,13 @@ func decodeTask(data []byte) (task *v1alpha1.Task, errs field.ErrorList, skip bo
 	for _, e := range strictErrs {
 		errs = append(errs, field.Invalid(field.NewPath("<document>"), field.OmitValueType{}, e.Error()))
 	}
+	// The CRD's own schema holds the rules of the spec outside
+	// spec.config (the webhook's schemas cover spec.config only); the API
+	// server enforces them, and so does this check, so "valid" here means
+	// the API server stores the Task.
+	if ttl := task.Spec.TTLSecondsAfterFinished; ttl != nil && *ttl < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "ttlSecondsAfterFinished"), *ttl, "should be greater than or equal to 0"))
+	}
 	return task, errs, false
 }
 

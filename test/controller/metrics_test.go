@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"runtime"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -8,7 +9,100 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
 )
+
+// taskgate_tasks counts the Tasks by plugin and phase as they move, and
+// forgets a deleted one; a transformation's sub-second duration lands in a
+// sub-second bucket; the finished counter carries the reason; the build info
+// is there. Not parallel, like TestMetricsObservedOnce: the gauge counts the
+// Tasks of every running manager, and only this test's runs now.
+func TestMetricsState(t *testing.T) {
+	ns := newNamespace(t)
+	startManager(t, ns)
+	transformation := map[string]string{"plugin": string(v1alpha1.PluginTransformation), "result": "succeeded"}
+	nothingMatched := map[string]string{"plugin": string(v1alpha1.PluginTransformation), "result": "succeeded", "reason": controller.ReasonNothingMatched}
+	const subSecond = 0.5
+	finishedBefore := metricValue(t, "taskgate_tasks_finished_total", nothingMatched)
+	fastBefore := bucketCount(t, "taskgate_task_duration_seconds", transformation, subSecond)
+
+	mustCreate(t, makeTask(t, ns, "pending", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
+	mustCreate(t, makeTask(t, ns, "running", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "60")))
+	mustCreate(t, makeTask(t, ns, "failed", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
+	mustCreate(t, makeTask(t, ns, "empty", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	// As the kubelet would: one Pod runs, one fails, one is never scheduled.
+	setPodStatus(t, waitForPod(t, ns, "running"), corev1.PodRunning, 0, "")
+	setPodStatus(t, waitForPod(t, ns, "failed"), corev1.PodFailed, 1, "Error")
+	waitForPod(t, ns, "pending")
+
+	gauge := func(p v1alpha1.Plugin, phase v1alpha1.TaskPhase) float64 {
+		return metricValue(t, "taskgate_tasks", map[string]string{"plugin": string(p), "phase": string(phase)})
+	}
+	wantGauge := func(want map[v1alpha1.TaskPhase]float64) func() error {
+		return func() error {
+			for phase, n := range want {
+				if got := gauge(v1alpha1.PluginCustomImage, phase); got != n {
+					return errNotYet("taskgate_tasks{custom-image,%s} = %v, want %v", phase, got, n)
+				}
+			}
+			if got := gauge(v1alpha1.PluginTransformation, v1alpha1.TaskSucceeded); got != 1 {
+				return errNotYet("taskgate_tasks{transformation,Succeeded} = %v, want 1", got)
+			}
+			return nil
+		}
+	}
+	eventually(t, "tasks counted by phase", wantGauge(map[v1alpha1.TaskPhase]float64{
+		v1alpha1.TaskPending: 1, v1alpha1.TaskRunning: 1, v1alpha1.TaskFailed: 1, v1alpha1.TaskSucceeded: 0}))
+	if findMetric(t, "taskgate_tasks", map[string]string{"plugin": string(v1alpha1.PluginRunSync), "phase": string(v1alpha1.TaskPending)}) == nil {
+		t.Error("taskgate_tasks has no run-synchronization/Pending series: every plugin and phase is reported, 0 included")
+	}
+
+	if got := metricValue(t, "taskgate_tasks_finished_total", nothingMatched) - finishedBefore; got != 1 {
+		t.Errorf("taskgate_tasks_finished_total{reason=NothingMatched} moved by %v, want 1", got)
+	}
+	if got := bucketCount(t, "taskgate_task_duration_seconds", transformation, subSecond) - fastBefore; got != 1 {
+		t.Errorf("taskgate_task_duration_seconds{le=%v} moved by %v, want 1: the transformation took milliseconds", subSecond, got)
+	}
+	if m := findMetric(t, "taskgate_build_info", map[string]string{"go_version": runtime.Version()}); m == nil || m.GetGauge().GetValue() != 1 {
+		t.Errorf("taskgate_build_info{go_version=%s} = %v, want 1", runtime.Version(), m)
+	}
+
+	// A deleted Task is not counted any more: nothing to drift.
+	task := &v1alpha1.Task{}
+	mustGet(t, ns, "running", task)
+	if err := k8sClient.Delete(t.Context(), task); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "deleted task not counted", wantGauge(map[v1alpha1.TaskPhase]float64{v1alpha1.TaskPending: 1, v1alpha1.TaskRunning: 0}))
+}
+
+// A transformation that matched nothing succeeds, says so in its message,
+// and records a Warning Event besides its outcome's.
+func TestTransformationNothingMatched(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	startManager(t, ns)
+
+	mustCreate(t, makeTask(t, ns, "empty", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	task := waitForTask(t, ns, "empty", v1alpha1.TaskSucceeded)
+	const want = "matched no objects: check resources, namespaces, names and labelSelector"
+	if c := succeededCondition(t, task); c.Reason != controller.ReasonNothingMatched || c.Message != want || task.Status.Message != want {
+		t.Errorf("condition %s: %q, message %q; want %s: %q", c.Reason, c.Message, task.Status.Message, controller.ReasonNothingMatched, want)
+	}
+	if got := task.Status.Transformation; got == nil || got.Matched != 0 || got.Patched != 0 {
+		t.Errorf("status.transformation = %+v, want all zero", got)
+	}
+	waitForEvents(t, task, controller.EventNothingMatched, controller.EventSucceeded)
+	events, err := taskEvents(t, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Reason == controller.EventNothingMatched && (e.Type != corev1.EventTypeWarning || e.Note != want) {
+			t.Errorf("%s event: %s %q, want Warning %q", e.Reason, e.Type, e.Note, want)
+		}
+	}
+}
 
 // The finished-Tasks counter and the duration histogram see each Task once,
 // at its transition to finished, however often it is reconciled afterwards.
@@ -18,7 +112,8 @@ func TestMetricsObservedOnce(t *testing.T) {
 	ns := newNamespace(t)
 	startManager(t, ns)
 	labels := map[string]string{"plugin": string(v1alpha1.PluginCustomImage), "result": "failed"}
-	finished := func() float64 { return metricValue(t, "taskgate_tasks_finished_total", labels) }
+	byReason := map[string]string{"plugin": string(v1alpha1.PluginCustomImage), "result": "failed", "reason": controller.ReasonPodFailed}
+	finished := func() float64 { return metricValue(t, "taskgate_tasks_finished_total", byReason) }
 	durations := func() float64 { return metricValue(t, "taskgate_task_duration_seconds", labels) }
 	finishedBefore, durationsBefore := finished(), durations()
 
@@ -54,9 +149,26 @@ func TestMetricsObservedOnce(t *testing.T) {
 	}
 }
 
-// metricValue reads a counter's value, or a histogram's sample count, from
-// controller-runtime's registry for the series with exactly these labels.
+// metricValue reads a counter's or a gauge's value, or a histogram's sample
+// count, from controller-runtime's registry for the series with these
+// labels (0 when there is none).
 func metricValue(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	m := findMetric(t, name, labels)
+	switch {
+	case m == nil:
+		return 0
+	case m.GetHistogram() != nil:
+		return float64(m.GetHistogram().GetSampleCount())
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	}
+	return m.GetCounter().GetValue()
+}
+
+// findMetric gathers controller-runtime's registry and returns the series
+// of name with these labels, or nil.
+func findMetric(t *testing.T, name string, labels map[string]string) *dto.Metric {
 	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
@@ -67,14 +179,25 @@ func metricValue(t *testing.T, name string, labels map[string]string) float64 {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			if !hasLabels(m, labels) {
-				continue
+			if hasLabels(m, labels) {
+				return m
 			}
-			if h := m.GetHistogram(); h != nil {
-				return float64(h.GetSampleCount())
-			}
-			return m.GetCounter().GetValue()
 		}
+	}
+	return nil
+}
+
+// bucketCount is a histogram's cumulative count of observations up to le.
+func bucketCount(t *testing.T, name string, labels map[string]string, le float64) uint64 {
+	t.Helper()
+	m := findMetric(t, name, labels)
+	for _, b := range m.GetHistogram().GetBucket() {
+		if b.GetUpperBound() == le {
+			return b.GetCumulativeCount()
+		}
+	}
+	if m != nil {
+		t.Fatalf("%s has no bucket le=%v", name, le)
 	}
 	return 0
 }

@@ -176,6 +176,7 @@ func TestTemplateValues(t *testing.T) {
 		m := render(t, "--set", "image.tag=v9", "--set", "nodeSelector.pool=system",
 			"--set", "podAnnotations.team=platform", "--set", "logLevel=debug", "--set", "webhook.timeoutSeconds=3",
 			"--set", "controller.maxConcurrentReconciles=8", "--set", "controller.maxTransformationObjects=200",
+			"--set", "controller.finishedTaskTTL=24h",
 			"--set-json", `tolerations=[{"key":"dedicated","operator":"Exists"}]`)
 		d := one[appsv1.Deployment](t, m, "Deployment")
 		pod := d.Spec.Template
@@ -185,7 +186,7 @@ func TestTemplateValues(t *testing.T) {
 			t.Errorf("values not applied: image %s, nodeSelector %v, annotations %v, tolerations %v",
 				c.Image, pod.Spec.NodeSelector, pod.Annotations, pod.Spec.Tolerations)
 		}
-		for _, want := range []string{"--log-level=debug", "--max-concurrent-reconciles=8", "--max-transformation-objects=200"} {
+		for _, want := range []string{"--log-level=debug", "--max-concurrent-reconciles=8", "--max-transformation-objects=200", "--finished-task-ttl=24h"} {
 			if !slices.Contains(c.Args, want) {
 				t.Errorf("args %q lack %s", c.Args, want)
 			}
@@ -194,8 +195,16 @@ func TestTemplateValues(t *testing.T) {
 			t.Error("webhook.timeoutSeconds not applied")
 		}
 	})
+	t.Run("finished tasks kept by default", func(t *testing.T) {
+		for _, a := range one[appsv1.Deployment](t, render(t), "Deployment").Spec.Template.Spec.Containers[0].Args {
+			if strings.HasPrefix(a, "--finished-task-ttl") {
+				t.Errorf("default values pass %s: finished Tasks must be kept unless the operator sets controller.finishedTaskTTL", a)
+			}
+		}
+	})
 	for _, bad := range [][]string{
 		{"certs.mode=vault"}, {"webhook.timeoutSeconds=60"}, {"logFormat=xml"}, {"logLevel=trace"}, {"controller.maxTransformationObjects=-1"},
+		{"controller.finishedTaskTTL=1d"}, {"controller.finishedTaskTTL=-1h"},
 	} {
 		t.Run("refuses "+bad[0], func(t *testing.T) {
 			if _, err := helm(t, "template", releaseName, chartDir(), "--set", bad[0]); err == nil {

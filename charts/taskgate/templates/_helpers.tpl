@@ -101,6 +101,9 @@ app.kubernetes.io/part-of: taskgate
 {{- if not (kindIs "bool" .Values.webhook.singleCall) }}
 {{- fail (printf "webhook.singleCall must be true or false, not %q" (toString .Values.webhook.singleCall)) }}
 {{- end }}
+{{- if not (regexMatch "^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$" (toString .Values.controller.finishedTaskTTL)) }}
+{{- fail (printf "controller.finishedTaskTTL must be a duration such as 24h, 30m or 0 (keep finished Tasks), not %q" (toString .Values.controller.finishedTaskTTL)) }}
+{{- end }}
 {{- /* A Go duration as --access-review-cache-ttl parses it: "0", or units such as 10s, 1m30s. */}}
 {{- if not (regexMatch "^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$" (toString .Values.webhook.accessReviewCacheTTL)) }}
 {{- fail (printf "webhook.accessReviewCacheTTL must be a duration such as 10s, 1m or 0 (off), not %q" (toString .Values.webhook.accessReviewCacheTTL)) }}

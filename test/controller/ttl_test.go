@@ -1,0 +1,220 @@
+package controller_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/controller"
+)
+
+// withTTL sets the Task's spec.ttlSecondsAfterFinished.
+func withTTL(task *v1alpha1.Task, seconds int32) *v1alpha1.Task {
+	task.Spec.TTLSecondsAfterFinished = ptr.To(seconds)
+	return task
+}
+
+// nothingToPatch is a transformation that matches no object: it finishes
+// (NothingMatched) in one reconcile, which makes it the quickest finished Task.
+func nothingToPatch(ns string) v1alpha1.TransformationConfig {
+	return v1alpha1.TransformationConfig{
+		Resources:  []v1alpha1.GroupVersionResource{{Version: "v1", Resource: "configmaps"}},
+		Namespaces: []string{ns},
+		Names:      []string{"no-such-configmap"},
+		Operations: []v1alpha1.TransformationOperation{{MergePatch: rawJSON(`{"data":{"a":"b"}}`)}},
+	}
+}
+
+// deletion is a Task as it was when deleted, and when the deletion was seen.
+type deletion struct {
+	task *v1alpha1.Task
+	seen time.Time
+}
+
+// watchDeletion watches the Task, from the version given, until it is
+// deleted. A poll could miss the finished Task between its last status
+// write and its deletion (with a TTL of 0 there is no such moment to
+// catch); the watch's DELETED event carries it as it was last stored.
+func watchDeletion(t *testing.T, task *v1alpha1.Task) <-chan deletion {
+	t.Helper()
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(t.Context(), &v1alpha1.TaskList{},
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: task.ResourceVersion}},
+		client.InNamespace(task.Namespace), client.MatchingFields{"metadata.name": task.Name})
+	if err != nil {
+		t.Fatalf("watch task %s: %v", task.Name, err)
+	}
+	out := make(chan deletion, 1)
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Deleted {
+				out <- deletion{task: ev.Object.(*v1alpha1.Task), seen: time.Now()}
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// waitForDeletion waits until the watched Task is deleted and checks it had
+// finished with phase, and was not deleted before its completionTime plus
+// ttl.
+func waitForDeletion(t *testing.T, deleted <-chan deletion, phase v1alpha1.TaskPhase, ttl time.Duration) {
+	t.Helper()
+	select {
+	case d := <-deleted:
+		if d.task.Status.Phase != phase || d.task.Status.CompletionTime == nil {
+			t.Fatalf("task %s deleted in phase %q (%q), want %s", d.task.Name, d.task.Status.Phase, d.task.Status.Message, phase)
+		}
+		if due := d.task.Status.CompletionTime.Add(ttl); d.seen.Before(due) {
+			t.Errorf("task %s deleted at %s, before its completionTime %s plus its TTL %s", d.task.Name, d.seen, d.task.Status.CompletionTime, ttl)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("no deletion within %s", waitTimeout)
+	}
+}
+
+// created creates task and returns a watch for its deletion.
+func created(t *testing.T, task *v1alpha1.Task) <-chan deletion {
+	t.Helper()
+	mustCreate(t, task)
+	return watchDeletion(t, task)
+}
+
+// stillThere checks, for wait (at least once), that the Task is not deleted.
+func stillThere(t *testing.T, task *v1alpha1.Task, wait time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(wait); ; time.Sleep(pollInterval) {
+		if err := get(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{}); err != nil {
+			t.Fatalf("task %s: %v, want it kept", task.Name, err)
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+	}
+}
+
+// spec.ttlSecondsAfterFinished: the finished Task goes after its TTL, its
+// binding removed first and its children owned by it (envtest runs no
+// garbage collector, so that they go with it is the owner reference the
+// collector follows after the background-propagation delete). A Task without
+// TTL, in a manager without default, stays.
+func TestTTLFromSpec(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	startManager(t, ns)
+
+	cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "nodes")
+	cfg.ClusterRole = "view"
+	ttlDeleted := created(t, withTTL(makeTask(t, ns, "ttl", v1alpha1.PluginCustomImage, cfg), 2))
+	mustCreate(t, makeTask(t, ns, "kept", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	pod := waitForPod(t, ns, "ttl")
+	task := &v1alpha1.Task{}
+	mustGet(t, ns, "ttl", task)
+	sa := &corev1.ServiceAccount{}
+	mustGet(t, ns, pod.Spec.ServiceAccountName, sa)
+	isControlledBy(t, pod, task)
+	isControlledBy(t, sa, task)
+
+	setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed") // as the kubelet would
+	waitForDeletion(t, ttlDeleted, v1alpha1.TaskSucceeded, 2*time.Second)
+	crb := v1alpha1.ClusterRoleBindingName(ns, "ttl")
+	if err := get(t, client.ObjectKey{Name: crb}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
+		t.Errorf("binding %s: %v, want it removed before the Task went", crb, err)
+	}
+	kept := waitForTask(t, ns, "kept", v1alpha1.TaskSucceeded)
+	stillThere(t, kept, 3*time.Second)
+}
+
+// --finished-task-ttl applies to Tasks without ttlSecondsAfterFinished; the
+// spec wins where set; a Task that has not finished is never deleted, even
+// with a TTL of 0.
+func TestTTLManagerDefault(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	startManagerWith(t, ns, managerOptions{controller: controller.Options{FinishedTaskTTL: time.Second}})
+
+	defaultDeleted := created(t, makeTask(t, ns, "default", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	mustCreate(t, withTTL(makeTask(t, ns, "longer", v1alpha1.PluginTransformation, nothingToPatch(ns)), 3600))
+	runningDeleted := created(t, withTTL(makeTask(t, ns, "running", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "60")), 0))
+
+	waitForDeletion(t, defaultDeleted, v1alpha1.TaskSucceeded, time.Second)
+	longer := waitForTask(t, ns, "longer", v1alpha1.TaskSucceeded)
+	setPodStatus(t, waitForPod(t, ns, "running"), corev1.PodRunning, 0, "") // as the kubelet would
+	running := waitForTask(t, ns, "running", v1alpha1.TaskRunning)
+	stillThere(t, running, 3*time.Second)
+	stillThere(t, longer, 0)
+
+	// Finished, with a TTL of 0: at once.
+	setPodStatus(t, waitForPod(t, ns, "running"), corev1.PodSucceeded, 0, "Completed")
+	waitForDeletion(t, runningDeleted, v1alpha1.TaskSucceeded, 0)
+}
+
+// The CRD's schema refuses a negative TTL (the webhook's schemas cover
+// spec.config only), and the TTL is part of the immutable spec.
+func TestTTLValidation(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+
+	err := k8sClient.Create(t.Context(), withTTL(makeTask(t, ns, "negative", v1alpha1.PluginTransformation, nothingToPatch(ns)), -1))
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.ttlSecondsAfterFinished") ||
+		!strings.Contains(err.Error(), "greater than or equal to 0") {
+		t.Errorf("negative ttlSecondsAfterFinished: %v, want Invalid on spec.ttlSecondsAfterFinished", err)
+	}
+
+	task := withTTL(makeTask(t, ns, "fixed", v1alpha1.PluginTransformation, nothingToPatch(ns)), 60)
+	mustCreate(t, task)
+	err = k8sClient.Patch(t.Context(), task, rawPatch(`{"spec":{"ttlSecondsAfterFinished":5}}`))
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec is immutable") {
+		t.Errorf("changing ttlSecondsAfterFinished: %v, want the spec's immutability refusal", err)
+	}
+}
+
+// `kubectl explain` documents the field from the CRD's schema.
+func TestTTLExplained(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no kubectl beside the control plane (make envtest): %v", err)
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	kc.CurrentContext = "envtest"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	// The API server publishes a new CRD's OpenAPI a moment after it
+	// installed it.
+	eventually(t, "kubectl explain", func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, "--kubeconfig", path, "explain", "task.spec.ttlSecondsAfterFinished").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "FIELD: ttlSecondsAfterFinished <integer>") ||
+			!strings.Contains(string(out), "--finished-task-ttl") {
+			return errNotYet("kubectl explain task.spec.ttlSecondsAfterFinished: %v\n%s", err, out)
+		}
+		return nil
+	})
+}
