@@ -68,7 +68,7 @@ func TestDefaults(t *testing.T) {
 	}{
 		{name: "custom-image namespace and service account",
 			task: task(v1alpha1.PluginCustomImage, "{image: busybox:1.36, command: [echo]}"),
-			want: map[string]string{"namespace": `"shop"`, "serviceAccountName": `"t1-task"`, "timeoutSeconds": "3600"}},
+			want: map[string]string{"namespace": `"shop"`, "serviceAccountName": `"t1-task"`, "timeoutSeconds": "3600", "retries": "0"}},
 		{name: "custom-image keeps user values",
 			task: task(v1alpha1.PluginCustomImage, "{image: busybox:1.36, command: [echo], serviceAccountName: runner, timeoutSeconds: 5}"),
 			want: map[string]string{"serviceAccountName": `"runner"`, "timeoutSeconds": "5"}},

@@ -54,7 +54,7 @@ func storedRequester(t *testing.T, obj []byte, resp *admissionv1.AdmissionRespon
 func TestRecordRequester(t *testing.T) {
 	alice := authenticationv1.UserInfo{Username: "alice", UID: "u-1", Groups: []string{"dev", "system:authenticated"},
 		Extra: map[string]authenticationv1.ExtraValue{"scopes.example.com": {"a", "b"}}}
-	good := taskJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36","namespace":"shop","serviceAccountName":"t1-task","timeoutSeconds":3600}`)
+	good := taskJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36","namespace":"shop","retries":0,"serviceAccountName":"t1-task","timeoutSeconds":3600}`)
 	aliceJSON, _ := json.Marshal(actas.FromUserInfo(alice))
 	tests := []struct {
 		name      string
@@ -171,7 +171,7 @@ func (a *askedAuthz) Allowed(_ context.Context, u authenticationv1.UserInfo, _ a
 // a refusal says why; in controller mode about the request's whole user.
 func TestAccessChecksAskAboutWhomTheRunActsAs(t *testing.T) {
 	root := authenticationv1.UserInfo{Username: "root", UID: "0", Groups: []string{"system:masters", "system:authenticated"}}
-	obj := taskJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36","namespace":"shop","serviceAccountName":"t1-task","timeoutSeconds":3600}`)
+	obj := taskJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36","namespace":"shop","retries":0,"serviceAccountName":"t1-task","timeoutSeconds":3600}`)
 	tests := []struct {
 		mode     actas.Mode
 		wantUser authenticationv1.UserInfo

@@ -143,6 +143,20 @@ func (r *reader) optInt64(m map[string]any, key string) *int64 {
 	return &i
 }
 
+// optInt32 reads an optional int32 field as json.Unmarshal parses one:
+// absent is nil.
+func (r *reader) optInt32(m map[string]any, key string) *int32 {
+	i64 := r.optInt64(m, key)
+	if i64 == nil {
+		return nil
+	}
+	i := int32(*i64)
+	if int64(i) != *i64 {
+		r.ok = false
+	}
+	return &i
+}
+
 // customImageFromMap reads a custom-image config; resources and env
 // valueFrom are left to json.Unmarshal (quantities parse their raw text).
 func customImageFromMap(c *config) (*v1alpha1.CustomImageConfig, bool) {
@@ -150,7 +164,7 @@ func customImageFromMap(c *config) (*v1alpha1.CustomImageConfig, bool) {
 		return nil, false
 	}
 	r := reader{ok: true}
-	m := r.object(c.value, "image", "command", "args", "env", "namespace", "serviceAccountName", "clusterRole", "timeoutSeconds",
+	m := r.object(c.value, "image", "command", "args", "env", "namespace", "serviceAccountName", "clusterRole", "timeoutSeconds", "retries",
 		"securityContext", "nodeSelector", "tolerations", "imagePullSecrets", "automountServiceAccountToken")
 	out := &v1alpha1.CustomImageConfig{
 		Image:                        r.optStr(m, "image"),
@@ -160,6 +174,7 @@ func customImageFromMap(c *config) (*v1alpha1.CustomImageConfig, bool) {
 		ServiceAccountName:           r.optStr(m, "serviceAccountName"),
 		ClusterRole:                  r.optStr(m, "clusterRole"),
 		TimeoutSeconds:               r.optInt64(m, "timeoutSeconds"),
+		Retries:                      r.optInt32(m, "retries"),
 		NodeSelector:                 r.strMap(m, "nodeSelector"),
 		AutomountServiceAccountToken: r.optBool(m, "automountServiceAccountToken"),
 	}

@@ -21,6 +21,9 @@ type CustomImageConfig struct {
 	ServiceAccountName string                       `json:"serviceAccountName,omitempty"`
 	ClusterRole        string                       `json:"clusterRole,omitempty"`
 	TimeoutSeconds     *int64                       `json:"timeoutSeconds,omitempty"`
+	// Retries is how many times a Pod whose container exits non-zero is
+	// replaced by a new one (0 to 10); the timeout covers all attempts.
+	Retries *int32 `json:"retries,omitempty"`
 	// SecurityContext is merged over the container's defaults
 	// (children.Pod); the schema admits only what PodSecurity restricted allows.
 	SecurityContext              *CustomImageSecurityContext   `json:"securityContext,omitempty"`

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 )
 
@@ -40,6 +41,16 @@ func DefaultServiceAccountName(taskName string) string {
 // PodName is the name of the Pod a custom-image Task runs.
 func PodName(taskName string) string {
 	return ChildName(taskName, "task")
+}
+
+// AttemptPodName is the Pod of attempt n of a custom-image Task with
+// retries: attempt 0 is PodName, attempt n >= 1 is "<PodName>-<n>", made
+// length-safe like every child name.
+func AttemptPodName(taskName string, n int32) string {
+	if n == 0 {
+		return PodName(taskName)
+	}
+	return ChildName(taskName, "task", strconv.Itoa(int(n)))
 }
 
 // ClusterRoleBindingName is the ClusterRoleBinding for a custom-image Task's

@@ -162,6 +162,30 @@ type CustomImageStatus struct {
 	// ExitCode is the container's exit code once it terminated.
 	// +optional
 	ExitCode *int32 `json:"exitCode,omitempty"`
+	// Attempt is the attempt running now, counted from 0 (the first Pod,
+	// PodName); attempt n >= 1 runs Pod AttemptPodName(task, n). It is
+	// written (a checkpoint) before that attempt's Pod is created, so a
+	// restarted controller neither creates a second Pod for it nor skips it.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+	// Attempts records each finished attempt, in order.
+	// +optional
+	// +kubebuilder:validation:MaxItems=11
+	// +listType=atomic
+	Attempts []CustomImageAttempt `json:"attempts,omitempty"`
+}
+
+// CustomImageAttempt is how one of a custom-image Task's Pods ended.
+type CustomImageAttempt struct {
+	// Pod is the attempt's Pod; it is kept (owned by the Task) with its logs.
+	Pod string `json:"pod"`
+	// ExitCode is the container's exit code.
+	// +optional
+	ExitCode *int32 `json:"exitCode,omitempty"`
+	// Reason is the kubelet's reason for the container's end (Error,
+	// OOMKilled, Completed, ...).
+	// +optional
+	Reason string `json:"reason,omitempty"`
 }
 
 // TransformationStatus counts what a kubernetes-object-transformation did.

@@ -32,7 +32,7 @@ func TestSamplesAdmittedWithDefaults(t *testing.T) {
 		warn string
 	}{
 		{file: "custom-image-hello-world.yaml", name: "hello-world",
-			want: map[string]string{"namespace": `"samples"`, "serviceAccountName": `"hello-world-task"`, "timeoutSeconds": "3600", "image": `"busybox"`},
+			want: map[string]string{"namespace": `"samples"`, "serviceAccountName": `"hello-world-task"`, "timeoutSeconds": "3600", "retries": "0", "image": `"busybox"`},
 			warn: `spec.config.image "busybox" has no tag`},
 		{file: "custom-image-kubectl.yaml", name: "kubectl",
 			want: map[string]string{"clusterRole": `"cluster-admin"`, "serviceAccountName": `"kubectl-task"`},
