@@ -90,6 +90,7 @@ const (
 const (
 	EventPodCreated                = "PodCreated"
 	EventPodDeleted                = "PodDeleted"
+	EventPodFailed                 = "PodFailed" // an attempt failed and the next one starts (config.retries)
 	EventServiceAccountCreated     = "ServiceAccountCreated"
 	EventClusterRoleBindingCreated = "ClusterRoleBindingCreated"
 	EventClusterRoleBindingRemoved = "ClusterRoleBindingRemoved"

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -50,12 +51,27 @@ func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, cp che
 		}
 		return 0, nil
 	}
-	if pod == nil {
-		fail(task, ReasonPodDeleted, fmt.Sprintf("pod %s was deleted before it finished; it is not recreated: create a new Task to run again", st.PodName))
-		return 0, nil
+	for {
+		if pod == nil {
+			fail(task, ReasonPodDeleted, fmt.Sprintf("pod %s was deleted before it finished; it is not recreated: create a new Task to run again", st.PodName))
+			return 0, nil
+		}
+		st.PodName = pod.Name
+		if !c.follow(task, pod, cfg) {
+			break
+		}
+		if err := c.nextAttempt(ctx, task, cfg, pod, cp); err != nil {
+			return 0, err
+		}
+		// The same path as the first Pod: created as the requester, never
+		// after the deadline.
+		if pod, err = c.ensurePod(ctx, task, cfg, st); err != nil {
+			if err := failPermanent(task, err); err != nil {
+				return c.notStarted(ctx, task, cfg, err)
+			}
+			return 0, nil
+		}
 	}
-	st.PodName = pod.Name
-	c.follow(task, pod)
 	if isFinished(&task.Status) || cfg.TimeoutSeconds == nil {
 		return 0, nil
 	}
@@ -223,14 +239,15 @@ func (c *customImageRunner) cleanup(ctx context.Context, task *v1alpha1.Task) er
 	return nil
 }
 
-// ensurePod returns the Task's Pod, creating it the first time. It returns
-// nil if the Pod existed once (status.customImage.podName is set) and is gone:
+// ensurePod returns the Pod of the Task's current attempt
+// (status.customImage.attempt), creating it the first time. It returns nil
+// if the Pod existed once (status.customImage.podName names it) and is gone:
 // a Pod is never recreated, since its command may not be safe to run twice.
 func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, st *v1alpha1.CustomImageStatus) (*corev1.Pod, error) {
-	key := types.NamespacedName{Namespace: task.Namespace, Name: v1alpha1.PodName(task.Name)}
+	key := types.NamespacedName{Namespace: task.Namespace, Name: v1alpha1.AttemptPodName(task.Name, st.Attempt)}
 	pod := &corev1.Pod{}
 	err := c.client.Get(ctx, key, pod)
-	if apierrors.IsNotFound(err) && st.PodName != "" {
+	if apierrors.IsNotFound(err) && st.PodName == key.Name {
 		// The cache may not have seen the Pod yet: ask the API server.
 		err = c.reader.Get(ctx, key, pod)
 		if apierrors.IsNotFound(err) {
@@ -257,6 +274,11 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 		return nil, errDeadlinePassed
 	}
 	pod = children.Pod(task, cfg, st.ServiceAccountName)
+	pod.Name = key.Name
+	if left, due := c.timeLeft(task, cfg); due && st.Attempt > 0 {
+		// A later attempt has only what is left of the Task's timeout.
+		pod.Spec.ActiveDeadlineSeconds = ptr.To(max(int64(1), int64((left+time.Second-1)/time.Second)))
+	}
 	err = clients.Client.Create(ctx, pod)
 	if apierrors.IsAlreadyExists(err) {
 		if err := c.reader.Get(ctx, key, pod); err != nil {
@@ -275,24 +297,32 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 	return pod, nil
 }
 
-// follow sets the Task's condition from its Pod's phase.
-func (c *customImageRunner) follow(task *v1alpha1.Task, pod *corev1.Pod) {
+// follow sets the Task's condition from its Pod's phase. It returns true,
+// leaving the condition as it was, when the Pod's container exited non-zero
+// and an attempt is left (config.retries): the caller starts the next one.
+func (c *customImageRunner) follow(task *v1alpha1.Task, pod *corev1.Pod, cfg *v1alpha1.CustomImageConfig) (retry bool) {
 	st := task.Status.CustomImage
 	term := terminated(pod)
 	if term != nil {
 		st.ExitCode = &term.ExitCode
 	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		recordAttempt(st, pod, term)
+	}
 	switch pod.Status.Phase {
 	case corev1.PodSucceeded:
-		succeed(task, ReasonCompleted, fmt.Sprintf("pod %s completed", pod.Name))
+		succeed(task, ReasonCompleted, fmt.Sprintf("pod %s completed", pod.Name)+attemptSuffix(st, cfg))
 	case corev1.PodFailed:
 		switch {
 		case pod.Status.Reason == "DeadlineExceeded":
+			// The Task's timeout covers every attempt: never retried.
 			fail(task, ReasonTimeout, fmt.Sprintf("pod %s ran past its deadline of %ds", pod.Name, deref(pod.Spec.ActiveDeadlineSeconds)))
+		case term != nil && term.ExitCode != 0 && st.Attempt < deref(cfg.Retries):
+			return true
 		case term != nil:
-			fail(task, ReasonPodFailed, exitMessage(pod.Name, term))
+			fail(task, ReasonPodFailed, exitMessage(pod.Name, term)+attemptSuffix(st, cfg))
 		default:
-			fail(task, ReasonPodFailed, fmt.Sprintf("pod %s failed: %s %s", pod.Name, pod.Status.Reason, pod.Status.Message))
+			fail(task, ReasonPodFailed, fmt.Sprintf("pod %s failed: %s %s", pod.Name, pod.Status.Reason, pod.Status.Message)+attemptSuffix(st, cfg))
 		}
 	case corev1.PodRunning:
 		setProgress(task, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
@@ -302,6 +332,7 @@ func (c *customImageRunner) follow(task *v1alpha1.Task, pod *corev1.Pod) {
 	default:
 		setProgress(task, ReasonPending, pendingMessage(pod))
 	}
+	return false
 }
 
 // terminated is the state of the Task's container once it exited.

@@ -52,7 +52,11 @@ func (c *customImageRunner) notStarted(ctx context.Context, task *v1alpha1.Task,
 		return 0, err
 	}
 	timeout := time.Duration(*cfg.TimeoutSeconds) * time.Second
-	pod := v1alpha1.PodName(task.Name)
+	var attempt int32
+	if st := task.Status.CustomImage; st != nil {
+		attempt = st.Attempt
+	}
+	pod := v1alpha1.AttemptPodName(task.Name, attempt)
 	waiting := fmt.Sprintf("pod %s is not created yet (retrying until the timeout): ", pod)
 	if left <= 0 || errors.Is(err, errDeadlinePassed) {
 		why := err.Error()
