@@ -160,3 +160,57 @@ func assertCount(t *testing.T, ns, taskName string, list client.ObjectList, want
 		t.Errorf("%T of task %s: %d, want %d", list, taskName, items, want)
 	}
 }
+
+// A controller stopped between two attempts of a retried Task (right after
+// the checkpoint that records the next attempt, or as the failure is being
+// judged) and replaced by a new one creates exactly one Pod per attempt and
+// skips none. No kubelet: the test sets each Pod's status.
+func TestRestartBetweenAttempts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// wait decides when the first manager is stopped, after attempt
+		// 0's Pod was made to fail.
+		wait func(t *testing.T, ns string)
+	}{
+		{name: "after-checkpoint", wait: func(t *testing.T, ns string) {
+			eventually(t, "attempt 1 recorded", func() error {
+				task := &v1alpha1.Task{}
+				if err := get(t, client.ObjectKey{Namespace: ns, Name: "retry"}, task); err != nil {
+					return err
+				}
+				if st := task.Status.CustomImage; st == nil || st.Attempt != 1 {
+					return errNotYet("status %+v", task.Status.CustomImage)
+				}
+				return nil
+			})
+		}},
+		{name: "at-once", wait: func(*testing.T, string) {}},
+		{name: "after-50ms", wait: func(*testing.T, string) { time.Sleep(50 * time.Millisecond) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ns := newNamespace(t)
+			stop := startManager(t, ns)
+			mustCreate(t, makeTask(t, ns, "retry", v1alpha1.PluginCustomImage, retrying(2)))
+			setPodStatus(t, waitForAttemptPod(t, ns, "retry", 0), corev1.PodFailed, 1, "Error")
+			tt.wait(t, ns)
+			stop()
+
+			startManager(t, ns)
+			setPodStatus(t, waitForAttemptPod(t, ns, "retry", 1), corev1.PodFailed, 2, "Error")
+			setPodStatus(t, waitForAttemptPod(t, ns, "retry", 2), corev1.PodSucceeded, 0, "Completed")
+			task := waitForTask(t, ns, "retry", v1alpha1.TaskSucceeded)
+
+			want := []string{"retry-task", "retry-task-1", "retry-task-2"}
+			if names := podNames(t, ns, "retry"); !slices.Equal(names, want) {
+				t.Errorf("pods = %v, want exactly one per attempt %v", names, want)
+			}
+			wantAttempts := []string{"retry-task=1/Error", "retry-task-1=2/Error", "retry-task-2=0/Completed"}
+			if a := attemptsOf(task); !slices.Equal(a, wantAttempts) {
+				t.Errorf("attempts = %v, want %v", a, wantAttempts)
+			}
+		})
+	}
+}
