@@ -226,3 +226,23 @@ func TestRetriesNotForTimeoutOrDeletion(t *testing.T) {
 		})
 	}
 }
+
+// A Pod of the next attempt's name that this Task does not control is never
+// taken as that attempt's: the Task fails with NameConflict.
+func TestRetryNameConflict(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	startManager(t, ns)
+	squat := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.AttemptPodName("taken", 1)},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox:1.36"}}},
+	}
+	mustCreate(t, squat)
+	mustCreate(t, makeTask(t, ns, "taken", v1alpha1.PluginCustomImage, retrying(1)))
+	setPodStatus(t, waitForAttemptPod(t, ns, "taken", 0), corev1.PodFailed, 1, "Error")
+
+	got := waitForTask(t, ns, "taken", v1alpha1.TaskFailed)
+	if c := succeededCondition(t, got); c.Reason != controller.ReasonNameConflict || !strings.Contains(c.Message, squat.Name) {
+		t.Errorf("condition = %+v, want NameConflict naming %s", c, squat.Name)
+	}
+}
