@@ -60,7 +60,7 @@ func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, cp che
 		if !c.follow(task, pod, cfg) {
 			break
 		}
-		if err := c.nextAttempt(ctx, task, cfg, pod, cp); err != nil {
+		if started, err := c.nextAttempt(ctx, task, cfg, pod, cp); err != nil || !started {
 			return 0, err
 		}
 		// The same path as the first Pod: created as the requester, never
@@ -277,7 +277,8 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 	pod.Name = key.Name
 	if left, due := c.timeLeft(task, cfg); due && st.Attempt > 0 {
 		// A later attempt has only what is left of the Task's timeout.
-		pod.Spec.ActiveDeadlineSeconds = ptr.To(max(int64(1), int64((left+time.Second-1)/time.Second)))
+		secs := min(*cfg.TimeoutSeconds, int64((left+time.Second-1)/time.Second))
+		pod.Spec.ActiveDeadlineSeconds = ptr.To(max(1, secs))
 	}
 	err = clients.Client.Create(ctx, pod)
 	if apierrors.IsAlreadyExists(err) {

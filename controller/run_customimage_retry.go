@@ -45,10 +45,18 @@ func attemptSuffix(st *v1alpha1.CustomImageStatus, cfg *v1alpha1.CustomImageConf
 // finds it if it was created already), and one that stops before it judges
 // the same failed Pod again. Either way no attempt gets two Pods and none
 // is skipped. The failed Pod stays, owned by the Task, with its logs.
-func (c *customImageRunner) nextAttempt(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, failed *corev1.Pod, cp checkpointer) error {
+//
+// The timeout covers every attempt: once it passed, no attempt starts and
+// the Task fails with ReasonTimeout (started is false).
+func (c *customImageRunner) nextAttempt(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, failed *corev1.Pod, cp checkpointer) (started bool, err error) {
 	st := task.Status.CustomImage
 	code := deref(st.ExitCode)
 	total := deref(cfg.Retries) + 1
+	if left, due := c.timeLeft(task, cfg); due && left <= 0 {
+		fail(task, ReasonTimeout, fmt.Sprintf("attempt %d of %d failed with exit code %d (pod %s) and the timeout of %ds passed: no attempt is left time",
+			st.Attempt+1, total, code, failed.Name, deref(cfg.TimeoutSeconds)))
+		return false, nil
+	}
 	st.Attempt++
 	st.PodName = ""
 	st.ExitCode = nil
@@ -57,9 +65,9 @@ func (c *customImageRunner) nextAttempt(ctx context.Context, task *v1alpha1.Task
 		st.Attempt, total, code, failed.Name, st.Attempt+1, next)
 	setProgress(task, ReasonPending, msg)
 	if err := cp.save(ctx); err != nil {
-		return fmt.Errorf("record attempt %d: %w", st.Attempt, err)
+		return false, fmt.Errorf("record attempt %d: %w", st.Attempt, err)
 	}
 	log.FromContext(ctx).Info("attempt failed; retrying", "pod", failed.Name, "exitCode", code, "attempt", st.Attempt, "nextPod", next)
 	c.event(task, corev1.EventTypeWarning, EventPodFailed, "Retry", "%s", msg)
-	return nil
+	return true, nil
 }

@@ -85,11 +85,18 @@ func TestRetriesUntilSuccess(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	startManager(t, ns)
-	task := makeTask(t, ns, "flaky", v1alpha1.PluginCustomImage, retrying(2))
+	cfg := retrying(2)
+	cfg.TimeoutSeconds = ptr.To[int64](600)
+	task := makeTask(t, ns, "flaky", v1alpha1.PluginCustomImage, cfg)
 	mustCreate(t, task)
 
 	setPodStatus(t, waitForAttemptPod(t, ns, "flaky", 0), corev1.PodFailed, 1, "Error")
-	setPodStatus(t, waitForAttemptPod(t, ns, "flaky", 1), corev1.PodFailed, 2, "Error")
+	second := waitForAttemptPod(t, ns, "flaky", 1)
+	// The timeout covers every attempt: a later Pod gets only what is left.
+	if d := ptr.Deref(second.Spec.ActiveDeadlineSeconds, 0); d < 1 || d > 600 {
+		t.Errorf("attempt 1's activeDeadlineSeconds = %d, want what is left of 600", d)
+	}
+	setPodStatus(t, second, corev1.PodFailed, 2, "Error")
 	setPodStatus(t, waitForAttemptPod(t, ns, "flaky", 2), corev1.PodSucceeded, 0, "Completed")
 	got := waitForTask(t, ns, "flaky", v1alpha1.TaskSucceeded)
 
