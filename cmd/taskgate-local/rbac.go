@@ -1,23 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // Who is who on the local cluster. Neither the admin nor the manager is in
@@ -40,7 +33,7 @@ const (
 // itself (helm template, offline), so `make run` runs the manager with the
 // very rules an installation gets, with no second copy to drift.
 func grantRBAC(ctx context.Context, o options, cp *controlPlane) error {
-	role, policy, err := chartObjects(o)
+	role, policy, err := chartObjects(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -71,46 +64,19 @@ func grantRBAC(ctx context.Context, o options, cp *controlPlane) error {
 // built-in certificate rotator (envtest provides the serving certificate;
 // certs.mode=cert-manager is the chart's way of saying "not the rotator",
 // so the rotator's webhook-configuration rules are left out).
-func chartObjects(o options) (*rbacv1.ClusterRole, []client.Object, error) {
-	home := filepath.Join(o.stateDir, "helm")
-	cmd := exec.Command(o.helm(), "template", "taskgate", o.chartDir, "--namespace", "taskgate-system",
-		"--show-only", "templates/rbac.yaml", "--show-only", "templates/requester-policy.yaml", "--set", "actAs=requester", "--set", "webhook.preflight=true",
-		"--set", "certs.mode=cert-manager")
-	// Its own homes: nothing read from or written to the user's helm config.
-	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+filepath.Join(home, "config"),
-		"HELM_CACHE_HOME="+filepath.Join(home, "cache"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, nil, fmt.Errorf("render the chart's RBAC (helm template %s): %w\n%s", o.chartDir, err, stderr.String())
+func chartObjects(ctx context.Context, o options) (*rbacv1.ClusterRole, []client.Object, error) {
+	const values = "actAs: requester\nwebhook:\n  preflight: true\ncerts:\n  mode: cert-manager\n"
+	role, err := testutil.ChartClusterRole(ctx, o.helm(), o.chartDir, values)
+	if err != nil {
+		return nil, nil, fmt.Errorf("render the chart's RBAC: %w", err)
 	}
-	var role *rbacv1.ClusterRole
-	var policy []client.Object
-	r := utilyaml.NewYAMLReader(bufioReader(stdout.Bytes()))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("read the chart's RBAC: %w", err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
-			return nil, nil, fmt.Errorf("decode the chart's RBAC: %w", err)
-		}
-		switch u.GetKind() {
-		case "ClusterRole":
-			role = &rbacv1.ClusterRole{}
-			if err := yaml.Unmarshal(doc, role); err != nil {
-				return nil, nil, fmt.Errorf("decode the chart's ClusterRole: %w", err)
-			}
-		case "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
-			policy = append(policy, u)
-		}
+	rendered, err := testutil.Render(ctx, o.helm(), o.chartDir, values, "templates/requester-policy.yaml")
+	if err != nil {
+		return nil, nil, fmt.Errorf("render the chart's requester policy: %w", err)
 	}
-	if role == nil {
-		return nil, nil, fmt.Errorf("the chart's templates/rbac.yaml renders no ClusterRole")
+	policy := make([]client.Object, len(rendered))
+	for i := range rendered {
+		policy[i] = &rendered[i]
 	}
 	return role, policy, nil
 }
