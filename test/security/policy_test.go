@@ -2,6 +2,7 @@ package security_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -68,6 +69,6 @@ func removeWebhooks(t *testing.T) {
 	probe := newTask(ns, "probe", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)
 	waitFor(t, func() bool {
 		err := k8s.Create(ctx, probe.DeepCopy())
-		return err != nil && contains(err.Error(), "spec.requester must be")
+		return err != nil && strings.Contains(err.Error(), "spec.requester must be")
 	})
 }
