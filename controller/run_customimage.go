@@ -125,9 +125,10 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 	key := types.NamespacedName{Namespace: task.Namespace, Name: name}
 	sa := &corev1.ServiceAccount{}
 	err := c.client.Get(ctx, key, sa)
-	if apierrors.IsNotFound(err) {
-		// Not in the cache: it may lag, and one without the task label
-		// never enters it.
+	if apierrors.IsNotFound(err) && st.ServiceAccountUID != "" {
+		// Recorded but not in the cache: it may lag, or it is gone. (One
+		// never recorded is simply created; AlreadyExists below finds one
+		// the cache cannot hold, without the task label.)
 		err = c.reader.Get(ctx, key, sa)
 	}
 	switch {
@@ -143,12 +144,23 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 	case st.ServiceAccountUID != "":
 		return fmt.Errorf("%w: service account %s was deleted while the Task ran", errServiceAccountReplaced, key)
 	}
-	sa = &corev1.ServiceAccount{ObjectMeta: children.Meta(task, name)}
-	sa.OwnerReferences = children.OwnerReference(task)
-	if err := c.client.Create(ctx, sa); err != nil {
-		// AlreadyExists too: someone created one between the read and the
-		// create; the next reconcile judges it.
-		return fmt.Errorf("create service account %s: %w", key, err)
+	for replaced := false; ; replaced = true {
+		sa = &corev1.ServiceAccount{ObjectMeta: children.Meta(task, name)}
+		sa.OwnerReferences = children.OwnerReference(task)
+		err := c.client.Create(ctx, sa)
+		if err == nil {
+			break
+		}
+		if !apierrors.IsAlreadyExists(err) || replaced {
+			return fmt.Errorf("create service account %s: %w", key, err)
+		}
+		existing := &corev1.ServiceAccount{}
+		if err := c.reader.Get(ctx, key, existing); err != nil {
+			return fmt.Errorf("get service account %s: %w", key, err)
+		}
+		if err := c.claimServiceAccount(ctx, task, st, existing); err != nil {
+			return err
+		}
 	}
 	st.ServiceAccountUID = sa.UID
 	if err := cp.save(ctx); err != nil {
