@@ -16,6 +16,7 @@ import (
 
 	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/registry"
 	"github.com/astronetes/taskgate/schemas"
 )
 
@@ -151,11 +152,7 @@ func observe(webhook string, task *v1alpha1.Task, op admissionv1.Operation, star
 	case len(errs) > 0:
 		verdict = "denied"
 	}
-	plugin := string(task.Spec.Plugin)
-	if _, known := plugins[task.Spec.Plugin]; !known {
-		plugin = "unknown" // bounded label values, whatever users send
-	}
-	admissionRequests.WithLabelValues(webhook, plugin, string(op), verdict).Inc()
+	admissionRequests.WithLabelValues(webhook, registry.Label(task.Spec.Plugin), string(op), verdict).Inc()
 	admissionDuration.WithLabelValues(webhook).Observe(time.Since(start).Seconds())
 }
 
