@@ -7,7 +7,6 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -261,10 +260,8 @@ func NewAuthorizer(c client.Client, opts Options) Authorizer {
 
 // Handlers returns the HTTP handlers of the mutating and validating webhooks
 // for a Validator with only an Admitter and an Authorizer (no preflight, no
-// manager identity: nobody may remove the finalizer). The scheme is not
-// needed to decode Tasks; it is kept so callers wire the handlers the way
-// controller-runtime's builder would.
-func Handlers(_ *runtime.Scheme, a *Admitter, authz Authorizer) (mutate, validate *ReviewHandler) {
+// manager identity: nobody may remove the finalizer).
+func Handlers(a *Admitter, authz Authorizer) (mutate, validate *ReviewHandler) {
 	mutate, validate, _ = NewHandlers(&Validator{Admitter: a, Authz: authz})
 	return mutate, validate
 }
