@@ -27,6 +27,7 @@ func TestEveryPluginIsComplete(t *testing.T) {
 	}
 	crdEnum := crdPluginEnum(t)
 	testdata := dirNames(t, "../schemas/testdata")
+	samples := samplePlugins(t)
 	for _, p := range v1alpha1.Plugins {
 		t.Run(string(p), func(t *testing.T) {
 			if _, ok := set.Plugin(string(p)); !ok {
@@ -43,6 +44,9 @@ func TestEveryPluginIsComplete(t *testing.T) {
 			}
 			if !slices.Contains(controller.Plugins(), p) {
 				t.Errorf("no runner: add controller/run_<name>.go and its entry in controller/runner.go")
+			}
+			if !slices.Contains(samples, p) {
+				t.Errorf("no sample: add config/samples/<name>.yaml and its golden file (go test ./webhook -run TestDefaultsGolden -update)")
 			}
 			if !slices.Contains(crdEnum, string(p)) {
 				t.Errorf("the CRD's spec.plugin enum lacks it: add it to the +kubebuilder:validation:Enum marker of Plugin (api/v1alpha1/task_types.go) and run make manifests")
@@ -87,6 +91,29 @@ func crdPluginEnum(t *testing.T) []string {
 	}
 	if len(out) == 0 {
 		t.Fatal("the Task CRD has no enum on spec.plugin")
+	}
+	return out
+}
+
+// samplePlugins are the plugins of the Tasks in config/samples, which make
+// run applies and webhook's TestDefaultsGolden defaults.
+func samplePlugins(t *testing.T) []v1alpha1.Plugin {
+	t.Helper()
+	files, err := filepath.Glob("../config/samples/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []v1alpha1.Plugin
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var task v1alpha1.Task
+		if err := yaml.Unmarshal(data, &task); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, task.Spec.Plugin)
 	}
 	return out
 }
