@@ -63,11 +63,11 @@ type deps struct {
 // newRunner builds one plugin's runner for a manager.
 type newRunner func(d *deps, disco discovery.DiscoveryInterface, opts Options) runner
 
-// runners is the static table from plugin to runner, one file each
+// pluginRunners is the static table from plugin to runner, one file each
 // (run_<name>.go). registry.Must stops the binary at start when it does not
 // list exactly v1alpha1.Plugins (docs/adding-a-plugin.md), so no plugin is
 // admitted that the controller cannot run.
-var runners = registry.Must("runner", "controller/runner.go", map[v1alpha1.Plugin]newRunner{
+var pluginRunners = registry.Must("runner", "controller/runner.go", map[v1alpha1.Plugin]newRunner{
 	v1alpha1.PluginCustomImage: func(d *deps, _ discovery.DiscoveryInterface, _ Options) runner {
 		return &customImageRunner{deps: d}
 	},
@@ -80,12 +80,12 @@ var runners = registry.Must("runner", "controller/runner.go", map[v1alpha1.Plugi
 })
 
 // Plugins lists the plugins the controller has runners for, sorted.
-func Plugins() []v1alpha1.Plugin { return registry.Names(runners) }
+func Plugins() []v1alpha1.Plugin { return registry.Names(pluginRunners) }
 
 // newRunners builds every plugin's runner for a manager.
 func newRunners(d *deps, disco discovery.DiscoveryInterface, opts Options) map[v1alpha1.Plugin]runner {
-	out := make(map[v1alpha1.Plugin]runner, len(runners))
-	for p, build := range runners {
+	out := make(map[v1alpha1.Plugin]runner, len(pluginRunners))
+	for p, build := range pluginRunners {
 		out[p] = build(d, disco, opts)
 	}
 	return out
