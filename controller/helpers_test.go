@@ -37,26 +37,22 @@ func TestExitMessage(t *testing.T) {
 
 func TestObjectRef(t *testing.T) {
 	tests := []struct {
-		name     string
-		gvr      schema.GroupVersionResource
-		ns, obj  string
-		want     string
-		wantPath string
+		name    string
+		gvr     schema.GroupVersionResource
+		ns, obj string
+		want    string
 	}{
 		{name: "namespaced", gvr: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"},
-			ns: "shop", obj: "web", want: "apps/deployments shop/web", wantPath: "apps/v1/deployments"},
+			ns: "shop", obj: "web", want: "apps/deployments shop/web"},
 		{name: "core group", gvr: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"},
-			ns: "shop", obj: "cfg", want: "core/configmaps shop/cfg", wantPath: "v1/configmaps"},
+			ns: "shop", obj: "cfg", want: "core/configmaps shop/cfg"},
 		{name: "cluster scoped", gvr: schema.GroupVersionResource{Version: "v1", Resource: "namespaces"},
-			obj: "shop", want: "core/namespaces shop", wantPath: "v1/namespaces"},
+			obj: "shop", want: "core/namespaces shop"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := objectRef(tt.gvr, tt.ns, tt.obj); got != tt.want {
 				t.Errorf("objectRef() = %q, want %q", got, tt.want)
-			}
-			if got := gvrString(tt.gvr); got != tt.wantPath {
-				t.Errorf("gvrString() = %q, want %q", got, tt.wantPath)
 			}
 		})
 	}

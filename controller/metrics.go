@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/registry"
 )
 
 var (
@@ -52,21 +53,11 @@ func SetBuildVersion(version string) {
 // status write that made the Task finished succeeded, so a retried write
 // does not count it twice.
 func observeFinished(task *v1alpha1.Task, d time.Duration, timed bool) {
-	plugin, res := pluginLabel(task.Spec.Plugin), result(&task.Status)
+	plugin, res := registry.Label(task.Spec.Plugin), result(&task.Status)
 	tasksFinished.WithLabelValues(plugin, res, finishReason(&task.Status)).Inc()
 	if timed {
 		taskDuration.WithLabelValues(plugin, res).Observe(d.Seconds())
 	}
-}
-
-// pluginLabel keeps the plugin label bounded: a Task naming a plugin this
-// controller does not know (the webhook bypassed) is counted as "unknown",
-// so made-up names cannot grow the metrics without end.
-func pluginLabel(p v1alpha1.Plugin) string {
-	if slices.Contains(v1alpha1.Plugins, p) {
-		return string(p)
-	}
-	return "unknown"
 }
 
 // finishReason is the reason label of a finished Task: its Succeeded

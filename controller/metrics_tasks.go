@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/registry"
 )
 
 // tasks is the taskgate_tasks gauge: the Tasks that exist, by plugin and
@@ -80,7 +81,7 @@ func (c *taskCounter) Collect(ch chan<- prometheus.Metric) {
 		for i := range list.Items {
 			t := &list.Items[i]
 			phase, _ := taskPhase(t.Status.Conditions)
-			counts[key{pluginLabel(t.Spec.Plugin), string(phase)}]++
+			counts[key{registry.Label(t.Spec.Plugin), string(phase)}]++
 		}
 	}
 	for k, n := range counts {

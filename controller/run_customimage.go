@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -24,6 +26,11 @@ import (
 // customImageRunner runs config.image as one Pod and follows it.
 type customImageRunner struct {
 	*deps
+}
+
+// watch watches the Pods and ServiceAccounts the Tasks created.
+func (c *customImageRunner) watch(_ ctrl.Manager, b *builder.Builder) *builder.Builder {
+	return b.Owns(&corev1.Pod{}).Owns(&corev1.ServiceAccount{})
 }
 
 func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, cp checkpointer) (time.Duration, error) {

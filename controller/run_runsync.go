@@ -11,7 +11,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/children"
@@ -36,6 +40,25 @@ const (
 // reports later is its own business.
 type runSyncRunner struct {
 	*deps
+}
+
+// watch watches the Synchronizations the Tasks created, where the cluster
+// serves them. Without the CRD a watch would keep the controller from
+// starting; run-synchronization Tasks then fail with
+// ReasonSynchronizationNotServed.
+func (s *runSyncRunner) watch(mgr ctrl.Manager, b *builder.Builder) *builder.Builder {
+	if err := synchronizationsServed(mgr.GetRESTMapper()); err != nil {
+		mgr.GetLogger().Info("synchronizations are not served: run-synchronization Tasks fail while the CRD is missing (restart taskgate after installing it to watch them)",
+			"groupVersion", v1alpha1.GroupVersion.String(), "reason", err.Error())
+		return b
+	}
+	// The Task finishes in the reconcile that creates its Synchronization,
+	// so the create event brings nothing new: it would only reconcile the
+	// Task again, ahead of its own status update (a stale read and a 409).
+	// After a restart every Task is reconciled through its own watch anyway.
+	return b.Owns(&v1alpha1.Synchronization{}, builder.WithPredicates(predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+	}))
 }
 
 func (s *runSyncRunner) run(ctx context.Context, task *v1alpha1.Task, _ checkpointer) (time.Duration, error) {

@@ -12,10 +12,13 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/registry"
 )
 
 // runner carries out one plugin. run advances the Task by one step: it reads
@@ -57,13 +60,42 @@ type deps struct {
 	actAs    *actas.Factory
 }
 
-// newRunners is the static table from plugin to implementation.
-func newRunners(d *deps, disco discovery.DiscoveryInterface, maxObjects int) map[v1alpha1.Plugin]runner {
-	return map[v1alpha1.Plugin]runner{
-		v1alpha1.PluginCustomImage:    &customImageRunner{deps: d},
-		v1alpha1.PluginTransformation: &transformationRunner{deps: d, discovery: disco, maxObjects: maxObjects},
-		v1alpha1.PluginRunSync:        &runSyncRunner{deps: d},
+// newRunner builds one plugin's runner for a manager.
+type newRunner func(d *deps, disco discovery.DiscoveryInterface, opts Options) runner
+
+// pluginRunners is the static table from plugin to runner, one file each
+// (run_<name>.go). registry.Must stops the binary at start when it does not
+// list exactly v1alpha1.Plugins (docs/adding-a-plugin.md), so no plugin is
+// admitted that the controller cannot run.
+var pluginRunners = registry.Must("runner", "controller/runner.go", map[v1alpha1.Plugin]newRunner{
+	v1alpha1.PluginCustomImage: func(d *deps, _ discovery.DiscoveryInterface, _ Options) runner {
+		return &customImageRunner{deps: d}
+	},
+	v1alpha1.PluginTransformation: func(d *deps, disco discovery.DiscoveryInterface, opts Options) runner {
+		return &transformationRunner{deps: d, discovery: disco, maxObjects: opts.MaxTransformationObjects}
+	},
+	v1alpha1.PluginRunSync: func(d *deps, _ discovery.DiscoveryInterface, _ Options) runner {
+		return &runSyncRunner{deps: d}
+	},
+})
+
+// Plugins lists the plugins the controller has runners for, sorted.
+func Plugins() []v1alpha1.Plugin { return registry.Names(pluginRunners) }
+
+// newRunners builds every plugin's runner for a manager.
+func newRunners(d *deps, disco discovery.DiscoveryInterface, opts Options) map[v1alpha1.Plugin]runner {
+	out := make(map[v1alpha1.Plugin]runner, len(pluginRunners))
+	for p, build := range pluginRunners {
+		out[p] = build(d, disco, opts)
 	}
+	return out
+}
+
+// watcher is implemented by runners whose children the controller watches,
+// so that a change to one (a Pod finishing) reconciles its Task. watch adds
+// the watches to the plugin's controller b; mgr is the manager it runs in.
+type watcher interface {
+	watch(mgr ctrl.Manager, b *builder.Builder) *builder.Builder
 }
 
 // clientsFor returns the clients the Task's rights-bearing requests go

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/astronetes/taskgate/actas"
@@ -129,7 +128,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if opts.FinishedTaskTTL < 0 {
 		return fmt.Errorf("finished task TTL %v: want 0 (keep finished Tasks) or a positive duration", opts.FinishedTaskTTL)
 	}
-	r := &TaskReconciler{deps: d, runners: newRunners(d, disco, opts.MaxTransformationObjects), finishedTaskTTL: opts.FinishedTaskTTL}
+	r := &TaskReconciler{deps: d, runners: newRunners(d, disco, opts), finishedTaskTTL: opts.FinishedTaskTTL}
 	for _, p := range slices.Sorted(maps.Keys(r.runners)) {
 		if err := r.setupPlugin(mgr, p, opts); err != nil {
 			return err
@@ -186,26 +185,8 @@ func (r *TaskReconciler) setupPlugin(mgr ctrl.Manager, p v1alpha1.Plugin, opts O
 	})
 	name := "task-" + string(p)
 	b := ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1alpha1.Task{}, builder.WithPredicates(ofPlugin))
-	switch p {
-	case v1alpha1.PluginCustomImage:
-		b = b.Owns(&corev1.Pod{}).Owns(&corev1.ServiceAccount{})
-	case v1alpha1.PluginRunSync:
-		// Without a Synchronization CRD a watch on them would keep the
-		// controller from starting; run-synchronization Tasks then fail
-		// with ReasonSynchronizationNotServed.
-		if err := synchronizationsServed(mgr.GetRESTMapper()); err != nil {
-			mgr.GetLogger().Info("synchronizations are not served: run-synchronization Tasks fail while the CRD is missing (restart taskgate after installing it to watch them)",
-				"groupVersion", v1alpha1.GroupVersion.String(), "reason", err.Error())
-			break
-		}
-		// The Task finishes in the reconcile that creates its
-		// Synchronization, so the create event brings nothing new: it
-		// would only reconcile the Task again, ahead of its own status
-		// update (a stale read and a 409). After a restart every Task is
-		// reconciled through its own watch anyway.
-		b = b.Owns(&v1alpha1.Synchronization{}, builder.WithPredicates(predicate.Funcs{
-			CreateFunc: func(event.CreateEvent) bool { return false },
-		}))
+	if w, ok := r.runners[p].(watcher); ok {
+		b = w.watch(mgr, b)
 	}
 	if err := b.WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).Complete(r); err != nil {
 		return fmt.Errorf("controller %s: %w", name, err)

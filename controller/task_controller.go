@@ -23,23 +23,15 @@ import (
 // TaskReconciler carries out admitted Tasks, once each, through the runner of
 // the Task's plugin.
 //
-// The rules below document what the controller needs as itself in
-// --act-as=requester mode; the chart's ClusterRole is the one that grants
-// it, with the impersonation rules (impersonate:user-info,
-// impersonate:serviceaccount, impersonate-on:<mode>:create on pods,
-// clusterrolebindings and synchronizations, impersonate-on list/patch on
-// the transformation rules) that let it send the child writes as the
-// requester. It has no right of its own to create Pods, bindings or
-// Synchronizations, nor to patch anything a transformation names.
-//
-// +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks,verbs=get;list;watch;update;patch;delete
-// +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=automation.astronetes.io,resources=tasks/finalizers,verbs=update
-// +kubebuilder:rbac:groups=automation.astronetes.io,resources=synchronizations,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch
+// Its RBAC is written in one place, the chart's ClusterRole
+// (charts/taskgate/templates/rbac.yaml), not in +kubebuilder:rbac markers:
+// the rules depend on the chart's values (actAs, enableController,
+// enableWebhooks, transformationRules, allowedClusterRoles), which markers
+// cannot express, and the tests run the manager under that rendered role
+// (test/testutil), so a rule it lacks fails them. In --act-as=requester mode
+// the manager has no right of its own to create Pods, bindings or
+// Synchronizations, nor to patch anything a transformation names: it sends
+// those writes as the requester.
 type TaskReconciler struct {
 	*deps
 	runners map[v1alpha1.Plugin]runner

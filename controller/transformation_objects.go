@@ -47,16 +47,16 @@ func (t *transformationRunner) resolve(task *v1alpha1.Task, cfg *v1alpha1.Transf
 		}
 		res := findResource(list, gvr.Resource)
 		if res == nil {
-			msg := fmt.Sprintf("resource %q is not served by the API server", gvrString(gvr))
+			msg := fmt.Sprintf("resource %q is not served by the API server", r.String())
 			if alt := findAlias(list, gvr.Resource); alt != "" {
-				msg += fmt.Sprintf("; did you mean %q?", gvrString(gvr.GroupVersion().WithResource(alt)))
+				msg += fmt.Sprintf("; did you mean %q?", v1alpha1.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: alt}.String())
 			}
 			fail(task, ReasonResourceNotFound, msg)
 			return nil, nil
 		}
 		if !res.Namespaced && r.Scope == v1alpha1.ScopeNamespaced {
 			fail(task, ReasonScopeChanged, fmt.Sprintf("resource %q was checked at admission as namespaced, in the listed namespaces only, "+
-				"but is cluster-scoped now; nothing was patched: create the Task again to have it checked cluster-wide", gvrString(gvr)))
+				"but is cluster-scoped now; nothing was patched: create the Task again to have it checked cluster-wide", r.String()))
 			return nil, nil
 		}
 		if seen[gvr] {
@@ -147,7 +147,7 @@ func (t *transformationRunner) apply(ctx context.Context, md metadata.Interface,
 		case err != nil:
 			res.Failed++
 			addFailure(res, objectRef(m.gvr, m.namespace, m.name), err.Error())
-			log.FromContext(ctx).Info("patch failed", "resource", gvrString(m.gvr),
+			log.FromContext(ctx).Info("patch failed", "resource", v1alpha1.GroupVersionResource{Group: m.gvr.Group, Version: m.gvr.Version, Resource: m.gvr.Resource}.String(),
 				"object", objectRef(m.gvr, m.namespace, m.name), "error", err.Error())
 		case moved:
 			res.Patched++
@@ -193,13 +193,4 @@ func objectRef(gvr schema.GroupVersionResource, ns, name string) string {
 		return fmt.Sprintf("%s/%s %s", group, gvr.Resource, name)
 	}
 	return fmt.Sprintf("%s/%s %s/%s", group, gvr.Resource, ns, name)
-}
-
-// gvrString spells a resource as "<group>/<version>/<resource>", or
-// "<version>/<resource>" for the core group, as in an API path.
-func gvrString(gvr schema.GroupVersionResource) string {
-	if gvr.Group == "" {
-		return gvr.Version + "/" + gvr.Resource
-	}
-	return gvr.Group + "/" + gvr.Version + "/" + gvr.Resource
 }

@@ -21,7 +21,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","operation":"CREATE","object":5}}`))
 	f.Add([]byte(`[]`))
 	a := newTestAdmitter(f)
-	mutate, validate := Handlers(testScheme(), a, fakeAuthz{})
+	mutate, validate := Handlers(a, fakeAuthz{})
 	admit := SingleCallHandler(a, fakeAuthz{})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, h := range []http.Handler{mutate, validate, admit} {

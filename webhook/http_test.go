@@ -47,7 +47,7 @@ func serve(h http.Handler, body []byte, contentType string) (int, admissionv1.Ad
 
 func TestReviewHandler(t *testing.T) {
 	// alice may create Pods in shop, all a plain custom-image Task needs.
-	mutate, validate := Handlers(testScheme(), newTestAdmitter(t), fakeAuthz{map[string]bool{"create pods shop ": true}})
+	mutate, validate := Handlers(newTestAdmitter(t), fakeAuthz{map[string]bool{"create pods shop ": true}})
 	good := taskJSON("custom-image", `{"image":"busybox:1.36","command":["echo"]}`)
 	tests := []struct {
 		name        string
@@ -113,7 +113,7 @@ func TestReviewHandler(t *testing.T) {
 }
 
 func TestMutatePatch(t *testing.T) {
-	mutate, _ := Handlers(testScheme(), newTestAdmitter(t), nil)
+	mutate, _ := Handlers(newTestAdmitter(t), nil)
 	_, out := serve(mutate, review(admissionv1.Create, taskJSON("custom-image", `{"image":"busybox:1.36","command":["echo"]}`), nil, false), "application/json")
 	if out.Response.PatchType == nil || *out.Response.PatchType != admissionv1.PatchTypeJSONPatch {
 		t.Fatalf("no JSON patch: %+v", out.Response)
@@ -152,7 +152,7 @@ func withRequester(task []byte, requester string) []byte {
 // TestMutatePatchKeepsBigNumbers: the patch carries the config's JSON as it
 // is, so integers beyond float64 precision survive defaulting.
 func TestMutatePatchKeepsBigNumbers(t *testing.T) {
-	mutate, _ := Handlers(testScheme(), newTestAdmitter(t), nil)
+	mutate, _ := Handlers(newTestAdmitter(t), nil)
 	cfg := `{"resources":[{"version":"v1","resource":"configmaps"}],"operations":[{"mergePatch":{"data":{"n":12345678901234567891}}}]}`
 	_, out := serve(mutate, review(admissionv1.Create, taskJSON("kubernetes-object-transformation", cfg), nil, false), "application/json")
 	if !strings.Contains(string(out.Response.Patch), "12345678901234567891") {

@@ -185,10 +185,3 @@ func (transformation) Access(a *Admitter, _ *v1alpha1.Task, cfg *config) []Acces
 	}
 	return checks
 }
-
-func gvrString(r v1alpha1.GroupVersionResource) string {
-	if r.Group == "" {
-		return r.Resource
-	}
-	return r.Resource + "." + r.Group
-}

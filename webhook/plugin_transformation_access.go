@@ -17,7 +17,7 @@ const rbacGroup = "rbac.authorization.k8s.io"
 // Texts of the scope and cap refusals, as constants so tests and docs quote
 // them exactly.
 const (
-	warnNotServed = "the API server does not serve %s/%s now, so its rights are checked cluster-wide; " +
+	warnNotServed = "the API server does not serve %s now, so its rights are checked cluster-wide; " +
 		"the Task fails unless it is served when the Task runs"
 	errScopeContradicts = "the API server serves %s as %s: leave scope out (taskgate fills it in) or set it to %s"
 	errScopeUnconfirmed = "the API server does not serve %s now, so taskgate cannot confirm it is namespaced " +
@@ -54,15 +54,15 @@ func validateScope(a *Admitter, r v1alpha1.GroupVersionResource, at *field.Path)
 	served, known := a.scopeOf(r)
 	var warning string
 	if !known && a.Scopes != nil {
-		warning = fmt.Sprintf(warnNotServed, gvrString(r), r.Version)
+		warning = fmt.Sprintf(warnNotServed, r)
 	}
 	switch {
 	case r.Scope == "":
 		return nil, warning
 	case known && r.Scope != served:
-		return field.Invalid(at.Child("scope"), string(r.Scope), fmt.Sprintf(errScopeContradicts, gvrString(r), served, served)), warning
+		return field.Invalid(at.Child("scope"), string(r.Scope), fmt.Sprintf(errScopeContradicts, r.String(), served, served)), warning
 	case !known && a.Scopes != nil && r.Scope == v1alpha1.ScopeNamespaced:
-		return field.Invalid(at.Child("scope"), string(r.Scope), fmt.Sprintf(errScopeUnconfirmed, gvrString(r), gvrString(r))), warning
+		return field.Invalid(at.Child("scope"), string(r.Scope), fmt.Sprintf(errScopeUnconfirmed, r.String(), r.String())), warning
 	}
 	return nil, warning
 }
@@ -80,7 +80,7 @@ func resourceChecks(r v1alpha1.GroupVersionResource, ns string, at *field.Path) 
 		checks = append(checks, AccessCheck{
 			Field:      at,
 			Attributes: authorizationv1.ResourceAttributes{Verb: verb, Group: r.Group, Version: r.Version, Resource: r.Resource, Namespace: ns},
-			Why:        fmt.Sprintf("the transformation would %s %s %s on your behalf", verb, gvrString(r), where),
+			Why:        fmt.Sprintf("the transformation would %s %s %s on your behalf", verb, r.String(), where),
 		})
 	}
 	return append(checks, rbacChecks(r, ns, at)...)

@@ -5,6 +5,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/registry"
 	"github.com/astronetes/taskgate/schemas"
 )
 
@@ -21,12 +22,17 @@ type pluginAdmission interface {
 	Access(a *Admitter, task *v1alpha1.Task, c *config) []AccessCheck
 }
 
-// plugins maps each plugin to its admission rules.
-var plugins = map[v1alpha1.Plugin]pluginAdmission{
+// plugins is the static table from plugin to its admission rules, one file
+// each (plugin_<name>.go). registry.Must stops the binary at start when it
+// does not list exactly v1alpha1.Plugins (docs/adding-a-plugin.md).
+var plugins = registry.Must("admission", "webhook/plugins.go", map[v1alpha1.Plugin]pluginAdmission{
 	v1alpha1.PluginCustomImage:    customImage{},
 	v1alpha1.PluginTransformation: transformation{},
 	v1alpha1.PluginRunSync:        runSync{},
-}
+})
+
+// Plugins lists the plugins admission has rules for, sorted.
+func Plugins() []v1alpha1.Plugin { return registry.Names(plugins) }
 
 // AccessCheck is one permission the requesting user must hold, and the field
 // that needs it.

@@ -89,7 +89,7 @@ func TestSingleCallMatchesPair(t *testing.T) {
 		{"access denied", &scriptedAuthz{next: deny}},
 		{"access check fails", &scriptedAuthz{next: fail}},
 	} {
-		mutate, validate := Handlers(testScheme(), a, authz.authz)
+		mutate, validate := Handlers(a, authz.authz)
 		admit := SingleCallHandler(a, authz.authz)
 		for name, obj := range admissionCases(t) {
 			t.Run(authz.name+"/"+name, func(t *testing.T) {

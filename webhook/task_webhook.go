@@ -7,7 +7,6 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/registry"
 	"github.com/astronetes/taskgate/schemas"
 )
 
@@ -151,11 +151,7 @@ func observe(webhook string, task *v1alpha1.Task, op admissionv1.Operation, star
 	case len(errs) > 0:
 		verdict = "denied"
 	}
-	plugin := string(task.Spec.Plugin)
-	if _, known := plugins[task.Spec.Plugin]; !known {
-		plugin = "unknown" // bounded label values, whatever users send
-	}
-	admissionRequests.WithLabelValues(webhook, plugin, string(op), verdict).Inc()
+	admissionRequests.WithLabelValues(webhook, registry.Label(task.Spec.Plugin), string(op), verdict).Inc()
 	admissionDuration.WithLabelValues(webhook).Observe(time.Since(start).Seconds())
 }
 
@@ -264,10 +260,8 @@ func NewAuthorizer(c client.Client, opts Options) Authorizer {
 
 // Handlers returns the HTTP handlers of the mutating and validating webhooks
 // for a Validator with only an Admitter and an Authorizer (no preflight, no
-// manager identity: nobody may remove the finalizer). The scheme is not
-// needed to decode Tasks; it is kept so callers wire the handlers the way
-// controller-runtime's builder would.
-func Handlers(_ *runtime.Scheme, a *Admitter, authz Authorizer) (mutate, validate *ReviewHandler) {
+// manager identity: nobody may remove the finalizer).
+func Handlers(a *Admitter, authz Authorizer) (mutate, validate *ReviewHandler) {
 	mutate, validate, _ = NewHandlers(&Validator{Admitter: a, Authz: authz})
 	return mutate, validate
 }

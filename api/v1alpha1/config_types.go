@@ -69,6 +69,16 @@ type GroupVersionResource struct {
 	Scope ResourceScope `json:"scope,omitempty"`
 }
 
+// String spells r as in an API path, "<group>/<version>/<resource>", or
+// "<version>/<resource>" for the core group: how taskgate's messages name a
+// resource, at admission and at run time alike.
+func (r GroupVersionResource) String() string {
+	if r.Group == "" {
+		return r.Version + "/" + r.Resource
+	}
+	return r.Group + "/" + r.Version + "/" + r.Resource
+}
+
 // ResourceScope is where a transformation's rights were checked.
 type ResourceScope string
 

@@ -77,14 +77,14 @@ func TestScopeCheckedAndRecorded(t *testing.T) {
 		t.Errorf("stored scope %q, want Namespaced", got)
 	}
 	err = createTransformation(t, "ns-owner", ns, "contradiction", `[{"group":"apps","version":"v1","resource":"deployments","scope":"Cluster"}]`)
-	if err == nil || !strings.Contains(err.Error(), `spec.config.resources[0].scope: Invalid value: "Cluster": the API server serves deployments.apps as Namespaced`) {
+	if err == nil || !strings.Contains(err.Error(), `spec.config.resources[0].scope: Invalid value: "Cluster": the API server serves apps/v1/deployments as Namespaced`) {
 		t.Errorf("contradicting scope: got %v", err)
 	}
 	// The admin may list and patch anything cluster-wide: admitted, recorded
 	// as Cluster, with the warning that it is not served.
 	doc := taskYAML("admin-widgets", ns, v1alpha1.PluginTransformation, "resources: "+widgets+"\noperations: [{mergePatch: {metadata: {labels: {a: b}}}}]")
 	out, err := kubectl(t, doc, "apply", "-f", "-")
-	if err != nil || !strings.Contains(out, "does not serve widgets.example.com/v1 now, so its rights are checked cluster-wide") {
+	if err != nil || !strings.Contains(out, "does not serve example.com/v1/widgets now, so its rights are checked cluster-wide") {
 		t.Errorf("admin: %v\n%s", err, out)
 	} else if got := storedScopes(t, ns, "admin-widgets"); got != "Cluster" {
 		t.Errorf("stored scope %q, want Cluster", got)

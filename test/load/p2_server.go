@@ -81,7 +81,7 @@ func runP2(samples []*v1alpha1.Task, workers []int, reps int, satDur time.Durati
 	if err != nil {
 		return nil, err
 	}
-	mutate, validate := webhook.Handlers(kit.Scheme(), a, allowAll{})
+	mutate, validate := webhook.Handlers(a, allowAll{})
 	ws, err := kit.StartWebhookServer(dir, map[string]http.Handler{webhook.MutatePath: mutate, webhook.ValidatePath: validate})
 	if err != nil {
 		return nil, err

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -151,7 +150,7 @@ func p4Controller(ctx context.Context, env p4Env, sample *v1alpha1.Task, ns stri
 			DefaultNamespaces: map[string]cache.Config{ns: {}},
 			DefaultTransform:  cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}: owned, &corev1.ServiceAccount{}: owned, &rbacv1.ClusterRoleBinding{}: owned,
+				&corev1.Pod{}: owned, &corev1.ServiceAccount{}: owned,
 			},
 		},
 	})
