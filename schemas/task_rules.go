@@ -35,9 +35,11 @@ const (
 	// PatternEnvVarName is validation.IsEnvVarName's expression; the
 	// envVarName definition adds its "not . or .." rules.
 	PatternEnvVarName = `^[-._a-zA-Z][-._a-zA-Z0-9]*$`
-	// PatternQuantity is a resource.Quantity that is not negative, as
-	// custom-image's resources take them: a decimal, then an optional binary
-	// or decimal suffix or an integer exponent; "-0" is zero.
+	// PatternQuantity is a string resource.ParseQuantity reads as a
+	// quantity that is not negative, as custom-image's resources take them:
+	// a decimal with an optional binary or decimal suffix or an exponent,
+	// a minus sign only before zero. It wants a digit before the suffix,
+	// where ParseQuantity reads "k", "." or "-" as zero.
 	PatternQuantity = `^(\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)|-(0+(\.0*)?|\.0+))([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$`
 )
 
@@ -76,7 +78,7 @@ func ruleDefs() map[string]any {
 			map[string]any{"not": map[string]any{"pattern": `^(\.|\.\..*)$`}},
 		}},
 		"quantity": map[string]any{"anyOf": []any{
-			str(PatternQuantity, 0),
+			map[string]any{"type": "string", "minLength": 1, "pattern": PatternQuantity},
 			map[string]any{"type": "number", "minimum": 0},
 		}},
 		"labels": map[string]any{
