@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
@@ -107,10 +108,11 @@ func (set *Set) taskSchema() ([]byte, error) {
 	defs := ruleDefs()
 	defs["objectMeta"] = objectMetaSchema()
 	doc := map[string]any{
-		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"$id":                  TaskSchemaFile,
-		"title":                "Task (" + v1alpha1.GroupVersion.String() + ")",
-		"description":          "A whole Task document, as the API server and the taskgate admission webhook check it. Written by `taskgate schemas`; the plugins' schemas beside it hold spec.config. A few rules need a cluster or compare two fields and are checked only by the webhook (see the README).",
+		"$schema": "https://json-schema.org/draft/2020-12/schema",
+		"$id":     TaskSchemaFile,
+		"title":   "Task (" + v1alpha1.GroupVersion.String() + ")",
+		"description": "A whole Task document, as the API server and the taskgate admission webhook check it. Written by `taskgate schemas`; the plugins' schemas beside it hold spec.config. " +
+			"Left to `taskgate validate` and the webhook: " + strings.Join(TaskSchemaUndecided, "; ") + ".",
 		"type":                 "object",
 		"additionalProperties": false,
 		"required":             []any{"apiVersion", "kind", "metadata", "spec"},
