@@ -164,25 +164,28 @@ func contains(list []string, s string) bool {
 // validation. ok is false for an empty document, which is not reported.
 func checkDocument(a *webhook.Admitter, d document) (r result, ok bool) {
 	r = result{doc: d}
-	task, errs, skip, empty := decodeTask(d.data)
+	dec := decodeTask(d.data)
 	switch {
-	case empty:
+	case dec.empty:
 		return r, false
-	case skip != "":
-		r.skipped = skip
+	case dec.skip != "":
+		r.skipped = dec.skip
 		return r, true
 	}
-	r.task = task
-	if len(errs) == 0 {
-		errs = append(errs, validateMeta(task)...)
+	r.task, r.errs = dec.task, dec.errs
+	if !dec.decoded {
+		return r, true
 	}
-	if len(errs) == 0 {
-		errs = a.Default(task)
+	// The API server's own checks (the fields it knows, metadata, the
+	// CRD's rules) come before admission's; as there, a Task they refuse
+	// goes no further, which also spares errors about defaults derived
+	// from a bad name.
+	if r.errs = append(r.errs, validateMeta(r.task)...); len(r.errs) > 0 {
+		return r, true
 	}
-	if len(errs) == 0 {
-		errs, r.warnings = a.Validate(task)
+	if r.errs = a.Default(r.task); len(r.errs) == 0 {
+		r.errs, r.warnings = a.Validate(r.task)
 	}
-	r.errs = errs
 	return r, true
 }
 
@@ -217,40 +220,54 @@ var metaPath = field.NewPath("metadata")
 
 var documentPath = field.NewPath("<document>")
 
-// decodeTask decodes one document. skip says why a document that is not a
-// Task (or is a template, not YAML) is not checked; empty is true for a
-// document with nothing in it.
-func decodeTask(data []byte) (task *v1alpha1.Task, errs field.ErrorList, skip string, empty bool) {
+// decoded is one document, decoded.
+type decoded struct {
+	task *v1alpha1.Task
+	errs field.ErrorList
+	// decoded is true when task holds the document (perhaps less unknown
+	// fields), so the checks of admission can run on it.
+	decoded bool
+	// skip says why a document that is not a Task, or is a template and
+	// not YAML, is not checked.
+	skip string
+	// empty is true for a document with nothing in it.
+	empty bool
+}
+
+// decodeTask decodes one document as the API server would: strictly, with
+// the CRD's rules outside spec.config.
+func decodeTask(data []byte) decoded {
 	jsonData, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		if bytes.Contains(data, []byte("{{")) {
-			return nil, nil, "not YAML but a template (Helm or Go); render it first, e.g. helm template CHART | taskgate validate -f -", false
+			return decoded{skip: "not YAML but a template (Helm or Go); render it first, e.g. helm template CHART | taskgate validate -f -"}
 		}
-		return nil, field.ErrorList{field.Invalid(documentPath, field.OmitValueType{}, "not valid YAML: "+err.Error())}, "", false
+		return decoded{errs: field.ErrorList{field.Invalid(documentPath, field.OmitValueType{}, "not valid YAML: "+err.Error())}}
 	}
 	if len(bytes.TrimSpace(jsonData)) == 0 || string(jsonData) == "null" {
-		return nil, nil, "", true
+		return decoded{empty: true}
 	}
 	var head struct{ APIVersion, Kind string }
 	if err := json.Unmarshal(jsonData, &head); err != nil {
-		return nil, nil, "not a Kubernetes object (not a YAML mapping)", false
+		return decoded{skip: "not a Kubernetes object (not a YAML mapping)"}
 	}
 	if head.Kind != "Task" || head.APIVersion != v1alpha1.GroupVersion.String() {
 		what := strings.TrimSpace(head.APIVersion + " " + head.Kind)
 		if what == "" {
 			what = "a document without apiVersion and kind"
 		}
-		return nil, nil, what + " is not a Task (" + v1alpha1.GroupVersion.String() + ")", false
+		return decoded{skip: what + " is not a Task (" + v1alpha1.GroupVersion.String() + ")"}
 	}
-	task = &v1alpha1.Task{}
+	task := &v1alpha1.Task{}
 	// Strict, as kubectl's server-side field validation would be.
 	strictErrs, err := sigsjson.UnmarshalStrict(jsonData, task)
 	if task.Namespace == "" {
 		task.Namespace = "default"
 	}
 	if err != nil {
-		return task, field.ErrorList{field.Invalid(documentPath, field.OmitValueType{}, err.Error())}, "", false
+		return decoded{task: task, errs: field.ErrorList{field.Invalid(documentPath, field.OmitValueType{}, err.Error())}}
 	}
+	var errs field.ErrorList
 	for _, e := range strictErrs {
 		errs = append(errs, field.Invalid(documentPath, field.OmitValueType{}, e.Error()))
 	}
@@ -261,7 +278,7 @@ func decodeTask(data []byte) (task *v1alpha1.Task, errs field.ErrorList, skip st
 	if ttl := task.Spec.TTLSecondsAfterFinished; ttl != nil && *ttl < 0 {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "ttlSecondsAfterFinished"), *ttl, "should be greater than or equal to 0"))
 	}
-	return task, errs, "", false
+	return decoded{task: task, errs: errs, decoded: true}
 }
 
 func readDocuments(inputs []string, stdin io.Reader) ([]document, error) {
