@@ -168,10 +168,11 @@ func objectMetaSchema() map[string]any {
 			"namespace":       map[string]any{"description": "Namespace of the Task: a DNS label, at most 63 characters.", "type": "string", "maxLength": 63, "pattern": PatternDNSLabel},
 			"labels":          map[string]any{"description": "Labels of the Task.", "$ref": "#/$defs/labels"},
 			"annotations":     map[string]any{"description": "Annotations of the Task.", "$ref": "#/$defs/annotations", "additionalProperties": str},
-			"finalizers":      map[string]any{"description": "Finalizers; taskgate adds its own.", "type": "array", "items": str},
+			"finalizers":      map[string]any{"description": "Finalizers; taskgate adds its own.", "type": "array", "items": ref("#/$defs/labelKey")},
 			"ownerReferences": map[string]any{"description": "Objects the Task belongs to.", "type": "array", "items": map[string]any{"type": "object"}},
 			// Set by the API server; accepted as kubectl get -o yaml prints them.
-			"uid": open, "resourceVersion": open, "generation": open, "creationTimestamp": open,
+			"generation": map[string]any{"type": "integer", "minimum": 0},
+			"uid":        open, "resourceVersion": open, "creationTimestamp": open,
 			"deletionTimestamp": open, "deletionGracePeriodSeconds": open, "managedFields": open, "selfLink": open,
 		},
 	}

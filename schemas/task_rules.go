@@ -55,6 +55,7 @@ var TaskSchemaUndecided = []string{
 	"spec.config over 128 KiB or nested deeper than 32 levels, and a JSON object repeating a key",
 	"metadata.annotations (and template.metadata.annotations) over 256 KiB in total",
 	"a label or annotation key whose prefix is longer than 253 characters",
+	"metadata.ownerReferences and managedFields as the API server checks them, and the orphan and foreground-deletion finalizers together",
 	"the requester's rights (SubjectAccessReviews) and the preflight dry run",
 }
 

@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/schemas"
+	"github.com/astronetes/taskgate/webhook"
 )
 
 const helmTemplate = `{{- if .Values.task.enabled }}
@@ -319,4 +321,57 @@ func TestSplitDocuments(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestValidateMetadataCases runs testdata/metadata/{valid,invalid}: each
+// invalid case carries the errors it must produce in "# want:" lines.
+// (TestTaskSchemaGivesTheWebhooksVerdict holds task.json to the same cases.)
+func TestValidateMetadataCases(t *testing.T) {
+	a := testAdmitter(t)
+	files, err := filepath.Glob("testdata/metadata/*/*.yaml")
+	if err != nil || len(files) < 10 {
+		t.Fatalf("test cases: %v, %v", files, err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimPrefix(filepath.ToSlash(file), "testdata/metadata/"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, ok := checkDocument(a, document{source: file, line: 1, data: data})
+			if !ok || r.task == nil {
+				t.Fatalf("not a Task: %+v", r)
+			}
+			got := r.errs.ToAggregate()
+			if strings.Contains(file, "/valid/") {
+				if got != nil {
+					t.Fatalf("want valid, got: %v", got)
+				}
+				return
+			}
+			var wants []string
+			for _, line := range strings.Split(string(data), "\n") {
+				if w, ok := strings.CutPrefix(line, "# want: "); ok {
+					wants = append(wants, w)
+				}
+			}
+			if len(wants) == 0 || got == nil {
+				t.Fatalf("want errors %q, got %v", wants, got)
+			}
+			for _, w := range wants {
+				if !strings.Contains(got.Error(), w) {
+					t.Errorf("want an error containing\n  %s\ngot\n  %v", w, got)
+				}
+			}
+		})
+	}
+}
+
+func testAdmitter(t *testing.T) *webhook.Admitter {
+	t.Helper()
+	set, err := schemas.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return webhook.NewAdmitter(set)
 }
