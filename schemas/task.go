@@ -19,7 +19,7 @@ const TaskSchemaFile = "task.json"
 
 // A bundle's files name each other by relative references, and each
 // file's $id is its path in the bundle: a validator that reads files
-// (yaml-language-server, jsonschema's jv) resolves a reference against the
+// (yaml-language-server, jsonschema/v5 with a file loader) resolves a reference against the
 // file's location, one that is handed the files (ajv -r) against their
 // $ids, and both find the same file, with no network.
 
@@ -87,6 +87,35 @@ func (set *Set) WriteBundle(dir string) ([]string, error) {
 // webhook check it, spec.config dispatched on spec.plugin to the plugin's
 // schema plus the rules of its admission code that a schema can state.
 func (set *Set) taskSchema() ([]byte, error) {
+	spec, err := set.specSchema()
+	if err != nil {
+		return nil, err
+	}
+	defs := ruleDefs()
+	defs["objectMeta"] = objectMetaSchema()
+	return encode(map[string]any{
+		"$schema": "https://json-schema.org/draft/2020-12/schema",
+		"$id":     TaskSchemaFile,
+		"title":   "Task (" + v1alpha1.GroupVersion.String() + ")",
+		"description": "A whole Task document, as the API server and the taskgate admission webhook check it. Written by `taskgate schemas`; the plugins' schemas beside it hold spec.config. " +
+			"Left to `taskgate validate` and the webhook: " + strings.Join(TaskSchemaUndecided, "; ") + ".",
+		"type":                 "object",
+		"additionalProperties": false,
+		"required":             []any{"apiVersion", "kind", "metadata", "spec"},
+		"properties": map[string]any{
+			"apiVersion": map[string]any{"description": "The Task API's group and version.", "const": v1alpha1.GroupVersion.String()},
+			"kind":       map[string]any{"description": "Always Task.", "const": "Task"},
+			"metadata":   ref("#/$defs/objectMeta"),
+			"spec":       spec,
+			"status":     map[string]any{"description": "Written by the controller; ignored when the Task is created.", "type": "object"},
+		},
+		"$defs": defs,
+	})
+}
+
+// specSchema is spec: one branch per plugin of v1alpha1.Plugins, each
+// holding spec.config to the plugin's schema and its admission rules.
+func (set *Set) specSchema() (map[string]any, error) {
 	plugins := make([]any, len(v1alpha1.Plugins))
 	var dispatch []any
 	rules := pluginRules()
@@ -105,50 +134,30 @@ func (set *Set) taskSchema() ([]byte, error) {
 			"then": props(map[string]any{"config": map[string]any{"allOf": config}}),
 		})
 	}
-	defs := ruleDefs()
-	defs["objectMeta"] = objectMetaSchema()
-	doc := map[string]any{
-		"$schema": "https://json-schema.org/draft/2020-12/schema",
-		"$id":     TaskSchemaFile,
-		"title":   "Task (" + v1alpha1.GroupVersion.String() + ")",
-		"description": "A whole Task document, as the API server and the taskgate admission webhook check it. Written by `taskgate schemas`; the plugins' schemas beside it hold spec.config. " +
-			"Left to `taskgate validate` and the webhook: " + strings.Join(TaskSchemaUndecided, "; ") + ".",
+	return map[string]any{
+		"description":          "Which plugin runs and how. Immutable once created.",
 		"type":                 "object",
 		"additionalProperties": false,
-		"required":             []any{"apiVersion", "kind", "metadata", "spec"},
+		"required":             []any{"plugin", "config"},
 		"properties": map[string]any{
-			"apiVersion": map[string]any{"description": "The Task API's group and version.", "const": v1alpha1.GroupVersion.String()},
-			"kind":       map[string]any{"description": "Always Task.", "const": "Task"},
-			"metadata":   ref("#/$defs/objectMeta"),
-			"spec": map[string]any{
-				"description":          "Which plugin runs and how. Immutable once created.",
+			"plugin": map[string]any{"description": "The automation to run.", "enum": plugins},
+			"config": map[string]any{"description": "The plugin's configuration, checked against its schema (<plugin>.json beside this file).", "type": "object"},
+			"requester": map[string]any{
+				"description":          "Who created the Task; set by the admission webhook, which replaces anything written here.",
 				"type":                 "object",
 				"additionalProperties": false,
-				"required":             []any{"plugin", "config"},
+				"required":             []any{"username"},
 				"properties": map[string]any{
-					"plugin": map[string]any{"description": "The automation to run.", "enum": plugins},
-					"config": map[string]any{"description": "The plugin's configuration, checked against its schema (<plugin>.json beside this file).", "type": "object"},
-					"requester": map[string]any{
-						"description":          "Who created the Task; set by the admission webhook, which replaces anything written here.",
-						"type":                 "object",
-						"additionalProperties": false,
-						"required":             []any{"username"},
-						"properties": map[string]any{
-							"username": map[string]any{"description": "The user's name.", "type": "string"},
-							"uid":      map[string]any{"description": "The user's UID.", "type": "string"},
-							"groups":   map[string]any{"description": "The user's groups.", "type": "array", "items": map[string]any{"type": "string"}},
-							"extra":    map[string]any{"description": "The authenticator's extra attributes.", "type": "object", "additionalProperties": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}},
-						},
-					},
-					"ttlSecondsAfterFinished": map[string]any{"description": "Seconds a finished Task is kept before the controller deletes it; 0 deletes it at once.", "type": "integer", "minimum": 0, "maximum": 2147483647},
+					"username": map[string]any{"description": "The user's name.", "type": "string"},
+					"uid":      map[string]any{"description": "The user's UID.", "type": "string"},
+					"groups":   map[string]any{"description": "The user's groups.", "type": "array", "items": map[string]any{"type": "string"}},
+					"extra":    map[string]any{"description": "The authenticator's extra attributes.", "type": "object", "additionalProperties": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}},
 				},
-				"allOf": dispatch,
 			},
-			"status": map[string]any{"description": "Written by the controller; ignored when the Task is created.", "type": "object"},
+			"ttlSecondsAfterFinished": map[string]any{"description": "Seconds a finished Task is kept before the controller deletes it; 0 deletes it at once.", "type": "integer", "minimum": 0, "maximum": 2147483647},
 		},
-		"$defs": defs,
-	}
-	return encode(doc)
+		"allOf": dispatch,
+	}, nil
 }
 
 // objectMetaSchema is metadata as the API server checks it for a
