@@ -15,7 +15,7 @@ const usage = `taskgate makes Astronetes Tasks safe to admit and real to run.
 Usage:
   taskgate manager [flags]              run the admission webhooks and the controller
   taskgate validate -f FILE|DIR|- ...   check Tasks offline, as the webhook would
-  taskgate schemas [DIR]                write the plugins' JSON Schemas (default ./taskgate-schemas)
+  taskgate schemas [DIR]                write task.json and the plugins' JSON Schemas (default ./taskgate-schemas)
   taskgate version
 
 Run "taskgate COMMAND -h" for a command's flags.

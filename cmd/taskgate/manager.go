@@ -300,15 +300,22 @@ func rotatedWebhooks(f *managerFlags) []rotator.WebhookInfo {
 	return out
 }
 
+// splitNames reads a comma-separated flag of names, spaces around each
+// trimmed and empty ones dropped; the manager and validate share it so both
+// read --allowed-cluster-roles alike.
+func splitNames(v string) []string {
+	var names []string
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
 func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 	if f.enableWebhooks {
-		var allowed []string
-		for _, r := range strings.Split(f.allowedClusterRoles, ",") {
-			if r = strings.TrimSpace(r); r != "" {
-				allowed = append(allowed, r)
-			}
-		}
-		opts := webhook.Options{AllowedClusterRoles: allowed, SyncSchemaDir: f.syncSchemaDir, AccessReviewCacheTTL: f.accessReviewCacheTTL,
+		opts := webhook.Options{AllowedClusterRoles: splitNames(f.allowedClusterRoles), SyncSchemaDir: f.syncSchemaDir, AccessReviewCacheTTL: f.accessReviewCacheTTL,
 			AccessReviewDenialCacheTTL: f.accessReviewDenialTTL,
 			ActAs:                      actas.Mode(f.actAs), Preflight: f.preflight}
 		if err := webhook.SetupWithManager(mgr, opts); err != nil {

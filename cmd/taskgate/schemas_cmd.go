@@ -13,7 +13,12 @@ func runSchemas(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	syncDir := fs.String("sync-schema-dir", "", "directory of extra or overriding synchronization-plugin schemas (<plugin>.json)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: taskgate schemas [--sync-schema-dir DIR] [OUTDIR]\n\nWrites the JSON Schema of each Task plugin, and of each synchronization plugin under synchronization/, for editors and CI linters.")
+		fmt.Fprintln(stderr, "Usage: taskgate schemas [--sync-schema-dir DIR] [OUTDIR]\n\n"+
+			"Writes, for editors and CI linters, task.json (a whole Task: metadata, spec, and spec.config\n"+
+			"checked against its plugin's schema), the JSON Schema of each Task plugin, and of each\n"+
+			"synchronization plugin under synchronization/. The files refer to each other by relative\n"+
+			"paths and need no network, e.g. in YAML:\n"+
+			"  # yaml-language-server: $schema=OUTDIR/task.json")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -32,7 +37,7 @@ func runSchemas(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "taskgate schemas:", err)
 		return 2
 	}
-	written, err := set.WriteFiles(dir)
+	written, err := set.WriteBundle(dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "taskgate schemas:", err)
 		return 1

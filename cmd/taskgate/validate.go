@@ -14,8 +14,9 @@ import (
 	"sort"
 	"strings"
 
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apiserver/pkg/storage/names"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -32,18 +33,57 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 const authzNote = "note: authorization checks (create pods, bind + create clusterrolebindings for a clusterRole; list/patch on transformation targets, escalate or bind for RBAC kinds; create synchronizations) and the preflight dry run need a cluster and were skipped"
 
+// outputs are the -o values.
+var outputs = []string{"text", "yaml", "json", "junit"}
+
 // document is one YAML document of an input, with where it came from.
 type document struct {
 	source string
-	index  int
-	data   []byte
+	// line is the first line of the document that is neither blank nor a
+	// comment (1-based), where an editor should jump to.
+	line int
+	data []byte
 }
 
-func (d document) String() string {
-	if d.index == 0 {
-		return d.source
+// file names the input: its path, or <stdin>.
+func (d document) file() string {
+	if d.source == "-" {
+		return "<stdin>"
 	}
-	return fmt.Sprintf("%s#%d", d.source, d.index+1)
+	return d.source
+}
+
+func (d document) String() string { return fmt.Sprintf("%s:%d", d.file(), d.line) }
+
+// result is the verdict on one document.
+type result struct {
+	doc      document
+	task     *v1alpha1.Task // nil when the document was skipped or is not readable
+	errs     field.ErrorList
+	warnings []string
+	// skipped says why a document was not checked (it is not a Task).
+	skipped string
+}
+
+func (r result) verdict() string {
+	switch {
+	case r.skipped != "":
+		return "skipped"
+	case len(r.errs) > 0:
+		return "invalid"
+	}
+	return "valid"
+}
+
+// name names the Task as messages do: "Task namespace/name".
+func (r result) name() string {
+	switch {
+	case r.task == nil:
+		return "document"
+	case r.task.Name == "" && r.task.GenerateName != "":
+		return fmt.Sprintf("Task %s/%s*", r.task.Namespace, r.task.GenerateName)
+	}
+	return fmt.Sprintf("Task %s/%s", r.task.Namespace, r.task.Name)
 }
 
 func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -51,17 +91,24 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset.SetOutput(stderr)
 	var files stringList
 	fset.Var(&files, "f", "file, directory (searched for *.yaml, *.yml, *.json) or - for standard input; repeatable")
-	output := fset.String("o", "", "output: empty for a verdict per Task, yaml to print the defaulted Tasks")
+	output := fset.String("o", "text", "output: text (a verdict per Task), yaml (the defaulted Tasks), json (every verdict with its field errors) or junit (a test case per Task, for CI)")
 	syncDir := fset.String("sync-schema-dir", "", "directory of extra or overriding synchronization-plugin schemas")
 	allowed := fset.String("allowed-cluster-roles", "", "comma-separated ClusterRoles Tasks may bind, as the installation enforces them")
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: taskgate validate -f FILE|DIR|- [-f ...] [-o yaml]\n\nChecks Tasks as the admission webhook would and fills in their defaults.\nExit status: 0 all valid, 1 some invalid, 2 usage or read errors.")
+		fmt.Fprintln(stderr, "Usage: taskgate validate -f FILE|DIR|- [-f ...] [-o text|yaml|json|junit]\n\n"+
+			"Checks Tasks as the API server and the admission webhook would and fills in their defaults.\n"+
+			"Documents that are not Tasks (and Helm templates that are not YAML) are skipped with a note.\n"+
+			"A summary line (valid, invalid, skipped) goes to standard error.\n"+
+			"Exit status: 0 all valid, 1 some invalid, 2 usage or read errors or no Task in the input.")
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
-	if len(files) == 0 || fset.NArg() > 0 || (*output != "" && *output != "yaml") {
+	if *output == "" {
+		*output = "text"
+	}
+	if len(files) == 0 || fset.NArg() > 0 || !contains(outputs, *output) {
 		fset.Usage()
 		return 2
 	}
@@ -71,111 +118,156 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	a := webhook.NewAdmitter(set)
-	if *allowed != "" {
-		a.AllowedClusterRoles = strings.Split(*allowed, ",")
-	}
+	a.AllowedClusterRoles = splitNames(*allowed)
 	docs, err := readDocuments(files, stdin)
 	if err != nil {
 		fmt.Fprintln(stderr, "taskgate validate:", err)
 		return 2
 	}
-	tasks, invalid := 0, 0
+	var results []result
 	for _, d := range docs {
-		task, errs, skip := decodeTask(d.data)
-		if skip {
-			continue
-		}
-		tasks++
-		var warnings []string
-		if len(errs) == 0 {
-			errs = a.Default(task)
-		}
-		if len(errs) == 0 {
-			errs, warnings = a.Validate(task)
-		}
-		report(d, task, errs, warnings, *output == "yaml", stdout, stderr)
-		if len(errs) > 0 {
-			invalid++
+		if r, ok := checkDocument(a, d); ok {
+			results = append(results, r)
 		}
 	}
-	if tasks == 0 {
-		fmt.Fprintln(stderr, "taskgate validate: no Task (automation.astronetes.io/v1alpha1) found in the input")
+	s := summarize(results)
+	if err := report(results, s, *output, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "taskgate validate:", err)
 		return 2
 	}
 	fmt.Fprintln(stderr, authzNote)
-	if invalid > 0 {
-		fmt.Fprintf(stderr, "%d of %d Tasks invalid\n", invalid, tasks)
+	fmt.Fprintln(stderr, s)
+	switch {
+	case s.Valid+s.Invalid == 0:
+		fmt.Fprintln(stderr, "taskgate validate: no Task ("+v1alpha1.GroupVersion.String()+") found in the input")
+		return 2
+	case s.Invalid > 0:
 		return 1
 	}
 	return 0
 }
 
-func report(d document, task *v1alpha1.Task, errs field.ErrorList, warnings []string, asYAML bool, stdout, stderr io.Writer) {
-	name := fmt.Sprintf("Task %s/%s", task.Namespace, task.Name)
-	if task.Name == "" {
-		name = fmt.Sprintf("Task %s/%s*", task.Namespace, task.GenerateName)
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "%s: %s: warning: %s\n", d, name, w)
-	}
+	return false
+}
+
+// checkDocument checks one document as creating it would be checked: the
+// API server's strict decoding, its metadata rules and the CRD's own
+// schema outside spec.config, then the webhook's defaulting and
+// validation. ok is false for an empty document, which is not reported.
+func checkDocument(a *webhook.Admitter, d document) (r result, ok bool) {
+	r = result{doc: d}
+	dec := decodeTask(d.data)
 	switch {
-	case len(errs) > 0:
-		fmt.Fprintf(stderr, "%s: %s is invalid:\n", d, name)
-		for _, e := range errs {
-			fmt.Fprintf(stderr, "  * %s\n", e.Error())
-		}
-	case asYAML:
-		out, err := yaml.Marshal(printable(task))
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: %s: encode: %v\n", d, name, err)
-			return
-		}
-		fmt.Fprintf(stdout, "---\n%s", out)
-	default:
-		fmt.Fprintf(stdout, "%s: %s is valid\n", d, name)
+	case dec.empty:
+		return r, false
+	case dec.skip != "":
+		r.skipped = dec.skip
+		return r, true
 	}
+	r.task, r.errs = dec.task, dec.errs
+	if !dec.decoded {
+		return r, true
+	}
+	// The API server's own checks (the fields it knows, metadata, the
+	// CRD's rules) come before admission's; as there, a Task they refuse
+	// goes no further, which also spares errors about defaults derived
+	// from a bad name.
+	if r.errs = append(r.errs, validateMeta(r.task)...); len(r.errs) > 0 {
+		return r, true
+	}
+	if r.errs = a.Default(r.task); len(r.errs) == 0 {
+		r.errs, r.warnings = a.Validate(r.task)
+	}
+	return r, true
 }
 
-// printable drops the empty status and creation timestamp a Go struct would print.
-func printable(task *v1alpha1.Task) map[string]any {
-	raw, _ := json.Marshal(task)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	delete(m, "status")
-	if md, ok := m["metadata"].(map[string]any); ok {
-		delete(md, "creationTimestamp")
+// validateMeta checks metadata as the API server does for a namespaced
+// custom resource, after it generated the name from generateName.
+func validateMeta(task *v1alpha1.Task) field.ErrorList {
+	meta := task.ObjectMeta.DeepCopy()
+	generated := meta.Name == "" && meta.GenerateName != ""
+	if generated {
+		meta.Name = names.SimpleNameGenerator.GenerateName(meta.GenerateName)
 	}
-	return m
+	errs := apivalidation.ValidateObjectMeta(meta, true, apivalidation.NameIsDNSSubdomain, metaPath)
+	if !generated {
+		return errs
+	}
+	// A bad generateName makes a bad name too; say it once, without the
+	// random suffix, so the output is the same on every run.
+	badPrefix := false
+	for _, e := range errs {
+		badPrefix = badPrefix || e.Field == metaPath.Child("generateName").String()
+	}
+	if !badPrefix {
+		return errs
+	}
+	return errs.Filter(func(err error) bool {
+		var fe *field.Error
+		return errors.As(err, &fe) && fe.Field == metaPath.Child("name").String()
+	})
 }
 
-// decodeTask decodes one document. skip is true for an empty document or
-// one that is not a Task (so a folder of mixed manifests can be checked).
-func decodeTask(data []byte) (task *v1alpha1.Task, errs field.ErrorList, skip bool) {
+var metaPath = field.NewPath("metadata")
+
+var documentPath = field.NewPath("<document>")
+
+// decoded is one document, decoded.
+type decoded struct {
+	task *v1alpha1.Task
+	errs field.ErrorList
+	// decoded is true when task holds the document (perhaps less unknown
+	// fields), so the checks of admission can run on it.
+	decoded bool
+	// skip says why a document that is not a Task, or is a template and
+	// not YAML, is not checked.
+	skip string
+	// empty is true for a document with nothing in it.
+	empty bool
+}
+
+// decodeTask decodes one document as the API server would: strictly, with
+// the CRD's rules outside spec.config.
+func decodeTask(data []byte) decoded {
 	jsonData, err := yaml.YAMLToJSON(data)
 	if err != nil {
-		return &v1alpha1.Task{}, field.ErrorList{field.Invalid(field.NewPath("<document>"), field.OmitValueType{}, "not valid YAML: "+err.Error())}, false
+		if bytes.Contains(data, []byte("{{")) {
+			return decoded{skip: "not YAML but a template (Helm or Go); render it first, e.g. helm template CHART | taskgate validate -f -"}
+		}
+		return decoded{errs: field.ErrorList{field.Invalid(documentPath, field.OmitValueType{}, "not valid YAML: "+err.Error())}}
 	}
 	if len(bytes.TrimSpace(jsonData)) == 0 || string(jsonData) == "null" {
-		return nil, nil, true
+		return decoded{empty: true}
 	}
 	var head struct{ APIVersion, Kind string }
 	if err := json.Unmarshal(jsonData, &head); err != nil {
-		return &v1alpha1.Task{}, field.ErrorList{field.Invalid(field.NewPath("<document>"), field.OmitValueType{}, "not an object: "+err.Error())}, false
+		return decoded{skip: "not a Kubernetes object (not a YAML mapping)"}
 	}
 	if head.Kind != "Task" || head.APIVersion != v1alpha1.GroupVersion.String() {
-		return nil, nil, true
+		what := strings.TrimSpace(head.APIVersion + " " + head.Kind)
+		if what == "" {
+			what = "a document without apiVersion and kind"
+		}
+		return decoded{skip: what + " is not a Task (" + v1alpha1.GroupVersion.String() + ")"}
 	}
-	task = &v1alpha1.Task{}
+	task := &v1alpha1.Task{}
 	// Strict, as kubectl's server-side field validation would be.
 	strictErrs, err := sigsjson.UnmarshalStrict(jsonData, task)
 	if task.Namespace == "" {
 		task.Namespace = "default"
 	}
 	if err != nil {
-		return task, field.ErrorList{field.Invalid(field.NewPath("<document>"), field.OmitValueType{}, err.Error())}, false
+		return decoded{task: task, errs: field.ErrorList{field.Invalid(documentPath, field.OmitValueType{}, err.Error())}}
 	}
+	var errs field.ErrorList
 	for _, e := range strictErrs {
-		errs = append(errs, field.Invalid(field.NewPath("<document>"), field.OmitValueType{}, e.Error()))
+		errs = append(errs, field.Invalid(documentPath, field.OmitValueType{}, e.Error()))
 	}
 	// The CRD's own schema holds the rules of the spec outside
 	// spec.config (the webhook's schemas cover spec.config only); the API
@@ -184,7 +276,7 @@ func decodeTask(data []byte) (task *v1alpha1.Task, errs field.ErrorList, skip bo
 	if ttl := task.Spec.TTLSecondsAfterFinished; ttl != nil && *ttl < 0 {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "ttlSecondsAfterFinished"), *ttl, "should be greater than or equal to 0"))
 	}
-	return task, errs, false
+	return decoded{task: task, errs: errs, decoded: true}
 }
 
 func readDocuments(inputs []string, stdin io.Reader) ([]document, error) {
@@ -204,20 +296,53 @@ func readDocuments(inputs []string, stdin io.Reader) ([]document, error) {
 				defer f.Close()
 				r = f
 			}
-			yr := utilyaml.NewYAMLReader(bufio.NewReader(r))
-			for i := 0; ; i++ {
-				data, err := yr.Read()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return nil, fmt.Errorf("read %s: %w", p, err)
-				}
-				docs = append(docs, document{source: p, index: i, data: data})
+			more, err := splitDocuments(p, r)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", p, err)
 			}
+			docs = append(docs, more...)
 		}
 	}
 	return docs, nil
+}
+
+// splitDocuments splits a multi-document YAML stream where
+// k8s.io/apimachinery's YAMLReader would (a line starting with "---" and
+// nothing but a comment after it), keeping the line each document starts
+// on, which that reader does not report.
+func splitDocuments(source string, r io.Reader) ([]document, error) {
+	var docs []document
+	var buf bytes.Buffer
+	start, lineNo := 0, 0
+	flush := func() {
+		if buf.Len() > 0 {
+			docs = append(docs, document{source: source, line: max(start, 1), data: bytes.Clone(buf.Bytes())})
+		}
+		buf.Reset()
+		start = 0
+	}
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			lineNo++
+			if rest, isSep := bytes.CutPrefix(line, []byte("---")); isSep && (len(bytes.TrimSpace(rest)) == 0 || bytes.TrimSpace(rest)[0] == '#') {
+				flush()
+			} else {
+				if t := bytes.TrimSpace(line); start == 0 && len(t) > 0 && t[0] != '#' {
+					start = lineNo
+				}
+				buf.Write(line)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			flush()
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // expand turns a directory into its manifest files, sorted.
