@@ -52,12 +52,15 @@ GO
   stamp etcd "$ETCD_VERSION"
 }
 
-# kube-apiserver lives in k8s.io/kubernetes, whose go.mod points the k8s.io/*
-# staging modules at ./staging; a wrapper module pins each to its release.
-build_apiserver() {
-  have kube-apiserver "$K8S_VERSION" && return
-  local d=$WORK/apiserver; mkdir -p "$d"; cd "$d"
-  go mod init local.test/kube-apiserver >/dev/null 2>&1
+# kube-apiserver, kube-controller-manager and kube-scheduler live in
+# k8s.io/kubernetes, whose go.mod points the k8s.io/* staging modules at
+# ./staging; a wrapper module pins each to its release. One wrapper module
+# serves all three, so they share one module graph and Go's build cache.
+K8S_MOD=""
+k8s_module() {
+  [[ -n "$K8S_MOD" ]] && return
+  K8S_MOD=$WORK/k8s; mkdir -p "$K8S_MOD"; cd "$K8S_MOD"
+  go mod init local.test/k8s >/dev/null 2>&1
   go mod download "k8s.io/kubernetes@$K8S_VERSION"
   local kmod
   kmod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
@@ -66,20 +69,29 @@ build_apiserver() {
     go mod edit -replace "$m=$m@$STAGING_VERSION"
   done
   go mod edit -require "k8s.io/kubernetes@$K8S_VERSION"
-  cat >main.go <<'GO'
+}
+
+# build_k8s NAME CONSTRUCTOR: cmd/NAME's main, as upstream writes it.
+build_k8s() {
+  local name=$1 ctor=$2
+  have "$name" "$K8S_VERSION" && return
+  k8s_module
+  mkdir -p "$K8S_MOD/$name"; cd "$K8S_MOD"
+  cat >"$name/main.go" <<GO
 package main
 
 import (
 	"os"
+	_ "time/tzdata" // CronJob time zones (kube-controller-manager)
 
 	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
-	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/$name/app"
 )
 
-func main() { os.Exit(cli.Run(app.NewAPIServerCommand())) }
+func main() { os.Exit(cli.Run(app.$ctor())) }
 GO
   go mod tidy >/dev/null
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
@@ -89,8 +101,8 @@ GO
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  go build -trimpath -ldflags "$ld" -o "$DEST/kube-apiserver" .
-  stamp kube-apiserver "$K8S_VERSION"
+  go build -trimpath -ldflags "$ld" -o "$DEST/$name" "./$name"
+  stamp "$name" "$K8S_VERSION"
 }
 
 build_kubectl() {
@@ -138,8 +150,13 @@ build_helm() {
 }
 
 build_etcd
-build_apiserver
+build_k8s kube-apiserver NewAPIServerCommand
 [[ "${WITH_KUBECTL:-0}" == 1 ]] && build_kubectl
+if [[ "${WITH_CONTROLPLANE:-0}" == 1 ]]; then
+  build_k8s kube-controller-manager NewControllerManagerCommand
+  build_k8s kube-scheduler NewSchedulerCommand
+  WITH_KWOK=1
+fi
 [[ "${WITH_KWOK:-0}" == 1 ]] && build_kwok
 [[ "${WITH_HELM:-0}" == 1 ]] && build_helm
 echo "envtest binaries in $DEST:"; ls -1 "$DEST"

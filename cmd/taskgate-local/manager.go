@@ -24,6 +24,8 @@ type manager struct {
 	logFile *os.File
 	exited  chan struct{} // closed when the process has exited
 	waitErr error
+	// metricsURL is the Prometheus endpoint, on loopback only.
+	metricsURL string
 }
 
 // startManager runs the real binary as the chart would, but with a local
@@ -34,7 +36,12 @@ func startManager(ctx context.Context, o options, cp *controlPlane) (*manager, e
 	if err != nil {
 		return nil, err
 	}
-	m := &manager{logPath: filepath.Join(o.stateDir, "manager.log"), exited: make(chan struct{})}
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	m := &manager{logPath: filepath.Join(o.stateDir, "manager.log"), exited: make(chan struct{}),
+		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)}
 	if m.logFile, err = os.Create(m.logPath); err != nil {
 		return nil, err
 	}
@@ -46,7 +53,8 @@ func startManager(ctx context.Context, o options, cp *controlPlane) (*manager, e
 		"--webhook-bind-address=127.0.0.1",
 		"--act-as=requester",
 		"--preflight=true",
-		"--metrics-bind-address=0",
+		// Loopback only, as the webhook: plain HTTP, for curl and a local Prometheus.
+		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(metricsPort),
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(healthPort),
 		"--log-format=console",
 	)

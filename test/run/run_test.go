@@ -158,8 +158,12 @@ func killLeftovers(state string) {
 	}
 }
 
+// TestDemo runs `make run`'s program on etcd and kube-apiserver alone
+// (--nodes=false), the binaries `make test` builds; controlplane_test.go
+// (`make test-run`) runs it as `make run` does, with kube-controller-manager,
+// kube-scheduler and kwok.
 func TestDemo(t *testing.T) {
-	p := start(t, "--exit-after-demo")
+	p := start(t, "--exit-after-demo", "--nodes=false")
 	// While the demo runs (kubectl applies, the settle wait), the manager's
 	// webhook listener is checked once it is ready.
 	checked := false
@@ -230,7 +234,7 @@ func TestDemo(t *testing.T) {
 // TestInterrupted sends SIGTERM once the control plane is up, while the
 // manager starts: everything started so far must stop, as after a Ctrl-C.
 func TestInterrupted(t *testing.T) {
-	p := start(t)
+	p := start(t, "--nodes=false")
 	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(p.out.String(), "control plane up") {
 		if _, exited := p.wait(100 * time.Millisecond); exited || time.Now().After(deadline) {
