@@ -8,9 +8,12 @@
 #   Then: export KUBEBUILDER_ASSETS=DEST
 # Idempotent: a binary whose version stamp matches is not rebuilt.
 # Knobs (env): ETCD_VERSION, K8S_VERSION, KWOK_VERSION, HELM_VERSION,
-#              WITH_KUBECTL=1, WITH_KWOK=1, WITH_HELM=1 (default 0).
+#              WITH_KUBECTL=1, WITH_KWOK=1, WITH_HELM=1 (default 0),
+#              WITH_CONTROLPLANE=1: also kube-controller-manager, kube-scheduler
+#              and kwok, for `make run` (the Makefile's envtest-run target).
 # Cost on 2 cores: ~5-10 min cold for etcd + kube-apiserver (peak ~2.4 GB RSS),
-# seconds with warm Go caches.
+# seconds with warm Go caches. WITH_CONTROLPLANE adds ~11 min wall on 2 busy
+# cores after kube-apiserver (3.5 min CPU: most packages are shared with it).
 set -euo pipefail
 
 DEST=${1:?usage: $0 DEST}

@@ -1,13 +1,17 @@
 // Command taskgate-local is `make run`: taskgate on one machine with nothing
 // installed. It starts a real control plane (etcd + kube-apiserver through
-// controller-runtime's envtest), installs the CRDs and the webhook
-// configurations, runs the real `taskgate manager` binary against it, applies
-// the samples and one wrong Task with kubectl as a user would, prints what
-// happened and leaves a kubeconfig for the user. As in a real cluster, the
-// manager holds only the chart's RBAC and the user is an ordinary admin (see
-// rbac.go), so Tasks act as their creator through constrained impersonation. It runs until SIGINT/SIGTERM
-// (or, with --exit-after-demo, until the demo is printed) and then stops
-// everything it started.
+// controller-runtime's envtest, then kube-controller-manager, kube-scheduler
+// and kwok playing one node: see nodes.go), installs the CRDs and the webhook
+// configurations of config/webhook, runs the real `taskgate manager` binary
+// against it, applies the samples and one wrong Task with kubectl as a user
+// would, prints what happened (every sample finished, a deleted Task's
+// children garbage collected, the metrics) and leaves a kubeconfig for the
+// user. Pods are simulated: kwok writes their status, no container runs. As
+// in a real cluster, the manager holds only the chart's RBAC and the user is
+// an ordinary admin (see rbac.go), so Tasks act as their creator through
+// constrained impersonation. It runs until SIGINT/SIGTERM (or, with
+// --exit-after-demo, until the demo is printed) and then stops everything it
+// started.
 package main
 
 import (
