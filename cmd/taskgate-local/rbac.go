@@ -86,9 +86,10 @@ func chartObjects(ctx context.Context, o options) (*rbacv1.ClusterRole, []client
 
 // ensureDefaultServiceAccount creates the namespace's "default"
 // ServiceAccount, which kube-controller-manager's ServiceAccount controller
-// creates in a real cluster; envtest runs no kube-controller-manager, and a
-// Pod (or a server-side dry-run of one, as preflight sends) that names no
-// ServiceAccount is refused without it.
+// creates in a real cluster; with --nodes=false there is none, and with it
+// the controller may not have got there yet. A Pod (or a server-side dry-run
+// of one, as preflight sends) that names no ServiceAccount is refused
+// without it.
 func ensureDefaultServiceAccount(ctx context.Context, cp *controlPlane, ns string) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
 	if err := cp.client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {

@@ -42,6 +42,14 @@ func TestDemoWithNodes(t *testing.T) {
 	}
 	text := p.out.String()
 	t.Logf("output:\n%s", text)
+	// The leftover check at the end proves something only if every
+	// component names the state dir in its command line.
+	running := strings.Join(leftovers(p.state), "\n")
+	for _, bin := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "taskgate"} {
+		if !strings.Contains(running, "/"+bin+" ") {
+			t.Errorf("no running %s names the state dir; the leftover check would miss it:\n%s", bin, running)
+		}
+	}
 
 	// Every sample finished, custom-image ones included: their Pods were
 	// scheduled onto kwok's node and (simulated) ran to completion.
@@ -155,6 +163,35 @@ func TestDemoWithNodes(t *testing.T) {
 	procs := leftovers(p.state)
 	if len(procs) > 0 {
 		t.Errorf("processes left running after SIGTERM:\n%s", strings.Join(procs, "\n"))
+	}
+}
+
+// TestInterruptedWithNodes sends SIGTERM while kube-controller-manager,
+// kube-scheduler and kwok start: everything started so far must stop.
+func TestInterruptedWithNodes(t *testing.T) {
+	p := start(t)
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(p.out.String(), "starting kube-controller-manager") {
+		if _, exited := p.wait(100 * time.Millisecond); exited || time.Now().After(deadline) {
+			t.Fatalf("the components did not start:\n%s", p.out)
+		}
+	}
+	// Until kube-controller-manager runs, so there is more to stop than
+	// etcd and kube-apiserver.
+	for !strings.Contains(strings.Join(leftovers(p.state), "\n"), "/kube-controller-manager ") {
+		if _, exited := p.wait(50 * time.Millisecond); exited || time.Now().After(deadline) {
+			t.Fatalf("kube-controller-manager did not start:\n%s", p.out)
+		}
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if _, exited := p.wait(time.Minute); !exited {
+		t.Fatalf("still running a minute after SIGTERM:\n%s", p.out)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 130 && code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 130 (interrupted) or 0\n%s", code, p.out)
+	}
+	if procs := leftovers(p.state); len(procs) > 0 {
+		t.Errorf("processes left running after SIGTERM:\n%s\noutput:\n%s", strings.Join(procs, "\n"), p.out)
 	}
 }
 
