@@ -115,7 +115,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 			return err
 		}
 		say("node %s Ready. Its Pods are SIMULATED by kwok: no container runs, no image is pulled; kwok writes the status a kubelet would (Running, then Succeeded %s later for a Task's Pod)",
-			simulatedNode, "3s")
+			simulatedNode, taskPodRunTime)
 	}
 
 	mgr, err := startManager(ctx, o, cp)
