@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,20 +51,9 @@ const (
 	kwokUser      = "kwok-controller"
 )
 
-// component is one of the processes above, started with the state dir in
-// its command line (kubeconfig, log) so that nothing it leaves is missed.
-type component struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	logFile *os.File
-	exited  chan struct{}
-	waitErr error
-}
-
 // nodes is the fuller control plane, stopped in reverse order of start.
 type nodes struct {
-	components []*component
+	components []*process
 }
 
 // startNodes starts kube-controller-manager, kube-scheduler and kwok,
@@ -155,55 +142,28 @@ func startNodes(ctx context.Context, o options, cp *controlPlane) (*nodes, error
 
 // start runs one component and waits until its /healthz answers 200.
 func (n *nodes) start(ctx context.Context, o options, name, scheme string, port int, args ...string) error {
-	c := &component{name: name, logPath: filepath.Join(o.stateDir, name+".log"), exited: make(chan struct{})}
-	var err error
-	if c.logFile, err = os.Create(c.logPath); err != nil {
-		return err
-	}
-	c.cmd = exec.Command(filepath.Join(o.assetsDir, name), args...)
-	c.cmd.Stdout, c.cmd.Stderr = c.logFile, c.logFile
-	// Its own process group, as the manager's: Ctrl-C reaches this program,
-	// which stops the components in order.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		_ = c.logFile.Close()
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	n.components = append(n.components, c)
-	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.exited)
-	}()
-
 	url := fmt.Sprintf("%s://127.0.0.1:%d/healthz", scheme, port)
 	// The components serve /healthz with a self-signed certificate of their
 	// own; it is read here only to learn that they are up.
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // a liveness probe on loopback
 	}}
-	deadline := time.After(90 * time.Second)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if resp, err := hc.Get(url); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+	healthy := func() bool {
+		resp, err := hc.Get(url)
+		if err != nil {
+			return false
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.exited:
-			return fmt.Errorf("%s exited: %v\n%s", name, c.waitErr, tail(c.logPath, 20))
-		case <-deadline:
-			return fmt.Errorf("%s not healthy after 90s at %s\n%s", name, url, tail(c.logPath, 20))
-		case <-tick.C:
-		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	}
+	p, err := startProcess(ctx, name, filepath.Join(o.assetsDir, name), filepath.Join(o.stateDir, name+".log"), nil, healthy, args...)
+	if p != nil {
+		n.components = append(n.components, p)
+	}
+	return err
 }
 
-// exited is closed when any component exits on its own.
+// exited receives the name of the first component that exits on its own.
 func (n *nodes) exited() <-chan string {
 	ch := make(chan string, len(n.components))
 	for _, c := range n.components {
@@ -215,26 +175,12 @@ func (n *nodes) exited() <-chan string {
 	return ch
 }
 
-// stop sends SIGTERM to each component's process group, last started
-// first, and SIGKILL to one that has not exited after 10 seconds.
+// stop stops the components, last started first, each with 10 seconds
+// for a graceful shutdown.
 func (n *nodes) stop() error {
 	var errs []error
 	for i := len(n.components) - 1; i >= 0; i-- {
-		c := n.components[i]
-		pgid := c.cmd.Process.Pid
-		select {
-		case <-c.exited:
-		default:
-			_ = syscall.Kill(-pgid, syscall.SIGTERM)
-			select {
-			case <-c.exited:
-			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(-pgid, syscall.SIGKILL)
-				<-c.exited
-				errs = append(errs, fmt.Errorf("%s ignored SIGTERM for 10s and was killed", c.name))
-			}
-		}
-		_ = c.logFile.Close()
+		errs = append(errs, n.components[i].stop(10*time.Second))
 	}
 	return errors.Join(errs...)
 }
