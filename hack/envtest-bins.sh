@@ -74,7 +74,8 @@ k8s_module() {
   go mod edit -require "k8s.io/kubernetes@$K8S_VERSION"
 }
 
-# build_k8s NAME CONSTRUCTOR: cmd/NAME's main, as upstream writes it.
+# build_k8s NAME CONSTRUCTOR: cmd/NAME's main as upstream writes it (time/tzdata
+# is kube-controller-manager's, for CronJob time zones; harmless in the others).
 build_k8s() {
   local name=$1 ctor=$2
   have "$name" "$K8S_VERSION" && return
@@ -85,7 +86,7 @@ package main
 
 import (
 	"os"
-	_ "time/tzdata" // CronJob time zones (kube-controller-manager)
+	_ "time/tzdata"
 
 	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
