@@ -28,6 +28,8 @@ type controlPlane struct {
 	certDir     string // webhook serving certificate (tls.crt, tls.key, ca.crt)
 	webhookPort int
 	lock        *os.File
+	// webhookNames are the configurations installed, as loadWebhooks named them.
+	webhookNames []string
 }
 
 // startControlPlane returns a controlPlane whose stop is safe to call even
@@ -40,6 +42,12 @@ func startControlPlane(o options) (*controlPlane, error) {
 	mutating, validating, err := loadWebhooks(o.webhookConfig)
 	if err != nil {
 		return cp, err
+	}
+	for _, w := range mutating {
+		cp.webhookNames = append(cp.webhookNames, "MutatingWebhookConfiguration "+w.Name)
+	}
+	for _, w := range validating {
+		cp.webhookNames = append(cp.webhookNames, "ValidatingWebhookConfiguration "+w.Name)
 	}
 	cp.env = &envtest.Environment{
 		BinaryAssetsDirectory: o.assetsDir,

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -93,7 +94,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	say("control plane up at %s; CRDs and webhook configurations installed", cp.env.Config.Host)
+	say("control plane up at %s; CRDs installed, and %s (from %s)", cp.env.Config.Host, strings.Join(cp.webhookNames, ", "), rel(o.webhookConfig))
 	if err := grantRBAC(ctx, o, cp); err != nil {
 		return err
 	}

@@ -8,10 +8,7 @@
 package run_test
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,8 +19,6 @@ import (
 	"testing"
 	"time"
 )
-
-var metricsLine = regexp.MustCompile(`==> metrics: (http://127\.0\.0\.1:(\d+)/metrics)`)
 
 func TestDemoWithNodes(t *testing.T) {
 	for _, bin := range []string{"kube-controller-manager", "kube-scheduler", "kwok"} {
@@ -119,19 +114,8 @@ func TestDemoWithNodes(t *testing.T) {
 	if m == nil {
 		t.Fatal("no \"==> metrics: http://127.0.0.1:<port>/metrics\" line")
 	}
-	resp, err := http.Get(m[1])
-	if err != nil {
-		t.Fatalf("metrics endpoint: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("\ntaskgate_admission_duration_seconds_count{")) {
-		t.Errorf("metrics endpoint: %s, no taskgate_admission_duration_seconds in\n%.2000s", resp.Status, body)
-	}
 	port, _ := strconv.Atoi(m[2])
-	if addrs := listening(t, port); len(addrs) != 1 || addrs[0] != "127.0.0.1" {
-		t.Errorf("metrics port %d is bound to %v, want 127.0.0.1 only", port, addrs)
-	}
+	checkMetrics(t, m[1], port)
 
 	// The chart installs into this cluster beside make run's own objects:
 	// none of them takes a name a release called taskgate renders.
