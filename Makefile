@@ -126,9 +126,22 @@ dist: ## Render the chart into $(DIST_DIR)/install.yaml and $(DIST_DIR)/synchron
 	} >$(DIST_DIR)/synchronization-crd.yaml.tmp
 	mv $(DIST_DIR)/synchronization-crd.yaml.tmp $(DIST_DIR)/synchronization-crd.yaml
 
+# make run's fuller control plane: kube-controller-manager, kube-scheduler and
+# kwok, built only here (not by `make test`), into the same cached directory.
+KWOK_VERSION   ?= v0.8.0
+
+.PHONY: envtest-run
+envtest-run: ## What `make envtest` builds, plus kube-controller-manager, kube-scheduler and kwok $(KWOK_VERSION).
+	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) HELM_VERSION=$(HELM_VERSION) KWOK_VERSION=$(KWOK_VERSION) \
+	WITH_KUBECTL=1 WITH_HELM=1 WITH_CONTROLPLANE=1 hack/envtest-bins.sh $(ENVTEST_DIR)
+
 .PHONY: run
-run: envtest build ## Local kube-apiserver + etcd, CRDs, webhooks, the manager, the samples applied; Ctrl-C stops it all.
+run: envtest-run build ## Local control plane with a simulated node (kwok), CRDs, webhooks, the manager, the samples applied; Ctrl-C stops it all.
 	go run ./cmd/taskgate-local $(RUN_ARGS)
+
+.PHONY: test-run
+test-run: envtest-run ## test/run against make run's fuller control plane (kube-controller-manager, kube-scheduler, kwok).
+	go test -count=1 -timeout 15m -tags controlplane ./test/run/
 
 .PHONY: docker-build
 docker-build: ## Build the image $(IMG) (needs a container engine; not available in CI here).

@@ -8,9 +8,12 @@
 #   Then: export KUBEBUILDER_ASSETS=DEST
 # Idempotent: a binary whose version stamp matches is not rebuilt.
 # Knobs (env): ETCD_VERSION, K8S_VERSION, KWOK_VERSION, HELM_VERSION,
-#              WITH_KUBECTL=1, WITH_KWOK=1, WITH_HELM=1 (default 0).
+#              WITH_KUBECTL=1, WITH_KWOK=1, WITH_HELM=1 (default 0),
+#              WITH_CONTROLPLANE=1: also kube-controller-manager, kube-scheduler
+#              and kwok, for `make run` (the Makefile's envtest-run target).
 # Cost on 2 cores: ~5-10 min cold for etcd + kube-apiserver (peak ~2.4 GB RSS),
-# seconds with warm Go caches.
+# seconds with warm Go caches. WITH_CONTROLPLANE adds ~11 min wall on 2 busy
+# cores after kube-apiserver (3.5 min CPU: most packages are shared with it).
 set -euo pipefail
 
 DEST=${1:?usage: $0 DEST}
@@ -52,12 +55,15 @@ GO
   stamp etcd "$ETCD_VERSION"
 }
 
-# kube-apiserver lives in k8s.io/kubernetes, whose go.mod points the k8s.io/*
-# staging modules at ./staging; a wrapper module pins each to its release.
-build_apiserver() {
-  have kube-apiserver "$K8S_VERSION" && return
-  local d=$WORK/apiserver; mkdir -p "$d"; cd "$d"
-  go mod init local.test/kube-apiserver >/dev/null 2>&1
+# kube-apiserver, kube-controller-manager and kube-scheduler live in
+# k8s.io/kubernetes, whose go.mod points the k8s.io/* staging modules at
+# ./staging; a wrapper module pins each to its release. One wrapper module
+# serves all three, so they share one module graph and Go's build cache.
+K8S_MOD=""
+k8s_module() {
+  [[ -n "$K8S_MOD" ]] && return
+  K8S_MOD=$WORK/k8s; mkdir -p "$K8S_MOD"; cd "$K8S_MOD"
+  go mod init local.test/k8s >/dev/null 2>&1
   go mod download "k8s.io/kubernetes@$K8S_VERSION"
   local kmod
   kmod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
@@ -66,20 +72,30 @@ build_apiserver() {
     go mod edit -replace "$m=$m@$STAGING_VERSION"
   done
   go mod edit -require "k8s.io/kubernetes@$K8S_VERSION"
-  cat >main.go <<'GO'
+}
+
+# build_k8s NAME CONSTRUCTOR: cmd/NAME's main as upstream writes it (time/tzdata
+# is kube-controller-manager's, for CronJob time zones; harmless in the others).
+build_k8s() {
+  local name=$1 ctor=$2
+  have "$name" "$K8S_VERSION" && return
+  k8s_module
+  mkdir -p "$K8S_MOD/$name"; cd "$K8S_MOD"
+  cat >"$name/main.go" <<GO
 package main
 
 import (
 	"os"
+	_ "time/tzdata"
 
 	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
-	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/$name/app"
 )
 
-func main() { os.Exit(cli.Run(app.NewAPIServerCommand())) }
+func main() { os.Exit(cli.Run(app.$ctor())) }
 GO
   go mod tidy >/dev/null
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
@@ -89,8 +105,8 @@ GO
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  go build -trimpath -ldflags "$ld" -o "$DEST/kube-apiserver" .
-  stamp kube-apiserver "$K8S_VERSION"
+  go build -trimpath -ldflags "$ld" -o "$DEST/$name" "./$name"
+  stamp "$name" "$K8S_VERSION"
 }
 
 build_kubectl() {
@@ -138,8 +154,13 @@ build_helm() {
 }
 
 build_etcd
-build_apiserver
+build_k8s kube-apiserver NewAPIServerCommand
 [[ "${WITH_KUBECTL:-0}" == 1 ]] && build_kubectl
+if [[ "${WITH_CONTROLPLANE:-0}" == 1 ]]; then
+  build_k8s kube-controller-manager NewControllerManagerCommand
+  build_k8s kube-scheduler NewSchedulerCommand
+  WITH_KWOK=1
+fi
 [[ "${WITH_KWOK:-0}" == 1 ]] && build_kwok
 [[ "${WITH_HELM:-0}" == 1 ]] && build_helm
 echo "envtest binaries in $DEST:"; ls -1 "$DEST"

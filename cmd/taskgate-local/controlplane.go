@@ -9,22 +9,12 @@ import (
 	"syscall"
 	"time"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
-)
-
-// Webhook names and paths as the manager serves them and the chart installs them.
-const (
-	mutatingName   = "taskgate-mutating"
-	validatingName = "taskgate-validating"
-	mutatePath     = "mutate-automation-astronetes-io-v1alpha1-task"
-	validatePath   = "validate-automation-astronetes-io-v1alpha1-task"
 )
 
 // controlPlane is a running etcd + kube-apiserver with taskgate's CRDs and
@@ -38,6 +28,8 @@ type controlPlane struct {
 	certDir     string // webhook serving certificate (tls.crt, tls.key, ca.crt)
 	webhookPort int
 	lock        *os.File
+	// webhookNames are the configurations installed, as loadWebhooks named them.
+	webhookNames []string
 }
 
 // startControlPlane returns a controlPlane whose stop is safe to call even
@@ -46,6 +38,16 @@ func startControlPlane(o options) (*controlPlane, error) {
 	cp := &controlPlane{stateDir: o.stateDir}
 	if err := cp.prepareStateDir(); err != nil {
 		return cp, err
+	}
+	mutating, validating, err := loadWebhooks(o.webhookConfig)
+	if err != nil {
+		return cp, err
+	}
+	for _, w := range mutating {
+		cp.webhookNames = append(cp.webhookNames, "MutatingWebhookConfiguration "+w.Name)
+	}
+	for _, w := range validating {
+		cp.webhookNames = append(cp.webhookNames, "ValidatingWebhookConfiguration "+w.Name)
 	}
 	cp.env = &envtest.Environment{
 		BinaryAssetsDirectory: o.assetsDir,
@@ -56,10 +58,11 @@ func startControlPlane(o options) (*controlPlane, error) {
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			// envtest makes a CA and a serving certificate for this host and
 			// writes the caBundle and https://127.0.0.1:<port>/<path> into
-			// the webhook configurations below before creating them.
+			// the webhook configurations of config/webhook (see
+			// loadWebhooks) before creating them.
 			LocalServingHost:   "127.0.0.1",
-			MutatingWebhooks:   []*admissionv1.MutatingWebhookConfiguration{mutatingWebhook()},
-			ValidatingWebhooks: []*admissionv1.ValidatingWebhookConfiguration{validatingWebhook()},
+			MutatingWebhooks:   mutating,
+			ValidatingWebhooks: validating,
 		},
 	}
 	// Data and certificates under the state dir, so `pgrep -f <state dir>`
@@ -154,7 +157,9 @@ func (cp *controlPlane) prepareStateDir() error {
 // removeGenerated deletes only what this program creates in the state dir.
 func (cp *controlPlane) removeGenerated() error {
 	var errs []error
-	for _, name := range []string{"etcd", "apiserver", "kubeconfig", "manager.kubeconfig", "wrong-tasks.yaml", "kube-cache", "certs", "helm"} {
+	for _, name := range []string{"etcd", "apiserver", "kubeconfig", "manager.kubeconfig", "wrong-tasks.yaml", "kube-cache", "certs", "helm",
+		"cluster-ca.crt", "kwok-stages.yaml", kcmUser + ".kubeconfig", schedulerUser + ".kubeconfig", kwokUser + ".kubeconfig",
+		"kube-controller-manager", "kube-scheduler"} {
 		errs = append(errs, os.RemoveAll(filepath.Join(cp.stateDir, name)))
 	}
 	return errors.Join(errs...)
@@ -173,55 +178,4 @@ func (cp *controlPlane) stop() error {
 		errs = append(errs, cp.lock.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func webhookRules() []admissionv1.RuleWithOperations {
-	scope := admissionv1.NamespacedScope
-	return []admissionv1.RuleWithOperations{{
-		Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
-		Rule: admissionv1.Rule{
-			APIGroups:   []string{v1alpha1.GroupVersion.Group},
-			APIVersions: []string{v1alpha1.GroupVersion.Version},
-			Resources:   []string{"tasks"},
-			Scope:       &scope,
-		},
-	}}
-}
-
-// clientConfig names a path; envtest turns it into a URL on 127.0.0.1 with
-// its caBundle; the path has no leading slash because envtest adds one.
-func clientConfig(path string) admissionv1.WebhookClientConfig {
-	return admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{
-		Name: "taskgate-webhook", Namespace: "taskgate-system", Path: ptr.To(path),
-	}}
-}
-
-func mutatingWebhook() *admissionv1.MutatingWebhookConfiguration {
-	fail, none := admissionv1.Fail, admissionv1.SideEffectClassNone
-	w := &admissionv1.MutatingWebhookConfiguration{Webhooks: []admissionv1.MutatingWebhook{{
-		Name:                    "mtask.automation.astronetes.io",
-		ClientConfig:            clientConfig(mutatePath),
-		Rules:                   webhookRules(),
-		FailurePolicy:           &fail,
-		SideEffects:             &none,
-		TimeoutSeconds:          ptr.To[int32](5),
-		AdmissionReviewVersions: []string{"v1"},
-	}}}
-	w.Name = mutatingName
-	return w
-}
-
-func validatingWebhook() *admissionv1.ValidatingWebhookConfiguration {
-	fail, none := admissionv1.Fail, admissionv1.SideEffectClassNone
-	w := &admissionv1.ValidatingWebhookConfiguration{Webhooks: []admissionv1.ValidatingWebhook{{
-		Name:                    "vtask.automation.astronetes.io",
-		ClientConfig:            clientConfig(validatePath),
-		Rules:                   webhookRules(),
-		FailurePolicy:           &fail,
-		SideEffects:             &none,
-		TimeoutSeconds:          ptr.To[int32](5),
-		AdmissionReviewVersions: []string{"v1"},
-	}}}
-	w.Name = validatingName
-	return w
 }

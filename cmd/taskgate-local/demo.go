@@ -29,15 +29,26 @@ import (
 //go:embed wrong-tasks.yaml
 var wrongTasks []byte
 
-// noNodesNote is said plainly: a user who sees custom-image Tasks stay
-// Pending must know that this is the cluster, not taskgate.
+// noNodesNote is said plainly (--nodes=false): a user who sees
+// custom-image Tasks stay Pending must know that this is the cluster, not
+// taskgate.
 const noNodesNote = `No Pods run here: this control plane has no nodes (no kubelet, no scheduler),
 so custom-image Tasks are admitted and get their Pod, but stay Pending.
 Transformations and synchronizations need only the API server, so they finish.`
 
+// simulatedNote is said as plainly: the Pods' phases are kwok's, not a
+// container's.
+const simulatedNote = `Pods are SIMULATED: kube-scheduler places them on ` + simulatedNode + `, a node kwok plays;
+no container runs and no image is pulled. kwok marks a Pod Running and, ` + taskPodRunTime + ` later for
+a custom-image Task's Pod, Succeeded with exit code 0 (cmd/taskgate-local/kwok-stages.yaml),
+so taskgate sees the lifecycle a kubelet would report, not what the command would do.`
+
+// taskPodRunTime is taskgate-pod-complete's delay in kwok-stages.yaml.
+const taskPodRunTime = "3s"
+
 // demo applies the samples and the wrong Tasks as a user would and prints
 // the outcome.
-func demo(ctx context.Context, o options, cp *controlPlane, out io.Writer) error {
+func demo(ctx context.Context, o options, cp *controlPlane, mgr *manager, out io.Writer) error {
 	samples, err := sampleFiles(o.samplesDir)
 	if err != nil {
 		return err
@@ -66,24 +77,49 @@ func demo(ctx context.Context, o options, cp *controlPlane, out io.Writer) error
 	}
 	fmt.Fprintln(out, "refused, as it should be: the message is below")
 
-	fmt.Fprintf(out, "\n==> waiting up to %s for transformations and synchronizations to finish\n", o.settleTimeout)
-	if err := waitSettled(ctx, cp, o.settleTimeout); err != nil {
-		fmt.Fprintf(out, "    %v\n", err)
+	what := "transformations and synchronizations"
+	if o.nodes {
+		what = "every sample"
+	}
+	fmt.Fprintf(out, "\n==> waiting up to %s for %s to finish\n", o.settleTimeout, what)
+	settleErr := waitSettled(ctx, cp, o.settleTimeout, o.nodes)
+	if settleErr != nil {
+		fmt.Fprintf(out, "    %v\n", settleErr)
 	}
 	fmt.Fprintln(out)
-	for _, args := range [][]string{
+	views := [][]string{
 		{"get", "tasks", "-A"},
 		// Who each Task acts as: recorded by the webhook at admission.
 		{"get", "tasks", "-A", "-o", "custom-columns=NAMESPACE:.metadata.namespace,NAME:.metadata.name,REQUESTER:.spec.requester.username,GROUPS:.spec.requester.groups"},
 		{"get", "deployments", "-A"},
 		{"get", "synchronizations", "-A", "--show-labels"},
-	} {
+	}
+	if o.nodes {
+		views = append(views, []string{"get", "pods", "-A", "-o", "wide"})
+	}
+	for _, args := range views {
 		_, _ = k.run(ctx, args...)
 	}
+	if o.nodes {
+		if err := showGarbageCollection(ctx, cp, k, out); err != nil {
+			return err
+		}
+		if err := showAggregatedRoles(ctx, cp, out); err != nil {
+			return err
+		}
+	}
+	showMetrics(mgr.metricsURL, out)
 
 	fmt.Fprintf(out, "\n==> the wrong Tasks (%s) were refused:\n%s\n", rel(wrong), indent(refusal))
+	note := noNodesNote
+	if o.nodes {
+		note = simulatedNote
+	}
 	fmt.Fprintf(out, "\n%s\n\nThe manager's log: %s\nUse the cluster from another shell:\n\nexport KUBECONFIG=%s\n",
-		noNodesNote, rel(filepath.Join(o.stateDir, "manager.log")), cp.kubeconfig)
+		note, rel(filepath.Join(o.stateDir, "manager.log")), cp.kubeconfig)
+	if o.exitAfterDemo {
+		return settleErr
+	}
 	return nil
 }
 
@@ -219,26 +255,37 @@ func createDeployment(ctx context.Context, cp *controlPlane, ns, name string, la
 	return nil
 }
 
-// waitSettled waits until every Task that needs no Pod has finished.
-func waitSettled(ctx context.Context, cp *controlPlane, timeout time.Duration) error {
+// waitSettled waits until every Task has finished (without nodes, every
+// Task that needs no Pod) and fails when one did not, or did not succeed:
+// every sample is meant to succeed.
+func waitSettled(ctx context.Context, cp *controlPlane, timeout time.Duration, nodes bool) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		var list v1alpha1.TaskList
 		err := cp.client.List(ctx, &list)
-		var pending []string
+		var pending, failed []string
 		for _, t := range list.Items {
-			done := t.Status.Phase == v1alpha1.TaskSucceeded || t.Status.Phase == v1alpha1.TaskFailed
-			if t.Spec.Plugin != v1alpha1.PluginCustomImage && !done {
+			if !nodes && t.Spec.Plugin == v1alpha1.PluginCustomImage {
+				continue
+			}
+			switch t.Status.Phase {
+			case v1alpha1.TaskSucceeded:
+			case v1alpha1.TaskFailed:
+				failed = append(failed, fmt.Sprintf("%s/%s (%s)", t.Namespace, t.Name, t.Status.Message))
+			default:
 				pending = append(pending, t.Namespace+"/"+t.Name)
 			}
 		}
 		if err == nil && len(pending) == 0 {
+			if len(failed) > 0 {
+				return fmt.Errorf("samples failed: %s", strings.Join(failed, ", "))
+			}
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("still not finished: %s (%v)", strings.Join(pending, ", "), err)
+			return fmt.Errorf("still not finished after %s: %s (%v)", timeout, strings.Join(pending, ", "), err)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}

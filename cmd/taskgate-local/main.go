@@ -1,13 +1,17 @@
 // Command taskgate-local is `make run`: taskgate on one machine with nothing
 // installed. It starts a real control plane (etcd + kube-apiserver through
-// controller-runtime's envtest), installs the CRDs and the webhook
-// configurations, runs the real `taskgate manager` binary against it, applies
-// the samples and one wrong Task with kubectl as a user would, prints what
-// happened and leaves a kubeconfig for the user. As in a real cluster, the
-// manager holds only the chart's RBAC and the user is an ordinary admin (see
-// rbac.go), so Tasks act as their creator through constrained impersonation. It runs until SIGINT/SIGTERM
-// (or, with --exit-after-demo, until the demo is printed) and then stops
-// everything it started.
+// controller-runtime's envtest, then kube-controller-manager, kube-scheduler
+// and kwok playing one node: see nodes.go), installs the CRDs and the webhook
+// configurations of config/webhook, runs the real `taskgate manager` binary
+// against it, applies the samples and one wrong Task with kubectl as a user
+// would, prints what happened (every sample finished, a deleted Task's
+// children garbage collected, the metrics) and leaves a kubeconfig for the
+// user. Pods are simulated: kwok writes their status, no container runs. As
+// in a real cluster, the manager holds only the chart's RBAC and the user is
+// an ordinary admin (see rbac.go), so Tasks act as their creator through
+// constrained impersonation. It runs until SIGINT/SIGTERM (or, with
+// --exit-after-demo, until the demo is printed) and then stops everything it
+// started.
 package main
 
 import (
@@ -19,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -31,6 +36,8 @@ type options struct {
 	crdDir        string
 	samplesDir    string
 	chartDir      string
+	webhookConfig string
+	nodes         bool
 	exitAfterDemo bool
 	settleTimeout time.Duration
 }
@@ -43,8 +50,10 @@ func main() {
 	flag.StringVar(&o.crdDir, "crd-dir", "config/crd", "directory of the CRDs to install (Task and Synchronization)")
 	flag.StringVar(&o.samplesDir, "samples", "config/samples", "directory of sample Tasks to apply")
 	flag.StringVar(&o.chartDir, "chart", "charts/taskgate", "the Helm chart whose manager ClusterRole the manager runs with")
+	flag.StringVar(&o.webhookConfig, "webhook-config", "config/webhook/manifests.yaml", "the webhook configurations to install (config/webhook-single-call/manifests.yaml for single-call mode); renamed taskgate-local-* and pointed at the local manager")
+	flag.BoolVar(&o.nodes, "nodes", true, "also run kube-controller-manager, kube-scheduler and kwok with one simulated node, so Pods are scheduled and (simulated) run; false: etcd and kube-apiserver only")
 	flag.BoolVar(&o.exitAfterDemo, "exit-after-demo", false, "stop everything and exit once the demo is printed, instead of waiting for Ctrl-C")
-	flag.DurationVar(&o.settleTimeout, "settle-timeout", 60*time.Second, "how long to wait for transformations and synchronizations to finish")
+	flag.DurationVar(&o.settleTimeout, "settle-timeout", 90*time.Second, "how long to wait for the samples to finish")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,7 +94,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	say("control plane up at %s; CRDs and webhook configurations installed", cp.env.Config.Host)
+	say("control plane up at %s; CRDs installed, and %s (from %s)", cp.env.Config.Host, strings.Join(cp.webhookNames, ", "), rel(o.webhookConfig))
 	if err := grantRBAC(ctx, o, cp); err != nil {
 		return err
 	}
@@ -94,6 +103,21 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	}
 	say("users: %s (group %s, bound to cluster-admin) for kubectl; %s (the chart's actAs=requester ClusterRole) for the manager; neither is in system:masters",
 		adminUser, adminsGroup, managerUser)
+
+	var n *nodes
+	if o.nodes {
+		say("starting kube-controller-manager, kube-scheduler and kwok (one simulated node, %s)", simulatedNode)
+		n, err = startNodes(ctx, o, cp)
+		defer func() {
+			say("stopping kwok, kube-scheduler and kube-controller-manager")
+			err = errors.Join(err, n.stop())
+		}()
+		if err != nil {
+			return err
+		}
+		say("node %s Ready. Its Pods are SIMULATED by kwok: no container runs, no image is pulled; kwok writes the status a kubelet would (Running, then Succeeded %s later for a Task's Pod)",
+			simulatedNode, taskPodRunTime)
+	}
 
 	mgr, err := startManager(ctx, o, cp)
 	defer func() {
@@ -106,15 +130,22 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	say("manager ready (pid %d, webhooks on https://127.0.0.1:%d, log %s)", mgr.cmd.Process.Pid, cp.webhookPort, mgr.logPath)
+	say("metrics: %s", mgr.metricsURL)
 
-	if err := demo(ctx, o, cp, out); err != nil {
+	if err := demo(ctx, o, cp, mgr, out); err != nil {
 		return err
 	}
 	if o.exitAfterDemo {
 		return nil
 	}
-	fmt.Fprintln(out, "\nRunning; press Ctrl-C to stop the manager, kube-apiserver and etcd.")
+	fmt.Fprintln(out, "\nRunning; press Ctrl-C to stop the manager and the control plane.")
+	var componentExited <-chan string
+	if n != nil {
+		componentExited = n.exited()
+	}
 	select {
+	case name := <-componentExited:
+		return fmt.Errorf("%s exited on its own", name)
 	case <-ctx.Done():
 		fmt.Fprintln(out)
 		return nil
@@ -126,7 +157,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 // resolve makes every path absolute and checks that the inputs exist, so a
 // missing `make envtest` or `make build` is reported before anything starts.
 func (o *options) resolve() error {
-	for _, p := range []*string{&o.stateDir, &o.managerBinary, &o.assetsDir, &o.crdDir, &o.samplesDir, &o.chartDir} {
+	for _, p := range []*string{&o.stateDir, &o.managerBinary, &o.assetsDir, &o.crdDir, &o.samplesDir, &o.chartDir, &o.webhookConfig} {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return err
@@ -136,6 +167,13 @@ func (o *options) resolve() error {
 	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl", "helm"} {
 		if _, err := os.Stat(filepath.Join(o.assetsDir, bin)); err != nil {
 			return fmt.Errorf("%s not found in %s: run `make envtest` first", bin, o.assetsDir)
+		}
+	}
+	if o.nodes {
+		for _, bin := range controlPlaneBinaries {
+			if _, err := os.Stat(filepath.Join(o.assetsDir, bin)); err != nil {
+				return fmt.Errorf("%s not found in %s: run `make envtest-run` first (or pass --nodes=false)", bin, o.assetsDir)
+			}
 		}
 	}
 	if _, err := os.Stat(o.managerBinary); err != nil {

@@ -4,26 +4,21 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
 // manager is the `taskgate manager` subprocess.
 type manager struct {
-	cmd     *exec.Cmd
-	logPath string
-	logFile *os.File
-	exited  chan struct{} // closed when the process has exited
-	waitErr error
+	*process
+	// metricsURL is the Prometheus endpoint, on loopback only.
+	metricsURL string
 }
 
 // startManager runs the real binary as the chart would, but with a local
@@ -34,11 +29,22 @@ func startManager(ctx context.Context, o options, cp *controlPlane) (*manager, e
 	if err != nil {
 		return nil, err
 	}
-	m := &manager{logPath: filepath.Join(o.stateDir, "manager.log"), exited: make(chan struct{})}
-	if m.logFile, err = os.Create(m.logPath); err != nil {
+	metricsPort, err := freePort()
+	if err != nil {
 		return nil, err
 	}
-	m.cmd = exec.Command(o.managerBinary, "manager",
+	ca, err := os.ReadFile(filepath.Join(cp.certDir, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	readyURL := fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort)
+	ready := func() bool { return httpOK(readyURL) && tlsOK(cp.webhookPort, pool) }
+
+	p, err := startProcess(ctx, "the manager", o.managerBinary, filepath.Join(o.stateDir, "manager.log"),
+		[]string{"KUBECONFIG=" + cp.managerKube}, ready,
+		"manager",
 		"--cert-dir="+cp.certDir,
 		"--webhook-port="+strconv.Itoa(cp.webhookPort),
 		// Loopback only: the API server calls it on 127.0.0.1, and nobody
@@ -46,55 +52,19 @@ func startManager(ctx context.Context, o options, cp *controlPlane) (*manager, e
 		"--webhook-bind-address=127.0.0.1",
 		"--act-as=requester",
 		"--preflight=true",
-		"--metrics-bind-address=0",
+		// Loopback only, as the webhook: plain HTTP, for curl and a local Prometheus.
+		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(metricsPort),
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(healthPort),
 		"--log-format=console",
 	)
-	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+cp.managerKube)
-	m.cmd.Stdout, m.cmd.Stderr = m.logFile, m.logFile
-	// Its own process group: a Ctrl-C in the terminal reaches this program,
-	// which then stops the manager in order, before the API server goes away.
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := m.cmd.Start(); err != nil {
-		_ = m.logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", o.managerBinary, err)
+	if p == nil {
+		return nil, err
 	}
-	go func() {
-		m.waitErr = m.cmd.Wait()
-		close(m.exited)
-	}()
-
-	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort)
-	if err := m.waitReady(ctx, ready, cp); err != nil {
-		return m, fmt.Errorf("manager not ready: %w\n%s", err, tail(m.logPath, 20))
+	m := &manager{process: p, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)}
+	if err != nil {
+		return m, fmt.Errorf("manager not ready: %w", err)
 	}
 	return m, nil
-}
-
-func (m *manager) waitReady(ctx context.Context, readyURL string, cp *controlPlane) error {
-	ca, err := os.ReadFile(filepath.Join(cp.certDir, "ca.crt"))
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	deadline := time.After(90 * time.Second)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if httpOK(readyURL) && tlsOK(cp.webhookPort, pool) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-m.exited:
-			return fmt.Errorf("it exited: %v", m.waitErr)
-		case <-deadline:
-			return errors.New("timed out after 90s waiting for /readyz and the webhook port")
-		case <-tick.C:
-		}
-	}
 }
 
 func httpOK(url string) bool {
@@ -118,26 +88,8 @@ func tlsOK(port int, roots *x509.CertPool) bool {
 	return true
 }
 
-// stop sends SIGTERM to the manager's process group, as a kubelet would,
-// and SIGKILL if it has not exited after 15 seconds.
-func (m *manager) stop() error {
-	defer m.logFile.Close()
-	pgid := m.cmd.Process.Pid
-	select {
-	case <-m.exited:
-		return nil
-	default:
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-m.exited:
-		return nil
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-m.exited
-		return errors.New("the manager ignored SIGTERM for 15s and was killed")
-	}
-}
+// stop stops the manager, with 15 seconds for a graceful shutdown.
+func (m *manager) stop() error { return m.process.stop(15 * time.Second) }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

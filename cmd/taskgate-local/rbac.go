@@ -65,7 +65,10 @@ func grantRBAC(ctx context.Context, o options, cp *controlPlane) error {
 // certs.mode=cert-manager is the chart's way of saying "not the rotator",
 // so the rotator's webhook-configuration rules are left out).
 func chartObjects(ctx context.Context, o options) (*rbacv1.ClusterRole, []client.Object, error) {
-	const values = "actAs: requester\nwebhook:\n  preflight: true\ncerts:\n  mode: cert-manager\n"
+	// fullnameOverride: the objects are named taskgate-local-*, never as
+	// a release called taskgate names its own, so `helm install taskgate
+	// charts/taskgate` into this cluster finds nothing in its way.
+	const values = "fullnameOverride: taskgate-local\nactAs: requester\nwebhook:\n  preflight: true\ncerts:\n  mode: cert-manager\n"
 	role, err := testutil.ChartClusterRole(ctx, o.helm(), o.chartDir, values)
 	if err != nil {
 		return nil, nil, fmt.Errorf("render the chart's RBAC: %w", err)
@@ -83,9 +86,10 @@ func chartObjects(ctx context.Context, o options) (*rbacv1.ClusterRole, []client
 
 // ensureDefaultServiceAccount creates the namespace's "default"
 // ServiceAccount, which kube-controller-manager's ServiceAccount controller
-// creates in a real cluster; envtest runs no kube-controller-manager, and a
-// Pod (or a server-side dry-run of one, as preflight sends) that names no
-// ServiceAccount is refused without it.
+// creates in a real cluster; with --nodes=false there is none, and with it
+// the controller may not have got there yet. A Pod (or a server-side dry-run
+// of one, as preflight sends) that names no ServiceAccount is refused
+// without it.
 func ensureDefaultServiceAccount(ctx context.Context, cp *controlPlane, ns string) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
 	if err := cp.client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {

@@ -2,8 +2,11 @@ package run_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -14,6 +17,28 @@ import (
 
 // managerReady matches taskgate-local's line once the manager serves.
 var managerReady = regexp.MustCompile(`manager ready \(pid (\d+), webhooks on https://127\.0\.0\.1:(\d+),`)
+
+// metricsLine matches taskgate-local's line naming the manager's metrics endpoint.
+var metricsLine = regexp.MustCompile(`==> metrics: (http://127\.0\.0\.1:(\d+)/metrics)`)
+
+// checkMetrics, while the manager runs: the printed endpoint answers with
+// taskgate's series and listens on 127.0.0.1 alone.
+func checkMetrics(t *testing.T, url string, port int) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Errorf("metrics endpoint %s: %v", url, err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("\ntaskgate_")) {
+		t.Errorf("metrics endpoint %s: %s, no taskgate_ series in\n%.2000s", url, resp.Status, body)
+	}
+	if addrs := listening(t, port); len(addrs) != 1 || addrs[0] != "127.0.0.1" {
+		t.Errorf("metrics port %d is bound to %v, want 127.0.0.1 only", port, addrs)
+	}
+}
 
 // checkWebhookLoopbackOnly, while the manager runs: it was started with
 // --webhook-bind-address=127.0.0.1, the kernel has its webhook port bound

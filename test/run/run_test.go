@@ -158,11 +158,15 @@ func killLeftovers(state string) {
 	}
 }
 
+// TestDemo runs `make run`'s program on etcd and kube-apiserver alone
+// (--nodes=false), the binaries `make test` builds; controlplane_test.go
+// (`make test-run`) runs it as `make run` does, with kube-controller-manager,
+// kube-scheduler and kwok.
 func TestDemo(t *testing.T) {
-	p := start(t, "--exit-after-demo")
+	p := start(t, "--exit-after-demo", "--nodes=false")
 	// While the demo runs (kubectl applies, the settle wait), the manager's
 	// webhook listener is checked once it is ready.
-	checked := false
+	checked, metricsChecked := false, false
 	deadline := time.Now().Add(4 * time.Minute)
 	var err error
 	exited := false
@@ -173,10 +177,18 @@ func TestDemo(t *testing.T) {
 			checkWebhookLoopbackOnly(t, pid, port)
 			checked = true
 		}
+		if m := metricsLine.FindStringSubmatch(p.out.String()); m != nil && !metricsChecked {
+			port, _ := strconv.Atoi(m[2])
+			checkMetrics(t, m[1], port)
+			metricsChecked = true
+		}
 		err, exited = p.wait(20 * time.Millisecond)
 	}
 	if !checked {
 		t.Error("no \"manager ready\" line: the webhook listener was not checked")
+	}
+	if !metricsChecked {
+		t.Error("no \"==> metrics: http://127.0.0.1:<port>/metrics\" line: the metrics endpoint was not checked")
 	}
 	if !exited || err != nil {
 		t.Fatalf("taskgate-local --exit-after-demo: exited=%v err=%v\n%s", exited, err, p.out)
@@ -201,6 +213,9 @@ func TestDemo(t *testing.T) {
 		`"imagee"`,
 		`"kuberentes-to-kubernetes"`,
 		"No Pods run here",
+		// Not the names a release called taskgate gives its own, so
+		// `helm install taskgate` into this cluster does not clash.
+		"MutatingWebhookConfiguration taskgate-local-mutating, ValidatingWebhookConfiguration taskgate-local-validating (from config/webhook/manifests.yaml)",
 		"\nexport KUBECONFIG=" + filepath.Join(p.state, "kubeconfig") + "\n",
 	} {
 		if !strings.Contains(text, want) {
@@ -230,7 +245,7 @@ func TestDemo(t *testing.T) {
 // TestInterrupted sends SIGTERM once the control plane is up, while the
 // manager starts: everything started so far must stop, as after a Ctrl-C.
 func TestInterrupted(t *testing.T) {
-	p := start(t)
+	p := start(t, "--nodes=false")
 	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(p.out.String(), "control plane up") {
 		if _, exited := p.wait(100 * time.Millisecond); exited || time.Now().After(deadline) {
