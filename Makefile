@@ -49,6 +49,10 @@ envtest: ## Build etcd, kube-apiserver, kubectl and helm from the Go module prox
 	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) HELM_VERSION=$(HELM_VERSION) \
 	WITH_KUBECTL=1 WITH_HELM=1 hack/envtest-bins.sh $(ENVTEST_DIR)
 
+.PHONY: envtest-dir
+envtest-dir: ## Print $(ENVTEST_DIR): where test/testutil finds the binaries when KUBEBUILDER_ASSETS is unset.
+	@echo $(ENVTEST_DIR)
+
 .PHONY: test
 test: envtest ## Unit tests, then integration tests against a real kube-apiserver + etcd.
 	go test ./api/... ./actas/... ./children/... ./schemas/... ./webhook/... ./controller/... ./cmd/...
