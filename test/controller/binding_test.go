@@ -15,6 +15,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // The ClusterRoleBinding is created as the requester: bind on the role alone
@@ -132,7 +133,7 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 	mustGet(t, ns, "job", task)
 
 	stripFinalizer(t, task)
-	eventually(t, "finalizer re-asserted", func() error {
+	testutil.Eventually(t, "finalizer re-asserted", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}
@@ -184,7 +185,7 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 // Tasks could without the webhook.
 func stripFinalizer(t *testing.T, task *v1alpha1.Task) {
 	t.Helper()
-	eventually(t, "finalizer stripped", func() error {
+	testutil.Eventually(t, "finalizer stripped", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}
@@ -196,7 +197,7 @@ func stripFinalizer(t *testing.T, task *v1alpha1.Task) {
 // waitForAbsent waits until no object of obj's kind exists at key.
 func waitForAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
 	t.Helper()
-	eventually(t, "removal of "+key.String(), func() error {
+	testutil.Eventually(t, "removal of "+key.String(), func() error {
 		if err := get(t, key, obj); !apierrors.IsNotFound(err) {
 			return errNotYet("still there (%v)", err)
 		}
@@ -207,7 +208,7 @@ func waitForAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
 // waitForFinalizerGone waits until the controller removed its finalizer.
 func waitForFinalizerGone(t *testing.T, task *v1alpha1.Task) {
 	t.Helper()
-	eventually(t, "finalizer removed", func() error {
+	testutil.Eventually(t, "finalizer removed", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}
@@ -259,7 +260,7 @@ func TestServiceAccountRace(t *testing.T) {
 	if c := succeededCondition(t, failed); c.Reason != controller.ReasonServiceAccountReplaced {
 		t.Errorf("condition = %s: %s, want ServiceAccountReplaced", c.Reason, c.Message)
 	}
-	eventually(t, "binding removed", func() error {
+	testutil.Eventually(t, "binding removed", func() error {
 		err := get(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "raced")}, &rbacv1.ClusterRoleBinding{})
 		if apierrors.IsNotFound(err) {
 			return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // A custom-image Task with every optional field left out (no webhook
@@ -142,7 +143,7 @@ func TestCustomImageTimeout(t *testing.T) {
 	if d := task.Status.CompletionTime.Sub(task.Status.StartTime.Time); d < 2*time.Second {
 		t.Errorf("failed after %s, before the 2s timeout", d)
 	}
-	eventually(t, "pod to be deleted", func() error {
+	testutil.Eventually(t, "pod to be deleted", func() error {
 		err := get(t, client.ObjectKeyFromObject(pod), &corev1.Pod{})
 		if apierrors.IsNotFound(err) {
 			return nil

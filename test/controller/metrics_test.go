@@ -10,6 +10,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // taskgate_tasks counts the Tasks by plugin and phase as they move, and
@@ -51,7 +52,7 @@ func TestMetricsState(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, "tasks counted by phase", wantGauge(map[v1alpha1.TaskPhase]float64{
+	testutil.Eventually(t, "tasks counted by phase", wantGauge(map[v1alpha1.TaskPhase]float64{
 		v1alpha1.TaskPending: 1, v1alpha1.TaskRunning: 1, v1alpha1.TaskFailed: 1, v1alpha1.TaskSucceeded: 0}))
 	if findMetric(t, "taskgate_tasks", map[string]string{"plugin": string(v1alpha1.PluginRunSync), "phase": string(v1alpha1.TaskPending)}) == nil {
 		t.Error("taskgate_tasks has no run-synchronization/Pending series: every plugin and phase is reported, 0 included")
@@ -73,7 +74,7 @@ func TestMetricsState(t *testing.T) {
 	if err := k8sClient.Delete(t.Context(), task); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "deleted task not counted", wantGauge(map[v1alpha1.TaskPhase]float64{v1alpha1.TaskPending: 1, v1alpha1.TaskRunning: 0}))
+	testutil.Eventually(t, "deleted task not counted", wantGauge(map[v1alpha1.TaskPhase]float64{v1alpha1.TaskPending: 1, v1alpha1.TaskRunning: 0}))
 }
 
 // A transformation that matched nothing succeeds, says so in its message,
@@ -120,7 +121,7 @@ func TestMetricsObservedOnce(t *testing.T) {
 	mustCreate(t, makeTask(t, ns, "counted", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
 	setPodStatus(t, waitForPod(t, ns, "counted"), corev1.PodFailed, 1, "Error")
 	task := waitForTask(t, ns, "counted", v1alpha1.TaskFailed)
-	eventually(t, "task counted", func() error {
+	testutil.Eventually(t, "task counted", func() error {
 		if got := finished() - finishedBefore; got != 1 {
 			return errNotYet("counter moved by %v", got)
 		}
@@ -135,7 +136,7 @@ func TestMetricsObservedOnce(t *testing.T) {
 	if err := k8sClient.Patch(t.Context(), task, rawPatch(`{"metadata":{"labels":{"poke":"1"}}}`)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "another reconcile", func() error {
+	testutil.Eventually(t, "another reconcile", func() error {
 		if reconciles() <= seen {
 			return errNotYet("no reconcile since the label change")
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // No kubelet runs in these tests: setPodStatus moves each Pod to the phase
@@ -30,7 +31,7 @@ func waitForAttemptPod(t *testing.T, ns, taskName string, n int32) *corev1.Pod {
 	t.Helper()
 	pod := &corev1.Pod{}
 	name := v1alpha1.AttemptPodName(taskName, n)
-	eventually(t, "pod "+name, func() error {
+	testutil.Eventually(t, "pod "+name, func() error {
 		return get(t, client.ObjectKey{Namespace: ns, Name: name}, pod)
 	})
 	return pod

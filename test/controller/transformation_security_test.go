@@ -15,6 +15,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // A transformation is patched as its requester, so RBAC escalation
@@ -69,7 +70,7 @@ func TestTransformationScopeChanged(t *testing.T) {
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(gvr.GroupVersion().WithKind("Gizmo"))
 	obj.SetName("g-" + ns)
-	eventually(t, "gizmo created", func() error { return k8sClient.Create(t.Context(), obj) })
+	testutil.Eventually(t, "gizmo created", func() error { return k8sClient.Create(t.Context(), obj) })
 
 	tests := []struct {
 		name       string
@@ -84,7 +85,7 @@ func TestTransformationScopeChanged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := obj.DeepCopy()
-			eventually(t, "read gizmo", func() error { return get(t, client.ObjectKeyFromObject(before), before) })
+			testutil.Eventually(t, "read gizmo", func() error { return get(t, client.ObjectKeyFromObject(before), before) })
 			cfg := v1alpha1.TransformationConfig{
 				Resources:  []v1alpha1.GroupVersionResource{{Group: gvr.Group, Version: gvr.Version, Resource: gvr.Resource, Scope: tt.scope}},
 				Names:      []string{obj.GetName()},
@@ -225,7 +226,7 @@ func createClusterScopedCRD(t *testing.T, plural string) schema.GroupVersionReso
 	if err := k8sClient.Create(t.Context(), crd); err != nil {
 		t.Fatalf("create CRD: %v", err)
 	}
-	eventually(t, "CRD established", func() error {
+	testutil.Eventually(t, "CRD established", func() error {
 		if err := get(t, client.ObjectKeyFromObject(crd), crd); err != nil {
 			return err
 		}
