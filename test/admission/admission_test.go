@@ -175,7 +175,7 @@ func TestSpecImmutable(t *testing.T) {
 // TestMalformedReviewOverTLS posts garbage straight to the webhook server, as
 // the API server's TLS client would reach it: 400, never a 500 or a hang.
 func TestMalformedReviewOverTLS(t *testing.T) {
-	wo := testEnv.WebhookInstallOptions
+	wo := cp.Env.WebhookInstallOptions
 	ca, err := os.ReadFile(filepath.Join(wo.LocalServingCertDir, "tls.crt"))
 	if err != nil {
 		t.Fatal(err)
