@@ -25,8 +25,6 @@ import (
 
 const waitTimeout = 30 * time.Second
 
-func metav1ObjectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
-
 // cacheOptions are the manager's (cmd/taskgate): only labelled children cached.
 func cacheOptions() cache.Options {
 	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: controller.CacheByObject(nil)}
