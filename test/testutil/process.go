@@ -11,14 +11,15 @@ import (
 	"time"
 )
 
-// BuildTaskgate builds ./cmd/taskgate of root into dir, as the Dockerfile
-// does (-trimpath), and returns the binary's path.
+// BuildTaskgate builds ./cmd/taskgate of root into dir as the Dockerfile
+// does (static, CGO_ENABLED=0, -trimpath) and returns the binary's path.
 func BuildTaskgate(root, dir string) (string, error) {
 	bin := filepath.Join(dir, "taskgate")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/taskgate")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/taskgate: %w\n%s", err, out)
 	}
