@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
 )
@@ -176,13 +175,6 @@ func requesterOf(t *testing.T, ns, name string) *v1alpha1.Requester {
 	task := &v1alpha1.Task{}
 	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, task))
 	return task.Spec.Requester
-}
-
-func requireRequesterMode(t *testing.T) {
-	t.Helper()
-	if mode != actas.ModeRequester {
-		t.Skipf("--act-as=%s: only admission guards this mode; the run is not judged as the requester", mode)
-	}
 }
 
 func must(t *testing.T, err error) {

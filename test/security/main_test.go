@@ -6,8 +6,8 @@
 // its legitimate twin, by a user holding the rights, must still work.
 //
 // TASKGATE_ACT_AS=controller runs the suite against --act-as=controller
-// (the chart's actAs=controller rules); the tests that only the requester
-// mode can pass say so and are skipped there.
+// (the chart's actAs=controller rules); a test whose outcome differs by
+// mode asserts each mode's.
 //
 // envtest has no kubelet, scheduler, garbage collector, ServiceAccount or
 // aggregation controller: tests create the `default` ServiceAccount as
