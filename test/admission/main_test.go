@@ -5,7 +5,6 @@ package admission_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,45 +49,23 @@ const (
 	mastersUser = "test-root"
 )
 
+// TestMain starts the control plane and the webhooks, runs the tests and
+// stops everything, also when a test fails or panics, on a signal and
+// before the test timeout (testutil.RunSuite). The preflight meets the
+// ServiceAccount admission plugin in every real cluster, so it is on here,
+// and namespace() creates "default" as kube-controller-manager would.
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-// run starts the control plane and the webhooks, runs the tests and stops
-// everything, also when a test fails or panics, on a signal and before the
-// test timeout (testutil.StartControlPlane).
-func run(m *testing.M) (code int) {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))))
-	var err error
-	// The preflight meets the ServiceAccount admission plugin in every real
-	// cluster, so it is on here, and namespace() creates "default" as
-	// kube-controller-manager would.
-	cp, err = testutil.StartControlPlane(testutil.Options{Webhooks: webhookManifests(), ServiceAccountAdmission: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := cp.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+	opts := testutil.Options{Webhooks: webhookManifests(), ServiceAccountAdmission: true}
+	os.Exit(testutil.RunSuite(m, opts, func(c *testutil.ControlPlane) error {
+		cp = c
+		if err := addUsers(context.Background()); err != nil {
+			return err
 		}
-	}()
-	if err := addUsers(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	mgr, err := testutil.StartManager(managerCfg, ctrl.Options{WebhookServer: cp.WebhookServer()},
-		func(mgr ctrl.Manager) error { return webhook.SetupWithManager(mgr, webhookOptions()) })
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	cp.OnStop(func() { // before the control plane stops
-		if err := mgr.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "webhook manager:", err)
-		}
-	})
-	return m.Run()
+		_, err := cp.StartManager(managerCfg, ctrl.Options{WebhookServer: cp.WebhookServer()},
+			func(mgr ctrl.Manager) error { return webhook.SetupWithManager(mgr, webhookOptions()) })
+		return err
+	}))
 }
 
 // addUsers creates the manager (the chart's RBAC), the admin and the

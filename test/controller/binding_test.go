@@ -23,9 +23,7 @@ import (
 // create together get the binding, labelled with the Task's UID and removed
 // when the Task finishes.
 func TestClusterRoleBindingAsRequester(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	bindView := rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, ResourceNames: []string{"view"}, Verbs: []string{"bind"}}
 	createCRBs := rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: []string{"create"}}
@@ -83,9 +81,7 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 // clusterRole) is never adopted, whether or not it carries the task label:
 // the Task fails NameConflict naming it, and nothing is bound or run.
 func TestServiceAccountSquatting(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	tests := []struct {
 		name   string

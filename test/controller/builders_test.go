@@ -149,6 +149,18 @@ func taskEvents(t *testing.T, task *v1alpha1.Task) ([]eventsv1.Event, error) {
 	return out, nil
 }
 
+// waitForEventsList waits for the Task's Events of reasons (waitForEvents)
+// and returns every Event recorded on it.
+func waitForEventsList(t *testing.T, task *v1alpha1.Task, reasons ...string) []eventsv1.Event {
+	t.Helper()
+	waitForEvents(t, task, reasons...)
+	events, err := taskEvents(t, task)
+	if err != nil {
+		t.Fatalf("list the Events of Task %s: %v", task.Name, err)
+	}
+	return events
+}
+
 // taskEventReasons lists the reasons of the Events recorded on a Task.
 func taskEventReasons(t *testing.T, task *v1alpha1.Task) ([]string, error) {
 	events, err := taskEvents(t, task)
@@ -169,11 +181,7 @@ func taskEventReasons(t *testing.T, task *v1alpha1.Task) ([]string, error) {
 // recorded before the outcome's has been stored by the time it is.
 func wantOnlyEvent(t *testing.T, task *v1alpha1.Task, reason string, notes ...string) {
 	t.Helper()
-	waitForEvents(t, task, reason)
-	events, err := taskEvents(t, task)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := waitForEventsList(t, task, reason)
 	if len(events) != 1 {
 		var got []string
 		for _, e := range events {

@@ -18,9 +18,7 @@ import (
 // config.clusterRole is bound to the Task's ServiceAccount while the Task
 // runs, under a finalizer, and unbound when it finishes or is deleted.
 func TestClusterRoleBinding(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	tests := []struct {
 		name string
@@ -30,15 +28,7 @@ func TestClusterRoleBinding(t *testing.T) {
 			setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
 			task = waitForTask(t, ns, task.Name, v1alpha1.TaskSucceeded)
 			waitForEvents(t, task, controller.EventClusterRoleBindingCreated, controller.EventClusterRoleBindingRemoved)
-			testutil.Eventually(t, "finalizer removed", func() error {
-				if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
-					return err
-				}
-				if slices.Contains(task.Finalizers, v1alpha1.Finalizer) {
-					return errNotYet("finalizers %v", task.Finalizers)
-				}
-				return nil
-			})
+			waitForFinalizerGone(t, task)
 		}},
 		{name: "deleted", end: func(t *testing.T, task *v1alpha1.Task, _ *corev1.Pod) {
 			if err := k8sClient.Delete(t.Context(), task); err != nil {

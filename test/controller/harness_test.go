@@ -41,6 +41,16 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
+// parallelWithManager starts most tests here: in parallel with the others,
+// in a namespace of the test's own, with a manager watching only it.
+func parallelWithManager(t *testing.T) (ns string) {
+	t.Helper()
+	t.Parallel()
+	ns = newNamespace(t)
+	startManager(t, ns)
+	return ns
+}
+
 // managerOptions vary a test's manager: its identity (managerCfg unless
 // set) and the controller's options (two workers per plugin unless set).
 type managerOptions struct {

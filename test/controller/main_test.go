@@ -14,7 +14,6 @@
 package controller_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -37,32 +36,17 @@ var (
 	scheme                        = testutil.Scheme()
 )
 
+// TestMain starts the control plane, runs the tests and stops the control
+// plane, whatever happened: m.Run returning, a panic in this goroutine,
+// Ctrl-C, or the test binary's -timeout about to fire (testutil.RunSuite).
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-// run starts the control plane, runs the tests and stops the control plane,
-// whatever happened: m.Run returning, a panic in this goroutine, Ctrl-C, or
-// the test binary's -timeout about to fire (testutil.StartControlPlane).
-func run(m *testing.M) int {
 	// Managers log through their own per-test loggers; this silences the
 	// "log.SetLogger(...) was never called" warning of anything else.
 	log.SetLogger(testLogger(os.Stderr, os.Getenv("TASKGATE_TEST_LOG") != ""))
 	ctrl.SetLogger(log.Log)
-	var err error
-	if cp, err = testutil.StartControlPlane(testutil.Options{}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := cp.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}()
-	k8sClient = cp.Client
-	if managerCfg, controllerModeCfg, err = setUpIdentities(cp); err != nil {
-		fmt.Fprintf(os.Stderr, "identities: %v\n", err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testutil.RunSuite(m, testutil.Options{}, func(c *testutil.ControlPlane) (err error) {
+		cp, k8sClient = c, c.Client
+		managerCfg, controllerModeCfg, err = setUpIdentities(cp)
+		return err
+	}))
 }

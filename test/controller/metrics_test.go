@@ -79,9 +79,7 @@ func TestMetricsState(t *testing.T) {
 // A transformation that matched nothing succeeds, says so in its message,
 // and records a Warning Event besides its outcome's.
 func TestTransformationNothingMatched(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	mustCreate(t, makeTask(t, ns, "empty", v1alpha1.PluginTransformation, nothingToPatch(ns)))
 	task := waitForTask(t, ns, "empty", v1alpha1.TaskSucceeded)
@@ -92,11 +90,7 @@ func TestTransformationNothingMatched(t *testing.T) {
 	if got := task.Status.Transformation; got == nil || got.Matched != 0 || got.Patched != 0 {
 		t.Errorf("status.transformation = %+v, want all zero", got)
 	}
-	waitForEvents(t, task, controller.EventNothingMatched, controller.EventSucceeded)
-	events, err := taskEvents(t, task)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := waitForEventsList(t, task, controller.EventNothingMatched, controller.EventSucceeded)
 	for _, e := range events {
 		if e.Reason == controller.EventNothingMatched && (e.Type != corev1.EventTypeWarning || e.Note != want) {
 			t.Errorf("%s event: %s %q, want Warning %q", e.Reason, e.Type, e.Note, want)

@@ -23,9 +23,7 @@ import (
 // everything (the API server's own refusal reaches the Task, the Role stays
 // as it was); a requester who holds every right can.
 func TestTransformationRBACEscalation(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	patchRoles := rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles"}, Verbs: []string{"get", "list", "patch"}}
 	grantAll := v1alpha1.TransformationConfig{
@@ -63,9 +61,7 @@ func TestTransformationRBACEscalation(t *testing.T) {
 // time fails the Task before any patch; checked cluster-wide (or admitted
 // before the scope was recorded) it is patched.
 func TestTransformationScopeChanged(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	gvr := createClusterScopedCRD(t, "gizmos")
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(gvr.GroupVersion().WithKind("Gizmo"))
@@ -169,9 +165,7 @@ func TestTransformationTooManyObjects(t *testing.T) {
 // Patching through the metadata client still patches the whole object and
 // counts right: large ConfigMaps keep their data and gain the patch.
 func TestTransformationLargeObjects(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	blob := strings.Repeat("x", 700<<10)
 	for i := range 6 {
 		mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("big-%d", i), Labels: map[string]string{"size": "big"}},

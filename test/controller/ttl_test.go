@@ -117,9 +117,7 @@ func stillThere(t *testing.T, task *v1alpha1.Task, wait time.Duration) {
 // collector follows after the background-propagation delete). A Task without
 // TTL, in a manager without default, stays.
 func TestTTLFromSpec(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "nodes")
 	cfg.ClusterRole = "view"

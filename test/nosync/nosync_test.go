@@ -34,32 +34,16 @@ var k8s client.Client
 // adminGroup is bound to cluster-admin, as kubeadm's kubeadm:cluster-admins.
 const adminGroup = "test:cluster-admins"
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
+func TestMain(m *testing.M) {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(os.Getenv("TASKGATE_TEST_LOG") != "")))
-	cp, err := testutil.StartControlPlane(testutil.Options{
-		CRDs: []string{filepath.Join(testutil.RepoRoot(), "config", "crd", "automation.astronetes.io_tasks.yaml")},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := cp.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+	opts := testutil.Options{CRDs: []string{filepath.Join(testutil.RepoRoot(), "config", "crd", "automation.astronetes.io_tasks.yaml")}}
+	os.Exit(testutil.RunSuite(m, opts, func(cp *testutil.ControlPlane) error {
+		k8s = cp.Client
+		if err := startManager(cp); err != nil {
+			return err
 		}
-	}()
-	k8s = cp.Client
-	if err := startManager(cp); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := cp.BindClusterRole(context.Background(), "test-cluster-admins", "cluster-admin", testutil.GroupSubject(adminGroup)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+		return cp.BindClusterRole(context.Background(), "test-cluster-admins", "cluster-admin", testutil.GroupSubject(adminGroup))
+	}))
 }
 
 // startManager runs the controller as envtest's admin, with the cache

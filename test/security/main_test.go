@@ -65,31 +65,14 @@ func run(m *testing.M) int {
 	}
 	log.SetLogger(zap.New(zap.WriteTo(w), zap.UseDevMode(true)))
 
-	var err error
-	cp, err = testutil.StartControlPlane(testutil.Options{
-		Webhooks:  filepath.Join(testutil.RepoRoot(), "config", "webhook"),
-		Configure: requireAPIServerClientCert,
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := cp.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+	opts := testutil.Options{Webhooks: filepath.Join(testutil.RepoRoot(), "config", "webhook"), Configure: requireAPIServerClientCert}
+	code := testutil.RunSuite(m, opts, func(c *testutil.ControlPlane) error {
+		cp, driver, k8s = c, c.Config, c.Client
+		if err := cp.BindClusterRole(context.Background(), "cluster-admins", "cluster-admin", testutil.GroupSubject(adminGroup)); err != nil {
+			return err
 		}
-	}()
-	driver, k8s = cp.Config, cp.Client
-	if err := cp.BindClusterRole(context.Background(), "cluster-admins", "cluster-admin", testutil.GroupSubject(adminGroup)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := startManager(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		fmt.Fprintln(os.Stderr, logs.String())
-		return 1
-	}
-	code := m.Run()
+		return startManager(context.Background())
+	})
 	if code != 0 && os.Getenv("TASKGATE_TEST_LOG") == "" {
 		fmt.Fprintln(os.Stderr, "--- manager log ---\n"+logs.String())
 	}
@@ -113,22 +96,14 @@ func startManager(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := testutil.StartManager(u.Config, ctrl.Options{Scheme: scheme, Cache: cacheOptions(), WebhookServer: cp.WebhookServer(requireCert)},
+	_, err = cp.StartManager(u.Config, ctrl.Options{Scheme: scheme, Cache: cacheOptions(), WebhookServer: cp.WebhookServer(requireCert)},
 		func(mgr ctrl.Manager) error {
 			return webhook.SetupWithManager(mgr, webhook.Options{ActAs: mode, Preflight: true, AccessReviewCacheTTL: 0})
 		},
 		func(mgr ctrl.Manager) error {
 			return controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4, ActAs: mode})
 		})
-	if err != nil {
-		return err
-	}
-	cp.OnStop(func() { // before the control plane stops
-		if err := mgr.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	})
-	return nil
+	return err
 }
 
 // chartValues are what an operator who lets Tasks patch RBAC objects and

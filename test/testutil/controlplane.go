@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -106,6 +107,29 @@ func StartControlPlane(opts Options) (*ControlPlane, error) {
 		return nil, errors.Join(err, cp.Stop())
 	}
 	return cp, nil
+}
+
+// RunSuite is a TestMain's body for a package with one control plane: it
+// starts the control plane with opts, lets setup prepare it (users,
+// managers: cp.StartManager stops them with it), runs the tests and stops
+// everything, also when a test fails or setup panics. TestMain calls
+// os.Exit(testutil.RunSuite(m, ...)).
+func RunSuite(m *testing.M, opts Options, setup func(*ControlPlane) error) int {
+	cp, err := StartControlPlane(opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
+	if err := setup(cp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
 
 func (cp *ControlPlane) init(cfg *rest.Config) error {

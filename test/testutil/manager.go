@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -86,4 +87,19 @@ func (m *Manager) Stop() error {
 		}
 	})
 	return m.err
+}
+
+// StartManager is StartManager (the function) for a manager that stops
+// with the control plane, before etcd and kube-apiserver do.
+func (cp *ControlPlane) StartManager(cfg *rest.Config, opts ctrl.Options, setup ...func(ctrl.Manager) error) (*Manager, error) {
+	m, err := StartManager(cfg, opts, setup...)
+	if err != nil {
+		return nil, err
+	}
+	cp.OnStop(func() {
+		if err := m.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	})
+	return m, nil
 }
