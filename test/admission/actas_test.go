@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 const plainImage = "image: busybox:1.36\ncommand: [echo]"
@@ -108,7 +109,7 @@ func TestFinalizerProtected(t *testing.T) {
 		t.Fatalf("Task %+v, want deleting and still finalized", got.ObjectMeta)
 	}
 	// The manager removes it, as the controller does once cleanup is done.
-	manager, err := client.New(managerCfg, client.Options{Scheme: newScheme()})
+	manager, err := client.New(managerCfg, client.Options{Scheme: testutil.Scheme()})
 	must(t, err)
 	got := getTask(t, ns, "guarded")
 	controllerutil.RemoveFinalizer(got, v1alpha1.Finalizer)

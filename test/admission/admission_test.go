@@ -155,27 +155,10 @@ func TestDryRun(t *testing.T) {
 	}
 }
 
-func TestSpecImmutable(t *testing.T) {
-	ns := namespace(t, "immutable")
-	doc := taskYAML("once", ns, v1alpha1.PluginCustomImage, "image: busybox:1.36\ncommand: [echo]")
-	if out, err := kubectl(t, doc, "apply", "-f", "-"); err != nil {
-		t.Fatalf("create: %v\n%s", err, out)
-	}
-	changed := strings.Replace(doc, "busybox:1.36", "busybox:1.37", 1)
-	out, err := kubectl(t, changed, "apply", "-f", "-")
-	if err == nil || !strings.Contains(out, "spec is immutable") {
-		t.Errorf("spec change: %v\n%s", err, out)
-	}
-	// Labels may change: only spec is frozen.
-	if out, err := kubectl(t, "", "label", "-n", ns, "task", "once", "team=a"); err != nil {
-		t.Errorf("label: %v\n%s", err, out)
-	}
-}
-
 // TestMalformedReviewOverTLS posts garbage straight to the webhook server, as
 // the API server's TLS client would reach it: 400, never a 500 or a hang.
 func TestMalformedReviewOverTLS(t *testing.T) {
-	wo := testEnv.WebhookInstallOptions
+	wo := cp.Env.WebhookInstallOptions
 	ca, err := os.ReadFile(filepath.Join(wo.LocalServingCertDir, "tls.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -202,9 +185,12 @@ func TestMalformedReviewOverTLS(t *testing.T) {
 	}
 }
 
-// TestGenerateName: a Task created with metadata.generateName is admitted; if
-// the name is known at admission its ServiceAccount default derives from it,
-// otherwise the controller derives the same name.
+// TestGenerateName: a Task created with metadata.generateName is admitted.
+// The API server generates the name after mutating admission (before
+// validating admission), so taskgate's mutating webhook, in either mode,
+// sees no name to derive the ServiceAccount default from and leaves
+// serviceAccountName unset; the controller then derives the same name,
+// v1alpha1.DefaultServiceAccountName (test/controller covers that half).
 func TestGenerateName(t *testing.T) {
 	ns := namespace(t, "generated")
 	doc := strings.Replace(taskYAML("", ns, v1alpha1.PluginCustomImage, "image: busybox:1.36\ncommand: [echo]"),
@@ -214,13 +200,13 @@ func TestGenerateName(t *testing.T) {
 		t.Fatalf("create: %v\n%s", err, out)
 	}
 	name, sa, _ := strings.Cut(out, " ")
-	if !strings.HasPrefix(name, "run-") {
-		t.Fatalf("name %q", name)
+	if !strings.HasPrefix(name, "run-") || len(name) <= len("run-") {
+		t.Fatalf("stored name %q, want one generated from run-", name)
 	}
-	if sa != "" && sa != v1alpha1.DefaultServiceAccountName(name) {
-		t.Errorf("serviceAccountName %q, want empty or %q", sa, v1alpha1.DefaultServiceAccountName(name))
+	if sa != "" {
+		t.Errorf("stored serviceAccountName %q, want none: the mutating webhook cannot know the generated name %s (the controller derives %q)",
+			sa, name, v1alpha1.DefaultServiceAccountName(name))
 	}
-	t.Logf("generated %s, serviceAccountName at admission: %q", name, sa)
 }
 
 // TestWebhookMode checks the API server calls the webhooks of the mode the

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // TestNamespaceEditorCannotEscalate impersonates a namespace editor: a user
@@ -38,7 +39,7 @@ func TestNamespaceEditorCannotEscalate(t *testing.T) {
 	}
 	cfg := rest.CopyConfig(adminCfg)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: "alice", Groups: []string{"system:authenticated"}}
-	alice, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	alice, err := client.New(cfg, client.Options{Scheme: testutil.Scheme()})
 	must(t, err)
 
 	tests := []struct {

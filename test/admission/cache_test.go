@@ -2,6 +2,7 @@ package admission_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/astronetes/taskgate/test/testutil"
 	"github.com/astronetes/taskgate/webhook"
 )
 
@@ -22,7 +24,7 @@ import (
 func TestAccessReviewCacheWithRealRBAC(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t, "cache")
-	const ttl, denialTTL = 3 * time.Second, 500 * time.Millisecond
+	const ttl, denialTTL = 5 * time.Second, 500 * time.Millisecond
 	authz := webhook.NewCachedAuthorizer(webhook.SARAuthorizer{Client: k8s}, ttl, webhook.DefaultAccessReviewCacheSize).WithDenialTTL(denialTTL)
 	user := authenticationv1.UserInfo{Username: "cache-user", Groups: []string{"system:authenticated"}}
 	attrs := authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "automation.astronetes.io", Resource: "synchronizations"}
@@ -41,7 +43,7 @@ func TestAccessReviewCacheWithRealRBAC(t *testing.T) {
 		start := time.Now()
 		for allowed() != want {
 			if time.Since(start) > within {
-				t.Fatalf("allowed != %v after %v", want, within)
+				t.Fatalf("cached authorizer: allowed != %v after %v, want %v by then", want, within, want)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -68,15 +70,39 @@ func TestAccessReviewCacheWithRealRBAC(t *testing.T) {
 		t.Fatalf("grant counted %v after the denial, inside the denial TTL %v: the denial was not remembered", since, denialTTL)
 	}
 
+	cachedAt := time.Now() // at the latest: the allowed answer waitFor got was a miss or a hit of one just made
 	must(t, k8s.Delete(ctx, binding))
 	revoked := time.Now()
-	// Give RBAC time to see the delete, still inside the TTL of the
-	// allowed answer: the cache answers, not the API server.
-	time.Sleep(ttl / 4)
+	// RBAC has seen the delete once the API server itself refuses (an
+	// uncached authorizer): from then on an allowed answer can only be the
+	// cache's.
+	direct := webhook.SARAuthorizer{Client: k8s}
+	testutil.EventuallyWithin(t, ttl/2, "the API server refusing the revoked right", func() error {
+		ok, _, err := direct.Allowed(ctx, user, attrs)
+		if err != nil || ok {
+			return fmt.Errorf("SubjectAccessReview: allowed %v, err %v; want denied", ok, err)
+		}
+		return nil
+	})
+	hits := cacheHits(t)
 	if !allowed() {
 		t.Fatal("revoked right refused inside the TTL: the allowed answer was not cached")
 	}
+	if got := cacheHits(t) - hits; got != 1 {
+		t.Fatalf("taskgate_access_review_cache_total{result=hit,verdict=allowed} moved by %v, want 1: the cache did not answer", got)
+	}
+	if since := time.Since(cachedAt); since >= ttl {
+		t.Fatalf("the cached answer came %v after it was cached, past the TTL %v", since, ttl)
+	}
 	// Once the entry expires the API server is asked again and refuses.
 	waitFor(false, 2*ttl+5*time.Second)
-	t.Logf("revocation counted %v after the delete (TTL %v)", time.Since(revoked), ttl)
+	if since := time.Since(revoked); since > ttl+2*time.Second {
+		t.Errorf("revocation counted %v after the delete, want within the TTL %v and a poll", since, ttl)
+	}
+}
+
+// cacheHits is taskgate_access_review_cache_total{result=hit,verdict=allowed}.
+func cacheHits(t *testing.T) float64 {
+	t.Helper()
+	return testutil.MetricValue(t, "taskgate_access_review_cache_total", map[string]string{"result": "hit", "verdict": "allowed"})
 }

@@ -2,27 +2,15 @@ package admission_test
 
 import (
 	"context"
-	"io"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
-
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = v1alpha1.AddToScheme(s)
-	return s
-}
-
-func stringReader(s string) io.Reader { return strings.NewReader(s) }
 
 // namespace creates a namespace for one test, with the ServiceAccount
 // "default" that kube-controller-manager (which envtest does not run)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 	"github.com/astronetes/taskgate/webhook"
 )
 
@@ -91,7 +92,7 @@ func TestPreflightOff(t *testing.T) {
 	ns := podSecurityNamespace(t, "psa-off", "restricted")
 	admin, err := actas.Self(ctx, adminCfg)
 	must(t, err)
-	manager, err := client.New(managerCfg, client.Options{Scheme: newScheme()})
+	manager, err := client.New(managerCfg, client.Options{Scheme: testutil.Scheme()})
 	must(t, err)
 	a, err := webhook.NewAdmitterFromOptions(webhook.Options{})
 	must(t, err)
@@ -110,7 +111,7 @@ func TestPreflightOff(t *testing.T) {
 	}
 	// The manager's own discovery, as SetupWithManager passes mgr.GetRESTMapper():
 	// the requester's clients do not discover as the requester.
-	f, err := actas.NewFactory(actas.ModeRequester, managerCfg, newScheme(), manager.RESTMapper())
+	f, err := actas.NewFactory(actas.ModeRequester, managerCfg, testutil.Scheme(), manager.RESTMapper())
 	must(t, err)
 	on := &webhook.Validator{Admitter: a, Authz: webhook.SARAuthorizer{Client: manager}, Preflight: &webhook.Preflight{Clients: f.For}}
 	if _, err := on.ValidateCreate(reqCtx, task.DeepCopy()); err == nil || !strings.Contains(err.Error(), `violates PodSecurity "restricted:latest"`) {

@@ -3,7 +3,6 @@ package admission_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,27 +14,16 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// managerRBAC is the chart's ClusterRole for --act-as=requester with its
-// default values, rendered by helm template (one source of truth:
-// charts/taskgate/templates/rbac.yaml, no copy here to drift), bound to the
-// harness's manager user: its own rights carry none of a requester's (no
-// pods create, no clusterrolebindings create or bind), and the impersonation
+// managerValues are the chart values of the harness's manager: the chart's
+// ClusterRole for --act-as=requester with its defaults, rendered by helm
+// template (one source of truth: charts/taskgate/templates/rbac.yaml, no
+// copy here to drift): its own rights carry none of a requester's (no pods
+// create, no clusterrolebindings create or bind), and the impersonation
 // rules let it act as requesters on exactly the children. certs.mode is
 // cert-manager because envtest serves the certificates: the built-in
 // rotator, and its webhook-configuration rules, do not run here.
-func managerRBAC(ctx context.Context) ([]client.Object, error) {
-	values := fmt.Sprintf("actAs: requester\ncerts:\n  mode: cert-manager\nwebhook:\n  singleCall: %t\n", singleCall)
-	role, err := testutil.ChartClusterRole(ctx, testutil.HelmPath(), filepath.Join("..", "..", "charts", "taskgate"), values)
-	if err != nil {
-		return nil, err
-	}
-	role.ObjectMeta = metav1.ObjectMeta{Name: managerUser}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: managerUser},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: managerUser},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: managerUser}},
-	}
-	return []client.Object{role, binding}, nil
+func managerValues() string {
+	return fmt.Sprintf("actAs: requester\ncerts:\n  mode: cert-manager\nwebhook:\n  singleCall: %t\n", singleCall)
 }
 
 // rule is a PolicyRule in one line: rule("apps", "deployments", "list", "patch").
@@ -84,7 +72,7 @@ func as(t *testing.T, user string, groups ...string) client.Client {
 	t.Helper()
 	cfg := rest.CopyConfig(adminCfg)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: testutil.Scheme()})
 	must(t, err)
 	return c
 }

@@ -27,9 +27,7 @@ var (
 // one who may gets their Pod. The manager itself may not create Pods (checked
 // first), so a Pod that exists was created as the requester.
 func TestCustomImageActsAsRequester(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	if mayCreatePods(t, managerUser, nil, ns) {
 		t.Fatalf("%s may create pods in %s: the test would prove nothing", managerUser, ns)
 	}
@@ -139,11 +137,7 @@ func wantAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
 // note contains each of notes.
 func wantEventNote(t *testing.T, task *v1alpha1.Task, reason string, notes ...string) {
 	t.Helper()
-	waitForEvents(t, task, reason)
-	events, err := taskEvents(t, task)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := waitForEventsList(t, task, reason)
 	for _, e := range events {
 		if e.Reason != reason {
 			continue

@@ -15,6 +15,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // The ClusterRoleBinding is created as the requester: bind on the role alone
@@ -22,9 +23,7 @@ import (
 // create together get the binding, labelled with the Task's UID and removed
 // when the Task finishes.
 func TestClusterRoleBindingAsRequester(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	bindView := rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, ResourceNames: []string{"view"}, Verbs: []string{"bind"}}
 	createCRBs := rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: []string{"create"}}
@@ -82,9 +81,7 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 // clusterRole) is never adopted, whether or not it carries the task label:
 // the Task fails NameConflict naming it, and nothing is bound or run.
 func TestServiceAccountSquatting(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	tests := []struct {
 		name   string
@@ -132,7 +129,7 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 	mustGet(t, ns, "job", task)
 
 	stripFinalizer(t, task)
-	eventually(t, "finalizer re-asserted", func() error {
+	testutil.Eventually(t, "finalizer re-asserted", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}
@@ -184,7 +181,7 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 // Tasks could without the webhook.
 func stripFinalizer(t *testing.T, task *v1alpha1.Task) {
 	t.Helper()
-	eventually(t, "finalizer stripped", func() error {
+	testutil.Eventually(t, "finalizer stripped", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}
@@ -196,7 +193,7 @@ func stripFinalizer(t *testing.T, task *v1alpha1.Task) {
 // waitForAbsent waits until no object of obj's kind exists at key.
 func waitForAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
 	t.Helper()
-	eventually(t, "removal of "+key.String(), func() error {
+	testutil.Eventually(t, "removal of "+key.String(), func() error {
 		if err := get(t, key, obj); !apierrors.IsNotFound(err) {
 			return errNotYet("still there (%v)", err)
 		}
@@ -207,7 +204,7 @@ func waitForAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
 // waitForFinalizerGone waits until the controller removed its finalizer.
 func waitForFinalizerGone(t *testing.T, task *v1alpha1.Task) {
 	t.Helper()
-	eventually(t, "finalizer removed", func() error {
+	testutil.Eventually(t, "finalizer removed", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}
@@ -259,7 +256,7 @@ func TestServiceAccountRace(t *testing.T) {
 	if c := succeededCondition(t, failed); c.Reason != controller.ReasonServiceAccountReplaced {
 		t.Errorf("condition = %s: %s, want ServiceAccountReplaced", c.Reason, c.Message)
 	}
-	eventually(t, "binding removed", func() error {
+	testutil.Eventually(t, "binding removed", func() error {
 		err := get(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "raced")}, &rbacv1.ClusterRoleBinding{})
 		if apierrors.IsNotFound(err) {
 			return nil

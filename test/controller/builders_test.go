@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // makeTask builds a Task of plugin with cfg (any value that marshals to the
@@ -77,7 +78,7 @@ func makeDeployment(ns, name string, replicas int32, labels map[string]string) *
 func waitForTask(t *testing.T, ns, name string, phase v1alpha1.TaskPhase) *v1alpha1.Task {
 	t.Helper()
 	task := &v1alpha1.Task{}
-	eventually(t, "task "+name+" to be "+string(phase), func() error {
+	testutil.Eventually(t, "task "+name+" to be "+string(phase), func() error {
 		if err := get(t, client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
 			return err
 		}
@@ -103,7 +104,7 @@ func succeededCondition(t *testing.T, task *v1alpha1.Task) metav1.Condition {
 func waitForPod(t *testing.T, ns, taskName string) *corev1.Pod {
 	t.Helper()
 	pod := &corev1.Pod{}
-	eventually(t, "pod of task "+taskName, func() error {
+	testutil.Eventually(t, "pod of task "+taskName, func() error {
 		return get(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName(taskName)}, pod)
 	})
 	return pod
@@ -113,7 +114,7 @@ func waitForPod(t *testing.T, ns, taskName string) *corev1.Pod {
 // for a finished Pod, records how its container terminated.
 func setPodStatus(t *testing.T, pod *corev1.Pod, phase corev1.PodPhase, exitCode int32, reason string) {
 	t.Helper()
-	eventually(t, "pod status update", func() error {
+	testutil.Eventually(t, "pod status update", func() error {
 		if err := get(t, client.ObjectKeyFromObject(pod), pod); err != nil {
 			return err
 		}
@@ -148,6 +149,18 @@ func taskEvents(t *testing.T, task *v1alpha1.Task) ([]eventsv1.Event, error) {
 	return out, nil
 }
 
+// waitForEventsList waits for the Task's Events of reasons (waitForEvents)
+// and returns every Event recorded on it.
+func waitForEventsList(t *testing.T, task *v1alpha1.Task, reasons ...string) []eventsv1.Event {
+	t.Helper()
+	waitForEvents(t, task, reasons...)
+	events, err := taskEvents(t, task)
+	if err != nil {
+		t.Fatalf("list the Events of Task %s: %v", task.Name, err)
+	}
+	return events
+}
+
 // taskEventReasons lists the reasons of the Events recorded on a Task.
 func taskEventReasons(t *testing.T, task *v1alpha1.Task) ([]string, error) {
 	events, err := taskEvents(t, task)
@@ -168,11 +181,7 @@ func taskEventReasons(t *testing.T, task *v1alpha1.Task) ([]string, error) {
 // recorded before the outcome's has been stored by the time it is.
 func wantOnlyEvent(t *testing.T, task *v1alpha1.Task, reason string, notes ...string) {
 	t.Helper()
-	waitForEvents(t, task, reason)
-	events, err := taskEvents(t, task)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := waitForEventsList(t, task, reason)
 	if len(events) != 1 {
 		var got []string
 		for _, e := range events {
@@ -190,7 +199,7 @@ func wantOnlyEvent(t *testing.T, task *v1alpha1.Task, reason string, notes ...st
 // waitForEvents waits until the Task carries an Event of each reason.
 func waitForEvents(t *testing.T, task *v1alpha1.Task, reasons ...string) {
 	t.Helper()
-	eventually(t, "events on task "+task.Name, func() error {
+	testutil.Eventually(t, "events on task "+task.Name, func() error {
 		got, err := taskEventReasons(t, task)
 		if err != nil {
 			return err

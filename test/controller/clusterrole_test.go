@@ -12,14 +12,13 @@ import (
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/children"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // config.clusterRole is bound to the Task's ServiceAccount while the Task
 // runs, under a finalizer, and unbound when it finishes or is deleted.
 func TestClusterRoleBinding(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	tests := []struct {
 		name string
@@ -29,21 +28,13 @@ func TestClusterRoleBinding(t *testing.T) {
 			setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
 			task = waitForTask(t, ns, task.Name, v1alpha1.TaskSucceeded)
 			waitForEvents(t, task, controller.EventClusterRoleBindingCreated, controller.EventClusterRoleBindingRemoved)
-			eventually(t, "finalizer removed", func() error {
-				if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
-					return err
-				}
-				if slices.Contains(task.Finalizers, v1alpha1.Finalizer) {
-					return errNotYet("finalizers %v", task.Finalizers)
-				}
-				return nil
-			})
+			waitForFinalizerGone(t, task)
 		}},
 		{name: "deleted", end: func(t *testing.T, task *v1alpha1.Task, _ *corev1.Pod) {
 			if err := k8sClient.Delete(t.Context(), task); err != nil {
 				t.Fatalf("delete task: %v", err)
 			}
-			eventually(t, "task gone", func() error {
+			testutil.Eventually(t, "task gone", func() error {
 				if err := get(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{}); !apierrors.IsNotFound(err) {
 					return errNotYet("task still there (%v)", err)
 				}
@@ -77,7 +68,7 @@ func TestClusterRoleBinding(t *testing.T) {
 			}
 
 			tt.end(t, task, pod)
-			eventually(t, "binding removed", func() error {
+			testutil.Eventually(t, "binding removed", func() error {
 				if err := get(t, client.ObjectKey{Name: crbName}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
 					return errNotYet("binding still there (%v)", err)
 				}

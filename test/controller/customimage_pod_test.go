@@ -14,6 +14,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // restrictedNamespace creates a namespace that enforces PodSecurity
@@ -49,7 +50,7 @@ func TestCustomImageRestrictedDefaultRejected(t *testing.T) {
 		}
 	}
 	wantEventNote(t, task, controller.EventFailed, "violates PodSecurity")
-	eventually(t, "the binding to be removed", func() error {
+	testutil.Eventually(t, "the binding to be removed", func() error {
 		err := get(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "default")}, &rbacv1.ClusterRoleBinding{})
 		if client.IgnoreNotFound(err) != nil || err == nil {
 			return errNotYet("binding: %v", err)
@@ -125,7 +126,7 @@ func TestCustomImageTimeoutWithoutPod(t *testing.T) {
 	cfg.TimeoutSeconds = ptr.To[int64](4)
 	mustCreate(t, makeTask(t, ns, "blocked", v1alpha1.PluginCustomImage, cfg))
 	task := &v1alpha1.Task{}
-	eventually(t, "the Task to say why its Pod is not there", func() error {
+	testutil.Eventually(t, "the Task to say why its Pod is not there", func() error {
 		mustGet(t, ns, "blocked", task)
 		if !strings.Contains(task.Status.Message, "failed calling webhook") && task.Status.Phase != v1alpha1.TaskFailed {
 			return errNotYet("phase %q (%q)", task.Status.Phase, task.Status.Message)

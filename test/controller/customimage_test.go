@@ -14,15 +14,14 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // A custom-image Task with every optional field left out (no webhook
 // defaulting): the controller creates the default ServiceAccount and one Pod,
 // and the Task follows the Pod from Pending through Running to Succeeded.
 func TestCustomImageSucceeds(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	cfg := customImage("registry.example/tools:1.2", "/bin/sh", "-c")
 	cfg.Args = []string{"echo hello"}
@@ -36,12 +35,12 @@ func TestCustomImageSucceeds(t *testing.T) {
 	spec := pod.Spec
 	if spec.RestartPolicy != corev1.RestartPolicyNever || spec.ActiveDeadlineSeconds != nil ||
 		spec.ServiceAccountName != v1alpha1.DefaultServiceAccountName("hello") || len(spec.Containers) != 1 {
-		t.Errorf("pod spec = %+v", spec)
+		t.Errorf("pod spec = %+v\nwant restartPolicy Never, no activeDeadlineSeconds, serviceAccountName %s, one container", spec, v1alpha1.DefaultServiceAccountName("hello"))
 	}
 	c := spec.Containers[0]
 	if c.Name != "task" || c.Image != cfg.Image || strings.Join(c.Command, " ") != "/bin/sh -c" ||
 		strings.Join(c.Args, " ") != "echo hello" || len(c.Env) != 1 || !c.Resources.Limits.Cpu().Equal(resource.MustParse("100m")) {
-		t.Errorf("container = %+v", c)
+		t.Errorf("container = %+v\nwant name task, image %s, command /bin/sh -c, args \"echo hello\", one env var, a 100m CPU limit", c, cfg.Image)
 	}
 
 	sa := &corev1.ServiceAccount{}
@@ -51,21 +50,21 @@ func TestCustomImageSucceeds(t *testing.T) {
 	setPodStatus(t, pod, corev1.PodRunning, 0, "")
 	task = waitForTask(t, ns, "hello", v1alpha1.TaskRunning)
 	if c := succeededCondition(t, task); c.Status != metav1.ConditionUnknown || c.Reason != controller.ReasonRunning {
-		t.Errorf("running condition = %+v", c)
+		t.Errorf("condition while the Pod runs = %+v, want Unknown/%s", c, controller.ReasonRunning)
 	}
 
 	setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
 	task = waitForTask(t, ns, "hello", v1alpha1.TaskSucceeded)
 	st := task.Status
 	if c := succeededCondition(t, task); c.Status != metav1.ConditionTrue || c.Reason != controller.ReasonCompleted || st.Message != c.Message {
-		t.Errorf("condition = %+v, message %q", c, st.Message)
+		t.Errorf("condition = %+v, status message %q; want True/%s with the condition's message", c, st.Message, controller.ReasonCompleted)
 	}
 	if st.StartTime == nil || st.CompletionTime == nil || st.ObservedGeneration != task.Generation {
-		t.Errorf("status times/generation = %v %v %d", st.StartTime, st.CompletionTime, st.ObservedGeneration)
+		t.Errorf("status startTime %v, completionTime %v, observedGeneration %d; want both times set and generation %d", st.StartTime, st.CompletionTime, st.ObservedGeneration, task.Generation)
 	}
 	if ci := st.CustomImage; ci == nil || ci.PodName != pod.Name || ci.ExitCode == nil || *ci.ExitCode != 0 ||
 		ci.ServiceAccountName != sa.Name {
-		t.Errorf("status.customImage = %+v", ci)
+		t.Errorf("status.customImage = %+v, want pod %s, exit code 0, serviceAccountName %s", ci, pod.Name, sa.Name)
 	}
 	waitForEvents(t, task, controller.EventServiceAccountCreated, controller.EventPodCreated, controller.EventSucceeded)
 }
@@ -73,9 +72,7 @@ func TestCustomImageSucceeds(t *testing.T) {
 // How a Pod ends decides how the Task ends; the exit code and the kubelet's
 // reason reach the condition message and status.customImage.exitCode.
 func TestCustomImagePodOutcomes(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	tests := []struct {
 		name        string
@@ -119,9 +116,7 @@ func TestCustomImagePodOutcomes(t *testing.T) {
 // The controller enforces timeoutSeconds itself: the Pod never starts here
 // (no kubelet), and after 2s it is deleted and the Task fails with Timeout.
 func TestCustomImageTimeout(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	cfg := customImage("busybox:1.36", "sleep", "3600")
 	cfg.TimeoutSeconds = ptr.To[int64](2)
@@ -142,7 +137,7 @@ func TestCustomImageTimeout(t *testing.T) {
 	if d := task.Status.CompletionTime.Sub(task.Status.StartTime.Time); d < 2*time.Second {
 		t.Errorf("failed after %s, before the 2s timeout", d)
 	}
-	eventually(t, "pod to be deleted", func() error {
+	testutil.Eventually(t, "pod to be deleted", func() error {
 		err := get(t, client.ObjectKeyFromObject(pod), &corev1.Pod{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -154,9 +149,7 @@ func TestCustomImageTimeout(t *testing.T) {
 
 // A Pod deleted under a running Task fails the Task, and is not recreated.
 func TestCustomImagePodDeleted(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	mustCreate(t, makeTask(t, ns, "victim", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "3600")))
 	pod := waitForPod(t, ns, "victim")
@@ -181,9 +174,7 @@ func TestCustomImagePodDeleted(t *testing.T) {
 
 // A ServiceAccount the user names is used as is; the controller creates none.
 func TestCustomImageNamedServiceAccount(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "builder"}})
 	cfg := customImage("busybox:1.36", "true")

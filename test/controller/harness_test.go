@@ -1,11 +1,9 @@
 package controller_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,17 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/astronetes/taskgate/controller"
 	"github.com/astronetes/taskgate/test/testutil"
-)
-
-const (
-	// waitTimeout bounds every wait for the controller; generous, since the
-	// whole package shares one API server.
-	waitTimeout  = 30 * time.Second
-	pollInterval = 100 * time.Millisecond
 )
 
 // testLogger logs to w, or nowhere unless verbose.
@@ -49,6 +39,16 @@ func newNamespace(t *testing.T) string {
 		t.Fatalf("create namespace: %v", err)
 	}
 	return ns.Name
+}
+
+// parallelWithManager starts most tests here: in parallel with the others,
+// in a namespace of the test's own, with a manager watching only it.
+func parallelWithManager(t *testing.T) (ns string) {
+	t.Helper()
+	t.Parallel()
+	ns = newNamespace(t)
+	startManager(t, ns)
+	return ns
 }
 
 // managerOptions vary a test's manager: its identity (managerCfg unless
@@ -82,11 +82,9 @@ func startManagerWith(t *testing.T, ns string, opts managerOptions) (stop func()
 	if os.Getenv("TASKGATE_TEST_LOG") != "" {
 		w = io.MultiWriter(logs, os.Stderr)
 	}
-	mgr, err := ctrl.NewManager(opts.config, ctrl.Options{
-		Scheme:                 scheme,
-		Logger:                 testLogger(w, true).WithValues("test", t.Name()),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
+	mgr, err := testutil.StartManager(opts.config, ctrl.Options{
+		Scheme: scheme,
+		Logger: testLogger(w, true).WithValues("test", t.Name()),
 		Cache: cache.Options{
 			DefaultNamespaces: map[string]cache.Config{ns: {}},
 			ByObject:          controller.CacheByObject(nil),
@@ -94,30 +92,14 @@ func startManagerWith(t *testing.T, ns string, opts managerOptions) (stop func()
 		// Tests start several managers in one process, each with the same "task-<plugin>" controllers.
 		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
 		GracefulShutdownTimeout: ptr.To(10 * time.Second),
-	})
+	}, func(mgr ctrl.Manager) error { return controller.SetupWithManager(mgr, opts.controller) })
 	if err != nil {
-		t.Fatalf("new manager: %v", err)
+		t.Fatalf("start manager: %v", err)
 	}
-	if err := controller.SetupWithManager(mgr, opts.controller); err != nil {
-		t.Fatalf("setup controller: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-
-	var once sync.Once
 	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("manager stopped with error: %v", err)
-				}
-			case <-time.After(waitTimeout):
-				t.Errorf("manager did not stop within %s", waitTimeout)
-			}
-		})
+		if err := mgr.Stop(); err != nil {
+			t.Errorf("manager stopped with error: %v", err)
+		}
 	}
 	t.Cleanup(func() {
 		stop()
@@ -126,23 +108,6 @@ func startManagerWith(t *testing.T, ns string, opts managerOptions) (stop func()
 		}
 	})
 	return stop
-}
-
-// eventually polls check until it returns nil, failing the test with the
-// last error after waitTimeout.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", waitTimeout, what, err)
-		}
-		time.Sleep(pollInterval)
-	}
 }
 
 // get reads obj by key from the API server.

@@ -3,13 +3,13 @@ package controller_test
 import (
 	"runtime"
 	"testing"
+	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // taskgate_tasks counts the Tasks by plugin and phase as they move, and
@@ -23,7 +23,7 @@ func TestMetricsState(t *testing.T) {
 	transformation := map[string]string{"plugin": string(v1alpha1.PluginTransformation), "result": "succeeded"}
 	nothingMatched := map[string]string{"plugin": string(v1alpha1.PluginTransformation), "result": "succeeded", "reason": controller.ReasonNothingMatched}
 	const subSecond = 0.5
-	finishedBefore := metricValue(t, "taskgate_tasks_finished_total", nothingMatched)
+	finishedBefore := testutil.MetricValue(t, "taskgate_tasks_finished_total", nothingMatched)
 	fastBefore := bucketCount(t, "taskgate_task_duration_seconds", transformation, subSecond)
 
 	mustCreate(t, makeTask(t, ns, "pending", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
@@ -36,7 +36,7 @@ func TestMetricsState(t *testing.T) {
 	waitForPod(t, ns, "pending")
 
 	gauge := func(p v1alpha1.Plugin, phase v1alpha1.TaskPhase) float64 {
-		return metricValue(t, "taskgate_tasks", map[string]string{"plugin": string(p), "phase": string(phase)})
+		return testutil.MetricValue(t, "taskgate_tasks", map[string]string{"plugin": string(p), "phase": string(phase)})
 	}
 	wantGauge := func(want map[v1alpha1.TaskPhase]float64) func() error {
 		return func() error {
@@ -51,19 +51,19 @@ func TestMetricsState(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, "tasks counted by phase", wantGauge(map[v1alpha1.TaskPhase]float64{
+	testutil.Eventually(t, "tasks counted by phase", wantGauge(map[v1alpha1.TaskPhase]float64{
 		v1alpha1.TaskPending: 1, v1alpha1.TaskRunning: 1, v1alpha1.TaskFailed: 1, v1alpha1.TaskSucceeded: 0}))
-	if findMetric(t, "taskgate_tasks", map[string]string{"plugin": string(v1alpha1.PluginRunSync), "phase": string(v1alpha1.TaskPending)}) == nil {
+	if testutil.FindMetric(t, "taskgate_tasks", map[string]string{"plugin": string(v1alpha1.PluginRunSync), "phase": string(v1alpha1.TaskPending)}) == nil {
 		t.Error("taskgate_tasks has no run-synchronization/Pending series: every plugin and phase is reported, 0 included")
 	}
 
-	if got := metricValue(t, "taskgate_tasks_finished_total", nothingMatched) - finishedBefore; got != 1 {
+	if got := testutil.MetricValue(t, "taskgate_tasks_finished_total", nothingMatched) - finishedBefore; got != 1 {
 		t.Errorf("taskgate_tasks_finished_total{reason=NothingMatched} moved by %v, want 1", got)
 	}
 	if got := bucketCount(t, "taskgate_task_duration_seconds", transformation, subSecond) - fastBefore; got != 1 {
 		t.Errorf("taskgate_task_duration_seconds{le=%v} moved by %v, want 1: the transformation took milliseconds", subSecond, got)
 	}
-	if m := findMetric(t, "taskgate_build_info", map[string]string{"go_version": runtime.Version()}); m == nil || m.GetGauge().GetValue() != 1 {
+	if m := testutil.FindMetric(t, "taskgate_build_info", map[string]string{"go_version": runtime.Version()}); m == nil || m.GetGauge().GetValue() != 1 {
 		t.Errorf("taskgate_build_info{go_version=%s} = %v, want 1", runtime.Version(), m)
 	}
 
@@ -73,15 +73,13 @@ func TestMetricsState(t *testing.T) {
 	if err := k8sClient.Delete(t.Context(), task); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "deleted task not counted", wantGauge(map[v1alpha1.TaskPhase]float64{v1alpha1.TaskPending: 1, v1alpha1.TaskRunning: 0}))
+	testutil.Eventually(t, "deleted task not counted", wantGauge(map[v1alpha1.TaskPhase]float64{v1alpha1.TaskPending: 1, v1alpha1.TaskRunning: 0}))
 }
 
 // A transformation that matched nothing succeeds, says so in its message,
 // and records a Warning Event besides its outcome's.
 func TestTransformationNothingMatched(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	mustCreate(t, makeTask(t, ns, "empty", v1alpha1.PluginTransformation, nothingToPatch(ns)))
 	task := waitForTask(t, ns, "empty", v1alpha1.TaskSucceeded)
@@ -92,11 +90,7 @@ func TestTransformationNothingMatched(t *testing.T) {
 	if got := task.Status.Transformation; got == nil || got.Matched != 0 || got.Patched != 0 {
 		t.Errorf("status.transformation = %+v, want all zero", got)
 	}
-	waitForEvents(t, task, controller.EventNothingMatched, controller.EventSucceeded)
-	events, err := taskEvents(t, task)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := waitForEventsList(t, task, controller.EventNothingMatched, controller.EventSucceeded)
 	for _, e := range events {
 		if e.Reason == controller.EventNothingMatched && (e.Type != corev1.EventTypeWarning || e.Note != want) {
 			t.Errorf("%s event: %s %q, want Warning %q", e.Reason, e.Type, e.Note, want)
@@ -113,29 +107,38 @@ func TestMetricsObservedOnce(t *testing.T) {
 	startManager(t, ns)
 	labels := map[string]string{"plugin": string(v1alpha1.PluginCustomImage), "result": "failed"}
 	byReason := map[string]string{"plugin": string(v1alpha1.PluginCustomImage), "result": "failed", "reason": controller.ReasonPodFailed}
-	finished := func() float64 { return metricValue(t, "taskgate_tasks_finished_total", byReason) }
-	durations := func() float64 { return metricValue(t, "taskgate_task_duration_seconds", labels) }
-	finishedBefore, durationsBefore := finished(), durations()
+	finished := func() float64 { return testutil.MetricValue(t, "taskgate_tasks_finished_total", byReason) }
+	durations := func() float64 { return testutil.MetricValue(t, "taskgate_task_duration_seconds", labels) }
+	seconds := func() float64 {
+		return testutil.FindMetric(t, "taskgate_task_duration_seconds", labels).GetHistogram().GetSampleSum()
+	}
+	finishedBefore, durationsBefore, secondsBefore := finished(), durations(), seconds()
+	created := time.Now()
 
 	mustCreate(t, makeTask(t, ns, "counted", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
 	setPodStatus(t, waitForPod(t, ns, "counted"), corev1.PodFailed, 1, "Error")
 	task := waitForTask(t, ns, "counted", v1alpha1.TaskFailed)
-	eventually(t, "task counted", func() error {
+	testutil.Eventually(t, "task counted", func() error {
 		if got := finished() - finishedBefore; got != 1 {
 			return errNotYet("counter moved by %v", got)
 		}
 		return nil
 	})
+	// The observed duration is the Task's own, from its creation to its
+	// end: more than nothing, less than this test has waited.
+	if got, most := seconds()-secondsBefore, time.Since(created).Seconds(); got <= 0 || got > most {
+		t.Errorf("taskgate_task_duration_seconds grew by %vs, want the Task's duration, in (0, %v]", got, most)
+	}
 
 	// Make the controller look at the finished Task again, and wait until it did.
 	reconciles := func() float64 {
-		return metricValue(t, "controller_runtime_reconcile_total", map[string]string{"controller": "task-" + string(v1alpha1.PluginCustomImage), "result": "success"})
+		return testutil.MetricValue(t, "controller_runtime_reconcile_total", map[string]string{"controller": "task-" + string(v1alpha1.PluginCustomImage), "result": "success"})
 	}
 	seen := reconciles()
 	if err := k8sClient.Patch(t.Context(), task, rawPatch(`{"metadata":{"labels":{"poke":"1"}}}`)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "another reconcile", func() error {
+	testutil.Eventually(t, "another reconcile", func() error {
 		if reconciles() <= seen {
 			return errNotYet("no reconcile since the label change")
 		}
@@ -149,48 +152,10 @@ func TestMetricsObservedOnce(t *testing.T) {
 	}
 }
 
-// metricValue reads a counter's or a gauge's value, or a histogram's sample
-// count, from controller-runtime's registry for the series with these
-// labels (0 when there is none).
-func metricValue(t *testing.T, name string, labels map[string]string) float64 {
-	t.Helper()
-	m := findMetric(t, name, labels)
-	switch {
-	case m == nil:
-		return 0
-	case m.GetHistogram() != nil:
-		return float64(m.GetHistogram().GetSampleCount())
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue()
-	}
-	return m.GetCounter().GetValue()
-}
-
-// findMetric gathers controller-runtime's registry and returns the series
-// of name with these labels, or nil.
-func findMetric(t *testing.T, name string, labels map[string]string) *dto.Metric {
-	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if hasLabels(m, labels) {
-				return m
-			}
-		}
-	}
-	return nil
-}
-
 // bucketCount is a histogram's cumulative count of observations up to le.
 func bucketCount(t *testing.T, name string, labels map[string]string, le float64) uint64 {
 	t.Helper()
-	m := findMetric(t, name, labels)
+	m := testutil.FindMetric(t, name, labels)
 	for _, b := range m.GetHistogram().GetBucket() {
 		if b.GetUpperBound() == le {
 			return b.GetCumulativeCount()
@@ -200,17 +165,4 @@ func bucketCount(t *testing.T, name string, labels map[string]string, le float64
 		t.Fatalf("%s has no bucket le=%v", name, le)
 	}
 	return 0
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	matched := 0
-	for _, l := range m.GetLabel() {
-		if v, ok := want[l.GetName()]; ok {
-			if v != l.GetValue() {
-				return false
-			}
-			matched++
-		}
-	}
-	return matched == len(want)
 }

@@ -3,15 +3,11 @@ package controller_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"path/filepath"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -42,36 +38,28 @@ var transformationRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{scopeTestGroup}, Resources: []string{"*"}},
 }
 
-// chartRole renders the chart's manager ClusterRole for actAs (one source
-// of truth: charts/taskgate/templates/rbac.yaml, no copy here to drift)
-// with the harness's transformationRules, and names it name. Both halves
-// run as in an installation; certs.mode=cert-manager leaves out the built-in
-// rotator's webhook-configuration rules, since envtest serves the
-// certificates. allowedClusterRoles stays the chart's default (empty): no
-// controller-mode test binds a ClusterRole, so that manager holds no bind.
-func chartRole(ctx context.Context, actAs actas.Mode, name string) (*rbacv1.ClusterRole, error) {
+// chartValues are the chart values of the manager for actAs (one source of
+// truth: charts/taskgate/templates/rbac.yaml, no copy here to drift) with
+// the harness's transformationRules. Both halves run as in an
+// installation; certs.mode=cert-manager leaves out the built-in rotator's
+// webhook-configuration rules, since envtest serves the certificates.
+// allowedClusterRoles stays the chart's default (empty): no controller-mode
+// test binds a ClusterRole, so that manager holds no bind.
+func chartValues(actAs actas.Mode) (string, error) {
 	values, err := json.Marshal(map[string]any{
 		"actAs":               string(actAs),
 		"certs":               map[string]string{"mode": "cert-manager"},
 		"transformationRules": testutil.ChartRules(transformationRules),
 	})
-	if err != nil {
-		return nil, err
-	}
-	role, err := testutil.ChartClusterRole(ctx, testutil.HelmPath(), filepath.Join("..", "..", "charts", "taskgate"), string(values))
-	if err != nil {
-		return nil, err
-	}
-	role.ObjectMeta = metav1.ObjectMeta{Name: name}
-	return role, nil
+	return string(values), err
 }
 
 // setUpIdentities creates the admin group's binding and the two manager
-// users, each bound to the chart's ClusterRole for its mode, returning the
+// users, each holding the chart's ClusterRole for its mode, returning the
 // managers' configs.
-func setUpIdentities(env *envtest.Environment, admin client.Client) (requesterMode, controllerMode *rest.Config, err error) {
+func setUpIdentities(cp *testutil.ControlPlane) (requesterMode, controllerMode *rest.Config, err error) {
 	ctx := context.Background()
-	if err := bindCluster(ctx, admin, "test-cluster-admins", "cluster-admin", rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: adminGroup}); err != nil {
+	if err := cp.BindClusterRole(ctx, "test-cluster-admins", "cluster-admin", testutil.GroupSubject(adminGroup)); err != nil {
 		return nil, nil, err
 	}
 	for _, u := range []struct {
@@ -82,21 +70,15 @@ func setUpIdentities(env *envtest.Environment, admin client.Client) (requesterMo
 		{managerUser, actas.ModeRequester, &requesterMode},
 		{controllerModeUser, actas.ModeController, &controllerMode},
 	} {
-		user, err := env.AddUser(envtest.User{Name: u.name}, nil)
+		values, err := chartValues(u.actAs)
 		if err != nil {
-			return nil, nil, fmt.Errorf("add user %s: %w", u.name, err)
-		}
-		role, err := chartRole(ctx, u.actAs, u.name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("render the chart's ClusterRole for %s: %w", u.name, err)
-		}
-		if err := admin.Create(ctx, role); err != nil {
-			return nil, nil, fmt.Errorf("create cluster role %s: %w", u.name, err)
-		}
-		if err := bindCluster(ctx, admin, u.name, u.name, rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: u.name}); err != nil {
 			return nil, nil, err
 		}
-		*u.cfg = user.Config()
+		id, err := cp.AddChartUser(ctx, u.name, values)
+		if err != nil {
+			return nil, nil, err
+		}
+		*u.cfg = id.Config
 	}
 	return requesterMode, controllerMode, nil
 }
@@ -116,18 +98,9 @@ func newRequester(t *testing.T, ns, name string, nsRules, clusterRules []rbacv1.
 	}
 	if len(clusterRules) > 0 {
 		mustCreate(t, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name}, Rules: clusterRules})
-		if err := bindCluster(t.Context(), k8sClient, ns+"-"+name, ns+"-"+name, subject); err != nil {
+		if err := cp.BindClusterRole(t.Context(), ns+"-"+name, ns+"-"+name, subject); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return &v1alpha1.Requester{Username: user, Groups: []string{"test:requesters"}}
-}
-
-func bindCluster(ctx context.Context, c client.Client, name, role string, subject rbacv1.Subject) error {
-	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}, Subjects: []rbacv1.Subject{subject}}
-	if err := c.Create(ctx, crb); err != nil {
-		return fmt.Errorf("create cluster role binding %s: %w", name, err)
-	}
-	return nil
 }

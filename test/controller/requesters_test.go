@@ -15,9 +15,7 @@ import (
 // The Synchronization is created as the requester: the operator runs it
 // with its own rights, so only someone who may create one gets one.
 func TestRunSynchronizationAsRequester(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	createSyncs := rbacv1.PolicyRule{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"synchronizations"}, Verbs: []string{"create"}}
 	tests := []struct {
 		name      string
@@ -50,9 +48,7 @@ func TestRunSynchronizationAsRequester(t *testing.T) {
 // as through constrained impersonation's serviceaccount mode: it gets its
 // Pod when it may create Pods, and only then.
 func TestServiceAccountRequester(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	tests := []struct {
 		name    string
 		rules   []rbacv1.PolicyRule

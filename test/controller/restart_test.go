@@ -13,6 +13,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // appendArg is a transformation that is not idempotent: every application
@@ -136,7 +137,7 @@ func TestTransformationInterrupted(t *testing.T) {
 func waitForFinished(t *testing.T, ns, name string) *v1alpha1.Task {
 	t.Helper()
 	task := &v1alpha1.Task{}
-	eventually(t, "task "+name+" to finish", func() error {
+	testutil.Eventually(t, "task "+name+" to finish", func() error {
 		if err := get(t, client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
 			return err
 		}
@@ -174,7 +175,7 @@ func TestRestartBetweenAttempts(t *testing.T) {
 		wait func(t *testing.T, ns string)
 	}{
 		{name: "after-checkpoint", wait: func(t *testing.T, ns string) {
-			eventually(t, "attempt 1 recorded", func() error {
+			testutil.Eventually(t, "attempt 1 recorded", func() error {
 				task := &v1alpha1.Task{}
 				if err := get(t, client.ObjectKey{Namespace: ns, Name: "retry"}, task); err != nil {
 					return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // No kubelet runs in these tests: setPodStatus moves each Pod to the phase
@@ -30,7 +31,7 @@ func waitForAttemptPod(t *testing.T, ns, taskName string, n int32) *corev1.Pod {
 	t.Helper()
 	pod := &corev1.Pod{}
 	name := v1alpha1.AttemptPodName(taskName, n)
-	eventually(t, "pod "+name, func() error {
+	testutil.Eventually(t, "pod "+name, func() error {
 		return get(t, client.ObjectKey{Namespace: ns, Name: name}, pod)
 	})
 	return pod
@@ -82,9 +83,7 @@ func attemptsOf(task *v1alpha1.Task) []string {
 // attempt has its own deterministic Pod (the old ones kept), status lists
 // the three, and each failed attempt has one PodFailed Event.
 func TestRetriesUntilSuccess(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	cfg := retrying(2)
 	cfg.TimeoutSeconds = ptr.To[int64](600)
 	task := makeTask(t, ns, "flaky", v1alpha1.PluginCustomImage, cfg)
@@ -141,9 +140,7 @@ func TestRetriesUntilSuccess(t *testing.T) {
 // When the last attempt fails too, the Task fails PodFailed and says which
 // attempt it was.
 func TestRetriesExhausted(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	mustCreate(t, makeTask(t, ns, "broken", v1alpha1.PluginCustomImage, retrying(1)))
 
 	setPodStatus(t, waitForAttemptPod(t, ns, "broken", 0), corev1.PodFailed, 2, "Error")
@@ -237,9 +234,7 @@ func TestRetriesNotForTimeoutOrDeletion(t *testing.T) {
 // A Pod of the next attempt's name that this Task does not control is never
 // taken as that attempt's: the Task fails with NameConflict.
 func TestRetryNameConflict(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	squat := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.AttemptPodName("taken", 1)},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox:1.36"}}},

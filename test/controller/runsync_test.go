@@ -32,9 +32,7 @@ func syncConfig() v1alpha1.RunSynchronizationConfig {
 // The Task creates one Synchronization from its template, with the task
 // label and an owner reference added, and succeeds once it exists.
 func TestRunSynchronization(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	cfg := syncConfig()
 	mustCreate(t, makeTask(t, ns, "nightly", v1alpha1.PluginRunSync, cfg))
@@ -45,7 +43,7 @@ func TestRunSynchronization(t *testing.T) {
 		t.Errorf("status.synchronization = %+v, want name %s", st, name)
 	}
 	if c := succeededCondition(t, task); c.Reason != controller.ReasonSynchronizationCreated {
-		t.Errorf("condition = %+v", c)
+		t.Errorf("condition = %+v, want reason %s", c, controller.ReasonSynchronizationCreated)
 	}
 	sync := &v1alpha1.Synchronization{}
 	mustGet(t, ns, name, sync)

@@ -1,16 +1,21 @@
 package controller_test
 
 import (
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/children"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // The sweeper alone (its manager watches another namespace, so no reconcile
@@ -48,10 +53,30 @@ func TestSweeperRemovesBindingsOfFinishedTasks(t *testing.T) {
 		}
 		mustCreate(t, crb)
 	}
-	startManagerWith(t, newNamespace(t), managerOptions{controller: controller.Options{SweepInterval: 200 * time.Millisecond}})
+	// Each sweep lists the bindings from the API server once: counting those
+	// lists tells when a whole sweep has run after the removal.
+	var sweeps atomic.Int64
+	cfg := rest.CopyConfig(managerCfg)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/clusterrolebindings") && r.URL.Query().Get("watch") == "" {
+				sweeps.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	startManagerWith(t, newNamespace(t), managerOptions{config: cfg, controller: controller.Options{SweepInterval: 200 * time.Millisecond}})
 
 	waitForAbsent(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "finished")}, &rbacv1.ClusterRoleBinding{})
-	time.Sleep(time.Second) // several sweeps
+	// The sweep that removed it may still be going; the one after next
+	// starts only once the next has finished.
+	removedBy := sweeps.Load()
+	testutil.Eventually(t, "two more sweeps", func() error {
+		if n := sweeps.Load() - removedBy; n < 2 {
+			return errNotYet("%d sweeps since the removal, want 2", n)
+		}
+		return nil
+	})
 	for _, tt := range tests {
 		if tt.wantRemoved {
 			continue
@@ -65,3 +90,9 @@ func TestSweeperRemovesBindingsOfFinishedTasks(t *testing.T) {
 		}
 	}
 }
+
+// roundTripperFunc is an http.RoundTripper of a function.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+// RoundTrip implements http.RoundTripper.
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // A transformation is patched as its requester, so RBAC escalation
@@ -22,9 +23,7 @@ import (
 // everything (the API server's own refusal reaches the Task, the Role stays
 // as it was); a requester who holds every right can.
 func TestTransformationRBACEscalation(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	patchRoles := rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles"}, Verbs: []string{"get", "list", "patch"}}
 	grantAll := v1alpha1.TransformationConfig{
@@ -62,14 +61,12 @@ func TestTransformationRBACEscalation(t *testing.T) {
 // time fails the Task before any patch; checked cluster-wide (or admitted
 // before the scope was recorded) it is patched.
 func TestTransformationScopeChanged(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	gvr := createClusterScopedCRD(t, "gizmos")
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(gvr.GroupVersion().WithKind("Gizmo"))
 	obj.SetName("g-" + ns)
-	eventually(t, "gizmo created", func() error { return k8sClient.Create(t.Context(), obj) })
+	testutil.Eventually(t, "gizmo created", func() error { return k8sClient.Create(t.Context(), obj) })
 
 	tests := []struct {
 		name       string
@@ -84,7 +81,7 @@ func TestTransformationScopeChanged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := obj.DeepCopy()
-			eventually(t, "read gizmo", func() error { return get(t, client.ObjectKeyFromObject(before), before) })
+			testutil.Eventually(t, "read gizmo", func() error { return get(t, client.ObjectKeyFromObject(before), before) })
 			cfg := v1alpha1.TransformationConfig{
 				Resources:  []v1alpha1.GroupVersionResource{{Group: gvr.Group, Version: gvr.Version, Resource: gvr.Resource, Scope: tt.scope}},
 				Names:      []string{obj.GetName()},
@@ -168,9 +165,7 @@ func TestTransformationTooManyObjects(t *testing.T) {
 // Patching through the metadata client still patches the whole object and
 // counts right: large ConfigMaps keep their data and gain the patch.
 func TestTransformationLargeObjects(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 	blob := strings.Repeat("x", 700<<10)
 	for i := range 6 {
 		mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("big-%d", i), Labels: map[string]string{"size": "big"}},
@@ -225,7 +220,7 @@ func createClusterScopedCRD(t *testing.T, plural string) schema.GroupVersionReso
 	if err := k8sClient.Create(t.Context(), crd); err != nil {
 		t.Fatalf("create CRD: %v", err)
 	}
-	eventually(t, "CRD established", func() error {
+	testutil.Eventually(t, "CRD established", func() error {
 		if err := get(t, client.ObjectKeyFromObject(crd), crd); err != nil {
 			return err
 		}

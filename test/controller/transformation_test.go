@@ -28,9 +28,7 @@ func setReplicasToOne(labels map[string]string) v1alpha1.TransformationConfig {
 // The transformation patches exactly the Deployments its selector matches,
 // and counts them; a second run finds nothing left to change.
 func TestTransformationScalesSelectedDeployments(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	web := map[string]string{"tier": "web"}
 	for _, d := range []*appsv1.Deployment{
@@ -50,7 +48,7 @@ func TestTransformationScalesSelectedDeployments(t *testing.T) {
 		t.Errorf("status.transformation = %+v, want %+v", got, want)
 	}
 	if c := succeededCondition(t, task); c.Reason != controller.ReasonPatched {
-		t.Errorf("condition = %+v", c)
+		t.Errorf("condition = %+v, want reason %s", c, controller.ReasonPatched)
 	}
 	for _, name := range []string{"web-a", "web-b"} {
 		d := &appsv1.Deployment{}
@@ -134,9 +132,7 @@ func TestTransformationSelection(t *testing.T) {
 // A resource the API server does not serve fails the Task, naming it; an
 // operation that fails on some objects fails the Task, naming them.
 func TestTransformationFailures(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	mustCreate(t, makeDeployment(ns, "with-note", 1, map[string]string{"app": "x"}))
 	mustCreate(t, makeDeployment(ns, "without-note", 1, map[string]string{"app": "x"}))
@@ -192,7 +188,7 @@ func TestTransformationFailures(t *testing.T) {
 				t.Fatalf("status.transformation = %+v, want %+v", got, tt.wantCounts)
 			}
 			if len(got.Failures) != 1 || got.Failures[0].Object != "apps/deployments "+ns+"/without-note" {
-				t.Errorf("failures = %+v", got.Failures)
+				t.Errorf("failures = %+v, want one, for apps/deployments %s/without-note", got.Failures, ns)
 			}
 			wantOnlyEvent(t, task, controller.EventFailed, "1 patched, 0 unchanged, 1 failed", tt.wantMessage)
 		})

@@ -2,7 +2,6 @@ package controller_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,13 +13,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // withTTL sets the Task's spec.ttlSecondsAfterFinished.
@@ -52,7 +50,7 @@ type deletion struct {
 // catch); the watch's DELETED event carries it as it was last stored.
 func watchDeletion(t *testing.T, task *v1alpha1.Task) <-chan deletion {
 	t.Helper()
-	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +86,8 @@ func waitForDeletion(t *testing.T, deleted <-chan deletion, phase v1alpha1.TaskP
 		if due := d.task.Status.CompletionTime.Add(ttl); d.seen.Before(due) {
 			t.Errorf("task %s deleted at %s, before its completionTime %s plus its TTL %s", d.task.Name, d.seen, d.task.Status.CompletionTime, ttl)
 		}
-	case <-time.After(waitTimeout):
-		t.Fatalf("no deletion within %s", waitTimeout)
+	case <-time.After(testutil.WaitTimeout):
+		t.Fatalf("no deletion within %s", testutil.WaitTimeout)
 	}
 }
 
@@ -103,7 +101,7 @@ func created(t *testing.T, task *v1alpha1.Task) <-chan deletion {
 // stillThere checks, for wait (at least once), that the Task is not deleted.
 func stillThere(t *testing.T, task *v1alpha1.Task, wait time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(wait); ; time.Sleep(pollInterval) {
+	for deadline := time.Now().Add(wait); ; time.Sleep(testutil.PollInterval) {
 		if err := get(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{}); err != nil {
 			t.Fatalf("task %s: %v, want it kept", task.Name, err)
 		}
@@ -119,9 +117,7 @@ func stillThere(t *testing.T, task *v1alpha1.Task, wait time.Duration) {
 // collector follows after the background-propagation delete). A Task without
 // TTL, in a manager without default, stays.
 func TestTTLFromSpec(t *testing.T) {
-	t.Parallel()
-	ns := newNamespace(t)
-	startManager(t, ns)
+	ns := parallelWithManager(t)
 
 	cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "nodes")
 	cfg.ClusterRole = "view"
@@ -192,23 +188,11 @@ func TestTTLValidation(t *testing.T) {
 // `kubectl explain` documents the field from the CRD's schema.
 func TestTTLExplained(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("no kubectl beside the control plane (make envtest): %v", err)
-	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "envtest"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
+	bin, path := filepath.Join(testutil.AssetsDir(), "kubectl"), cp.Kubeconfig
 	// The API server publishes a new CRD's OpenAPI a moment after it
 	// installed it.
-	eventually(t, "kubectl explain", func() error {
-		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	testutil.Eventually(t, "kubectl explain", func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), testutil.WaitTimeout)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, bin, "--kubeconfig", path, "explain", "task.spec.ttlSecondsAfterFinished").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "FIELD: ttlSecondsAfterFinished <integer>") ||

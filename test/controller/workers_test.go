@@ -13,6 +13,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // Every plugin has workers of its own: a run-synchronization Task created
@@ -92,7 +93,7 @@ func createConfigMaps(t *testing.T, ns string, n int, labels map[string]string) 
 // waitForReason waits until the Task's Succeeded condition has reason.
 func waitForReason(t *testing.T, ns, name, reason string) {
 	t.Helper()
-	eventually(t, "task "+name+" to be "+reason, func() error {
+	testutil.Eventually(t, "task "+name+" to be "+reason, func() error {
 		task := &v1alpha1.Task{}
 		if err := get(t, client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
 			return err

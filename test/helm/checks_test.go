@@ -56,7 +56,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 	}
 	for probe, path := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
 		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != path || probe.HTTPGet.Port.String() != "health" {
-			t.Errorf("probe for %s = %+v", path, probe)
+			t.Errorf("probe for %s = %+v, want an HTTP GET of %s on port \"health\"", path, probe, path)
 		}
 	}
 	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "health" && p.ContainerPort == 8081 }) {
@@ -180,10 +180,10 @@ func checkBindings(t *testing.T, m manifest, d *appsv1.Deployment) {
 	role := one[rbacv1.Role](t, m, "Role")
 	want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: releaseNS}}
 	if crb.RoleRef.Name != cr.Name || crb.RoleRef.Kind != "ClusterRole" || !slices.Equal(crb.Subjects, want) {
-		t.Errorf("ClusterRoleBinding = %+v", crb)
+		t.Errorf("ClusterRoleBinding = %+v\nwant ClusterRole %s bound to %v", crb, cr.Name, want)
 	}
 	if rb.RoleRef.Name != role.Name || rb.RoleRef.Kind != "Role" || !slices.Equal(rb.Subjects, want) || rb.Namespace != releaseNS {
-		t.Errorf("RoleBinding = %+v", rb)
+		t.Errorf("RoleBinding = %+v\nwant Role %s in %s bound to %v", rb, role.Name, releaseNS, want)
 	}
 }
 

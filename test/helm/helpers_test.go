@@ -8,14 +8,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 const (
@@ -23,23 +26,12 @@ const (
 	releaseNS   = "taskgate-system"
 )
 
-// repoRoot is the module root, found from this file's location so the tests
-// work from any working directory.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
+func repoRoot() string { return testutil.RepoRoot() }
 
 func chartDir() string { return filepath.Join(repoRoot(), "charts", "taskgate") }
 
 // assetsDir is where `make envtest` puts etcd, kube-apiserver, kubectl and helm.
-func assetsDir() string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "taskgate", "envtest-v1.37.2")
-}
+func assetsDir() string { return testutil.AssetsDir() }
 
 // missingAssets names the binaries of assetsDir that are not there.
 func missingAssets(names ...string) []string {
@@ -168,6 +160,7 @@ func typed[T any](t testing.TB, u *unstructured.Unstructured) *T {
 }
 
 func TestMain(m *testing.M) {
+	log.SetLogger(zap.New(zap.WriteTo(io.Discard))) // envtest's start-up chatter
 	code := m.Run()
 	stopEnv()
 	if sharedHelmHome != "" {

@@ -3,15 +3,13 @@ package helm_test
 import (
 	"bytes"
 	"context"
-	"net"
+	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 var (
@@ -38,28 +37,13 @@ var (
 // managerBinary builds cmd/taskgate as the Dockerfile does, once per package.
 func managerBinary(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(repoRoot(), "cmd", "taskgate")); err != nil {
-		skipUnlessCI(t, "cmd/taskgate does not exist yet")
-	}
 	managerOnce.Do(func() {
-		managerPath = filepath.Join(helmHome(t), "taskgate")
-		if out, err := goCmd("build", "-trimpath", "-o", managerPath, "./cmd/taskgate"); err != nil {
-			managerErr = &buildError{out: out, err: err}
-		}
+		managerPath, managerErr = testutil.BuildTaskgate(repoRoot(), helmHome(t))
 	})
 	if managerErr != nil {
 		t.Fatal(managerErr)
 	}
 	return managerPath
-}
-
-type buildError struct {
-	out string
-	err error
-}
-
-func (e *buildError) Error() string {
-	return "go build ./cmd/taskgate: " + e.err.Error() + "\n" + e.out
 }
 
 // managerRun says which chart configuration the manager runs with.
@@ -83,58 +67,40 @@ type managerRun struct {
 func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string, run managerRun) {
 	bin := managerBinary(t)
 	kc := serviceAccountKubeconfig(ctx, t, c, adminKubeconfig, releaseNS, "taskgate")
-	webhookPort, healthPort := freePort(t), freePort(t)
+	webhookPort, healthPort := testutil.MustFreePort(t), testutil.MustFreePort(t)
 	certDir := t.TempDir()
 	stopSync := mountSecret(ctx, t, c, client.ObjectKey{Namespace: releaseNS, Name: "taskgate-webhook-cert"}, certDir)
 	defer stopSync()
-	var log bytes.Buffer
 	validating := "taskgate-validating"
 	if run.singleCall {
 		validating = ""
 	}
-	cmd := exec.Command(bin, "manager", "--leader-elect", "--metrics-bind-address=0",
+	mgr, err := testutil.StartProcess(bin, kc, nil, "manager", "--leader-elect", "--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(healthPort), "--webhook-port="+strconv.Itoa(webhookPort),
 		"--cert-dir="+certDir, "--cert-rotation", "--namespace="+releaseNS,
 		"--cert-secret-name=taskgate-webhook-cert", "--webhook-service-name=taskgate-webhook",
 		"--mutating-webhook-configuration=taskgate-mutating", "--validating-webhook-configuration="+validating,
 		"--access-review-cache-ttl=10s", "--act-as="+run.actAs, "--preflight=true", "--log-format=json")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kc)
-	cmd.Stdout, cmd.Stderr = &syncWriter{w: &log}, &syncWriter{w: &log}
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		mgr.Stop(20 * time.Second)
 		if t.Failed() {
-			t.Logf("manager log:\n%s", logText(&log))
+			t.Logf("manager log:\n%s", mgr.Output())
 		}
 	}()
 
 	ready := "http://127.0.0.1:" + strconv.Itoa(healthPort) + "/readyz"
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		text := logText(&log)
-		if httpStatus(ready) == http.StatusOK && strings.Contains(text, `"msg":"Starting workers"`) {
-			break
+	if err := mgr.WaitFor(90*time.Second, func(out string) error {
+		if status := httpStatus(ready); status != http.StatusOK || !strings.Contains(out, `"msg":"Starting workers"`) {
+			return fmt.Errorf("manager not ready (%s: %d) with controller workers started", ready, status)
 		}
-		select {
-		case err := <-exited:
-			t.Fatalf("manager exited: %v", err)
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("manager not ready with controller workers started after 90s")
-		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
-	text := logText(&log)
+	text := mgr.Output()
 	if strings.Contains(strings.ToLower(text), "forbidden") {
 		t.Error("the manager hit Forbidden with the chart's RBAC")
 	}
@@ -152,7 +118,7 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 		t.Errorf("no caBundle injected into taskgate-mutating: %v", err)
 	}
 	if run.singleCall {
-		if text := logText(&log); strings.Contains(text, "Webhook not found") {
+		if text := mgr.Output(); strings.Contains(text, "Webhook not found") {
 			t.Error("single-call mode: the rotator looks for a webhook configuration the chart does not render")
 		}
 		return
@@ -194,35 +160,34 @@ func checkBindForbidden(ctx context.Context, t *testing.T, c client.Client, admi
 	if cond.Reason != "BindForbidden" || !strings.Contains(cond.Message, "allowedClusterRoles") {
 		t.Errorf("Task failed with %s: %s; want BindForbidden naming allowedClusterRoles", cond.Reason, cond.Message)
 	}
-	if len(task.Finalizers) > 0 {
-		// The finalizer goes once the failed Task is cleaned up.
-		deadline := time.Now().Add(10 * time.Second)
-		for len(task.Finalizers) > 0 && time.Now().Before(deadline) {
-			time.Sleep(200 * time.Millisecond)
-			_ = c.Get(ctx, client.ObjectKeyFromObject(task), task)
+	// The finalizer goes once the failed Task is cleaned up.
+	testutil.EventuallyWithin(t, 10*time.Second, "the failed Task's finalizers removed", func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(task), task); err != nil {
+			return err
 		}
 		if len(task.Finalizers) > 0 {
-			t.Errorf("finalizers left on the failed Task: %v", task.Finalizers)
+			return fmt.Errorf("finalizers %v, want none", task.Finalizers)
 		}
-	}
+		return nil
+	})
 }
 
 // waitFailed waits until the Task's Succeeded condition is False and returns it.
 func waitFailed(ctx context.Context, t *testing.T, c client.Client, task *v1alpha1.Task, timeout time.Duration) metav1.Condition {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var cond metav1.Condition
+	testutil.EventuallyWithin(t, timeout, "Task "+task.Name+" failed", func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(task), task); err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if cond := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded); cond != nil && cond.Status == metav1.ConditionFalse {
-			return *cond
+		c := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded)
+		if c == nil || c.Status != metav1.ConditionFalse {
+			return fmt.Errorf("condition %s is %+v, want status False", v1alpha1.ConditionSucceeded, c)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Task %s not failed after %s: %+v", task.Name, timeout, task.Status)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		cond = *c
+		return nil
+	})
+	return cond
 }
 
 // mountSecret plays the kubelet's part for a Secret volume: it copies the
@@ -278,16 +243,6 @@ func serviceAccountKubeconfig(ctx context.Context, t *testing.T, c client.Client
 	return path
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func httpStatus(url string) int {
 	c := http.Client{Timeout: time.Second}
 	resp, err := c.Get(url)
@@ -296,21 +251,4 @@ func httpStatus(url string) int {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode
-}
-
-var logMu sync.Mutex
-
-// syncWriter serialises the manager's stdout and stderr into one buffer.
-type syncWriter struct{ w *bytes.Buffer }
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	logMu.Lock()
-	defer logMu.Unlock()
-	return s.w.Write(p)
-}
-
-func logText(b *bytes.Buffer) string {
-	logMu.Lock()
-	defer logMu.Unlock()
-	return b.String()
 }

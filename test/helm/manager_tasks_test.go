@@ -2,6 +2,7 @@ package helm_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // The admin of these tests is bound to cluster-admin through an ordinary
@@ -62,22 +64,18 @@ func checkActsAsRequester(ctx context.Context, t *testing.T, c client.Client, ad
 	t.Run("admin's Task gets its Pod and binding", func(t *testing.T) {
 		var pod corev1.Pod
 		var crb rbacv1.ClusterRoleBinding
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testutil.Eventually(t, "the admin's Task's Pod and binding", func() error {
 			podErr := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: v1alpha1.PodName(ok.Name)}, &pod)
 			crbErr := c.Get(ctx, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName("default", ok.Name)}, &crb)
 			if podErr == nil && crbErr == nil {
-				break
+				return nil
 			}
 			_ = c.Get(ctx, client.ObjectKeyFromObject(ok), ok)
 			if cond := meta.FindStatusCondition(ok.Status.Conditions, v1alpha1.ConditionSucceeded); cond != nil && cond.Status == metav1.ConditionFalse {
 				t.Fatalf("the admin's Task failed: %s: %s (the controller must create the Pod and binding as the requester)", cond.Reason, cond.Message)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after 30s: pod %v, binding %v; Task status %+v", podErr, crbErr, ok.Status)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return fmt.Errorf("pod %v, binding %v; Task phase %q, message %q", podErr, crbErr, ok.Status.Phase, ok.Status.Message)
+		})
 		if crb.RoleRef.Name != "view" || crb.Labels[v1alpha1.TaskUIDLabel] != string(ok.UID) {
 			t.Errorf("binding %s: role %s, labels %v; want view and the Task's UID", crb.Name, crb.RoleRef.Name, crb.Labels)
 		}
@@ -101,19 +99,14 @@ func checkActsAsRequester(ctx context.Context, t *testing.T, c client.Client, ad
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testutil.Eventually(t, "the deleted Task and its binding gone", func() error {
 		errTask := c.Get(ctx, client.ObjectKeyFromObject(ok), &v1alpha1.Task{})
 		errCRB := c.Get(ctx, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName("default", ok.Name)}, &rbacv1.ClusterRoleBinding{})
 		if apierrors.IsNotFound(errTask) && apierrors.IsNotFound(errCRB) {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("30s after deleting the Task: Task %v, binding %v (want both gone)", errTask, errCRB)
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Errorf("Task %v, binding %v; want both NotFound", errTask, errCRB)
+	})
 }
 
 func customImageTask(name string, requester *v1alpha1.Requester, extra string) *v1alpha1.Task {

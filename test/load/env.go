@@ -13,16 +13,15 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 	"github.com/astronetes/taskgate/webhook"
 )
 
@@ -145,48 +144,24 @@ func (e *benchEnv) startWebhooks(root string) error {
 // startWebhookManager runs a manager with taskgate's webhooks (opts) as
 // e.manager on a port of its own, and returns its base URL.
 func (e *benchEnv) startWebhookManager(certDir, prefix string, opts webhook.Options, reqs *requestCounter, extra func(ctrl.Manager) error) (string, error) {
-	port, err := kit.FreePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return "", err
 	}
 	cfg := rest.CopyConfig(e.manager.Config)
 	cfg.Wrap(reqs.wrap)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  kit.Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  "0",
-		GracefulShutdownTimeout: ptr.To(5 * time.Second),
+	setup := []func(ctrl.Manager) error{func(mgr ctrl.Manager) error { return webhook.SetupWithManager(mgr, opts) }}
+	if extra != nil {
+		setup = append(setup, extra)
+	}
+	mgr, err := testutil.StartManager(cfg, ctrl.Options{
 		WebhookServer: &prefixedServer{counts: e.srv, prefix: prefix,
 			Server: crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})},
-	})
+	}, setup...)
 	if err != nil {
-		return "", fmt.Errorf("create manager: %w", err)
+		return "", err
 	}
-	if err := webhook.SetupWithManager(mgr, opts); err != nil {
-		return "", fmt.Errorf("set up webhooks: %w", err)
-	}
-	if extra != nil {
-		if err := extra(mgr); err != nil {
-			return "", err
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "webhook manager:", err)
-		}
-	}()
-	e.stops = append([]func(){func() { cancel(); <-done }}, e.stops...)
-	srv := mgr.GetWebhookServer()
-	deadline := time.Now().Add(30 * time.Second)
-	for srv.StartedChecker()(nil) != nil {
-		if time.Now().After(deadline) {
-			return "", errors.New("webhook server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.stops = append([]func(){func() { _ = mgr.Stop() }}, e.stops...)
 	return fmt.Sprintf("https://127.0.0.1:%d", port), nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // notes is the hand-written part of BENCHMARKS.md: method, profiles, options.
@@ -79,7 +80,7 @@ func (r *report) markdown() string {
 		r.opts.command, strings.Join(append([]string{"go run ./test/load"}, quoteArgs(os.Args[1:])...), " "),
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Second))
 	fmt.Fprintf(&b, "Machine: %d cores (nproc), %s, %s RAM, Linux %s, %s; Kubernetes %s control plane (envtest: etcd + kube-apiserver, on the same machine). Load average (1 min) at start %s, at end %s.\n\n",
-		runtime.NumCPU(), cpuModel(), memTotal(), osRelease(), runtime.Version(), kit.EnvtestVersion, r.loadStart, r.loadEnd)
+		runtime.NumCPU(), cpuModel(), memTotal(), osRelease(), runtime.Version(), testutil.KubeVersion(), r.loadStart, r.loadEnd)
 	b.WriteString("## Summary\n\n")
 	table(&b, []string{"figure", "measured", "target", "verdict"}, r.summary)
 	for _, s := range sections {

@@ -12,27 +12,21 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 var k8s client.Client
@@ -40,72 +34,42 @@ var k8s client.Client
 // adminGroup is bound to cluster-admin, as kubeadm's kubeadm:cluster-admins.
 const adminGroup = "test:cluster-admins"
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
+func TestMain(m *testing.M) {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(os.Getenv("TASKGATE_TEST_LOG") != "")))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		home, _ := os.UserHomeDir()
-		_ = os.Setenv("KUBEBUILDER_ASSETS", filepath.Join(home, ".cache", "taskgate", "envtest-v1.37.2"))
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "automation.astronetes.io_tasks.yaml")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start control plane:", err)
-		return 1
-	}
-	defer env.Stop() //nolint:errcheck // best effort at the end of the run
-
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: controller.CacheByObject(mapper)},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
-		return 1
-	}
-	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 2}); err != nil {
-		fmt.Fprintln(os.Stderr, "controller:", err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager stopped:", err)
+	opts := testutil.Options{CRDs: []string{filepath.Join(testutil.RepoRoot(), "config", "crd", "automation.astronetes.io_tasks.yaml")}}
+	os.Exit(testutil.RunSuite(m, opts, func(cp *testutil.ControlPlane) error {
+		k8s = cp.Client
+		if err := startManager(cp); err != nil {
+			return err
 		}
-	}()
-	defer func() { cancel(); <-done }()
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return cp.BindClusterRole(context.Background(), "test-cluster-admins", "cluster-admin", testutil.GroupSubject(adminGroup))
+	}))
+}
+
+// startManager runs the controller as envtest's admin, with the cache
+// options of cmd/taskgate, which ask the API server which kinds it serves.
+func startManager(cp *testutil.ControlPlane) error {
+	httpClient, err := rest.HTTPClientFor(cp.Config)
+	if err != nil {
+		return err
 	}
-	admins := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "test-cluster-admins"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: adminGroup}}}
-	if err := k8s.Create(ctx, admins); err != nil {
-		fmt.Fprintln(os.Stderr, "bind the admin group:", err)
-		return 1
+	mapper, err := apiutil.NewDynamicRESTMapper(cp.Config, httpClient)
+	if err != nil {
+		return err
 	}
-	return m.Run()
+	mgr, err := testutil.StartManager(cp.Config, ctrl.Options{Cache: cache.Options{ByObject: controller.CacheByObject(mapper)}},
+		func(mgr ctrl.Manager) error {
+			return controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 2})
+		})
+	if err != nil {
+		return err
+	}
+	cp.OnStop(func() {
+		if err := mgr.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	})
+	return nil
 }
 
 func TestWithoutSynchronizationCRD(t *testing.T) {
@@ -132,24 +96,20 @@ func TestWithoutSynchronizationCRD(t *testing.T) {
 			if err := k8s.Create(ctx, task); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(30 * time.Second)
-			for {
+			testutil.Eventually(t, "Task "+tt.name+" finished", func() error {
 				var got v1alpha1.Task
-				if err := k8s.Get(ctx, types.NamespacedName{Namespace: "default", Name: tt.name}, &got); err != nil {
-					t.Fatal(err)
+				if err := k8s.Get(ctx, client.ObjectKeyFromObject(task), &got); err != nil {
+					return err
 				}
 				c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionSucceeded)
-				if c != nil && c.Status != metav1.ConditionUnknown {
-					if c.Status != tt.wantStatus || c.Reason != tt.wantReason {
-						t.Fatalf("condition %s/%s (%s), want %s/%s", c.Status, c.Reason, c.Message, tt.wantStatus, tt.wantReason)
-					}
-					return
+				if c == nil || c.Status == metav1.ConditionUnknown {
+					return fmt.Errorf("condition %s: %+v, want it True or False", v1alpha1.ConditionSucceeded, c)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("Task not finished: %+v", got.Status)
+				if c.Status != tt.wantStatus || c.Reason != tt.wantReason {
+					t.Fatalf("condition %s/%s (%s), want %s/%s", c.Status, c.Reason, c.Message, tt.wantStatus, tt.wantReason)
 				}
-				time.Sleep(100 * time.Millisecond)
-			}
+				return nil
+			})
 		})
 	}
 }

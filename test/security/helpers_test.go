@@ -2,6 +2,7 @@ package security_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,19 +14,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/testutil"
 )
-
-const waitTimeout = 30 * time.Second
-
-func metav1ObjectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
 
 // cacheOptions are the manager's (cmd/taskgate): only labelled children cached.
 func cacheOptions() cache.Options {
@@ -97,8 +93,11 @@ func grant(t *testing.T, ns, subject string, rules ...rbacv1.PolicyRule) {
 // waitAllowed waits until RBAC's cache answers for a fresh grant.
 func waitAllowed(t *testing.T, ns, subject string, r rbacv1.PolicyRule) {
 	t.Helper()
-	_ = wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
-		return allowed(ctx, ns, subject, r), nil
+	testutil.EventuallyWithin(t, 5*time.Second, subject+" allowed to "+r.Verbs[0]+" "+r.Resources[0]+" in "+ns, func() error {
+		if !allowed(context.Background(), ns, subject, r) {
+			return errors.New("SubjectAccessReview not allowed yet")
+		}
+		return nil
 	})
 }
 
@@ -133,15 +132,15 @@ func mustRefuse(t *testing.T, err error, want ...string) {
 func finished(t *testing.T, ns, name string) *v1alpha1.Task {
 	t.Helper()
 	task := &v1alpha1.Task{}
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
-			return false, client.IgnoreNotFound(err)
+	testutil.Eventually(t, "task "+ns+"/"+name+" finished", func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
+			return err
 		}
-		return task.Status.Phase == v1alpha1.TaskSucceeded || task.Status.Phase == v1alpha1.TaskFailed, nil
+		if task.Status.Phase != v1alpha1.TaskSucceeded && task.Status.Phase != v1alpha1.TaskFailed {
+			return fmt.Errorf("phase %q, message %q; want Succeeded or Failed", task.Status.Phase, task.Status.Message)
+		}
+		return nil
 	})
-	if err != nil {
-		t.Fatalf("task %s/%s did not finish: phase %q, message %q", ns, name, task.Status.Phase, task.Status.Message)
-	}
 	return task
 }
 
@@ -178,13 +177,6 @@ func requesterOf(t *testing.T, ns, name string) *v1alpha1.Requester {
 	task := &v1alpha1.Task{}
 	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, task))
 	return task.Spec.Requester
-}
-
-func requireRequesterMode(t *testing.T) {
-	t.Helper()
-	if mode != actas.ModeRequester {
-		t.Skipf("--act-as=%s: only admission guards this mode; the run is not judged as the requester", mode)
-	}
 }
 
 func must(t *testing.T, err error) {
@@ -228,24 +220,22 @@ func waitBinding(t *testing.T, ns, task string) *rbacv1.ClusterRoleBinding {
 
 func waitExists(t *testing.T, obj client.Object, key client.ObjectKey) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err := k8s.Get(ctx, key, obj)
-		return err == nil, client.IgnoreNotFound(err)
+	testutil.Eventually(t, fmt.Sprintf("%T %s to appear", obj, key), func() error {
+		if err := k8s.Get(context.Background(), key, obj); err != nil {
+			return fmt.Errorf("%w\n%s", err, taskStates(key.Namespace))
+		}
+		return nil
 	})
-	if err != nil {
-		t.Fatalf("%T %s did not appear: %v\n%s", obj, key, err, taskStates(key.Namespace))
-	}
 }
 
 func waitGone(t *testing.T, obj client.Object, key client.ObjectKey) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err := k8s.Get(ctx, key, obj)
-		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	testutil.Eventually(t, fmt.Sprintf("%T %s to be gone", obj, key), func() error {
+		if err := k8s.Get(context.Background(), key, obj); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get: %v, want NotFound", err)
+		}
+		return nil
 	})
-	if err != nil {
-		t.Fatalf("%T %s is still there: %v", obj, key, err)
-	}
 }
 
 // taskStates describes the Tasks in ns (all namespaces if ns is empty), for
@@ -260,15 +250,4 @@ func taskStates(ns string) string {
 		fmt.Fprintf(&b, "task %s/%s: phase %q reason %q message %q\n", task.Namespace, task.Name, task.Status.Phase, reason(&task), task.Status.Message)
 	}
 	return b.String()
-}
-
-// waitFor polls cond until it holds or the wait times out.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(context.Context) (bool, error) {
-		return cond(), nil
-	})
-	if err != nil {
-		t.Fatalf("condition not met: %v", err)
-	}
 }

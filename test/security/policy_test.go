@@ -2,6 +2,7 @@ package security_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // With taskgate's webhooks out of the way (enableWebhooks=false, or their
@@ -67,8 +69,10 @@ func removeWebhooks(t *testing.T) {
 	// wait until a Task without a webhook default reaches the policy alone.
 	ns := newNamespace(t, "")
 	probe := newTask(ns, "probe", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)
-	waitFor(t, func() bool {
-		err := k8s.Create(ctx, probe.DeepCopy())
-		return err != nil && strings.Contains(err.Error(), "spec.requester must be")
+	testutil.Eventually(t, "the requester policy refusing a Task without the webhooks", func() error {
+		if err := k8s.Create(ctx, probe.DeepCopy()); err == nil || !strings.Contains(err.Error(), "spec.requester must be") {
+			return fmt.Errorf("create: %v, want the policy's refusal (spec.requester must be ...)", err)
+		}
+		return nil
 	})
 }

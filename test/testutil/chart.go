@@ -21,22 +21,8 @@ import (
 // chart is the one source of truth, and a rule added to or dropped from it
 // reaches every harness at once.
 
-// EnvtestVersion is the Kubernetes version `make envtest` builds into
-// ~/.cache/taskgate/envtest-<version>, the harnesses' default
-// KUBEBUILDER_ASSETS.
-const EnvtestVersion = "v1.37.2"
-
-// HelmPath is the helm binary `make envtest` puts beside kube-apiserver:
-// $KUBEBUILDER_ASSETS/helm, or under ~/.cache/taskgate/envtest-<version>
-// when KUBEBUILDER_ASSETS is unset (as the harnesses default it).
-func HelmPath() string {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		home, _ := os.UserHomeDir()
-		assets = filepath.Join(home, ".cache", "taskgate", "envtest-"+EnvtestVersion)
-	}
-	return filepath.Join(assets, "helm")
-}
+// HelmPath is the helm binary `make envtest` puts beside kube-apiserver.
+func HelmPath() string { return filepath.Join(AssetsDir(), "helm") }
 
 // Render runs `helm template taskgate <chartDir> --namespace taskgate-system`
 // offline with values (a YAML document of chart values) and returns the

@@ -4,16 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/astronetes/taskgate/test/testutil"
 )
@@ -30,14 +24,8 @@ const AdminGroup = "kubeadm:cluster-admins"
 // system:masters client would take the legacy path).
 const ManagerUser = "taskgate-manager"
 
-// Identity is a user of the control plane: its config, a client and a
-// kubeconfig file for subprocesses.
-type Identity struct {
-	Name       string
-	Config     *rest.Config
-	Client     client.Client
-	Kubeconfig string
-}
+// Identity is a user of the control plane (testutil.Identity).
+type Identity = testutil.Identity
 
 // TransformationRules are the chart value transformationRules the harness
 // renders the manager's ClusterRole with (the chart's defaults): what a
@@ -47,24 +35,30 @@ var TransformationRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"configmaps"}},
 }
 
-// RequesterModeRole is the manager's ClusterRole in --act-as=requester mode
-// as the chart at root renders it (helm template, offline; one source of
-// truth: charts/taskgate/templates/rbac.yaml, no copy here to drift), with
-// TransformationRules: its own rights (none of them lends a requester
-// anything) and the constrained-impersonation rules for the children it
-// writes as the requester. certs.mode=cert-manager leaves out the built-in
-// rotator's webhook-configuration rules: the harness brings its own
-// certificates. The role is named ManagerUser.
-func RequesterModeRole(ctx context.Context, root string) (*rbacv1.ClusterRole, error) {
+// requesterModeValues are the chart values of RequesterModeRole.
+// certs.mode=cert-manager leaves out the built-in rotator's
+// webhook-configuration rules: the harness brings its own certificates.
+func requesterModeValues() (string, error) {
 	values, err := json.Marshal(map[string]any{
 		"actAs":               "requester",
 		"certs":               map[string]string{"mode": "cert-manager"},
 		"transformationRules": testutil.ChartRules(TransformationRules),
 	})
+	return string(values), err
+}
+
+// RequesterModeRole is the manager's ClusterRole in --act-as=requester mode
+// as the chart at root renders it (helm template, offline; one source of
+// truth: charts/taskgate/templates/rbac.yaml, no copy here to drift), with
+// TransformationRules: its own rights (none of them lends a requester
+// anything) and the constrained-impersonation rules for the children it
+// writes as the requester. The role is named ManagerUser.
+func RequesterModeRole(ctx context.Context, root string) (*rbacv1.ClusterRole, error) {
+	values, err := requesterModeValues()
 	if err != nil {
 		return nil, err
 	}
-	role, err := testutil.ChartClusterRole(ctx, testutil.HelmPath(), filepath.Join(root, "charts", "taskgate"), string(values))
+	role, err := testutil.ChartClusterRole(ctx, testutil.HelmPath(), filepath.Join(root, "charts", "taskgate"), values)
 	if err != nil {
 		return nil, fmt.Errorf("render the chart's manager ClusterRole: %w", err)
 	}
@@ -75,68 +69,15 @@ func RequesterModeRole(ctx context.Context, root string) (*rbacv1.ClusterRole, e
 // AddAdmin adds a user in AdminGroup, bound to cluster-admin through that
 // group as kubeadm binds it (ClusterRoleBinding kubeadm:cluster-admins).
 func (cp *ControlPlane) AddAdmin(ctx context.Context, name string) (*Identity, error) {
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: AdminGroup},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: AdminGroup}},
-	}
-	if err := cp.Client.Create(ctx, crb); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("bind cluster-admin to %s: %w", AdminGroup, err)
-	}
-	return cp.addUser(envtest.User{Name: name, Groups: []string{AdminGroup}})
+	return cp.ControlPlane.AddAdmin(ctx, name, AdminGroup)
 }
 
 // AddManager adds ManagerUser bound to RequesterModeRole (ClusterRole and
 // ClusterRoleBinding "taskgate-manager").
 func (cp *ControlPlane) AddManager(ctx context.Context) (*Identity, error) {
-	role, err := RequesterModeRole(ctx, cp.Root)
+	values, err := requesterModeValues()
 	if err != nil {
 		return nil, err
 	}
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: ManagerUser},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: ManagerUser},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: ManagerUser}},
-	}
-	for _, o := range []client.Object{role, crb} {
-		if err := cp.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("manager RBAC: %w", err)
-		}
-	}
-	return cp.addUser(envtest.User{Name: ManagerUser})
-}
-
-func (cp *ControlPlane) addUser(u envtest.User) (*Identity, error) {
-	au, err := cp.Env.AddUser(u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("add user %s: %w", u.Name, err)
-	}
-	cfg := rest.CopyConfig(au.Config())
-	cfg.QPS, cfg.Burst = 1e6, 1e6
-	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
-	if err != nil {
-		return nil, err
-	}
-	kc, err := au.KubeConfig()
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(cp.dir, "kubeconfig-"+u.Name)
-	if err := os.WriteFile(path, kc, 0o600); err != nil {
-		return nil, err
-	}
-	return &Identity{Name: u.Name, Config: cfg, Client: c, Kubeconfig: path}, nil
-}
-
-// EnsureDefaultServiceAccount creates the namespace's "default"
-// ServiceAccount, as kube-controller-manager's serviceaccount controller
-// does in a real cluster. envtest runs no controller-manager, and
-// kube-apiserver's ServiceAccount admission refuses a Pod (also a dry-run,
-// such as the webhook's preflight) whose ServiceAccount does not exist.
-func (cp *ControlPlane) EnsureDefaultServiceAccount(ctx context.Context, ns string) error {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
-	if err := cp.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ServiceAccount %s/default: %w", ns, err)
-	}
-	return nil
+	return cp.AddChartUser(ctx, ManagerUser, values)
 }
