@@ -240,7 +240,7 @@ func decodeTyped[T any](c *config) (*T, error) {
 	var out T
 	dups, err := sigsjson.UnmarshalStrict(c.raw, &out, sigsjson.DisallowDuplicateFields)
 	if err != nil {
-		c.typedErrs = field.ErrorList{field.Invalid(configPath, field.OmitValueType{}, err.Error())}
+		c.typedErrs = field.ErrorList{field.Invalid(configPath, field.OmitValueType{}, "does not decode as the plugin's configuration: "+err.Error())}
 		return nil, err
 	}
 	c.typedErrs = nil

@@ -25,7 +25,11 @@ func TestValidateAsWritten(t *testing.T) {
 			want: []string{`spec.config.namespace: Invalid value: "other": the Pod runs in the Task's namespace`,
 				"spec.config.namespace: Duplicate value: written more than once (the API server keeps only the last); write it once"}},
 		{name: "repeated key, the first of another type", plugin: v1alpha1.PluginCustomImage, config: `{` + rest + `,"namespace":5,"namespace":"shop"}`,
-			want: []string{"spec.config: Invalid value: json: cannot unmarshal number into Go struct field CustomImageConfig.namespace of type string"}},
+			want: []string{"spec.config: Invalid value: does not decode as the plugin's configuration: json: cannot unmarshal number into Go struct field CustomImageConfig.namespace of type string"}},
+		// An integer to the schema, not to int64: the plugin's checks
+		// cannot run, so the Task is refused rather than let through.
+		{name: "integer with an exponent", plugin: v1alpha1.PluginCustomImage, config: `{"image":"a:1","command":["x"],"serviceAccountName":"s","retries":0,"timeoutSeconds":1e3,"namespace":"other"}`,
+			want: []string{"spec.config: Invalid value: does not decode as the plugin's configuration: json: cannot unmarshal number 1e3 into Go struct field CustomImageConfig.timeoutSeconds of type int64"}},
 		{name: "repeated nested key", plugin: v1alpha1.PluginCustomImage, config: `{` + rest + `,"env":[{"name":"A","name":"B"}]}`,
 			want: []string{"spec.config.env[0].name: Duplicate value: written more than once (the API server keeps only the last); write it once"}},
 		{name: "key in another case is unknown, not read", plugin: v1alpha1.PluginCustomImage, config: `{` + rest + `,"Namespace":"other"}`,
