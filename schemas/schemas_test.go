@@ -1,6 +1,7 @@
 package schemas_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,7 +211,7 @@ func TestApplyDefaultsThroughRefs(t *testing.T) {
 	if !s.ApplyDefaults(v) {
 		t.Fatal("ApplyDefaults reported no change")
 	}
-	got, _ := schemas.EncodeJSON(v)
+	got, _ := json.Marshal(v)
 	if want := `{"children":[{"leaf":{"n":1},"plain":{}}],"leaf":{"n":1}}`; string(got) != want {
 		t.Errorf("defaulted = %s, want %s", got, want)
 	}

@@ -1,9 +1,11 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,6 +13,23 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v5"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
+
+// DecodeJSON decodes one JSON document as the validators expect it, with
+// encoding/json: numbers kept exact as json.Number, so integers never turn
+// into floats and a big one survives defaulting; data after the value is an
+// error. A repeated key keeps its last value.
+func DecodeJSON(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("unexpected data after the JSON value")
+	}
+	return v, nil
+}
 
 // Validate checks instance (as decoded by DecodeJSON) against the schema and
 // returns one field error per violation, each at its path under root.

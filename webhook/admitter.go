@@ -5,11 +5,13 @@ package webhook
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/schemas"
@@ -56,10 +58,11 @@ type config struct {
 	plugin pluginAdmission
 	schema *schemas.Schema
 	value  map[string]any
-	raw    []byte // value as JSON, for decoding into the typed config
-	// unique is true when no object in raw repeats a key, so value holds
-	// everything raw says (see typed.go).
-	unique bool
+	raw    []byte // the config as sent, for decoding into the typed config
+	// typedErrs holds what decodeTyped found that the schema, which sees
+	// value, cannot: a key the document repeats (value keeps the last), or
+	// a config the schema passes that does not decode.
+	typedErrs field.ErrorList
 }
 
 // load finds the Task's plugin and decodes its config within the bounds.
@@ -84,7 +87,7 @@ func (a *Admitter) load(task *v1alpha1.Task) (*config, field.ErrorList) {
 	if err := a.checkBounds(raw); err != nil {
 		return nil, field.ErrorList{err}
 	}
-	v, unique, err := schemas.DecodeJSONUnique(raw)
+	v, err := schemas.DecodeJSON(raw)
 	if err != nil {
 		return nil, field.ErrorList{field.Invalid(configPath, field.OmitValueType{}, "not valid JSON: "+err.Error())}
 	}
@@ -92,7 +95,7 @@ func (a *Admitter) load(task *v1alpha1.Task) (*config, field.ErrorList) {
 	if !isObj {
 		return nil, field.ErrorList{field.TypeInvalid(configPath, field.OmitValueType{}, "must be an object")}
 	}
-	return &config{plugin: p, schema: sc, value: obj, raw: raw, unique: unique}, nil
+	return &config{plugin: p, schema: sc, value: obj, raw: raw}, nil
 }
 
 // bounds returns MaxConfigBytes and MaxConfigDepth, or their defaults.
@@ -139,62 +142,20 @@ func (a *Admitter) checkBounds(raw []byte) *field.Error {
 // Default fills in the Task's defaults: the schema's static defaults, then
 // those that depend on the Task (its namespace, its name). It returns errors
 // only when the Task is too broken to default (unknown plugin, config that is
-// not a JSON object); everything else is left to Validate.
-//
-// Every default is a top-level field of the config or lies under one, so
-// a config written in canonical form (as json.Marshal writes a decoded
-// config, which is how the API server and YAML conversion write it) is
-// defaulted member by member: only the members a default reads are decoded,
-// and the result is the bytes the decoding path would write.
+// not a JSON object); everything else is left to Validate. A changed config
+// is written back with json.Marshal (keys sorted), and the mutating webhook
+// sends the difference as one JSON patch.
 func (a *Admitter) Default(task *v1alpha1.Task) field.ErrorList {
-	if a.defaultCanonical(task) {
-		return nil
-	}
-	return a.defaultDecoded(task)
-}
-
-// defaultCanonical defaults a config in canonical form without decoding it
-// whole (see schemas.CanonicalMembers); it reports false, having changed
-// nothing, for any other config, and defaultDecoded then does the work and
-// reports what is wrong. Whatever load would refuse is not canonical.
-func (a *Admitter) defaultCanonical(task *v1alpha1.Task) bool {
-	p, ok := plugins[task.Spec.Plugin]
-	sc, hasSchema := a.Schemas.Plugin(string(task.Spec.Plugin))
-	maxBytes, maxDepth := a.bounds()
-	raw := task.Spec.Config.Raw
-	if !ok || !hasSchema || len(raw) > maxBytes {
-		return false
-	}
-	f, canonical := schemas.CanonicalFields(raw, maxDepth)
-	if !canonical {
-		return false
-	}
-	changed := sc.ApplyDefaultsTo(f)
-	changed = p.Default(a, task, f) || changed
-	if !changed {
-		return true
-	}
-	out, err := f.Encode()
-	if err != nil {
-		return false // the decoding path reports it
-	}
-	task.Spec.Config.Raw = out
-	task.Spec.Config.Object = nil
-	return true
-}
-
-// defaultDecoded is Default for any config: it decodes it whole.
-func (a *Admitter) defaultDecoded(task *v1alpha1.Task) field.ErrorList {
 	c, errs := a.load(task)
 	if len(errs) > 0 {
 		return errs
 	}
-	changed := c.schema.ApplyDefaultsTo(schemas.MapFields(c.value))
-	changed = c.plugin.Default(a, task, schemas.MapFields(c.value)) || changed
+	changed := c.schema.ApplyDefaults(c.value)
+	changed = c.plugin.Default(a, task, c.value) || changed
 	if !changed {
 		return nil
 	}
-	raw, err := schemas.EncodeJSON(c.value)
+	raw, err := json.Marshal(c.value)
 	if err != nil {
 		return field.ErrorList{field.InternalError(configPath, fmt.Errorf("encode defaulted config: %w", err))}
 	}
@@ -234,7 +195,13 @@ func (a *Admitter) check(task *v1alpha1.Task, access bool) (field.ErrorList, []s
 	// user sees every mistake at once; they skip what they cannot decode.
 	errs = c.schema.Validate(c.value, configPath)
 	more, warnings := c.plugin.Validate(a, task, c)
-	if errs = mergeErrors(errs, more); len(errs) > 0 {
+	errs = mergeErrors(errs, more)
+	// A repeated key, or (with no other error to explain it) a config the
+	// typed decode refuses: what the schema could not see in the map.
+	if len(c.typedErrs) > 0 && (len(errs) == 0 || c.typedErrs[0].Type == field.ErrorTypeDuplicate) {
+		errs = mergeErrors(errs, c.typedErrs)
+	}
+	if len(errs) > 0 {
 		return errs, nil, nil // warnings about a Task that is refused anyway are noise
 	}
 	if !access {
@@ -262,13 +229,29 @@ func mergeErrors(errs, more field.ErrorList) field.ErrorList {
 	return errs
 }
 
-// decodeTyped turns a config into its typed form; it fails on types the
-// schema refuses.
+// decodeTyped turns a config into its typed form as the API server decodes
+// a request (sigs.k8s.io/json): keys match the json tags case-sensitively,
+// so a key in another case is an unknown field (the schema names it) and
+// not read into the struct; a repeated key is recorded in c.typedErrs, as
+// the API server's strict field validation refuses one. It fails on types
+// the schema refuses, and records the error for check, which refuses a
+// config the schema passed that still does not decode.
 func decodeTyped[T any](c *config) (*T, error) {
 	var out T
-	raw := c.raw
-	if err := json.Unmarshal(raw, &out); err != nil {
+	dups, err := sigsjson.UnmarshalStrict(c.raw, &out, sigsjson.DisallowDuplicateFields)
+	if err != nil {
+		c.typedErrs = field.ErrorList{field.Invalid(configPath, field.OmitValueType{}, "does not decode as the plugin's configuration: "+err.Error())}
 		return nil, err
+	}
+	c.typedErrs = nil
+	for _, d := range dups {
+		at := configPath.String()
+		var fe sigsjson.FieldError
+		if errors.As(d, &fe) && fe.FieldPath() != "" {
+			at += "." + fe.FieldPath()
+		}
+		c.typedErrs = append(c.typedErrs, &field.Error{Type: field.ErrorTypeDuplicate, Field: at, BadValue: field.OmitValueType{},
+			Detail: "written more than once (the API server keeps only the last); write it once"})
 	}
 	return &out, nil
 }

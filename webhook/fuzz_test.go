@@ -49,6 +49,7 @@ func FuzzValidateDefault(f *testing.F) {
 	f.Add("custom-image", []byte(`{"image":"a","command":["x"],"resources":{"limits":{"cpu":"1x"}},"env":[{"name":"A","valueFrom":{}}]}`))
 	f.Add("kubernetes-object-transformation", []byte(`{"resources":[{"version":"v1","resource":"pods"}],"operations":[{"jsonPatch":[{"op":"move","path":"/a"}]}],"labelSelector":{"matchExpressions":[{"key":"","operator":"In"}]}}`))
 	f.Add("run-synchronization", []byte(`{"template":{"metadata":{"labels":{"a/b/c":"x"}},"spec":{"plugin":"x","config":[]}}}`))
+	f.Add("custom-image", []byte(`{"image":"a","command":["x"],"namespace":5,"namespace":"other","Namespace":"x","timeoutSeconds":1e3}`))
 	a := newTestAdmitter(f)
 	f.Fuzz(func(t *testing.T, plugin string, config []byte) {
 		tk := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.Plugin(plugin), Config: runtime.RawExtension{Raw: config}}}

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
-	"github.com/astronetes/taskgate/schemas"
 )
 
 // Warning texts, as constants so tests and docs quote them exactly.
@@ -26,16 +25,16 @@ const (
 
 type customImage struct{}
 
-func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg schemas.Fields) bool {
+func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg map[string]any) bool {
 	changed := false
-	if !cfg.Has("namespace") && task.Namespace != "" {
-		cfg.Set("namespace", task.Namespace)
+	if _, has := cfg["namespace"]; !has && task.Namespace != "" {
+		cfg["namespace"] = task.Namespace
 		changed = true
 	}
 	// With generateName the name may not be known yet; the controller then
 	// derives the same name itself.
-	if !cfg.Has("serviceAccountName") && task.Name != "" {
-		cfg.Set("serviceAccountName", v1alpha1.DefaultServiceAccountName(task.Name))
+	if _, has := cfg["serviceAccountName"]; !has && task.Name != "" {
+		cfg["serviceAccountName"] = v1alpha1.DefaultServiceAccountName(task.Name)
 		changed = true
 	}
 	return changed
@@ -44,7 +43,7 @@ func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg schemas.Fields)
 func (customImage) Validate(a *Admitter, task *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
 	// Quantities first: a bad one also makes the typed decode fail.
 	errs := validateResources(cfg.value)
-	c, err := typedConfig(cfg, customImageFromMap)
+	c, err := decodeTyped[v1alpha1.CustomImageConfig](cfg)
 	if err != nil {
 		return errs, nil // the schema has reported the rest
 	}

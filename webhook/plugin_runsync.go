@@ -25,23 +25,18 @@ var (
 )
 
 // Default fills the synchronization plugin's static defaults, if its schema has any.
-func (runSync) Default(a *Admitter, _ *v1alpha1.Task, cfg schemas.Fields) bool {
+func (runSync) Default(a *Admitter, _ *v1alpha1.Task, cfg map[string]any) bool {
 	if !a.Schemas.SyncPluginDefaults() {
-		return false // nothing to fill: do not read the template
+		return false // nothing to fill
 	}
-	tmpl, _ := cfg.Get("template")
-	spec, syncConfig := templateSpec(tmpl)
+	spec, syncConfig := syncSpec(cfg)
 	plugin, _ := spec["plugin"].(string)
 	sc, ok := a.Schemas.SyncPlugin(plugin)
-	if !ok || syncConfig == nil || !sc.ApplyDefaults(syncConfig) {
-		return false
-	}
-	cfg.Set("template", tmpl)
-	return true
+	return ok && syncConfig != nil && sc.ApplyDefaults(syncConfig)
 }
 
 func (runSync) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
-	c, err := typedConfig(cfg, runSyncFromMap)
+	c, err := decodeTyped[v1alpha1.RunSynchronizationConfig](cfg)
 	if err != nil {
 		return nil, nil // a type the schema has already reported
 	}

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
-	"github.com/astronetes/taskgate/schemas"
 )
 
 type transformation struct{}
@@ -18,9 +17,8 @@ type transformation struct{}
 // Default fills in each resource's scope, the one its rights are checked in
 // (see checkedScope), and the Task's namespace as namespaces when some
 // resource may be namespaced.
-func (transformation) Default(a *Admitter, task *v1alpha1.Task, cfg schemas.Fields) bool {
-	v, _ := cfg.Get("resources")
-	resources, _ := v.([]any)
+func (transformation) Default(a *Admitter, task *v1alpha1.Task, cfg map[string]any) bool {
+	resources, _ := cfg["resources"].([]any)
 	changed, namespaced := false, false
 	for _, r := range resources {
 		m, isObj := r.(map[string]any)
@@ -43,23 +41,17 @@ func (transformation) Default(a *Admitter, task *v1alpha1.Task, cfg schemas.Fiel
 		m["scope"] = string(scope)
 		changed = true
 	}
-	if changed {
-		cfg.Set("resources", resources)
-	}
-	if namespaced && !cfg.Has("namespaces") && task.Namespace != "" {
-		cfg.Set("namespaces", []any{task.Namespace})
+	if _, has := cfg["namespaces"]; namespaced && !has && task.Namespace != "" {
+		cfg["namespaces"] = []any{task.Namespace}
 		changed = true
 	}
 	return changed
 }
 
 func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (field.ErrorList, []string) {
-	c, ops, fast := transformationFromMap(cfg)
-	if !fast {
-		var err error
-		if c, err = decodeTyped[v1alpha1.TransformationConfig](cfg); err != nil {
-			return nil, nil // a type the schema has already reported
-		}
+	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
+	if err != nil {
+		return nil, nil // a type the schema has already reported
 	}
 	var errs field.ErrorList
 	var warnings []string
@@ -93,13 +85,6 @@ func (transformation) Validate(a *Admitter, _ *v1alpha1.Task, cfg *config) (fiel
 			at = configPath.Child("resources")
 		}
 		errs = append(errs, field.Invalid(at, field.OmitValueType{}, fmt.Sprintf(errTooManyChecks, n, MaxAccessChecks)))
-	}
-	// Read from the map, every patch is one DecodePatch accepts (see
-	// jsonPatchFromMap); only the checks beyond it are left.
-	for i, op := range ops {
-		if patch, found := op.(map[string]any)["jsonPatch"]; found {
-			errs = append(errs, jsonPatchOpsFromMap(patch.([]any), i)...)
-		}
 	}
 	for i, op := range c.Operations {
 		p := operationsPath.Index(i)
@@ -135,23 +120,6 @@ func validateJSONPatchOps(raw []byte, path *field.Path) field.ErrorList {
 	return errs
 }
 
-// jsonPatchOpsFromMap is validateJSONPatchOps for the decoded jsonPatch of
-// operation opIndex.
-func jsonPatchOpsFromMap(ops []any, opIndex int) field.ErrorList {
-	var errs field.ErrorList
-	for i, op := range ops {
-		o, _ := op.(map[string]any)
-		name, _ := o["op"].(string)
-		_, hasValue := o["value"]
-		_, hasFrom := o["from"]
-		at := func() *field.Path { return operationsPath.Index(opIndex).Child("jsonPatch").Index(i) }
-		if err := jsonPatchOpError(name, hasValue, hasFrom, at); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errs
-}
-
 // jsonPatchOpError checks one patch operation; at gives its path, built
 // only for an error.
 func jsonPatchOpError(name string, hasValue, hasFrom bool, at func() *field.Path) *field.Error {
@@ -169,12 +137,9 @@ func jsonPatchOpError(name string, hasValue, hasFrom bool, at func() *field.Path
 }
 
 func (transformation) Access(a *Admitter, _ *v1alpha1.Task, cfg *config) []AccessCheck {
-	c, _, fast := transformationFromMap(cfg)
-	if !fast {
-		var err error
-		if c, err = decodeTyped[v1alpha1.TransformationConfig](cfg); err != nil {
-			return nil
-		}
+	c, err := decodeTyped[v1alpha1.TransformationConfig](cfg)
+	if err != nil {
+		return nil
 	}
 	var checks []AccessCheck
 	for i, r := range c.Resources {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"fmt"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -168,7 +169,7 @@ func restoreScopes(oldRaw, newRaw []byte) ([]byte, bool) {
 	if !changed {
 		return nil, false
 	}
-	out, err := schemas.EncodeJSON(newCfg)
+	out, err := json.Marshal(newCfg)
 	if err != nil {
 		return nil, false
 	}

@@ -6,15 +6,13 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/registry"
-	"github.com/astronetes/taskgate/schemas"
 )
 
 // pluginAdmission is what a plugin adds to admission beyond its schema.
 type pluginAdmission interface {
-	// Default fills defaults that depend on the Task into the config,
-	// reporting whether it changed anything. The config is either decoded
-	// whole or its top-level members (see Admitter.Default).
-	Default(a *Admitter, task *v1alpha1.Task, cfg schemas.Fields) bool
+	// Default fills defaults that depend on the Task into the decoded
+	// config, reporting whether it changed anything.
+	Default(a *Admitter, task *v1alpha1.Task, cfg map[string]any) bool
 	// Validate checks what the schema cannot; c.raw is the config as sent,
 	// before defaulting, and may not pass the schema.
 	Validate(a *Admitter, task *v1alpha1.Task, c *config) (field.ErrorList, []string)

@@ -39,7 +39,7 @@ type options struct {
 	p1Creates, p1Rounds      int
 	p2Sat, p2Fixed           time.Duration
 	p2Reps                   int
-	p3Count                  int
+	p3Count, p3Creates       int
 	p4Tasks, p4Rounds        int
 	p4Reconciles             int
 	p5Tasks                  int
@@ -99,6 +99,7 @@ func parseFlags() *options {
 	flag.DurationVar(&o.p2Fixed, "p2-fixed", 5*time.Second, "P2: duration of each fixed-rate run")
 	flag.IntVar(&o.p2Reps, "p2-reps", 3, "P2: repetitions of the closed-loop and fixed-rate runs")
 	flag.IntVar(&o.p3Count, "p3-count", 5, "P3: -count of the benchmark (the median is reported)")
+	flag.IntVar(&o.p3Creates, "p3-creates", 400, "P3: Task creates (one client, taskgate's webhooks) whose median sets P3's target")
 	flag.IntVar(&o.p4Tasks, "p4-tasks", 1000, "P4: Tasks per round")
 	flag.IntVar(&o.p4Rounds, "p4-rounds", 3, "P4: rounds, controller and floor alternating")
 	flag.IntVar(&o.p4Reconciles, "p4-reconciles", 4, "P4: MaxConcurrentReconciles (taskgate manager's default is 4)")
@@ -109,6 +110,7 @@ func parseFlags() *options {
 	flag.Parse()
 	if o.quick {
 		o.p1Creates, o.p1Rounds, o.p2Sat, o.p2Fixed, o.p2Reps, o.p3Count = 40, 2, time.Second, 2*time.Second, 1, 1
+		o.p3Creates = min(o.p3Creates, 40)
 		o.p4Tasks, o.p4Rounds, o.p5Tasks = min(o.p4Tasks, 100), 1, min(o.p5Tasks, 500)
 		o.p6Objects = min(o.p6Objects, 200)
 	}
@@ -146,6 +148,10 @@ func measure(ctx context.Context, o *options) (*report, error) {
 		step("P3: in-process validate+default")
 		if r.p3, r.p3Command, err = runP3(o.root, o.p3Count); err != nil {
 			return nil, err
+		}
+		step("P3: Task create median through the API server, P3's yardstick")
+		if r.p3Create, err = runP3Create(ctx, o.root, samples, names, o.p3Creates); err != nil {
+			return nil, fmt.Errorf("P3 creates: %w", err)
 		}
 	}
 	if o.wants("p2") {

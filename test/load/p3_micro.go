@@ -12,11 +12,43 @@ import (
 	"strings"
 	"time"
 
+	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
 )
 
 // p3Command is the in-process benchmark P3 reports, as a user would run it.
 var p3Command = []string{"go", "test", "./webhook", "-run", "^$", "-bench", "BenchmarkValidateDefault", "-benchmem"}
+
+// p3CreateShare is P3's target: validate+default of a sample takes at most
+// this share of the median Task create latency measured in the same run.
+const p3CreateShare = 0.05
+
+// p3Create is P3's yardstick: Task creates through the API server with
+// taskgate's webhooks as installed (mode taskgate), one client, as P1
+// creates them, in the same run as the benchmark.
+type p3Create struct {
+	creates  int
+	median   time.Duration
+	bySample map[string]time.Duration
+}
+
+// runP3Create creates the samples in turn `creates` times on a control
+// plane of its own, after warm-ups, and returns the median latency.
+func runP3Create(ctx context.Context, root string, samples []*v1alpha1.Task, names []string, creates int) (*p3Create, error) {
+	var out *p3Create
+	err := withBenchEnv(root, func(e *benchEnv) error {
+		res, err := runP1(ctx, e, "p3", samples, names, creates, 2, []int{1}, []string{modeTaskgate})
+		if err != nil {
+			return err
+		}
+		out = &p3Create{creates: creates, median: res.lat[1][modeTaskgate].Median(), bySample: map[string]time.Duration{}}
+		for s, l := range res.bySample[1][modeTaskgate] {
+			out.bySample[s] = l.Median()
+		}
+		return nil
+	})
+	return out, err
+}
 
 type p3Row struct {
 	name                    string

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/schemas"
@@ -74,12 +75,15 @@ func BenchmarkP3Parts(b *testing.B) {
 	}
 }
 
+// decodeTyped decodes as the Admitter's typed decode does.
 func decodeTyped(p v1alpha1.Plugin, raw []byte) error {
+	var v any = &v1alpha1.RunSynchronizationConfig{}
 	switch p {
 	case v1alpha1.PluginCustomImage:
-		return json.Unmarshal(raw, &v1alpha1.CustomImageConfig{})
+		v = &v1alpha1.CustomImageConfig{}
 	case v1alpha1.PluginTransformation:
-		return json.Unmarshal(raw, &v1alpha1.TransformationConfig{})
+		v = &v1alpha1.TransformationConfig{}
 	}
-	return json.Unmarshal(raw, &v1alpha1.RunSynchronizationConfig{})
+	_, err := sigsjson.UnmarshalStrict(raw, v, sigsjson.DisallowDuplicateFields)
+	return err
 }

@@ -79,3 +79,22 @@ func TestRequesterModeRules(t *testing.T) {
 		}
 	}
 }
+
+// TestP3Target checks P3's target as the report prints it: a share of the
+// create median measured in the same run, per sample.
+func TestP3Target(t *testing.T) {
+	r := &report{p3Command: "go test ./webhook", p3: []p3Row{
+		{name: "cheap.yaml", nsPerOp: 40_000, minNsPerOp: 30_000, runs: 5},
+		{name: "dear.yaml", nsPerOp: 150_000, minNsPerOp: 140_000, runs: 5},
+	}, p3Create: &p3Create{creates: 400, median: 2500 * time.Microsecond, bySample: map[string]time.Duration{"cheap": 2 * time.Millisecond}}}
+	got := r.p3Section()
+	for _, want := range []string{"median **2.50 ms**, so ≤ 125 µs", "| cheap.yaml | 40.0 µs | 30.0 µs | 0 | 0 | 2.00 ms | 1.60% | met |",
+		"| dear.yaml | 150.0 µs | 140.0 µs | 0 | 0 |  | 6.00% | **missed** by 20% (25 over) |"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %q in\n%s", want, got)
+		}
+	}
+	if len(r.summary) != 2 || r.summary[0][3] != "met" || !strings.HasPrefix(r.summary[1][3], "**missed**") {
+		t.Errorf("summary %q", r.summary)
+	}
+}
