@@ -73,6 +73,7 @@ type benchEnv struct {
 	// The webhook managers' own API requests (the preflight's dry-runs,
 	// the SubjectAccessReviews), with preflight on and off.
 	onReqs, offReqs *requestCounter
+	policies        *policySet // modeVAP's, absent in every other mode
 	stops           []func()
 }
 
@@ -82,6 +83,9 @@ func startBenchEnv(root string) (*benchEnv, error) {
 		return nil, err
 	}
 	e := &benchEnv{cp: cp}
+	if e.policies, err = loadPolicies(); err != nil {
+		return nil, errors.Join(err, e.Stop())
+	}
 	if err := e.startWebhooks(root); err != nil {
 		return nil, errors.Join(err, e.Stop())
 	}
@@ -223,11 +227,14 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 		w = e.hooks.Point(e.noCache, e.caBundle, webhook.AdmitPath, "")
 	case modePreflightOff:
 		w = e.hooks.Point(e.offBase, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
-	case modeNone:
+	case modeNone, modeVAP:
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
 	if err := w.Apply(ctx, e.cp.Client, e.hooks); err != nil {
+		return err
+	}
+	if err := e.policies.apply(ctx, e.cp.Client, mode == modeVAP); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -244,7 +251,9 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 }
 
 // probe sends a dry-run create of a good Task and checks that exactly the
-// webhooks of mode were called (each path's handler counts its calls).
+// webhooks of mode were called (each path's handler counts its calls), then
+// that the rules at work are mode's (probeRules: taskgate's webhooks, the
+// admission policies, or none).
 func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	before := e.srv.counts()
 	good := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}
@@ -265,6 +274,7 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 		modeTaskgate:     {webhook.MutatePath, webhook.ValidatePath},
 		modeNoop:         {noopMutatePath, noopValidatePath},
 		modeNone:         nil,
+		modeVAP:          nil,
 		modeNoCache:      {noCachePrefix + webhook.MutatePath, noCachePrefix + webhook.ValidatePath},
 		modeOneTrip:      {webhook.AdmitPath},
 		modeBoth:         {noCachePrefix + webhook.AdmitPath},
@@ -274,7 +284,7 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	if !slices.Equal(called, want) {
 		return fmt.Errorf("webhooks called: %v, want %v", called, want)
 	}
-	return nil
+	return e.probeRules(ctx, mode)
 }
 
 // countingServer counts the calls of each registered path of the webhook

@@ -55,6 +55,9 @@ func (r *report) markdown() string {
 	if r.p1 != nil {
 		sections = append(sections, r.p1Section())
 	}
+	if r.p1 != nil && r.p1.hasVAP() {
+		sections = append(sections, r.p1VAPSection())
+	}
 	if r.p1Custom != nil {
 		sections = append(sections, r.p1CustomSection())
 	}
