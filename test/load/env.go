@@ -37,6 +37,10 @@ const (
 	modeOneTrip      = "single-call" // webhook.singleCall=true, cache 10s, preflight on
 	modeBoth         = "single-call, cache off"
 	modePreflightOff = "preflight off" // the pair with --preflight=false
+	// The what-if of the preflight cache (webhook.Options.PreflightCacheTTL
+	// 10s, not a flag yet), the pair and single-call.
+	modePreflightCache  = "preflight cache"
+	modeOneTripPreCache = "single-call, preflight cache"
 )
 
 // Paths of the no-op webhooks, next to taskgate's own (MutatePath,
@@ -50,6 +54,7 @@ const (
 const (
 	noCachePrefix = "cache-off:"
 	offPrefix     = "preflight-off:"
+	pcPrefix      = "preflight-cache:"
 )
 
 // benchEnv is a control plane whose API server calls two webhook servers
@@ -68,6 +73,7 @@ type benchEnv struct {
 	base     string        // https://127.0.0.1:port, the shipped options
 	noCache  string        // the same with AccessReviewCacheTTL 0
 	offBase  string        // the same with Preflight off
+	pcBase   string        // the same with the preflight cache on
 	caBundle []byte
 	srv      *countingServer // both servers' calls, by prefixed path
 	// The webhook managers' own API requests (the preflight's dry-runs,
@@ -142,7 +148,12 @@ func (e *benchEnv) startWebhooks(root string) error {
 	}
 	off := shipped
 	off.Preflight = false
-	e.offBase, err = e.startWebhookManager(certDir, offPrefix, off, e.offReqs, nil)
+	if e.offBase, err = e.startWebhookManager(certDir, offPrefix, off, e.offReqs, nil); err != nil {
+		return err
+	}
+	pc := shipped
+	pc.PreflightCacheTTL = 10 * time.Second
+	e.pcBase, err = e.startWebhookManager(certDir, pcPrefix, pc, newRequestCounter(), nil)
 	return err
 }
 
@@ -227,6 +238,10 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 		w = e.hooks.Point(e.noCache, e.caBundle, webhook.AdmitPath, "")
 	case modePreflightOff:
 		w = e.hooks.Point(e.offBase, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
+	case modePreflightCache:
+		w = e.hooks.Point(e.pcBase, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
+	case modeOneTripPreCache:
+		w = e.hooks.Point(e.pcBase, e.caBundle, webhook.AdmitPath, "")
 	case modeNone, modeVAP:
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
@@ -271,14 +286,16 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	}
 	sort.Strings(called)
 	want := map[string][]string{
-		modeTaskgate:     {webhook.MutatePath, webhook.ValidatePath},
-		modeNoop:         {noopMutatePath, noopValidatePath},
-		modeNone:         nil,
-		modeVAP:          nil,
-		modeNoCache:      {noCachePrefix + webhook.MutatePath, noCachePrefix + webhook.ValidatePath},
-		modeOneTrip:      {webhook.AdmitPath},
-		modeBoth:         {noCachePrefix + webhook.AdmitPath},
-		modePreflightOff: {offPrefix + webhook.MutatePath, offPrefix + webhook.ValidatePath},
+		modeTaskgate:        {webhook.MutatePath, webhook.ValidatePath},
+		modeNoop:            {noopMutatePath, noopValidatePath},
+		modeNone:            nil,
+		modeVAP:             nil,
+		modeNoCache:         {noCachePrefix + webhook.MutatePath, noCachePrefix + webhook.ValidatePath},
+		modeOneTrip:         {webhook.AdmitPath},
+		modeBoth:            {noCachePrefix + webhook.AdmitPath},
+		modePreflightOff:    {offPrefix + webhook.MutatePath, offPrefix + webhook.ValidatePath},
+		modePreflightCache:  {pcPrefix + webhook.MutatePath, pcPrefix + webhook.ValidatePath},
+		modeOneTripPreCache: {pcPrefix + webhook.AdmitPath},
 	}[mode]
 	sort.Strings(want)
 	if !slices.Equal(called, want) {

@@ -33,8 +33,8 @@ func parseModes(s string) ([]string, error) {
 	for _, f := range strings.Split(s, "/") {
 		m := strings.TrimSpace(f)
 		switch {
-		case !slices.Contains(p1Modes, m):
-			return nil, fmt.Errorf("-p1-modes: unknown mode %q; the modes are %s", m, strings.Join(p1Modes, "/"))
+		case !slices.Contains(p1Modes, m) && !slices.Contains(p1Extra, m):
+			return nil, fmt.Errorf("-p1-modes: unknown mode %q; the modes are %s", m, strings.Join(append(slices.Clone(p1Modes), p1Extra...), "/"))
 		case slices.Contains(out, m):
 			return nil, fmt.Errorf("-p1-modes: mode %q twice", m)
 		}
@@ -51,7 +51,11 @@ func parseModes(s string) ([]string, error) {
 // p1CustomModes are the set-ups of P1's custom-image variant: what the
 // preflight (a server-side dry-run of the Pod, and binding, as the
 // requester) costs a create, next to the no-op floor.
-var p1CustomModes = []string{modeTaskgate, modePreflightOff, modeNoop}
+var p1CustomModes = []string{modeTaskgate, modePreflightOff, modeNoop, modePreflightCache}
+
+// p1Extra are the modes -p1-modes may add to P1's: the preflight cache
+// what-ifs.
+var p1Extra = []string{modePreflightCache, modeOneTripPreCache}
 
 // p1Result holds every create latency, by concurrency and mode, and by
 // sample within it (every sample is created equally often).
