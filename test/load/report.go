@@ -147,7 +147,7 @@ func (r *report) p1Section() string {
 	}
 	table(&b, []string{"concurrency", "mode", "median", "p99", "÷ no-op (median / p99)", "÷ no webhooks (median / p99)"}, rows)
 	b.WriteString("Median by sample (ms), showing what the access checks and the custom-image preflight cost (see the notes):\n\n")
-	p.sampleTable(&b, concs)
+	p.sampleTable(&b, concs, p.modes)
 	return b.String()
 }
 

@@ -47,7 +47,7 @@ func (r *report) p1CustomSection() string {
 	}
 	table(&b, []string{"concurrency", "mode", "median", "p99", "÷ no-op (median / p99)", "÷ preflight off (median / p99)"}, rows)
 	b.WriteString("Median by sample (ms):\n\n")
-	p.sampleTable(&b, concs)
+	p.sampleTable(&b, concs, p.modes)
 	b.WriteString(p.preflightRequests())
 	b.WriteString("**Verdict** (issue 13: the preflight is on by default unless it more than doubles a custom-image create's median latency): ")
 	switch onDry, _ := p.dryRuns(); {
@@ -68,7 +68,7 @@ func (r *report) p1CustomSection() string {
 // did not (off).
 // sampleTable writes the median create latency of each sample, by
 // concurrency and mode.
-func (p *p1Result) sampleTable(b *strings.Builder, concs []int) {
+func (p *p1Result) sampleTable(b *strings.Builder, concs []int, modes []string) {
 	var rows [][]string
 	for _, c := range concs {
 		var names []string
@@ -78,13 +78,13 @@ func (p *p1Result) sampleTable(b *strings.Builder, concs []int) {
 		sort.Strings(names)
 		for _, s := range names {
 			row := []string{fmt.Sprint(c), s}
-			for _, m := range p.modes {
+			for _, m := range modes {
 				row = append(row, fmt.Sprintf("%.2f", float64(p.bySample[c][m][s].Median())/1e6))
 			}
 			rows = append(rows, row)
 		}
 	}
-	table(b, append([]string{"concurrency", "sample"}, p.modes...), rows)
+	table(b, append([]string{"concurrency", "sample"}, modes...), rows)
 }
 
 func (p *p1Result) preflightRequests() string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -84,6 +85,14 @@ func (r *report) p1VAPSection() string {
 		}
 	}
 	table(&b, []string{"concurrency", "mode", "median", "p99", "÷ VAP+MAP (median / p99)", "÷ no-op (median / p99)", "÷ no webhooks (median / p99)"}, rows)
+	b.WriteString("Median by sample (ms): the custom-image samples pay the preflight, which VAP+MAP cannot do (see the notes):\n\n")
+	var modes []string
+	for _, m := range []string{modeTaskgate, modeOneTrip, modePreflightCache, modeOneTripPreCache, modeVAP, modeNoop, modeNone} {
+		if slices.Contains(p.modes, m) {
+			modes = append(modes, m)
+		}
+	}
+	p.sampleTable(&b, p.concurrencies(), modes)
 	b.WriteString("What each can express (\"in the bench policy\" rules are enforced in the measured mode; `TestPolicies` checks them against a real API server):\n\n")
 	var rules [][]string
 	for _, row := range ruleTable {
