@@ -124,14 +124,16 @@ func (p *Preflight) CustomImage(ctx context.Context, task *v1alpha1.Task, r *v1a
 	if timeout <= 0 {
 		timeout = DefaultPreflightTimeout
 	}
-	// The Task's own ServiceAccount is dry-run as "default" (dryRunPod),
-	// so Tasks that differ only in their names share a key.
-	keySA := sa
-	if sa == v1alpha1.DefaultServiceAccountName(t.Name) {
-		keySA = ""
-	}
-	key, cacheable := passKey(r, t.Namespace, cfg, keySA)
+	var key [32]byte
+	cacheable := false
 	if p.CacheTTL > 0 {
+		// The Task's own ServiceAccount is dry-run as "default" (dryRunPod),
+		// so Tasks that differ only in their names share a key.
+		keySA := sa
+		if sa == v1alpha1.DefaultServiceAccountName(t.Name) {
+			keySA = ""
+		}
+		key, cacheable = passKey(r, t.Namespace, cfg, keySA)
 		p.once.Do(func() { p.passed = cache.NewLRUExpireCache(preflightCacheSize) })
 		if _, hit := p.passed.Get(key); hit && cacheable {
 			return nil, nil
@@ -174,7 +176,7 @@ func (p *Preflight) CustomImage(ctx context.Context, task *v1alpha1.Task, r *v1a
 	if cfg.ClusterRole != "" {
 		judge(crbErr, "ClusterRoleBinding", v1alpha1.ClusterRoleBindingName(t.Namespace, t.Name), configPath.Child("clusterRole"), errPreflightBinding)
 	}
-	if p.CacheTTL > 0 && cacheable && len(errs) == 0 && len(warnings) == 0 {
+	if cacheable && len(errs) == 0 && len(warnings) == 0 {
 		p.passed.Add(key, struct{}{}, p.CacheTTL)
 	}
 	return errs, warnings
