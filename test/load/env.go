@@ -133,10 +133,11 @@ func (e *benchEnv) startWebhooks(root string) error {
 	}
 	e.srv = &countingServer{hits: map[string]*atomic.Int64{}}
 	e.onReqs, e.offReqs = newRequestCounter(), newRequestCounter()
-	// Three servers, each wired by webhook.SetupWithManager as the manager
+	// Four servers, each wired by webhook.SetupWithManager as the manager
 	// wires it (pair and single-call handlers): the shipped options
 	// (access-review cache 10s, act as the requester, preflight on) with
-	// the no-op pair beside them; the cache off; the preflight off.
+	// the no-op pair beside them; the cache off; the preflight off; the
+	// preflight cache on (a what-if).
 	shipped := webhook.Options{AccessReviewCacheTTL: webhook.DefaultAccessReviewCacheTTL, ActAs: actas.ModeRequester, Preflight: true}
 	if e.base, err = e.startWebhookManager(certDir, "", shipped, e.onReqs, registerNoop); err != nil {
 		return err
