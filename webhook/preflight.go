@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/cache"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -65,6 +67,34 @@ type Preflight struct {
 	Clients func(*v1alpha1.Requester) (*actas.Clients, error)
 	// Timeout bounds the dry runs; zero means DefaultPreflightTimeout.
 	Timeout time.Duration
+	// CacheTTL, when positive, remembers for that long that a requester's
+	// children of the same content (namespace, config, ServiceAccount,
+	// clusterRole; not the Task's name) passed the preflight, so that a
+	// burst of like Tasks costs one dry run per TTL instead of one each.
+	// Only clean passes are remembered (no refusal, no warning). The price,
+	// as with the access-review cache: a PodSecurity label, quota or policy
+	// tightened within the TTL meets those Tasks at run time instead of at
+	// admission, and a child name already taken is not warned about.
+	CacheTTL time.Duration
+
+	once   sync.Once
+	passed *cache.LRUExpireCache // keys of clean passes, with CacheTTL
+}
+
+// preflightCacheSize bounds the remembered passes (32-byte keys).
+const preflightCacheSize = 4096
+
+// passKey identifies what a preflight's answer depends on, but the Task's
+// name (which only names and labels the children): the requester, the
+// namespace, the config with the ServiceAccount the Pod is dry-run with.
+func passKey(r *v1alpha1.Requester, ns string, cfg v1alpha1.CustomImageConfig, sa string) ([32]byte, bool) {
+	cfg.ServiceAccountName = sa
+	key, err := json.Marshal(struct {
+		R   *v1alpha1.Requester
+		NS  string
+		Cfg v1alpha1.CustomImageConfig
+	}{r, ns, cfg})
+	return sha256.Sum256(key), err == nil
 }
 
 // CustomImage dry-runs the children of a custom-image Task that passed
@@ -93,6 +123,21 @@ func (p *Preflight) CustomImage(ctx context.Context, task *v1alpha1.Task, r *v1a
 	timeout := p.Timeout
 	if timeout <= 0 {
 		timeout = DefaultPreflightTimeout
+	}
+	var key [32]byte
+	cacheable := false
+	if p.CacheTTL > 0 {
+		// The Task's own ServiceAccount is dry-run as "default" (dryRunPod),
+		// so Tasks that differ only in their names share a key.
+		keySA := sa
+		if sa == v1alpha1.DefaultServiceAccountName(t.Name) {
+			keySA = ""
+		}
+		key, cacheable = passKey(r, t.Namespace, cfg, keySA)
+		p.once.Do(func() { p.passed = cache.NewLRUExpireCache(preflightCacheSize) })
+		if _, hit := p.passed.Get(key); hit && cacheable {
+			return nil, nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -130,6 +175,9 @@ func (p *Preflight) CustomImage(ctx context.Context, task *v1alpha1.Task, r *v1a
 	judge(podErr, "Pod", v1alpha1.PodName(t.Name), configPath, errPreflightPod)
 	if cfg.ClusterRole != "" {
 		judge(crbErr, "ClusterRoleBinding", v1alpha1.ClusterRoleBindingName(t.Namespace, t.Name), configPath.Child("clusterRole"), errPreflightBinding)
+	}
+	if cacheable && len(errs) == 0 && len(warnings) == 0 {
+		p.passed.Add(key, struct{}{}, p.CacheTTL)
 	}
 	return errs, warnings
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -158,6 +159,66 @@ func TestPreflight(t *testing.T) {
 			w := strings.Join(warnings, "\n")
 			if (tt.wantWarning == "") != (w == "") || !strings.Contains(w, tt.wantWarning) {
 				t.Errorf("warnings %q, want %q", warnings, tt.wantWarning)
+			}
+		})
+	}
+}
+
+// TestPreflightCache checks which preflights CacheTTL spares: a Task that
+// differs from one that passed only in its name, within the TTL; never one
+// with other content or another requester, nor after a refusal, a warning
+// or the TTL.
+func TestPreflightCache(t *testing.T) {
+	alice := &v1alpha1.Requester{Username: "alice", Groups: []string{"system:authenticated"}}
+	bob := &v1alpha1.Requester{Username: "bob", Groups: []string{"system:authenticated"}}
+	type try struct {
+		name, config string
+		r            *v1alpha1.Requester
+	}
+	refuse := apierrors.NewForbidden(podsGR, "x", errors.New(`violates PodSecurity "restricted:latest"`))
+	tests := []struct {
+		name     string
+		ttl      time.Duration
+		answer   error
+		wait     time.Duration // between the two tries
+		second   try
+		wantSent int
+	}{
+		{name: "same content, another name: spared", ttl: time.Minute, second: try{"t2", "{image: a:1, command: [x]}", alice}, wantSent: 1},
+		{name: "cache off", second: try{"t2", "{image: a:1, command: [x]}", alice}, wantSent: 2},
+		{name: "another image", ttl: time.Minute, second: try{"t2", "{image: a:2, command: [x]}", alice}, wantSent: 2},
+		{name: "another clusterRole", ttl: time.Minute, second: try{"t2", "{image: a:1, command: [x], clusterRole: view}", alice}, wantSent: 3},
+		{name: "another requester", ttl: time.Minute, second: try{"t2", "{image: a:1, command: [x]}", bob}, wantSent: 2},
+		{name: "a refusal is not remembered", ttl: time.Minute, answer: refuse, second: try{"t2", "{image: a:1, command: [x]}", alice}, wantSent: 2},
+		{name: "an inconclusive answer is not remembered", ttl: time.Minute, answer: apierrors.NewTimeoutError("slow", 1), second: try{"t2", "{image: a:1, command: [x]}", alice}, wantSent: 2},
+		{name: "expired", ttl: time.Millisecond, wait: 20 * time.Millisecond, second: try{"t2", "{image: a:1, command: [x]}", alice}, wantSent: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			sentN := 0
+			c := fake.NewClientBuilder().WithScheme(testScheme()).WithInterceptorFuncs(interceptor.Funcs{
+				Create: func(context.Context, client.WithWatch, client.Object, ...client.CreateOption) error {
+					mu.Lock()
+					sentN++
+					mu.Unlock()
+					return tt.answer
+				},
+			}).Build()
+			p := &Preflight{CacheTTL: tt.ttl, Clients: func(req *v1alpha1.Requester) (*actas.Clients, error) {
+				return &actas.Clients{Client: c, Requester: req}, nil
+			}}
+			first := task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x]}")
+			errs1, _ := p.CustomImage(context.Background(), first, alice)
+			time.Sleep(tt.wait)
+			second := task(v1alpha1.PluginCustomImage, tt.second.config)
+			second.Name = tt.second.name
+			errs2, _ := p.CustomImage(context.Background(), second, tt.second.r)
+			if sentN != tt.wantSent {
+				t.Errorf("sent %d dry runs, want %d", sentN, tt.wantSent)
+			}
+			if tt.answer == refuse && (len(errs1) == 0 || len(errs2) == 0) {
+				t.Errorf("a refusal admitted: %v, %v", errs1, errs2)
 			}
 		})
 	}

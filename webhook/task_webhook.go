@@ -175,6 +175,10 @@ type Options struct {
 	// Preflight, when set, dry-runs a custom-image Task's Pod and binding on
 	// the API server as the requester at admission.
 	Preflight bool
+	// PreflightCacheTTL, when positive, remembers a requester's clean
+	// preflight passes for that long (see Preflight.CacheTTL); zero dry-runs
+	// every Task.
+	PreflightCacheTTL time.Duration
 }
 
 // NewAdmitterFromOptions loads the schemas and builds the Admitter the
@@ -239,7 +243,7 @@ func NewValidatorForManager(mgr ctrl.Manager, opts Options) (*Validator, error) 
 		if err != nil {
 			return nil, fmt.Errorf("preflight clients: %w", err)
 		}
-		v.Preflight = &Preflight{Clients: f.For}
+		v.Preflight = &Preflight{Clients: f.For, CacheTTL: opts.PreflightCacheTTL}
 	}
 	return v, nil
 }

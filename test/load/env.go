@@ -36,6 +36,10 @@ const (
 	modeOneTrip      = "single-call" // webhook.singleCall=true, cache 10s, preflight on
 	modeBoth         = "single-call, cache off"
 	modePreflightOff = "preflight off" // the pair with --preflight=false
+	// The what-if of the preflight cache (webhook.Options.PreflightCacheTTL
+	// 10s, not a flag yet), the pair and single-call.
+	modePreflightCache  = "preflight cache"
+	modeOneTripPreCache = "single-call, preflight cache"
 )
 
 // Paths of the no-op webhooks, next to taskgate's own (MutatePath,
@@ -49,6 +53,7 @@ const (
 const (
 	noCachePrefix = "cache-off:"
 	offPrefix     = "preflight-off:"
+	pcPrefix      = "preflight-cache:"
 )
 
 // benchEnv is a control plane whose API server calls two webhook servers
@@ -67,11 +72,13 @@ type benchEnv struct {
 	base     string        // https://127.0.0.1:port, the shipped options
 	noCache  string        // the same with AccessReviewCacheTTL 0
 	offBase  string        // the same with Preflight off
+	pcBase   string        // the same with the preflight cache on
 	caBundle []byte
 	srv      *countingServer // both servers' calls, by prefixed path
 	// The webhook managers' own API requests (the preflight's dry-runs,
 	// the SubjectAccessReviews), with preflight on and off.
 	onReqs, offReqs *requestCounter
+	policies        *policySet // modeVAP's, absent in every other mode
 	stops           []func()
 }
 
@@ -81,6 +88,9 @@ func startBenchEnv(root string) (*benchEnv, error) {
 		return nil, err
 	}
 	e := &benchEnv{cp: cp}
+	if e.policies, err = loadPolicies(); err != nil {
+		return nil, errors.Join(err, e.Stop())
+	}
 	if err := e.startWebhooks(root); err != nil {
 		return nil, errors.Join(err, e.Stop())
 	}
@@ -122,10 +132,11 @@ func (e *benchEnv) startWebhooks(root string) error {
 	}
 	e.srv = &countingServer{hits: map[string]*atomic.Int64{}}
 	e.onReqs, e.offReqs = newRequestCounter(), newRequestCounter()
-	// Three servers, each wired by webhook.SetupWithManager as the manager
+	// Four servers, each wired by webhook.SetupWithManager as the manager
 	// wires it (pair and single-call handlers): the shipped options
 	// (access-review cache 10s, act as the requester, preflight on) with
-	// the no-op pair beside them; the cache off; the preflight off.
+	// the no-op pair beside them; the cache off; the preflight off; the
+	// preflight cache on (a what-if).
 	shipped := webhook.Options{AccessReviewCacheTTL: webhook.DefaultAccessReviewCacheTTL, ActAs: actas.ModeRequester, Preflight: true}
 	if e.base, err = e.startWebhookManager(certDir, "", shipped, e.onReqs, registerNoop); err != nil {
 		return err
@@ -137,7 +148,12 @@ func (e *benchEnv) startWebhooks(root string) error {
 	}
 	off := shipped
 	off.Preflight = false
-	e.offBase, err = e.startWebhookManager(certDir, offPrefix, off, e.offReqs, nil)
+	if e.offBase, err = e.startWebhookManager(certDir, offPrefix, off, e.offReqs, nil); err != nil {
+		return err
+	}
+	pc := shipped
+	pc.PreflightCacheTTL = 10 * time.Second
+	e.pcBase, err = e.startWebhookManager(certDir, pcPrefix, pc, newRequestCounter(), nil)
 	return err
 }
 
@@ -198,11 +214,18 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 		w = e.hooks.Point(e.noCache, e.caBundle, webhook.AdmitPath, "")
 	case modePreflightOff:
 		w = e.hooks.Point(e.offBase, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
-	case modeNone:
+	case modePreflightCache:
+		w = e.hooks.Point(e.pcBase, e.caBundle, webhook.MutatePath, webhook.ValidatePath)
+	case modeOneTripPreCache:
+		w = e.hooks.Point(e.pcBase, e.caBundle, webhook.AdmitPath, "")
+	case modeNone, modeVAP:
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
 	if err := w.Apply(ctx, e.cp.Client, e.hooks); err != nil {
+		return err
+	}
+	if err := e.policies.apply(ctx, e.cp.Client, mode == modeVAP); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -219,7 +242,9 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 }
 
 // probe sends a dry-run create of a good Task and checks that exactly the
-// webhooks of mode were called (each path's handler counts its calls).
+// webhooks of mode were called (each path's handler counts its calls), then
+// that the rules at work are mode's (probeRules: taskgate's webhooks, the
+// admission policies, or none).
 func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	before := e.srv.counts()
 	good := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}
@@ -237,19 +262,22 @@ func (e *benchEnv) probe(ctx context.Context, mode string) error {
 	}
 	sort.Strings(called)
 	want := map[string][]string{
-		modeTaskgate:     {webhook.MutatePath, webhook.ValidatePath},
-		modeNoop:         {noopMutatePath, noopValidatePath},
-		modeNone:         nil,
-		modeNoCache:      {noCachePrefix + webhook.MutatePath, noCachePrefix + webhook.ValidatePath},
-		modeOneTrip:      {webhook.AdmitPath},
-		modeBoth:         {noCachePrefix + webhook.AdmitPath},
-		modePreflightOff: {offPrefix + webhook.MutatePath, offPrefix + webhook.ValidatePath},
+		modeTaskgate:        {webhook.MutatePath, webhook.ValidatePath},
+		modeNoop:            {noopMutatePath, noopValidatePath},
+		modeNone:            nil,
+		modeVAP:             nil,
+		modeNoCache:         {noCachePrefix + webhook.MutatePath, noCachePrefix + webhook.ValidatePath},
+		modeOneTrip:         {webhook.AdmitPath},
+		modeBoth:            {noCachePrefix + webhook.AdmitPath},
+		modePreflightOff:    {offPrefix + webhook.MutatePath, offPrefix + webhook.ValidatePath},
+		modePreflightCache:  {pcPrefix + webhook.MutatePath, pcPrefix + webhook.ValidatePath},
+		modeOneTripPreCache: {pcPrefix + webhook.AdmitPath},
 	}[mode]
 	sort.Strings(want)
 	if !slices.Equal(called, want) {
 		return fmt.Errorf("webhooks called: %v, want %v", called, want)
 	}
-	return nil
+	return e.probeRules(ctx, mode)
 }
 
 // countingServer counts the calls of each registered path of the webhook

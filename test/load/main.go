@@ -37,6 +37,10 @@ type options struct {
 	cpuProfile               string
 	quick                    bool
 	p1Creates, p1Rounds      int
+	p1Modes                  []string
+	p1Custom                 bool
+	p1Profile                string
+	p1ProfileFor             time.Duration
 	p2Sat, p2Fixed           time.Duration
 	p2Reps                   int
 	p3Count, p3Creates       int
@@ -95,6 +99,10 @@ func parseFlags() *options {
 	flag.BoolVar(&o.quick, "quick", false, "small counts and short durations, for a smoke run")
 	flag.IntVar(&o.p1Creates, "p1-creates", 1000, "P1: creates per webhook mode and concurrency")
 	flag.IntVar(&o.p1Rounds, "p1-rounds", 10, "P1: rounds the creates are split into, modes interleaved in each")
+	modes := flag.String("p1-modes", "", "P1: the modes to compare, separated by '/' (default all: "+strings.Join(p1Modes, "/")+"); taskgate, no-op and no webhooks are always among them")
+	flag.BoolVar(&o.p1Custom, "p1-custom", true, "P1: also run the custom-image variant (preflight on and off)")
+	flag.StringVar(&o.p1Profile, "p1-profile", "", "P1: after the measured run, profile each P1 mode under load at concurrency 16 (the API server's /debug/pprof/profile and this process's CPU) into this directory")
+	flag.DurationVar(&o.p1ProfileFor, "p1-profile-for", 20*time.Second, "P1: how long -p1-profile profiles each mode")
 	flag.DurationVar(&o.p2Sat, "p2-saturation", 3*time.Second, "P2: duration of each closed-loop run")
 	flag.DurationVar(&o.p2Fixed, "p2-fixed", 5*time.Second, "P2: duration of each fixed-rate run")
 	flag.IntVar(&o.p2Reps, "p2-reps", 3, "P2: repetitions of the closed-loop and fixed-rate runs")
@@ -108,6 +116,11 @@ func parseFlags() *options {
 	flag.StringVar(&o.p6KiB, "p6-kib", "1,32", "P6: comma-separated ConfigMap sizes (KiB of data each), one run each")
 	flag.StringVar(&o.p6ActAs, "p6-act-as", "requester", "P6: the manager's --act-as (controller also grants it the transformationRules as its own rights)")
 	flag.Parse()
+	var err error
+	if o.p1Modes, err = parseModes(*modes); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(2)
+	}
 	if o.quick {
 		o.p1Creates, o.p1Rounds, o.p2Sat, o.p2Fixed, o.p2Reps, o.p3Count = 40, 2, time.Second, 2*time.Second, 1, 1
 		o.p3Creates = min(o.p3Creates, 40)
@@ -164,13 +177,21 @@ func measure(ctx context.Context, o *options) (*report, error) {
 		if err := withBenchEnv(o.root, func(e *benchEnv) error {
 			if o.wants("p1") {
 				step("P1: Task create latency through the API server")
-				if r.p1, err = runP1(ctx, e, "p1", samples, names, o.p1Creates, o.p1Rounds, []int{1, 16}, p1Modes); err != nil {
+				if r.p1, err = runP1(ctx, e, "p1", samples, names, o.p1Creates, o.p1Rounds, []int{1, 16}, o.p1Modes); err != nil {
 					return fmt.Errorf("P1: %w", err)
 				}
-				step("P1: custom-image Task create latency, preflight on and off")
-				ci, ciNames := customImage(samples, names)
-				if r.p1Custom, err = runP1(ctx, e, "p1-custom-image", ci, ciNames, o.p1Creates, o.p1Rounds, []int{1, 16}, p1CustomModes); err != nil {
-					return fmt.Errorf("P1 custom-image: %w", err)
+				if o.p1Custom {
+					step("P1: custom-image Task create latency, preflight on and off")
+					ci, ciNames := customImage(samples, names)
+					if r.p1Custom, err = runP1(ctx, e, "p1-custom-image", ci, ciNames, o.p1Creates, o.p1Rounds, []int{1, 16}, p1CustomModes); err != nil {
+						return fmt.Errorf("P1 custom-image: %w", err)
+					}
+				}
+				if o.p1Profile != "" {
+					step("P1: profiles of each mode under load, into " + o.p1Profile)
+					if err := profileP1(ctx, e, o.p1Profile, samples, o.p1Modes, 16, o.p1ProfileFor, o.cpuProfile == ""); err != nil {
+						return fmt.Errorf("P1 profiles: %w", err)
+					}
 				}
 			}
 			if o.wants("p4") {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,12 +20,42 @@ import (
 
 // p1Modes are the webhook set-ups compared, in the order of the first round;
 // each later round starts one further along, so no mode always comes first.
-var p1Modes = []string{modeTaskgate, modeNoop, modeNone, modeNoCache, modeOneTrip, modeBoth}
+var p1Modes = []string{modeTaskgate, modeNoop, modeNone, modeNoCache, modeOneTrip, modeBoth, modeVAP}
+
+// parseModes reads -p1-modes: known mode names separated by '/' (mode
+// names hold commas and spaces), in the order given, always with the three
+// every ratio of the report needs; empty means p1Modes.
+func parseModes(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return p1Modes, nil
+	}
+	var out []string
+	for _, f := range strings.Split(s, "/") {
+		m := strings.TrimSpace(f)
+		switch {
+		case !slices.Contains(p1Modes, m) && !slices.Contains(p1Extra, m):
+			return nil, fmt.Errorf("-p1-modes: unknown mode %q; the modes are %s", m, strings.Join(append(slices.Clone(p1Modes), p1Extra...), "/"))
+		case slices.Contains(out, m):
+			return nil, fmt.Errorf("-p1-modes: mode %q twice", m)
+		}
+		out = append(out, m)
+	}
+	for _, m := range []string{modeTaskgate, modeNoop, modeNone} {
+		if !slices.Contains(out, m) {
+			return nil, fmt.Errorf("-p1-modes %q: the report divides by %q, which must be among them", s, m)
+		}
+	}
+	return out, nil
+}
 
 // p1CustomModes are the set-ups of P1's custom-image variant: what the
 // preflight (a server-side dry-run of the Pod, and binding, as the
 // requester) costs a create, next to the no-op floor.
-var p1CustomModes = []string{modeTaskgate, modePreflightOff, modeNoop}
+var p1CustomModes = []string{modeTaskgate, modePreflightOff, modeNoop, modePreflightCache}
+
+// p1Extra are the modes -p1-modes may add to P1's: the preflight cache
+// what-ifs.
+var p1Extra = []string{modePreflightCache, modeOneTripPreCache}
 
 // p1Result holds every create latency, by concurrency and mode, and by
 // sample within it (every sample is created equally often).

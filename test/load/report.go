@@ -57,6 +57,9 @@ func (r *report) markdown() string {
 	if r.p1 != nil {
 		sections = append(sections, r.p1Section())
 	}
+	if r.p1 != nil && r.p1.hasVAP() {
+		sections = append(sections, r.p1VAPSection())
+	}
 	if r.p1Custom != nil {
 		sections = append(sections, r.p1CustomSection())
 	}
@@ -146,7 +149,7 @@ func (r *report) p1Section() string {
 	}
 	table(&b, []string{"concurrency", "mode", "median", "p99", "÷ no-op (median / p99)", "÷ no webhooks (median / p99)"}, rows)
 	b.WriteString("Median by sample (ms), showing what the access checks and the custom-image preflight cost (see the notes):\n\n")
-	p.sampleTable(&b, concs)
+	p.sampleTable(&b, concs, p.modes)
 	return b.String()
 }
 

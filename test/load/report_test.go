@@ -98,3 +98,44 @@ func TestP3Target(t *testing.T) {
 		t.Errorf("summary %q", r.summary)
 	}
 }
+
+// TestP1VAPSection checks the comparison with the built-in policies as the
+// report prints it: each taskgate mode ÷ VAP+MAP beside ÷ no-op and ÷ no
+// webhooks, in the table and the summary, and the rules table.
+func TestP1VAPSection(t *testing.T) {
+	p := &p1Result{creates: 10, rounds: 1, modes: []string{modeTaskgate, modeNoop, modeNone, modeOneTrip, modeVAP},
+		lat: map[int]map[string]kit.Latencies{}}
+	for _, c := range []int{1, 16} {
+		f := time.Duration(c)
+		p.lat[c] = map[string]kit.Latencies{modeTaskgate: latencies(8*f*time.Millisecond, 5), modeOneTrip: latencies(6*f*time.Millisecond, 5),
+			modeNoop: latencies(5*f*time.Millisecond, 5), modeNone: latencies(2*f*time.Millisecond, 5), modeVAP: latencies(4*f*time.Millisecond, 5)}
+	}
+	if !p.hasVAP() {
+		t.Fatal("hasVAP: false")
+	}
+	r := &report{p1: p}
+	got := r.p1VAPSection()
+	for _, want := range []string{
+		"| 1 | taskgate | 8.00 ms | 8.00 ms | 2.00 / 2.00 | 1.60 / 1.60 | 4.00 / 4.00 |",
+		"| 16 | single-call | 96.00 ms | 96.00 ms | 1.50 / 1.50 | 1.20 / 1.20 | 3.00 / 3.00 |",
+		"| 16 | VAP+MAP | 64.00 ms | 64.00 ms | 1.00 / 1.00 |",
+		"| rule | taskgate | VAP+MAP |",
+		"Preflight: server-side dry-run",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %q in\n%s", want, got)
+		}
+	}
+	var sums []string
+	for _, s := range r.summary {
+		sums = append(sums, s[0]+" = "+s[1])
+	}
+	for _, want := range []string{"P1 create median, taskgate (the pair) ÷ VAP+MAP, concurrency 1 = 2.00", "P1 create median, single-call ÷ VAP+MAP, concurrency 16 = 1.50"} {
+		if !slices.Contains(sums, want) {
+			t.Errorf("summary: want %q in %q", want, sums)
+		}
+	}
+	if (&p1Result{lat: map[int]map[string]kit.Latencies{1: {modeTaskgate: nil}}}).hasVAP() {
+		t.Error("hasVAP without the mode")
+	}
+}

@@ -187,6 +187,13 @@ func (w Webhooks) Apply(ctx context.Context, c client.Client, names Webhooks) er
 	return nil
 }
 
+// ApplyObject makes the cluster hold want: it creates or updates it, or,
+// when want is nil, deletes existing (named as the object to remove; an
+// absent one is no error). existing is read into.
+func ApplyObject(ctx context.Context, c client.Client, want, existing client.Object) error {
+	return apply(ctx, c, want, existing)
+}
+
 // apply creates or updates want, or deletes existing when want is nil.
 func apply(ctx context.Context, c client.Client, want, existing client.Object) error {
 	if want == nil {
