@@ -49,6 +49,7 @@ type managerFlags struct {
 	webhookHost                        string
 	webhookClientCA                    string
 	preflight                          bool
+	preflightCacheTTL                  time.Duration
 	maxTransformationObjects           int
 	finishedTaskTTL                    time.Duration
 	logFormat, logLevel                string
@@ -88,6 +89,7 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 		"how long the webhook reuses a denied SubjectAccessReview answer (at most --access-review-cache-ttl): a burst of refused Tasks costs one review per question; a right granted meanwhile counts after at most this long; negative disables it")
 	fs.StringVar(&f.webhookClientCA, "webhook-client-ca", "", "PEM file of the CA whose client certificates the webhook server requires (the kube-apiserver's, from its admission configuration); empty: any client that reaches the port is answered")
 	fs.BoolVar(&f.preflight, "preflight", true, "dry-run a custom-image Task's Pod and ClusterRoleBinding as the requester at admission, so a refusal comes back at kubectl apply")
+	fs.DurationVar(&f.preflightCacheTTL, "preflight-cache-ttl", 0, "how long a requester's clean preflight is reused for Tasks that differ from it only in their names (refusals and inconclusive answers are never reused); meanwhile a tightened PodSecurity label, quota or policy stops such Tasks at run time instead of at kubectl apply; 0: off")
 	fs.IntVar(&f.maxTransformationObjects, "max-transformation-objects", 0, fmt.Sprintf("most objects one transformation may match (the Task fails TooManyObjects before any patch beyond it); 0: the default, %d", controller.DefaultMaxTransformationObjects))
 	fs.DurationVar(&f.finishedTaskTTL, "finished-task-ttl", 0,
 		"how long a finished Task is kept when its spec.ttlSecondsAfterFinished is unset (which wins): then the controller deletes it with its children; 0 keeps finished Tasks")
@@ -317,7 +319,7 @@ func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 	if f.enableWebhooks {
 		opts := webhook.Options{AllowedClusterRoles: splitNames(f.allowedClusterRoles), SyncSchemaDir: f.syncSchemaDir, AccessReviewCacheTTL: f.accessReviewCacheTTL,
 			AccessReviewDenialCacheTTL: f.accessReviewDenialTTL,
-			ActAs:                      actas.Mode(f.actAs), Preflight: f.preflight}
+			ActAs:                      actas.Mode(f.actAs), Preflight: f.preflight, PreflightCacheTTL: f.preflightCacheTTL}
 		if err := webhook.SetupWithManager(mgr, opts); err != nil {
 			return fmt.Errorf("set up webhooks: %w", err)
 		}

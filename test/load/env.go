@@ -37,7 +37,7 @@ const (
 	modeBoth         = "single-call, cache off"
 	modePreflightOff = "preflight off" // the pair with --preflight=false
 	// The what-if of the preflight cache (webhook.Options.PreflightCacheTTL
-	// 10s, not a flag yet), the pair and single-call.
+	// 10s, --preflight-cache-ttl), the pair and single-call.
 	modePreflightCache  = "preflight cache"
 	modeOneTripPreCache = "single-call, preflight cache"
 )

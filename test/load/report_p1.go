@@ -19,7 +19,7 @@ func (r *report) p1CustomSection() string {
 	p := r.p1Custom
 	b.WriteString("\n## P1, custom-image: what the preflight costs a create\n\n")
 	fmt.Fprintf(&b, "Only the custom-image samples, in turn (hello-world: the preflight dry-runs its Pod; kubectl: its Pod and its ClusterRoleBinding to cluster-admin), %d creates per mode and concurrency in %d rounds, modes interleaved as above. "+
-		"`taskgate` is the shipped set-up (preflight on, `--preflight=true`); `preflight off` is a second webhook server with the same options and `--preflight=false`; `preflight cache`, where measured, a third with the what-if `webhook.Options.PreflightCacheTTL` = 10 s (a requester's clean pass reused for Tasks that differ only in name; not a flag yet). "+
+		"`taskgate` is the shipped set-up (preflight on, `--preflight=true`); `preflight off` is a second webhook server with the same options and `--preflight=false`; `preflight cache`, where measured, a third with the what-if `webhook.Options.PreflightCacheTTL` = 10 s (a requester's clean pass reused for Tasks that differ only in name; `--preflight-cache-ttl=10s`). "+
 		"The Tasks are created by `bench-admin`, bound to cluster-admin through the group `%s` (as kubeadm does; not system:masters, which constrained impersonation refuses), "+
 		"and both webhook managers run as `%s` with the chart's requester-mode rules (no pods create: the dry-run Pod is created impersonating the requester, through constrained impersonation). "+
 		"The namespace has a `default` ServiceAccount, created by the driver as kube-controller-manager would (envtest runs none; the ServiceAccount admission plugin refuses a Pod, dry-run or not, whose ServiceAccount is missing).\n\n",

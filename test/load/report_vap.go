@@ -59,7 +59,7 @@ func (r *report) p1VAPSection() string {
 		"written to enforce what CEL can of taskgate's rules ([`test/load/policies`](test/load/policies): required fields per plugin, unknown fields, the namespace rule, the access checks through CEL's `authorizer`, the recorded requester, `spec` immutability, the finalizer; " +
 		"the defaults and `spec.requester` as one JSON patch). The mode is one of P1's, measured in the same rounds as the others, interleaved; its probe proves the policies are at work (a Task naming another namespace refused with the policy's message, the defaults and requester filled in) and gone in every other mode.\n\n")
 	if concs := p.concurrencies(); len(concs) > 0 && p.lat[concs[0]][modePreflightCache] != nil {
-		b.WriteString("`preflight cache` and `single-call, preflight cache` are what-ifs: the shipped options plus `webhook.Options.PreflightCacheTTL` = 10 s (not a flag yet), which reuses a requester's clean preflight pass for Tasks that differ from it only in their names, as the access-review cache reuses allowed answers.\n\n")
+		b.WriteString("`preflight cache` and `single-call, preflight cache` are what-ifs: the shipped options plus `webhook.Options.PreflightCacheTTL` = 10 s (`--preflight-cache-ttl=10s`), which reuses a requester's clean preflight pass for Tasks that differ from it only in their names, as the access-review cache reuses allowed answers.\n\n")
 	}
 	var rows [][]string
 	for _, c := range p.concurrencies() {
