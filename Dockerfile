@@ -19,6 +19,7 @@ COPY api/ api/
 COPY children/ children/
 COPY cmd/taskgate/ cmd/taskgate/
 COPY controller/ controller/
+COPY registry/ registry/
 COPY schemas/ schemas/
 COPY webhook/ webhook/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
