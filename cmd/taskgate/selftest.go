@@ -123,6 +123,8 @@ func selftestOnce(ctx context.Context, c client.Client, namespace string) (strin
 	}
 	msg := err.Error()
 	switch {
+	case ctx.Err() != nil:
+		return "", fmt.Errorf("%w before the timeout: %s", errWebhookUnreachable, msg)
 	case strings.Contains(msg, "failed calling webhook"):
 		return "", fmt.Errorf("%w: %s", errWebhookUnreachable, msg)
 	case apierrors.IsForbidden(err) && !strings.Contains(msg, "admission webhook"):
