@@ -39,7 +39,8 @@ func TestCRDUpgradePath(t *testing.T) {
 	})
 	chart := copyChart(t)
 	base := []string{"--namespace", ns, "--kubeconfig", kc}
-	values := []string{"--set", "enableWebhooks=false", "--set", "requesterPolicy.enabled=false"}
+	// synchronizationCRD.install=false: auto would install that CRD for this release, and keep it, for the tests after this one.
+	values := []string{"--set", "enableWebhooks=false", "--set", "requesterPolicy.enabled=false", "--set", "synchronizationCRD.install=false"}
 	run := func(args ...string) {
 		t.Helper()
 		if args[0] == "install" || args[0] == "upgrade" {
