@@ -117,13 +117,20 @@ func selftestOnce(ctx context.Context, c client.Client, namespace string) (strin
 		`"operations":[{"jsonPatch":[{"op":"replace","path":"/spec/replicas","value":1}]}],"` +
 		selftestField + `":"this field does not exist"}`)
 	err := c.Create(ctx, task, client.DryRunAll)
+	return judge(err, ctx.Err() != nil, namespace)
+}
+
+// judge reads the API server's answer to the selftest's dry run: only a
+// refusal by taskgate's webhook naming the unknown field passes; timedOut
+// says the attempt's context ended (no answer in time).
+func judge(err error, timedOut bool, namespace string) (string, error) {
 	if err == nil {
 		return "", fmt.Errorf("a Task with the unknown field spec.config.%s was admitted in namespace %s: "+
 			"the taskgate webhooks are not called for Tasks (webhook configurations missing, or their selectors leave this namespace out)", selftestField, namespace)
 	}
 	msg := err.Error()
 	switch {
-	case ctx.Err() != nil:
+	case timedOut:
 		return "", fmt.Errorf("%w before the timeout: %s", errWebhookUnreachable, msg)
 	case strings.Contains(msg, "failed calling webhook"):
 		return "", fmt.Errorf("%w: %s", errWebhookUnreachable, msg)
