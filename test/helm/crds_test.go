@@ -25,7 +25,7 @@ const taskCRD = "tasks.automation.astronetes.io"
 // updates it, crds.keep leaves it (and the Tasks) on uninstall, crds.keep=false
 // removes it, crds.enabled=false leaves it alone, and a CRD from an older
 // chart (crds/, not owned by Helm) is adopted with --take-ownership, as the
-// chart README says. The webhooks are off (envtest cannot route to their
+// chart README says, as is its kubectl apply step for crds.enabled=false. The webhooks are off (envtest cannot route to their
 // Service) and so is the requester policy, so the test can store a Task as
 // the admin.
 func TestCRDUpgradePath(t *testing.T) {
@@ -94,7 +94,20 @@ func TestCRDUpgradePath(t *testing.T) {
 	if getCRD(ctx, t, c, taskCRD) != nil {
 		t.Fatal("crds.enabled=false created the Task CRD")
 	}
+	// The README's step for those who manage the CRD themselves.
+	file := filepath.Join(chartDir(), "files", "automation.astronetes.io_tasks.yaml")
+	if out, err := kubectl(kc, "apply", "--server-side", "-f", file); err != nil {
+		t.Fatalf("kubectl apply --server-side -f %s: %v\n%s", file, err, out)
+	}
+	run("upgrade", rel, chart, "--set", "crds.enabled=false")
+	if crd := getCRD(ctx, t, c, taskCRD); crd == nil || crd.Annotations["meta.helm.sh/release-name"] != "" {
+		t.Fatalf("crds.enabled=false: the applied CRD %v was taken over", crdAnnotations(crd))
+	}
 	run("uninstall", rel)
+	if getCRD(ctx, t, c, taskCRD) == nil {
+		t.Fatal("crds.enabled=false: uninstall deleted a CRD the release does not own")
+	}
+	deleteTaskCRD(ctx, t, c)
 
 	// Upgrading from a chart that had the CRD in crds/: Helm installed it
 	// without ownership annotations and refuses to take it over silently.
