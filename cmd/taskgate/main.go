@@ -16,6 +16,7 @@ Usage:
   taskgate manager [flags]              run the admission webhooks and the controller
   taskgate validate -f FILE|DIR|- ...   check Tasks offline, as the webhook would
   taskgate schemas [DIR]                write task.json and the plugins' JSON Schemas (default ./taskgate-schemas)
+  taskgate selftest [--namespace NS]    prove the installed webhooks refuse a wrong Task (helm test)
   taskgate version
 
 Run "taskgate COMMAND -h" for a command's flags.
@@ -57,6 +58,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runValidate(args[1:], stdin, stdout, stderr)
 	case "schemas":
 		return runSchemas(args[1:], stdout, stderr)
+	case "selftest":
+		return runSelftest(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "taskgate", buildVersion())
 		return 0

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func TestTemplateServiceMonitor(t *testing.T) {
@@ -66,7 +67,12 @@ func TestTemplateSynchronizationCRD(t *testing.T) {
 		{name: "false", args: []string{"--set", "synchronizationCRD.install=false"}, want: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			crds := render(t, tc.args...).find("CustomResourceDefinition")
+			var crds []*unstructured.Unstructured
+			for _, crd := range render(t, tc.args...).find("CustomResourceDefinition") {
+				if crd.GetName() != "tasks.automation.astronetes.io" { // crds.enabled, crds_test.go
+					crds = append(crds, crd)
+				}
+			}
 			if got := len(crds) == 1; got != tc.want || len(crds) > 1 {
 				t.Fatalf("rendered %d CRDs, want the Synchronization CRD: %v", len(crds), tc.want)
 			}

@@ -35,10 +35,14 @@ func TestHelmLint(t *testing.T) {
 
 func TestTemplateDefaults(t *testing.T) {
 	m := render(t)
-	for _, kind := range []string{"ServiceMonitor", "CustomResourceDefinition", "ConfigMap", "Issuer", "Certificate"} {
+	for _, kind := range []string{"ServiceMonitor", "ConfigMap", "Issuer", "Certificate", "PrometheusRule"} {
 		if got := m.find(kind); len(got) != 0 {
 			t.Errorf("defaults render %d %s, want none", len(got), kind)
 		}
+	}
+	// The Task CRD only (crds.enabled, tested in crds_test.go); the Synchronization CRD never offline.
+	if crds := m.find("CustomResourceDefinition"); len(crds) != 1 || crds[0].GetName() != "tasks.automation.astronetes.io" {
+		t.Errorf("defaults render %d CRDs, want the Task CRD only", len(crds))
 	}
 
 	d := one[appsv1.Deployment](t, m, "Deployment")

@@ -55,8 +55,50 @@ app.kubernetes.io/part-of: taskgate
 {{- define "taskgate.validatingName" -}}{{ include "taskgate.fullname" . }}-validating{{- end }}
 {{- define "taskgate.syncSchemasName" -}}{{ include "taskgate.fullname" . }}-sync-schemas{{- end }}
 
+{{/*
+Namespace of every namespaced object: namespaceOverride, else the release's
+(for umbrella charts that install taskgate beside others).
+*/}}
+{{- define "taskgate.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The manager image. global.imageRegistry (a mirror) replaces the registry host
+of image.repository, or is put in front of a repository that names none;
+image.digest pins the image (repository:tag@digest: the runtime pulls by
+digest, the tag stays readable).
+*/}}
 {{- define "taskgate.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repo := .Values.image.repository }}
+{{- $registry := (.Values.global | default dict).imageRegistry | default "" }}
+{{- if $registry }}
+{{- $parts := splitList "/" $repo }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repo = join "/" (rest $parts) }}
+{{- end }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo }}
+{{- end }}
+{{- $ref := printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
+{{- with .Values.image.digest }}
+{{- $ref = printf "%s@%s" $ref . }}
+{{- end }}
+{{- $ref }}
+{{- end }}
+
+{{/*
+"true" when the chart should render the Task CRD: crds.enabled, unless a
+live cluster (helm install/upgrade) already has one that another release
+installed; that release keeps managing it, as with a second taskgate release.
+*/}}
+{{- define "taskgate.installTaskCRD" -}}
+{{- if .Values.crds.enabled }}
+{{- $crd := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" "tasks.automation.astronetes.io" }}
+{{- $owner := dig "metadata" "annotations" "meta.helm.sh/release-name" "" ($crd | default dict) }}
+{{- $ownerNS := dig "metadata" "annotations" "meta.helm.sh/release-namespace" "" ($crd | default dict) }}
+{{- if or (not $owner) (and (eq $owner .Release.Name) (eq $ownerNS .Release.Namespace)) }}true{{ end }}
+{{- end }}
 {{- end }}
 
 {{/* Where the kubelet mounts the serving certificate Secret (rotator or cert-manager). */}}
@@ -100,6 +142,10 @@ app.kubernetes.io/part-of: taskgate
 {{- end }}
 {{- if not (kindIs "bool" .Values.webhook.singleCall) }}
 {{- fail (printf "webhook.singleCall must be true or false, not %q" (toString .Values.webhook.singleCall)) }}
+{{- end }}
+{{- /* A Task the webhooks skip is stored as written: only actAs=requester with the requester policy keeps it to its creator's own rights. */}}
+{{- if and (or .Values.webhook.namespaceSelector .Values.webhook.objectSelector) (or (eq .Values.actAs "controller") (not .Values.requesterPolicy.enabled)) }}
+{{- fail "webhook.namespaceSelector/objectSelector need actAs=requester and requesterPolicy.enabled: a Task the webhooks skip would otherwise run unchecked with rights that are not its creator's" }}
 {{- end }}
 {{- if not (regexMatch "^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$" (toString .Values.controller.finishedTaskTTL)) }}
 {{- fail (printf "controller.finishedTaskTTL must be a duration such as 24h, 30m or 0 (keep finished Tasks), not %q" (toString .Values.controller.finishedTaskTTL)) }}
