@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,7 +83,7 @@ func taskChildren(ctx context.Context, cp *controlPlane, ns, task string) ([]str
 
 // showAggregatedRoles reports the rules kube-controller-manager's
 // clusterrole-aggregation controller gathered into edit and view, which are
-// empty without it.
+// empty without it, and waits until each holds the chart's Task rules.
 func showAggregatedRoles(ctx context.Context, cp *controlPlane, out io.Writer) error {
 	var counts []string
 	for _, name := range []string{"admin", "edit", "view"} {
@@ -90,18 +91,28 @@ func showAggregatedRoles(ctx context.Context, cp *controlPlane, out io.Writer) e
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			err := cp.client.Get(ctx, client.ObjectKey{Name: name}, &role)
-			if err == nil && len(role.Rules) > 0 {
+			if err == nil && grantsTasks(role.Rules) {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("ClusterRole %s has no rules after 30s: is kube-controller-manager aggregating? (%v)", name, err)
+				return fmt.Errorf("ClusterRole %s has no rules on Tasks after 30s: is kube-controller-manager aggregating? (%v)", name, err)
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
 		counts = append(counts, fmt.Sprintf("%s %d", name, len(role.Rules)))
 	}
-	fmt.Fprintf(out, "\n==> aggregated ClusterRoles (rules): %s\n", strings.Join(counts, ", "))
+	fmt.Fprintf(out, "\n==> aggregated ClusterRoles (rules, Tasks among them): %s\n", strings.Join(counts, ", "))
 	return nil
+}
+
+// grantsTasks reports whether rules name automation.astronetes.io tasks.
+func grantsTasks(rules []rbacv1.PolicyRule) bool {
+	for _, r := range rules {
+		if slices.Contains(r.APIGroups, v1alpha1.GroupVersion.Group) && slices.Contains(r.Resources, "tasks") {
+			return true
+		}
+	}
+	return false
 }
 
 // showMetrics prints the manager's own series from its metrics endpoint.

@@ -58,8 +58,9 @@ func grantRBAC(ctx context.Context, o options, cp *controlPlane) error {
 	return nil
 }
 
-// chartObjects renders the chart's manager ClusterRole and its requester
-// policy (a ValidatingAdmissionPolicy and its binding) as `make run`
+// chartObjects renders the chart's manager ClusterRole, its requester
+// policy (a ValidatingAdmissionPolicy and its binding) and the ClusterRoles
+// that add Tasks to edit/view/admin, as `make run`
 // runs the manager: both halves, actAs=requester, preflight on, and no
 // built-in certificate rotator (envtest provides the serving certificate;
 // certs.mode=cert-manager is the chart's way of saying "not the rotator",
@@ -77,6 +78,12 @@ func chartObjects(ctx context.Context, o options) (*rbacv1.ClusterRole, []client
 	if err != nil {
 		return nil, nil, fmt.Errorf("render the chart's requester policy: %w", err)
 	}
+	// The ClusterRoles that add Tasks to edit/view/admin by aggregation.
+	aggregate, err := testutil.Render(ctx, o.helm(), o.chartDir, values, "templates/aggregate-roles.yaml")
+	if err != nil {
+		return nil, nil, fmt.Errorf("render the chart's aggregated ClusterRoles: %w", err)
+	}
+	rendered = append(rendered, aggregate...)
 	policy := make([]client.Object, len(rendered))
 	for i := range rendered {
 		policy[i] = &rendered[i]

@@ -125,7 +125,7 @@ func TestTemplateActAs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := render(t, tc.args...)
-			cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+			cr := managerRole(t, m)
 			checkLeastPrivilege(t, cr.Rules)
 			if got := grants(cr.Rules); !slices.Equal(got, tc.want) {
 				t.Errorf("ClusterRole grants differ from the mode's rules\n extra:   %v\n missing: %v", minus(got, tc.want), minus(tc.want, got))
@@ -140,7 +140,7 @@ func TestTemplateActAs(t *testing.T) {
 	}
 	t.Run("transformation rules", func(t *testing.T) {
 		m := render(t, "--set-json", `transformationRules=[{"apiGroups":["batch"],"resources":["cronjobs"]}]`)
-		g := grants(one[rbacv1.ClusterRole](t, m, "ClusterRole").Rules)
+		g := grants(managerRole(t, m).Rules)
 		for _, want := range expand("batch", []string{"cronjobs"}, patchAs...) {
 			if !slices.Contains(g, want) {
 				t.Errorf("requester mode lacks %s", want)
@@ -155,14 +155,14 @@ func TestTemplateActAs(t *testing.T) {
 	t.Run("webhooks only", func(t *testing.T) {
 		// Preflight dry-runs the Pod and binding as the requester: the
 		// webhook half needs exactly those impersonate-on rules.
-		g := grants(one[rbacv1.ClusterRole](t, render(t, "--set", "enableController=false"), "ClusterRole").Rules)
+		g := grants(managerRole(t, render(t, "--set", "enableController=false")).Rules)
 		for _, want := range append(expand("authentication.k8s.io", []string{"*"}, identityVerbs...),
 			append(expand("", []string{"pods"}, createAs...), expand("rbac.authorization.k8s.io", []string{"clusterrolebindings"}, createAs...)...)...) {
 			if !slices.Contains(g, want) {
 				t.Errorf("webhooks only with preflight: lacks %s", want)
 			}
 		}
-		g = grants(one[rbacv1.ClusterRole](t, render(t, "--set", "enableController=false", "--set", "webhook.preflight=false"), "ClusterRole").Rules)
+		g = grants(managerRole(t, render(t, "--set", "enableController=false", "--set", "webhook.preflight=false")).Rules)
 		if slices.ContainsFunc(g, func(s string) bool { return strings.Contains(s, "impersonate") }) {
 			t.Errorf("webhooks only without preflight impersonates: %v", g)
 		}

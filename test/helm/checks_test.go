@@ -176,7 +176,7 @@ func checkBindings(t *testing.T, m manifest, d *appsv1.Deployment) {
 	}
 	crb := one[rbacv1.ClusterRoleBinding](t, m, "ClusterRoleBinding")
 	rb := one[rbacv1.RoleBinding](t, m, "RoleBinding")
-	cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+	cr := managerRole(t, m)
 	role := one[rbacv1.Role](t, m, "Role")
 	want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: releaseNS}}
 	if crb.RoleRef.Name != cr.Name || crb.RoleRef.Kind != "ClusterRole" || !slices.Equal(crb.Subjects, want) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -168,4 +169,17 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(sharedHelmHome)
 	}
 	os.Exit(code)
+}
+
+// managerRole decodes the manager's ClusterRole (the chart's others are the
+// aggregated view/edit roles of aggregate-roles.yaml).
+func managerRole(t testing.TB, m manifest) *rbacv1.ClusterRole {
+	t.Helper()
+	var roles manifest
+	for _, o := range m.find("ClusterRole") {
+		if strings.HasSuffix(o.GetName(), "-manager") {
+			roles = append(roles, o)
+		}
+	}
+	return one[rbacv1.ClusterRole](t, roles, "ClusterRole")
 }

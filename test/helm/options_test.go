@@ -134,14 +134,14 @@ func TestTemplateHalves(t *testing.T) {
 		if !slices.Contains(args, "--enable-webhooks=false") || slices.Contains(args, "--cert-rotation") {
 			t.Errorf("args %q", args)
 		}
-		cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+		cr := managerRole(t, m)
 		if ruleFor(cr.Rules, "authorization.k8s.io", "subjectaccessreviews", "create") != nil {
 			t.Error("the controller alone needs no SubjectAccessReviews")
 		}
 	})
 	t.Run("webhooks only", func(t *testing.T) {
 		m := render(t, "--set", "enableController=false")
-		cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+		cr := managerRole(t, m)
 		// Only preflight's impersonate-on:*:create on pods and bindings
 		// (TestTemplateActAs); nothing the manager could use as itself.
 		for _, res := range []string{"pods", "clusterrolebindings", "deployments", "synchronizations"} {
@@ -169,7 +169,7 @@ func TestTemplateValues(t *testing.T) {
 	t.Run("transformation rules", func(t *testing.T) {
 		// actAs=controller: the manager's own rights; requester mode is in TestTemplateActAs.
 		m := render(t, "--set", "actAs=controller", "--set-json", `transformationRules=[{"apiGroups":["batch"],"resources":["cronjobs"]}]`)
-		cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+		cr := managerRole(t, m)
 		r := ruleFor(cr.Rules, "batch", "cronjobs", "patch")
 		if r == nil || !slices.Equal(r.Verbs, []string{"get", "list", "patch"}) {
 			t.Errorf("cronjobs rule = %+v, want get/list/patch", r)

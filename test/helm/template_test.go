@@ -93,7 +93,7 @@ func TestTemplateDefaults(t *testing.T) {
 		t.Errorf("PDB = %+v, want minAvailable 1 selecting the manager", pdb.Spec)
 	}
 
-	cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+	cr := managerRole(t, m)
 	checkLeastPrivilege(t, cr.Rules)
 	if r := ruleFor(cr.Rules, "rbac.authorization.k8s.io", "clusterroles", "bind"); r != nil {
 		t.Errorf("empty allowedClusterRoles must render no bind rule, got %+v", *r)
@@ -168,7 +168,7 @@ func TestTemplateCertManager(t *testing.T) {
 		}
 	}
 
-	cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+	cr := managerRole(t, m)
 	checkLeastPrivilege(t, cr.Rules)
 	if ruleFor(cr.Rules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "list") != nil {
 		t.Error("cert-manager mode: the manager needs no access to webhook configurations")
@@ -184,7 +184,7 @@ func TestTemplateCertManager(t *testing.T) {
 // TestTemplateActAs); the webhook gets the list in both modes.
 func TestTemplateAllowedClusterRoles(t *testing.T) {
 	m := render(t, "--set", "actAs=controller", "--set", "allowedClusterRoles={view,edit}")
-	cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+	cr := managerRole(t, m)
 	checkLeastPrivilege(t, cr.Rules)
 	var binds []rbacv1.PolicyRule
 	for _, r := range cr.Rules {
@@ -245,7 +245,7 @@ func TestTemplateSingleCall(t *testing.T) {
 			if slices.Contains(args, "--cert-rotation") && !slices.Contains(args, "--validating-webhook-configuration=") {
 				t.Errorf("args %q: the rotator must be told there is no validating configuration", args)
 			}
-			cr := one[rbacv1.ClusterRole](t, m, "ClusterRole")
+			cr := managerRole(t, m)
 			checkLeastPrivilege(t, cr.Rules)
 			for _, r := range cr.Rules {
 				if slices.Contains(r.Resources, "validatingwebhookconfigurations") {
