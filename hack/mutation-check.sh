@@ -109,8 +109,8 @@ for i in "${!names[@]}"; do
 	fi
 	log="$logs/${name// /-}.log"
 	start=$(date +%s)
-	if ! (cd "$tree" && go build ./... && go vet ./controller/... ./webhook/... ./schemas/...) >"$log" 2>&1; then
-		# A breakage the compiler or vet refuses proves nothing about the tests.
+	if ! (cd "$tree" && go build ./...) >"$log" 2>&1; then
+		# A breakage the compiler refuses proves nothing about the tests.
 		printf '| %s | - | stale: does not build (see %s) | - |\n' "$name" "$log"
 		stale=$((stale + 1))
 		git -C "$root" show "HEAD:$file" >"$tree/$file"
