@@ -96,6 +96,26 @@ func ensureCases() []ensureCase {
 			},
 		},
 		{
+			name: "pod of a later attempt", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
+			child: func(task *v1alpha1.Task) client.Object {
+				pod := children.Pod(task, imageCfg, v1alpha1.DefaultServiceAccountName(task.Name))
+				pod.Name = v1alpha1.AttemptPodName(task.Name, 1)
+				return pod
+			},
+			ensure: func(ctx context.Context, d *deps, task *v1alpha1.Task) (client.Object, error) {
+				st := customImageStatus(task)
+				st.Attempt = 1 // recorded before the attempt's Pod is created
+				pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, st)
+				if err == nil && pod == nil {
+					err = errors.New("ensurePod returned no Pod")
+				}
+				return pod, err
+			},
+			list: func(task *v1alpha1.Task) (client.ObjectList, []client.ListOption) {
+				return &corev1.PodList{}, byTask(task)
+			},
+		},
+		{
 			name: "cluster role binding", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
 			child: func(task *v1alpha1.Task) client.Object {
 				return children.ClusterRoleBinding(task, "view", v1alpha1.DefaultServiceAccountName(task.Name))
