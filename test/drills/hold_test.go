@@ -46,6 +46,15 @@ type hold struct {
 	release chan struct{} // closed to let it through
 	once    sync.Once
 	calls   atomic.Int64 // requests seen for the object, dry runs apart
+	since   atomic.Int64 // when the first request was held, Unix nanoseconds
+}
+
+// heldAt is when the first request was held (zero before).
+func (hd *hold) heldAt() time.Time {
+	if n := hd.since.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 func holdKey(resource, ns, name string) string { return resource + " " + ns + "/" + name }
@@ -165,6 +174,7 @@ func (h *holdHook) handle(ctx context.Context, req admission.Request) admission.
 		}
 	}
 	if hd.calls.Add(1) == 1 {
+		hd.since.Store(time.Now().UnixNano())
 		close(hd.seen)
 	}
 	select {

@@ -69,6 +69,7 @@ func TestKillManager(t *testing.T) {
 	t.Logf("manager started: %s", time.Since(start).Round(time.Millisecond))
 	var held []string // names of the held Tasks
 	names, holds := holdChildren(t, ns, 0, hooks)
+	names = append(names, holdPatch(t, ns, 0, hooks, holds))
 	created := make(chan struct{})
 	go func() {
 		defer close(created)
@@ -78,8 +79,10 @@ func TestKillManager(t *testing.T) {
 		// Kill once some Tasks are done and others not yet started, and
 		// the held ones are where they are held.
 		waitTerminal(t, ns, (k+1)*n/(2*kills+1), time.Minute)
-		names = append(names, holdPatch(t, ns, k, hooks, holds))
 		waitHeld(t, time.Minute, holds)
+		if waited := time.Since(holds[heldPatch(k)].heldAt()); waited > 25*time.Second {
+			t.Fatalf("the held patch waited %s for the kill, close to the webhook's 30 s timeout: the machine is too slow for this drill", waited)
+		}
 		held = append(held, names...)
 		mgr.Kill()
 		t.Logf("manager %d killed (SIGKILL) with %d of %d Tasks finished", k+1, countTerminal(t, ns), n+len(held))
@@ -88,6 +91,7 @@ func TestKillManager(t *testing.T) {
 		mgr = startManager(t, fmt.Sprint(k+2))
 		if k+1 < kills {
 			names, holds = holdChildren(t, ns, k+1, hooks)
+			names = append(names, holdPatch(t, ns, k+1, hooks, holds))
 		}
 	}
 	<-created
@@ -215,7 +219,7 @@ func bindTask(ns, name string) *v1alpha1.Task {
 	return task
 }
 
-// holdChildren creates three of the k-th kill's held Tasks (labelled
+// holdChildren creates three of the k-th kill's four held Tasks (labelled
 // holdLabel) and returns their names and holds: hold-img-k and hold-bind-k
 // are held writing the status that names their Pod, hold-sync-k the one
 // that names its Synchronization. An admission request is held at most
@@ -241,20 +245,23 @@ func holdChildren(t *testing.T, ns string, k int, hooks *holdHook) ([]string, ma
 }
 
 // holdPatch creates the k-th kill's held transformation, hold-xform-k,
-// whose patch of ConfigMap hold-cm-k is held, adds its hold to holds and
-// returns its name. It is created just before the kill: a patch held past
-// the webhook's timeout would fail, not be retried.
+// whose patch of ConfigMap hold-cm-k is held, adds its hold to holds (as
+// heldPatch(k)) and returns its name. A patch held past the webhook's
+// timeout (30 s) would fail, not be retried: the kill must come sooner.
 func holdPatch(t *testing.T, ns string, k int, hooks *holdHook, holds map[string]*hold) string {
 	t.Helper()
 	target := fmt.Sprintf("hold-cm-%d", k)
 	transformTarget(t, ns, target, map[string]string{holdLabel: "true"})
 	xform := transformTask(ns, fmt.Sprintf("hold-xform-%d", k), target)
-	holds["the patch of "+target] = hooks.expect("configmaps", ns, target)
+	holds[heldPatch(k)] = hooks.expect("configmaps", ns, target)
 	if err := admin.Client.Create(t.Context(), xform); err != nil {
 		t.Fatalf("create task %s: %v", xform.Name, err)
 	}
 	return xform.Name
 }
+
+// heldPatch names the k-th kill's held patch in holds.
+func heldPatch(k int) string { return fmt.Sprintf("the patch of hold-cm-%d", k) }
 
 // checkInWindow checks, on the API server with the manager dead, that the
 // kill landed where the drill meant it to: it finds, by their state, the
