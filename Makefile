@@ -84,6 +84,13 @@ bench: envtest ## Measure P1-P6 side by side in one run (envtest on 127.0.0.1) a
 soak: envtest ## The reliability drills, long versions (TASKGATE_SOAK=1): kill -9, hostile input, certificate rotation.
 	TASKGATE_SOAK=1 go test -count=1 -timeout $(SOAK_TIMEOUT) -v ./test/drills/
 
+# MUTATIONS: names from hack/mutation-check.sh to run only those (default: all).
+MUTATIONS ?=
+
+.PHONY: mutation
+mutation: envtest ## Apply each deliberate breakage of hack/mutation-check.sh to a clean copy of HEAD and report caught/survived (not part of `make test`).
+	hack/mutation-check.sh $(MUTATIONS)
+
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files differ from what is committed.
 	@git diff --exit-code -- api config charts/taskgate/files || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }

@@ -53,6 +53,7 @@ type managerFlags struct {
 	maxTransformationObjects           int
 	finishedTaskTTL                    time.Duration
 	logFormat, logLevel                string
+	testCertRotation                   string
 }
 
 func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
@@ -95,8 +96,27 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 		"how long a finished Task is kept when its spec.ttlSecondsAfterFinished is unset (which wins): then the controller deletes it with its children; 0 keeps finished Tasks")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: info or debug")
+	// Testing only, left out of the usage text (see testRotation).
+	fs.StringVar(&f.testCertRotation, testCertRotationFlag, "", "")
+	fs.Usage = func() {
+		shown := flag.NewFlagSet("manager", flag.ContinueOnError)
+		shown.SetOutput(fs.Output())
+		fs.VisitAll(func(fl *flag.Flag) {
+			if fl.Name != testCertRotationFlag {
+				shown.Var(fl.Value, fl.Name, fl.Usage)
+			}
+		})
+		fmt.Fprintln(fs.Output(), "Usage of manager:")
+		shown.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if _, err := parseTestRotation(f.testCertRotation); err != nil {
+		return nil, err
+	}
+	if f.testCertRotation != "" && !f.certRotation {
+		return nil, fmt.Errorf("--%s needs --cert-rotation", testCertRotationFlag)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -209,7 +229,7 @@ func startManager(f *managerFlags) error {
 
 	certsReady := make(chan struct{})
 	if f.enableWebhooks && f.certRotation {
-		err := rotator.AddRotator(mgr, &rotator.CertRotator{
+		cr := &rotator.CertRotator{
 			SecretKey:             types.NamespacedName{Namespace: f.namespace, Name: f.certSecret},
 			CertDir:               f.certDir,
 			CAName:                "taskgate-ca",
@@ -219,7 +239,13 @@ func startManager(f *managerFlags) error {
 			IsReady:               certsReady,
 			Webhooks:              rotatedWebhooks(f),
 			RequireLeaderElection: false, // every replica serves webhooks and needs the certificate
-		})
+		}
+		if f.testCertRotation != "" {
+			tr, _ := parseTestRotation(f.testCertRotation) // checked by parseManagerFlags
+			tr.apply(cr)
+			log.Info("certificate rotation timings for testing", testCertRotationFlag, f.testCertRotation)
+		}
+		err := rotator.AddRotator(mgr, cr)
 		if err != nil {
 			return fmt.Errorf("add certificate rotator: %w", err)
 		}
@@ -331,4 +357,63 @@ func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 		}
 	}
 	return nil
+}
+
+// testCertRotationFlag makes the certificate rotator rotate within seconds,
+// for the rotation drill (test/drills): a comma-separated list of
+// ca=DURATION (CA validity), server=DURATION (serving certificate validity),
+// lookahead=DURATION (renew what expires sooner than this), check=DURATION
+// (how often to look) and dns=NAME (an extra DNS name in the serving
+// certificate, such as localhost, for a webhook configuration with a URL).
+// With ca=1h20s,server=1h8s,lookahead=1h the serving certificate is
+// re-issued about every 8 s and the CA with it after about 20 s. It is left
+// out of the usage text and is not for production.
+const testCertRotationFlag = "test-cert-rotation"
+
+// testRotation is the parsed --test-cert-rotation.
+type testRotation struct {
+	ca, server, lookahead, check time.Duration
+	dnsNames                     []string
+}
+
+func parseTestRotation(s string) (*testRotation, error) {
+	tr := &testRotation{}
+	if s == "" {
+		return tr, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("--%s: %q: want key=value", testCertRotationFlag, kv)
+		}
+		if k == "dns" {
+			tr.dnsNames = append(tr.dnsNames, v)
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("--%s: %s=%q: want a positive duration", testCertRotationFlag, k, v)
+		}
+		switch k {
+		case "ca":
+			tr.ca = d
+		case "server":
+			tr.server = d
+		case "lookahead":
+			tr.lookahead = d
+		case "check":
+			tr.check = d
+		default:
+			return nil, fmt.Errorf("--%s: unknown key %q (want ca, server, lookahead, check or dns)", testCertRotationFlag, k)
+		}
+	}
+	return tr, nil
+}
+
+// apply sets the timings that were given on cr; cert-controller's defaults
+// stay for the others.
+func (tr *testRotation) apply(cr *rotator.CertRotator) {
+	cr.CaCertDuration, cr.ServerCertDuration = tr.ca, tr.server
+	cr.LookaheadInterval, cr.RotationCheckFrequency = tr.lookahead, tr.check
+	cr.ExtraDNSNames = append(cr.ExtraDNSNames, tr.dnsNames...)
 }

@@ -8,13 +8,16 @@ import (
 	"testing"
 	"time"
 
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
 	"github.com/astronetes/taskgate/test/load/kit"
 )
-
-// propagation is how long the drill gives the API server to pick up a
-// changed webhook configuration (an informer event, normally milliseconds)
-// before relying on it, as an operator rotating by hand would wait.
-const propagation = 2 * time.Second
 
 // TestCertRotation replaces the webhook server's certificate while Tasks
 // are being created through the webhooks: first with one from the same CA,
@@ -133,12 +136,84 @@ func rotate(t *testing.T, ca *kit.CA) {
 	})
 }
 
-// setBundle sets the caBundle of both webhook configurations and waits for
-// the API server to pick it up.
+// setBundle sets the caBundle of both webhook configurations and waits
+// until the API server admits with them (awaitWebhookConfigs).
 func setBundle(t *testing.T, bundle []byte) {
 	t.Helper()
 	if err := installWebhooks(t.Context(), bundle); err != nil {
 		t.Fatalf("set caBundle: %v", err)
 	}
-	time.Sleep(propagation)
+	awaitWebhookConfigs(t, bundle)
+}
+
+// probeLabel marks the ConfigMaps that the probe configurations send to
+// the probe webhooks.
+const probeLabel = "drills.taskgate.test/probe"
+
+var probeSeq atomic.Int64
+
+// awaitWebhookConfigs waits until the API server admits with the webhook
+// configurations as they are now, by a condition instead of a pause: it
+// points a probe configuration of each kind (mutating, validating), written
+// after the configurations waited for, at paths of this call's own on the
+// drills' webhook server, and dry-runs the creation of a probe ConfigMap
+// until both paths are called. The API server reads each kind's
+// configurations through one informer, in the order they were written: once
+// it calls the probe's new paths it has the earlier changes too. bundle is
+// the probes' caBundle (one the server's certificate verifies with).
+func awaitWebhookConfigs(t *testing.T, bundle []byte) {
+	t.Helper()
+	path := fmt.Sprintf("/drill-probe-%d", probeSeq.Add(1))
+	var mutated, validated atomic.Bool
+	whServer.Register(path+"/m", &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+		mutated.Store(true)
+		return admission.Allowed("")
+	})})
+	whServer.Register(path+"/v", &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+		validated.Store(true)
+		return admission.Allowed("")
+	})})
+	rules := []admissionregv1.RuleWithOperations{{Operations: []admissionregv1.OperationType{admissionregv1.Create},
+		Rule: admissionregv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}}}}
+	sel := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: probeLabel, Operator: metav1.LabelSelectorOpExists}}}
+	cc := func(p string) admissionregv1.WebhookClientConfig {
+		return admissionregv1.WebhookClientConfig{URL: ptr.To(whURL + p), CABundle: bundle}
+	}
+	m := &admissionregv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "drill-probe"},
+		Webhooks: []admissionregv1.MutatingWebhook{{Name: "probe.drills.taskgate.test", ClientConfig: cc(path + "/m"), Rules: rules,
+			ObjectSelector: sel, FailurePolicy: ptr.To(admissionregv1.Ignore), SideEffects: ptr.To(admissionregv1.SideEffectClassNone),
+			AdmissionReviewVersions: []string{"v1"}}}}
+	v := &admissionregv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "drill-probe"},
+		Webhooks: []admissionregv1.ValidatingWebhook{{Name: "probe.drills.taskgate.test", ClientConfig: cc(path + "/v"), Rules: rules,
+			ObjectSelector: sel, FailurePolicy: ptr.To(admissionregv1.Ignore), SideEffects: ptr.To(admissionregv1.SideEffectClassNone),
+			AdmissionReviewVersions: []string{"v1"}}}}
+	for _, o := range []client.Object{m, v} {
+		if err := upsert(t.Context(), o); err != nil {
+			t.Fatalf("probe webhook configuration: %v", err)
+		}
+	}
+	eventually(t, "the API server to admit with the new webhook configurations", 30*time.Second, 20*time.Millisecond, func() error {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", GenerateName: "probe-", Labels: map[string]string{probeLabel: "true"}}}
+		if err := cp.Client.Create(t.Context(), cm, client.DryRunAll); err != nil {
+			return err
+		}
+		if !mutated.Load() || !validated.Load() {
+			return fmt.Errorf("probe paths called: mutating %v, validating %v", mutated.Load(), validated.Load())
+		}
+		return nil
+	})
+}
+
+// upsert creates o, or replaces what the cluster holds under its name.
+func upsert(ctx context.Context, o client.Object) error {
+	err := cp.Client.Create(ctx, o)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	existing := o.DeepCopyObject().(client.Object)
+	if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(o), existing); err != nil {
+		return err
+	}
+	o.SetResourceVersion(existing.GetResourceVersion())
+	return cp.Client.Update(ctx, o)
 }

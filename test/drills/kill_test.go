@@ -2,7 +2,9 @@ package drills_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,11 +22,22 @@ import (
 )
 
 // TestKillManager kills `taskgate manager` with SIGKILL while Tasks are in
-// flight and starts it again: every Task ends Succeeded, each ran exactly
-// once (one Pod or one Synchronization, counted by the task label), no
-// Task is lost, and no ClusterRoleBinding of the Tasks with a clusterRole
-// outlives them. The manager holds no right to create Pods, bindings or
-// Synchronizations itself: each is created as the Task's requester.
+// flight and starts it again: every custom-image and run-synchronization
+// Task ends Succeeded and ran exactly once (one Pod or one Synchronization,
+// counted by the task label), every transformation patched its ConfigMap
+// at most once (once if it Succeeded; one killed mid-patch ends
+// Interrupted), no Task is lost, and no ClusterRoleBinding of the Tasks
+// with a clusterRole outlives them. The manager holds no right to create
+// Pods, bindings or Synchronizations itself: each is created as the Task's
+// requester.
+//
+// Each kill lands at a known point: four Tasks of the drill's own are held
+// by an admission webhook (holdHook) between creating their child and
+// writing the status that records it (a Pod, a Pod with its
+// ClusterRoleBinding, a Synchronization) or with a transformation's patch in
+// flight. The drill checks that precondition on the API server with the
+// manager dead, by the state itself (a child exists that the Task's status
+// does not name, a claim without a result), before it lets them through.
 func TestKillManager(t *testing.T) {
 	n := short(50, 500)
 	kills := short(1, 3)
@@ -42,6 +56,10 @@ func TestKillManager(t *testing.T) {
 	defer cancel()
 
 	bindings := watchBindings(ctx, t, ns)
+	for i := 4; i < n; i += 8 {
+		transformTarget(t, ns, fmt.Sprintf("cm-%04d", i), nil)
+	}
+	hooks := newHoldHook(t, ns, transformTarget(t, ns, "probe", map[string]string{holdLabel: "true"}))
 	taskgateBinary(t)
 	t.Logf("binary built: %s", time.Since(start).Round(time.Millisecond))
 	mgr := startManager(t, "1")
@@ -49,32 +67,53 @@ func TestKillManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("manager started: %s", time.Since(start).Round(time.Millisecond))
+	var held []string // names of the held Tasks
+	names, holds := holdChildren(t, ns, 0, hooks)
+	names = append(names, holdPatch(t, ns, 0, hooks, holds))
 	created := make(chan struct{})
 	go func() {
 		defer close(created)
 		createMixed(ctx, t, ns, n)
 	}()
 	for k := range kills {
-		// Kill once some Tasks are done and others not yet started.
+		// Kill once some Tasks are done and others not yet started, and
+		// the held ones are where they are held.
 		waitTerminal(t, ns, (k+1)*n/(2*kills+1), time.Minute)
+		waitHeld(t, time.Minute, holds)
+		if waited := time.Since(holds[heldPatch(k)].heldAt()); waited > 25*time.Second {
+			t.Fatalf("the held patch waited %s for the kill, close to the webhook's 30 s timeout: the machine is too slow for this drill", waited)
+		}
+		held = append(held, names...)
 		mgr.Kill()
-		t.Logf("manager %d killed (SIGKILL) with %d of %d Tasks finished", k+1, countTerminal(t, ns), n)
+		t.Logf("manager %d killed (SIGKILL) with %d of %d Tasks finished", k+1, countTerminal(t, ns), n+len(held))
+		checkInWindow(t, ns, names)
+		hooks.releaseAll()
 		mgr = startManager(t, fmt.Sprint(k+2))
+		if k+1 < kills {
+			names, holds = holdChildren(t, ns, k+1, hooks)
+			names = append(names, holdPatch(t, ns, k+1, hooks, holds))
+		}
 	}
 	<-created
 	if t.Failed() {
 		return
 	}
 	t.Logf("all created: %s", time.Since(start).Round(time.Millisecond))
-	waitTerminal(t, ns, n, short(2*time.Minute, 10*time.Minute))
-	checkRanOnce(t, ns, n)
+	waitTerminal(t, ns, n+len(held), short(2*time.Minute, 10*time.Minute))
+	checkRanOnce(t, ns, n+len(held))
 	// Each Task with a clusterRole got its binding (created as its
 	// requester), and a finished Task's binding is removed by the
 	// reconcile that finishes it, or by the first one after a restart.
+	var bound []string
 	for i := 0; i < n; i += 8 {
-		task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("bind-%04d", i)}}
-		if !bindings.seen(v1alpha1.ClusterRoleBindingName(ns, task.Name)) {
-			t.Errorf("task %s: no ClusterRoleBinding was ever created", task.Name)
+		bound = append(bound, fmt.Sprintf("bind-%04d", i))
+	}
+	for k := range kills {
+		bound = append(bound, fmt.Sprintf("hold-bind-%d", k))
+	}
+	for _, name := range bound {
+		if !bindings.seen(v1alpha1.ClusterRoleBindingName(ns, name)) {
+			t.Errorf("task %s: no ClusterRoleBinding was ever created", name)
 		}
 	}
 	eventually(t, "no ClusterRoleBinding of the namespace's Tasks", time.Minute, 200*time.Millisecond, func() error {
@@ -91,7 +130,8 @@ func TestKillManager(t *testing.T) {
 
 // createMixed creates n Tasks, custom-image and run-synchronization in
 // turn (every fourth custom-image one binding the ClusterRole view while it
-// runs), through the webhooks, with 8 workers.
+// runs, and the one between them a transformation of ConfigMap cm-<i>
+// instead), through the webhooks, with 8 workers.
 func createMixed(ctx context.Context, t *testing.T, ns string, n int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -103,8 +143,9 @@ func createMixed(ctx context.Context, t *testing.T, ns string, n int) {
 				case i%2 == 1:
 					task = runSyncTask(ns, fmt.Sprintf("sync-%04d", i))
 				case i%8 == 0:
-					task.Name = fmt.Sprintf("bind-%04d", i)
-					task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)
+					task = bindTask(ns, fmt.Sprintf("bind-%04d", i))
+				case i%8 == 4:
+					task = transformTask(ns, fmt.Sprintf("xform-%04d", i), fmt.Sprintf("cm-%04d", i))
 				}
 				if err := admin.Client.Create(ctx, task); err != nil {
 					t.Errorf("create task %s: %v", task.Name, err)
@@ -120,11 +161,8 @@ func createMixed(ctx context.Context, t *testing.T, ns string, n int) {
 func playKubelet(ctx context.Context, t *testing.T, ns string) {
 	for ctx.Err() == nil {
 		pods := &corev1.PodList{}
-		if err := cp.Client.List(ctx, pods, client.InNamespace(ns)); err != nil {
-			if ctx.Err() == nil {
-				t.Logf("kubelet: list pods: %v", err)
-			}
-			continue
+		if err := cp.Client.List(ctx, pods, client.InNamespace(ns)); err != nil && ctx.Err() == nil {
+			t.Logf("kubelet: list pods: %v", err)
 		}
 		for i := range pods.Items {
 			pod := &pods.Items[i]
@@ -174,8 +212,128 @@ func waitTerminal(t *testing.T, ns string, want int, timeout time.Duration) {
 	})
 }
 
-// checkRanOnce checks that all n Tasks exist, each Succeeded, and that each
-// has exactly one Pod or Synchronization, and that there is nothing else.
+// bindTask is a custom-image Task that binds the ClusterRole view while it runs.
+func bindTask(ns, name string) *v1alpha1.Task {
+	task := customImageTask(ns, name)
+	task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)
+	return task
+}
+
+// holdChildren creates three of the k-th kill's four held Tasks (labelled
+// holdLabel) and returns their names and holds: hold-img-k and hold-bind-k
+// are held writing the status that names their Pod, hold-sync-k the one
+// that names its Synchronization. An admission request is held at most
+// 30 s (the webhook's timeout); a status write is then retried and held
+// again.
+func holdChildren(t *testing.T, ns string, k int, hooks *holdHook) ([]string, map[string]*hold) {
+	t.Helper()
+	holds := map[string]*hold{}
+	var names []string
+	for _, task := range []*v1alpha1.Task{
+		customImageTask(ns, fmt.Sprintf("hold-img-%d", k)),
+		bindTask(ns, fmt.Sprintf("hold-bind-%d", k)),
+		runSyncTask(ns, fmt.Sprintf("hold-sync-%d", k)),
+	} {
+		task.Labels = map[string]string{holdLabel: "true"}
+		holds["the status write of "+task.Name] = hooks.expect("tasks/status", ns, task.Name)
+		names = append(names, task.Name)
+		if err := admin.Client.Create(t.Context(), task); err != nil {
+			t.Fatalf("create task %s: %v", task.Name, err)
+		}
+	}
+	return names, holds
+}
+
+// holdPatch creates the k-th kill's held transformation, hold-xform-k,
+// whose patch of ConfigMap hold-cm-k is held, adds its hold to holds (as
+// heldPatch(k)) and returns its name. A patch held past the webhook's
+// timeout (30 s) would fail, not be retried: the kill must come sooner.
+func holdPatch(t *testing.T, ns string, k int, hooks *holdHook, holds map[string]*hold) string {
+	t.Helper()
+	target := fmt.Sprintf("hold-cm-%d", k)
+	transformTarget(t, ns, target, map[string]string{holdLabel: "true"})
+	xform := transformTask(ns, fmt.Sprintf("hold-xform-%d", k), target)
+	holds[heldPatch(k)] = hooks.expect("configmaps", ns, target)
+	if err := admin.Client.Create(t.Context(), xform); err != nil {
+		t.Fatalf("create task %s: %v", xform.Name, err)
+	}
+	return xform.Name
+}
+
+// heldPatch names the k-th kill's held patch in holds.
+func heldPatch(k int) string { return fmt.Sprintf("the patch of hold-cm-%d", k) }
+
+// checkInWindow checks, on the API server with the manager dead, that the
+// kill landed where the drill meant it to: it finds, by their state, the
+// Tasks between creating a child and recording it (a Pod, a
+// ClusterRoleBinding or a Synchronization exists that the Task's status does
+// not name) and the transformations claimed without a result, and requires
+// each held Task among them and each kind of window at least once.
+func checkInWindow(t *testing.T, ns string, held []string) {
+	t.Helper()
+	tasks := &v1alpha1.TaskList{}
+	pods := &corev1.PodList{}
+	syncs := &v1alpha1.SynchronizationList{}
+	crbs := &rbacv1.ClusterRoleBindingList{}
+	for _, l := range []client.ObjectList{tasks, pods, syncs} {
+		if err := cp.Client.List(t.Context(), l, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cp.Client.List(t.Context(), crbs, client.MatchingLabels{children.TaskNamespaceLabel: ns}); err != nil {
+		t.Fatal(err)
+	}
+	byLabel := map[string]*v1alpha1.Task{}
+	for i := range tasks.Items {
+		byLabel[v1alpha1.TaskLabelValue(tasks.Items[i].Name)] = &tasks.Items[i]
+	}
+	window := map[string][]string{} // kind of window → Tasks in it
+	inWindow := map[string]bool{}
+	add := func(kind string, task *v1alpha1.Task) {
+		window[kind] = append(window[kind], task.Name)
+		inWindow[task.Name] = true
+	}
+	for _, p := range pods.Items {
+		if task := byLabel[p.Labels[v1alpha1.TaskLabel]]; task != nil && (task.Status.CustomImage == nil || task.Status.CustomImage.PodName != p.Name) {
+			add("pod created, not in status", task)
+		}
+	}
+	for _, crb := range crbs.Items {
+		if task := byLabel[crb.Labels[v1alpha1.TaskLabel]]; task != nil &&
+			(task.Status.CustomImage == nil || task.Status.CustomImage.ClusterRoleBindingName != crb.Name) {
+			add("cluster role binding created, not in status", task)
+		}
+	}
+	for _, s := range syncs.Items {
+		if task := byLabel[s.Labels[v1alpha1.TaskLabel]]; task != nil && task.Status.Synchronization == nil {
+			add("synchronization created, not in status", task)
+		}
+	}
+	for i := range tasks.Items {
+		if task := &tasks.Items[i]; task.Status.Transformation != nil && !isTerminal(task) {
+			add("transformation claimed, no result", task)
+		}
+	}
+	t.Logf("when the kill landed: %v", window)
+	for _, kind := range []string{"pod created, not in status", "cluster role binding created, not in status",
+		"synchronization created, not in status", "transformation claimed, no result"} {
+		if len(window[kind]) == 0 {
+			t.Errorf("when the kill landed no Task was in the window %q: the drill did not test it", kind)
+		}
+	}
+	for _, name := range held {
+		if !inWindow[name] {
+			t.Errorf("held task %s was in no window when the kill landed", name)
+		}
+	}
+}
+
+// checkRanOnce checks that all n Tasks exist and each ran once: every
+// custom-image and run-synchronization Task Succeeded with exactly one Pod
+// or Synchronization, and there is nothing else; every transformation
+// either Succeeded having patched its ConfigMap once, or was killed
+// mid-patch and ended Interrupted having patched it at most once (the held
+// ones must have).
 func checkRanOnce(t *testing.T, ns string, n int) {
 	t.Helper()
 	tasks := &v1alpha1.TaskList{}
@@ -196,16 +354,49 @@ func checkRanOnce(t *testing.T, ns string, n int) {
 	for _, s := range syncs.Items {
 		children[s.Labels[v1alpha1.TaskLabel]]++
 	}
+	transformations := 0
 	for _, task := range tasks.Items {
+		if task.Spec.Plugin == v1alpha1.PluginTransformation {
+			transformations++
+			checkPatchedOnce(t, ns, &task)
+			continue
+		}
 		if task.Status.Phase != v1alpha1.TaskSucceeded {
-			t.Errorf("task %s: phase %q (%s)", task.Name, task.Status.Phase, task.Status.Message)
+			t.Errorf("task %s: phase %q (%s), want Succeeded", task.Name, task.Status.Phase, task.Status.Message)
 		}
 		if got := children[v1alpha1.TaskLabelValue(task.Name)]; got != 1 {
 			t.Errorf("task %s (%s): %d Pods/Synchronizations, want exactly 1", task.Name, task.Spec.Plugin, got)
 		}
 	}
-	if len(pods.Items)+len(syncs.Items) != n {
-		t.Errorf("%d Pods + %d Synchronizations, want %d in all", len(pods.Items), len(syncs.Items), n)
+	if want := len(tasks.Items) - transformations; len(pods.Items)+len(syncs.Items) != want {
+		t.Errorf("%d Pods + %d Synchronizations, want %d in all", len(pods.Items), len(syncs.Items), want)
+	}
+}
+
+// checkPatchedOnce checks a transformation Task of the kill drill: its
+// ConfigMap (named in its config) holds the patch once if it Succeeded, at
+// most once if it was Interrupted (a held one must be), and it ended no
+// other way.
+func checkPatchedOnce(t *testing.T, ns string, task *v1alpha1.Task) {
+	t.Helper()
+	var cfg v1alpha1.TransformationConfig
+	if err := json.Unmarshal(task.Spec.Config.Raw, &cfg); err != nil || len(cfg.Names) != 1 {
+		t.Fatalf("task %s: config %s: %v", task.Name, task.Spec.Config.Raw, err)
+	}
+	patched := timesPatched(t, ns, cfg.Names[0])
+	c := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded)
+	switch {
+	case task.Status.Phase == v1alpha1.TaskSucceeded && !strings.HasPrefix(task.Name, "hold-"):
+		if patched != 1 {
+			t.Errorf("task %s Succeeded with configmap %s patched %d times, want once", task.Name, cfg.Names[0], patched)
+		}
+	case task.Status.Phase == v1alpha1.TaskFailed && c != nil && c.Reason == "Interrupted":
+		if patched > 1 {
+			t.Errorf("task %s was Interrupted with configmap %s patched %d times, want at most once", task.Name, cfg.Names[0], patched)
+		}
+	default:
+		t.Errorf("task %s ended %q (%s); want Succeeded, or Interrupted if killed mid-patch (a held one always)",
+			task.Name, task.Status.Phase, conditionText(c))
 	}
 }
 

@@ -1,7 +1,10 @@
 // Package drills_test puts taskgate through faults against a real
 // kube-apiserver and etcd (envtest): the manager killed with SIGKILL while
-// Tasks are in flight, hostile Tasks through the webhooks, and webhook
-// certificates rotated while Tasks are created.
+// Tasks are in flight (some held by an admission webhook of the drill's own
+// at a chosen point: between creating a child and recording it, or with a
+// transformation's patch in flight), hostile Tasks through the webhooks,
+// and webhook certificates rotated while Tasks are created, by hand and by
+// the manager's own rotator.
 //
 // The short versions run in `go test ./test/...`; TASKGATE_SOAK=1 (`make
 // soak`) makes them long. The tests change shared state (the webhook
