@@ -78,7 +78,7 @@ mutation "strict schema" schemas/validate.go \
 	'if sc == nil || sc.Properties[name] != nil {' \
 	'if true {' \
 	"./schemas/; ./webhook/"
-mutation "chart hardening" charts/taskgate/templates/deployment.yaml \
+mutation "chart hardening" charts/taskgate/values.yaml \
 	'readOnlyRootFilesystem: true' \
 	'readOnlyRootFilesystem: false' \
 	"./test/helm/ -run ^TestTemplate"
