@@ -7,7 +7,7 @@
 # Usage: hack/envtest-bins.sh DEST   (the Makefile's `envtest` target calls it)
 #   Then: export KUBEBUILDER_ASSETS=DEST
 # Idempotent: a binary whose version stamp matches is not rebuilt.
-# Knobs (env): ETCD_VERSION, K8S_VERSION, KWOK_VERSION, HELM_VERSION,
+# Knobs (env, from the Makefile): ETCD_VERSION, K8S_VERSION, KWOK_VERSION, HELM_VERSION,
 #              WITH_KUBECTL=1, WITH_KWOK=1, WITH_HELM=1 (default 0),
 #              WITH_CONTROLPLANE=1: also kube-controller-manager, kube-scheduler
 #              and kwok, for `make run` (the Makefile's envtest-run target).
@@ -17,10 +17,9 @@
 set -euo pipefail
 
 DEST=${1:?usage: $0 DEST}
-ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
-K8S_VERSION=${K8S_VERSION:-v1.37.2}
-KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
-HELM_VERSION=${HELM_VERSION:-v3.22.0}
+# The versions are the Makefile's (the one place they are said).
+ETCD_VERSION=${ETCD_VERSION:?set by the Makefile}
+K8S_VERSION=${K8S_VERSION:?set by the Makefile}
 STAGING_VERSION=v0.${K8S_VERSION#v1.}          # v1.37.2 -> v0.37.2
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 export GOFLAGS="${GOFLAGS:-} -modcacherw"
@@ -141,12 +140,14 @@ GO
 }
 
 build_kwok() {
+  : "${KWOK_VERSION:?set by the Makefile}"
   have kwok "$KWOK_VERSION" && return
   GOBIN=$DEST go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   stamp kwok "$KWOK_VERSION"
 }
 
 build_helm() {
+  : "${HELM_VERSION:?set by the Makefile}"
   have helm "$HELM_VERSION" && return
   GOBIN=$DEST go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
