@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -193,28 +191,17 @@ func p4Run(ctx context.Context, env p4Env, sample *v1alpha1.Task, ns string, n, 
 	}
 	defer func() { seen.w.Stop() }()
 	start := time.Now()
-	var next atomic.Int64
-	errc := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				t := kit.NewTask(sample, ns, fmt.Sprintf("sync-%d", i))
-				if err := env.creator.Create(ctx, t); err != nil {
-					errc <- err
-					return
-				}
-				if writeStatus {
-					finishLikeController(t)
-					if err := env.creator.Status().Update(ctx, t); err != nil {
-						errc <- err
-						return
-					}
-				}
-			}
-		})
-	}
-	go func() { wg.Wait(); close(errc) }()
+	errc := inParallel(n, workers, func(i int) error {
+		t := kit.NewTask(sample, ns, fmt.Sprintf("sync-%d", i))
+		if err := env.creator.Create(ctx, t); err != nil {
+			return err
+		}
+		if !writeStatus {
+			return nil
+		}
+		finishLikeController(t)
+		return env.creator.Status().Update(ctx, t)
+	})
 	for len(seen.succeeded) < n {
 		select {
 		case err, ok := <-errc:
