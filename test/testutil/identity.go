@@ -23,6 +23,18 @@ type Identity struct {
 	Kubeconfig string
 }
 
+// Impersonating is a client that acts as user in groups through cfg's
+// user, which must be allowed to impersonate them (an admin).
+func Impersonating(cfg *rest.Config, user string, groups ...string) (client.Client, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		return nil, fmt.Errorf("client impersonating %s: %w", user, err)
+	}
+	return c, nil
+}
+
 // AddUser adds a user authenticated by a client certificate (envtest's
 // AddUser) with no rights but those of system:authenticated.
 func (cp *ControlPlane) AddUser(u envtest.User) (*Identity, error) {
