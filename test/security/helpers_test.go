@@ -14,18 +14,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
-	"github.com/astronetes/taskgate/controller"
 	"github.com/astronetes/taskgate/test/testutil"
 )
-
-// cacheOptions are the manager's (cmd/taskgate): only labelled children cached.
-func cacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: controller.CacheByObject(nil)}
-}
 
 // adminGroup is bound to cluster-admin as kubeadm does since 1.29: admins
 // reach cluster-admin through an ordinary group, which taskgate can act as
