@@ -92,7 +92,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if err := grantRBAC(ctx, o, cp); err != nil {
 		return err
 	}
-	if err := ensureDefaultServiceAccount(ctx, cp, "default"); err != nil {
+	// kube-controller-manager creates it in a real cluster; with --nodes=false
+	// there is none, and with it the controller may not have got there yet.
+	// A Pod (or preflight's dry-run of one) that names no ServiceAccount is
+	// refused without it.
+	if err := testutil.EnsureDefaultServiceAccount(ctx, cp.client, "default"); err != nil {
 		return err
 	}
 	say("users: %s (group %s, bound to cluster-admin) for kubectl; %s (the chart's actAs=requester ClusterRole) for the manager; neither is in system:masters",

@@ -97,8 +97,14 @@ func (cp *ControlPlane) AddChartUser(ctx context.Context, name, values string) (
 // kube-apiserver's ServiceAccount admission refuses a Pod (also a dry-run,
 // such as the webhook's preflight) whose ServiceAccount does not exist.
 func (cp *ControlPlane) EnsureDefaultServiceAccount(ctx context.Context, ns string) error {
+	return EnsureDefaultServiceAccount(ctx, cp.Client, ns)
+}
+
+// EnsureDefaultServiceAccount is ControlPlane.EnsureDefaultServiceAccount
+// through c (cmd/taskgate-local's control plane).
+func EnsureDefaultServiceAccount(ctx context.Context, c client.Client, ns string) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
-	if err := cp.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := c.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create ServiceAccount %s/default: %w", ns, err)
 	}
 	return nil
@@ -107,9 +113,15 @@ func (cp *ControlPlane) EnsureDefaultServiceAccount(ctx context.Context, ns stri
 // BindClusterRole binds role to subjects with a ClusterRoleBinding named
 // name; one that exists already is left as it is.
 func (cp *ControlPlane) BindClusterRole(ctx context.Context, name, role string, subjects ...rbacv1.Subject) error {
+	return BindClusterRole(ctx, cp.Client, name, role, subjects...)
+}
+
+// BindClusterRole is ControlPlane.BindClusterRole through c
+// (cmd/taskgate-local's control plane).
+func BindClusterRole(ctx context.Context, c client.Client, name, role string, subjects ...rbacv1.Subject) error {
 	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}, Subjects: subjects}
-	if err := cp.Client.Create(ctx, crb); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := c.Create(ctx, crb); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("bind ClusterRole %s (ClusterRoleBinding %s): %w", role, name, err)
 	}
 	return nil
