@@ -64,6 +64,27 @@ type Options struct {
 	FinishedTaskTTL time.Duration
 }
 
+// CacheOptions keep the controller's memory bounded by the Tasks' own
+// objects: only the Pods, ServiceAccounts and Synchronizations that carry the
+// task label are cached (CacheByObject), and managed fields are stripped
+// from everything. ClusterRoleBindings are never cached: the controller and
+// its sweeper read them from the API server. namespaces, if any, restrict
+// the cache to them (the tests' managers watch a namespace each); none
+// caches all, as cmd/taskgate's manager does.
+func CacheOptions(mapper meta.RESTMapper, namespaces ...string) cache.Options {
+	c := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject:         CacheByObject(mapper),
+	}
+	for _, ns := range namespaces {
+		if c.DefaultNamespaces == nil {
+			c.DefaultNamespaces = map[string]cache.Config{}
+		}
+		c.DefaultNamespaces[ns] = cache.Config{}
+	}
+	return c
+}
+
 // CacheByObject narrows the manager's cache of Pods, ServiceAccounts and
 // Synchronizations to those that carry v1alpha1.TaskLabel, so that a large
 // cluster's Pods are not all held in memory. Pass it as

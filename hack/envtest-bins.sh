@@ -7,7 +7,7 @@
 # Usage: hack/envtest-bins.sh DEST   (the Makefile's `envtest` target calls it)
 #   Then: export KUBEBUILDER_ASSETS=DEST
 # Idempotent: a binary whose version stamp matches is not rebuilt.
-# Knobs (env): ETCD_VERSION, K8S_VERSION, KWOK_VERSION, HELM_VERSION,
+# Knobs (env, from the Makefile): ETCD_VERSION, K8S_VERSION, KWOK_VERSION, HELM_VERSION,
 #              WITH_KUBECTL=1, WITH_KWOK=1, WITH_HELM=1 (default 0),
 #              WITH_CONTROLPLANE=1: also kube-controller-manager, kube-scheduler
 #              and kwok, for `make run` (the Makefile's envtest-run target).
@@ -17,10 +17,9 @@
 set -euo pipefail
 
 DEST=${1:?usage: $0 DEST}
-ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
-K8S_VERSION=${K8S_VERSION:-v1.37.2}
-KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
-HELM_VERSION=${HELM_VERSION:-v3.22.0}
+# The versions are the Makefile's (the one place they are said).
+ETCD_VERSION=${ETCD_VERSION:?set by the Makefile}
+K8S_VERSION=${K8S_VERSION:?set by the Makefile}
 STAGING_VERSION=v0.${K8S_VERSION#v1.}          # v1.37.2 -> v0.37.2
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 export GOFLAGS="${GOFLAGS:-} -modcacherw"
@@ -33,11 +32,23 @@ trap 'rm -rf "$WORK"' EXIT
 
 have() { [[ -x "$DEST/$1" && "$(cat "$DEST/.$1.version" 2>/dev/null)" == "$2" ]]; }
 stamp() { echo "$2" >"$DEST/.$1.version"; echo "built $1 $2"; }
+# module NAME: a new wrapper module local.test/NAME in $WORK/NAME, entered.
+module() { mkdir -p "$WORK/$1"; cd "$WORK/$1"; go mod init "local.test/$1" >/dev/null 2>&1; }
+# k8s_ldflags: the version a k8s.io binary reports (upstream's build sets
+# these from git; a module build has none of it).
+k8s_ldflags() {
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local ld="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$ld"
+}
 
 build_etcd() {
   have etcd "$ETCD_VERSION" && return
-  local d=$WORK/etcd; mkdir -p "$d"; cd "$d"
-  go mod init local.test/etcd >/dev/null 2>&1
+  module etcd
   cat >main.go <<'GO'
 package main
 
@@ -62,8 +73,7 @@ GO
 K8S_MOD=""
 k8s_module() {
   [[ -n "$K8S_MOD" ]] && return
-  K8S_MOD=$WORK/k8s; mkdir -p "$K8S_MOD"; cd "$K8S_MOD"
-  go mod init local.test/k8s >/dev/null 2>&1
+  K8S_MOD=$WORK/k8s; module k8s
   go mod download "k8s.io/kubernetes@$K8S_VERSION"
   local kmod
   kmod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
@@ -98,21 +108,13 @@ import (
 func main() { os.Exit(cli.Run(app.$ctor())) }
 GO
   go mod tidy >/dev/null
-  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
-  local ld="-s -w"
-  local p
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
-  done
-  go build -trimpath -ldflags "$ld" -o "$DEST/$name" "./$name"
+  go build -trimpath -ldflags "$(k8s_ldflags)" -o "$DEST/$name" "./$name"
   stamp "$name" "$K8S_VERSION"
 }
 
 build_kubectl() {
   have kubectl "$K8S_VERSION" && return
-  local d=$WORK/kubectl; mkdir -p "$d"; cd "$d"
-  go mod init local.test/kubectl >/dev/null 2>&1
+  module kubectl
   cat >main.go <<'GO'
 package main
 
@@ -130,23 +132,19 @@ func main() {
 GO
   go get "k8s.io/kubectl@$STAGING_VERSION" >/dev/null
   go mod tidy >/dev/null
-  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
-  local ld="-s -w"
-  local p
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-  done
-  go build -trimpath -ldflags "$ld" -o "$DEST/kubectl" .
+  go build -trimpath -ldflags "$(k8s_ldflags)" -o "$DEST/kubectl" .
   stamp kubectl "$K8S_VERSION"
 }
 
 build_kwok() {
+  : "${KWOK_VERSION:?set by the Makefile}"
   have kwok "$KWOK_VERSION" && return
   GOBIN=$DEST go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   stamp kwok "$KWOK_VERSION"
 }
 
 build_helm() {
+  : "${HELM_VERSION:?set by the Makefile}"
   have helm "$HELM_VERSION" && return
   GOBIN=$DEST go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"

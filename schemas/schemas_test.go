@@ -18,10 +18,7 @@ import (
 // defaulting and validation, as admission does. Each invalid case lists the
 // errors it must produce in "# want:" lines.
 func TestCases(t *testing.T) {
-	set, err := schemas.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := load(t, "")
 	a := webhook.NewAdmitter(set)
 	files, err := filepath.Glob("testdata/*/*/*.yaml")
 	if err != nil || len(files) == 0 {
@@ -92,10 +89,7 @@ func wantLines(doc string) []string {
 }
 
 func TestEverySchemaPropertyIsDescribed(t *testing.T) {
-	set, err := schemas.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := load(t, "")
 	check := func(name string, s *schemas.Schema) {
 		for _, missing := range s.UndescribedProperties() {
 			t.Errorf("%s: property %s has no description", name, missing)
@@ -115,17 +109,10 @@ func TestEverySchemaPropertyIsDescribed(t *testing.T) {
 }
 
 func TestOverrideDir(t *testing.T) {
-	dir := t.TempDir()
-	custom := `{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+	dir := overrideDir(t, "bucket-to-bucket.json", `{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
 	  "additionalProperties": false, "required": ["bucket"],
-	  "properties": {"bucket": {"description": "Bucket name.", "type": "string"}}}`
-	if err := os.WriteFile(filepath.Join(dir, "bucket-to-bucket.json"), []byte(custom), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := schemas.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	  "properties": {"bucket": {"description": "Bucket name.", "type": "string"}}}`)
+	set := load(t, dir)
 	s, ok := set.SyncPlugin("bucket-to-bucket")
 	if !ok {
 		t.Fatalf("override plugin not loaded; have %v", set.SyncPluginNames())
@@ -222,4 +209,24 @@ func TestApplyDefaultsThroughRefs(t *testing.T) {
 	if none.HasDefaults() || none.ApplyDefaults(map[string]any{"a": map[string]any{}}) {
 		t.Error("a schema without defaults defaulted something")
 	}
+}
+
+// load is schemas.Load(dir), failing the test on error.
+func load(t *testing.T, dir string) *schemas.Set {
+	t.Helper()
+	set, err := schemas.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// overrideDir is a new --sync-schema-dir holding one schema file.
+func overrideDir(t *testing.T, file, schema string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(schema), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

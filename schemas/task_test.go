@@ -16,8 +16,17 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
-	"github.com/astronetes/taskgate/schemas"
 )
+
+// bundle is the embedded schemas' Bundle, failing the test on error.
+func bundle(t *testing.T) map[string][]byte {
+	t.Helper()
+	files, err := load(t, "").Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
 
 // compileBundle compiles one schema of the bundle from memory, every
 // file at its path under a base URL, as a validator reading the files
@@ -74,14 +83,7 @@ func corpus() []string {
 // TestTaskSchemaFormats holds each format task.json states to the Go
 // function the webhook or the API server checks it with.
 func TestTaskSchemaFormats(t *testing.T) {
-	set, err := schemas.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := set.Bundle()
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := bundle(t)
 	none := func(msgs []string) bool { return len(msgs) == 0 }
 	tests := []struct {
 		def   string
@@ -128,14 +130,7 @@ func TestTaskSchemaFormats(t *testing.T) {
 // TestBundleReferences checks that the bundle's files name each other
 // by relative paths and that each file's $id is its own path.
 func TestBundleReferences(t *testing.T) {
-	set, err := schemas.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := set.Bundle()
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := bundle(t)
 	want := []string{"task.json", "custom-image.json", "kubernetes-object-transformation.json", "run-synchronization.json",
 		"synchronization/kubernetes-to-kubernetes.json", "synchronization/kubernetes-to-bucket.json"}
 	if len(files) != len(want) {
@@ -194,17 +189,9 @@ func refs(v any, out []string) []string {
 // --sync-schema-dir joins run-synchronization's dispatch, and its own
 // absolute $id gives way to its path in the bundle.
 func TestBundleWithSyncOverride(t *testing.T) {
-	dir := t.TempDir()
-	custom := `{"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "https://example.com/s3.json", "type": "object",
+	set := load(t, overrideDir(t, "s3-export.json", `{"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "https://example.com/s3.json", "type": "object",
 	  "additionalProperties": false, "required": ["bucket"],
-	  "properties": {"bucket": {"description": "Bucket name.", "type": "string"}}}`
-	if err := os.WriteFile(filepath.Join(dir, "s3-export.json"), []byte(custom), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := schemas.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	  "properties": {"bucket": {"description": "Bucket name.", "type": "string"}}}`))
 	out := t.TempDir()
 	written, err := set.WriteBundle(out)
 	if err != nil {

@@ -16,83 +16,87 @@ import (
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
-// defaultingHandler is the mutating webhook's admission.Handler. It decodes
-// the Task once, with errors that name the field, and answers with a patch
-// of spec.config and spec.requester, the only parts it touches.
-type defaultingHandler struct{ defaulter *Defaulter }
-
-// validatingHandler is the validating webhook's admission.Handler.
-type validatingHandler struct{ validator *Validator }
-
-// singleCallHandler is the single-call webhook's admission.Handler: one
-// mutating webhook that defaults a new Task and then validates the defaulted
-// Task in the same call, so the API server makes one round trip instead of
-// two. It answers with the same patch, refusals and warnings as the pair.
-type singleCallHandler struct {
-	defaulter *Defaulter
-	validator *Validator
+// handler is the webhooks' admission.Handler: it decodes a created Task once,
+// with errors that name the field, and gives it to create; an update goes to
+// update; any other operation is allowed (the configurations register
+// CREATE and UPDATE only).
+type handler struct {
+	create func(context.Context, admission.Request, *v1alpha1.Task) admission.Response
+	update func(context.Context, admission.Request) admission.Response
 }
 
-func (h defaultingHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+func (h handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	switch req.Operation {
 	case admissionv1.Create:
 		task, resp := decodeTask(req.Object.Raw, req.Name)
 		if task == nil {
 			return resp
 		}
-		return defaultCreate(ctx, h.defaulter, req, task)
+		return h.create(ctx, req, task)
 	case admissionv1.Update:
-		resp, _ := restoreUpdate(req)
-		return resp
+		return h.update(ctx, req)
 	}
 	return admission.Allowed("")
 }
 
-func (h validatingHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	switch req.Operation {
-	case admissionv1.Create:
-		task, resp := decodeTask(req.Object.Raw, req.Name)
-		if task == nil {
+// defaultingHandler is the mutating webhook's handler. It answers with a
+// patch of spec.config and spec.requester, the only parts it touches.
+func defaultingHandler(d *Defaulter) handler {
+	return handler{
+		create: func(ctx context.Context, req admission.Request, task *v1alpha1.Task) admission.Response {
+			return defaultCreate(ctx, d, req, task)
+		},
+		update: func(_ context.Context, req admission.Request) admission.Response {
+			resp, _ := restoreUpdate(req)
 			return resp
-		}
-		return validateCreate(ctx, h.validator, req, task)
-	case admissionv1.Update:
-		return validateUpdate(ctx, h.validator, req)
+		},
 	}
-	return admission.Allowed("")
 }
 
-func (h singleCallHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	switch req.Operation {
-	case admissionv1.Create:
-		task, resp := decodeTask(req.Object.Raw, req.Name)
-		if task == nil {
-			return resp
-		}
-		patch := defaultCreate(ctx, h.defaulter, req, task)
-		if !patch.Allowed {
-			return patch
-		}
-		checked := validateCreate(ctx, h.validator, req, task) // the defaulted Task
-		if !checked.Allowed {
-			return checked
-		}
-		return patch.WithWarnings(checked.Warnings...)
-	case admissionv1.Update:
-		patch, restored := restoreUpdate(req)
-		if !patch.Allowed {
-			return patch
-		}
-		if restored != nil {
-			req.Object.Raw = restored
-		}
-		checked := validateUpdate(ctx, h.validator, req)
-		if !checked.Allowed {
-			return checked
-		}
-		return patch.WithWarnings(checked.Warnings...)
+// validatingHandler is the validating webhook's handler.
+func validatingHandler(v *Validator) handler {
+	return handler{
+		create: func(ctx context.Context, req admission.Request, task *v1alpha1.Task) admission.Response {
+			return validateCreate(ctx, v, req, task)
+		},
+		update: func(ctx context.Context, req admission.Request) admission.Response {
+			return validateUpdate(ctx, v, req)
+		},
 	}
-	return admission.Allowed("")
+}
+
+// singleCallHandler is the single-call webhook's handler: one mutating
+// webhook that defaults a new Task and then validates the defaulted Task in
+// the same call, so the API server makes one round trip instead of two. It
+// answers with the same patch, refusals and warnings as the pair.
+func singleCallHandler(d *Defaulter, v *Validator) handler {
+	return handler{
+		create: func(ctx context.Context, req admission.Request, task *v1alpha1.Task) admission.Response {
+			patch := defaultCreate(ctx, d, req, task)
+			if !patch.Allowed {
+				return patch
+			}
+			checked := validateCreate(ctx, v, req, task) // the defaulted Task
+			if !checked.Allowed {
+				return checked
+			}
+			return patch.WithWarnings(checked.Warnings...)
+		},
+		update: func(ctx context.Context, req admission.Request) admission.Response {
+			patch, restored := restoreUpdate(req)
+			if !patch.Allowed {
+				return patch
+			}
+			if restored != nil {
+				req.Object.Raw = restored
+			}
+			checked := validateUpdate(ctx, v, req)
+			if !checked.Allowed {
+				return checked
+			}
+			return patch.WithWarnings(checked.Warnings...)
+		},
+	}
 }
 
 // restoreUpdate answers an UPDATE with a patch that puts back what

@@ -284,8 +284,8 @@ func SingleCallHandler(a *Admitter, authz Authorizer) *ReviewHandler {
 // changes Tasks; its configuration should say reinvocationPolicy: IfNeeded.
 func NewHandlers(v *Validator) (mutate, validate, single *ReviewHandler) {
 	d := &Defaulter{Admitter: v.Admitter}
-	mutate = NewReviewHandler(&admission.Webhook{Handler: defaultingHandler{defaulter: d}})
-	validate = NewReviewHandler(&admission.Webhook{Handler: validatingHandler{validator: v}})
-	single = NewReviewHandler(&admission.Webhook{Handler: singleCallHandler{defaulter: d, validator: v}})
+	mutate = NewReviewHandler(&admission.Webhook{Handler: defaultingHandler(d)})
+	validate = NewReviewHandler(&admission.Webhook{Handler: validatingHandler(v)})
+	single = NewReviewHandler(&admission.Webhook{Handler: singleCallHandler(d, v)})
 	return mutate, validate, single
 }

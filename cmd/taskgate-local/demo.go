@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 //go:embed wrong-tasks.yaml
@@ -232,7 +233,7 @@ func ensureNamespace(ctx context.Context, cp *controlPlane, name string) error {
 	if err := cp.client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
-	return ensureDefaultServiceAccount(ctx, cp, name)
+	return testutil.EnsureDefaultServiceAccount(ctx, cp.client, name)
 }
 
 func createDeployment(ctx context.Context, cp *controlPlane, ns, name string, labels map[string]string) error {

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // options are the command-line flags; paths are relative to the repository root.
@@ -46,7 +48,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.stateDir, "state-dir", ".run", "directory for the kubeconfig, the manager log and the control plane's data; wiped at start")
 	flag.StringVar(&o.managerBinary, "manager-binary", "bin/taskgate", "the taskgate binary to run as the manager (make build)")
-	flag.StringVar(&o.assetsDir, "assets", defaultAssetsDir(), "directory holding etcd, kube-apiserver, kubectl and helm (make envtest; $KUBEBUILDER_ASSETS)")
+	flag.StringVar(&o.assetsDir, "assets", testutil.AssetsDir(), "directory holding etcd, kube-apiserver, kubectl and helm (make envtest); default $KUBEBUILDER_ASSETS, else the Makefile's ENVTEST_DIR")
 	flag.StringVar(&o.crdDir, "crd-dir", "config/crd", "directory of the CRDs to install (Task and Synchronization)")
 	flag.StringVar(&o.samplesDir, "samples", "config/samples", "directory of sample Tasks to apply")
 	flag.StringVar(&o.chartDir, "chart", "charts/taskgate", "the Helm chart whose manager ClusterRole the manager runs with")
@@ -67,14 +69,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "taskgate-local:", err)
 		os.Exit(1)
 	}
-}
-
-func defaultAssetsDir() string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "taskgate", "envtest-v1.37.2")
 }
 
 // run starts everything, shows the demo and tears everything down again, also
@@ -98,7 +92,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if err := grantRBAC(ctx, o, cp); err != nil {
 		return err
 	}
-	if err := ensureDefaultServiceAccount(ctx, cp, "default"); err != nil {
+	// kube-controller-manager creates it in a real cluster; with --nodes=false
+	// there is none, and with it the controller may not have got there yet.
+	// A Pod (or preflight's dry-run of one) that names no ServiceAccount is
+	// refused without it.
+	if err := testutil.EnsureDefaultServiceAccount(ctx, cp.client, "default"); err != nil {
 		return err
 	}
 	say("users: %s (group %s, bound to cluster-admin) for kubectl; %s (the chart's actAs=requester ClusterRole) for the manager; neither is in system:masters",

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // manager is the `taskgate manager` subprocess.
@@ -25,11 +27,11 @@ type manager struct {
 // kubeconfig and the envtest serving certificate, and waits until it is ready
 // and its webhook server answers TLS with that certificate.
 func startManager(ctx context.Context, o options, cp *controlPlane) (*manager, error) {
-	healthPort, err := freePort()
+	healthPort, err := testutil.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	metricsPort, err := freePort()
+	metricsPort, err := testutil.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -90,15 +92,6 @@ func tlsOK(port int, roots *x509.CertPool) bool {
 
 // stop stops the manager, with 15 seconds for a graceful shutdown.
 func (m *manager) stop() error { return m.process.stop(15 * time.Second) }
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 // tail returns the last n lines of a file, for error messages.
 func tail(path string, n int) string {

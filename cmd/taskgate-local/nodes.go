@@ -16,6 +16,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // The fuller control plane beside envtest's etcd and kube-apiserver:
@@ -65,72 +67,57 @@ func startNodes(ctx context.Context, o options, cp *controlPlane) (*nodes, error
 	if err := os.WriteFile(caFile, cp.env.Config.CAData, 0o600); err != nil {
 		return n, err
 	}
-	kubeconfig := func(user string, groups ...string) (string, error) {
-		path := filepath.Join(o.stateDir, user+".kubeconfig")
-		return path, cp.writeKubeconfig(path, user, groups...)
+	// component starts one of them on a free port as user (in groups), with
+	// a kubeconfig of that user's; args gets the kubeconfig's path and the port.
+	component := func(name, scheme, user string, groups []string, args func(kubeconfig string, port int) []string) error {
+		kubeconfig := filepath.Join(o.stateDir, user+".kubeconfig")
+		if err := cp.writeKubeconfig(kubeconfig, user, groups...); err != nil {
+			return err
+		}
+		port, err := testutil.FreePort()
+		if err != nil {
+			return err
+		}
+		return n.start(ctx, o, name, scheme, port, args(kubeconfig, port)...)
 	}
 
-	kcmKube, err := kubeconfig(kcmUser)
-	if err != nil {
-		return n, err
-	}
-	kcmPort, err := freePort()
-	if err != nil {
-		return n, err
+	// kube-controller-manager and kube-scheduler take the same flags for
+	// their kubeconfig, leader election and secure port.
+	kubeComponent := func(name, user string, extra ...string) error {
+		return component(name, "https", user, nil, func(kubeconfig string, port int) []string {
+			return append([]string{
+				"--kubeconfig=" + kubeconfig,
+				"--leader-elect=false",
+				"--bind-address=127.0.0.1",
+				"--secure-port=" + strconv.Itoa(port),
+				"--cert-dir=" + filepath.Join(o.stateDir, name),
+			}, extra...)
+		})
 	}
 	// No --authentication-kubeconfig or --authorization-kubeconfig: their
 	// secure port serves /healthz only (always allowed), and envtest's API
 	// server has no request-header CA for delegated authentication to read.
-	if err := n.start(ctx, o, "kube-controller-manager", "https", kcmPort,
-		"--kubeconfig="+kcmKube,
-		"--use-service-account-credentials=true",
-		"--root-ca-file="+caFile,
-		"--leader-elect=false",
-		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(kcmPort),
-		"--cert-dir="+filepath.Join(o.stateDir, "kube-controller-manager"),
-	); err != nil {
+	if err := kubeComponent("kube-controller-manager", kcmUser,
+		"--use-service-account-credentials=true", "--root-ca-file="+caFile); err != nil {
 		return n, err
 	}
-
-	schedKube, err := kubeconfig(schedulerUser)
-	if err != nil {
-		return n, err
-	}
-	schedPort, err := freePort()
-	if err != nil {
-		return n, err
-	}
-	if err := n.start(ctx, o, "kube-scheduler", "https", schedPort,
-		"--kubeconfig="+schedKube,
-		"--leader-elect=false",
-		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(schedPort),
-		"--cert-dir="+filepath.Join(o.stateDir, "kube-scheduler"),
-	); err != nil {
-		return n, err
-	}
-
-	kwokKube, err := kubeconfig(kwokUser, "system:masters")
-	if err != nil {
+	if err := kubeComponent("kube-scheduler", schedulerUser); err != nil {
 		return n, err
 	}
 	stages := filepath.Join(o.stateDir, "kwok-stages.yaml")
 	if err := os.WriteFile(stages, kwokStages, 0o600); err != nil {
 		return n, err
 	}
-	kwokPort, err := freePort()
-	if err != nil {
-		return n, err
-	}
-	if err := n.start(ctx, o, "kwok", "http", kwokPort,
-		"--kubeconfig="+kwokKube,
-		"--config="+stages,
-		"--manage-all-nodes=false",
-		"--manage-nodes-with-annotation-selector="+kwokManageAnnotation+"=fake",
-		"--node-lease-duration-seconds=40",
-		"--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
-	); err != nil {
+	if err := component("kwok", "http", kwokUser, []string{"system:masters"}, func(kubeconfig string, port int) []string {
+		return []string{
+			"--kubeconfig=" + kubeconfig,
+			"--config=" + stages,
+			"--manage-all-nodes=false",
+			"--manage-nodes-with-annotation-selector=" + kwokManageAnnotation + "=fake",
+			"--node-lease-duration-seconds=40",
+			"--server-address=127.0.0.1:" + strconv.Itoa(port),
+		}
+	}); err != nil {
 		return n, err
 	}
 

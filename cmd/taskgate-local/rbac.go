@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/test/testutil"
@@ -37,25 +35,15 @@ func grantRBAC(ctx context.Context, o options, cp *controlPlane) error {
 	if err != nil {
 		return err
 	}
-	objs := append(policy, []client.Object{
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: adminsGroup},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: adminsGroup}},
-		},
-		role,
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: managerUser}},
-		},
-	}...)
-	for _, obj := range objs {
+	for _, obj := range append(policy, role) {
 		if err := cp.client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create %T %s: %w", obj, obj.GetName(), err)
 		}
 	}
-	return nil
+	if err := testutil.BindClusterRole(ctx, cp.client, adminsGroup, "cluster-admin", testutil.GroupSubject(adminsGroup)); err != nil {
+		return err
+	}
+	return testutil.BindClusterRole(ctx, cp.client, role.Name, role.Name, testutil.UserSubject(managerUser))
 }
 
 // chartObjects renders the chart's manager ClusterRole, its requester
@@ -89,18 +77,4 @@ func chartObjects(ctx context.Context, o options) (*rbacv1.ClusterRole, []client
 		policy[i] = &rendered[i]
 	}
 	return role, policy, nil
-}
-
-// ensureDefaultServiceAccount creates the namespace's "default"
-// ServiceAccount, which kube-controller-manager's ServiceAccount controller
-// creates in a real cluster; with --nodes=false there is none, and with it
-// the controller may not have got there yet. A Pod (or a server-side dry-run
-// of one, as preflight sends) that names no ServiceAccount is refused
-// without it.
-func ensureDefaultServiceAccount(ctx context.Context, cp *controlPlane, ns string) error {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
-	if err := cp.client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ServiceAccount %s/default: %w", ns, err)
-	}
-	return nil
 }

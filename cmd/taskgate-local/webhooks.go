@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -51,29 +52,27 @@ func loadWebhooks(path string) ([]*admissionv1.MutatingWebhookConfiguration, []*
 		}
 		switch meta.Kind {
 		case "MutatingWebhookConfiguration":
-			var w admissionv1.MutatingWebhookConfiguration
-			if err := yaml.UnmarshalStrict(doc, &w); err != nil {
-				return nil, nil, fmt.Errorf("%s: document %d: %w", path, i, err)
-			}
-			w.Name = localName(w.Name)
-			for j := range w.Webhooks {
-				if err := localClientConfig(&w.Webhooks[j].ClientConfig); err != nil {
-					return nil, nil, fmt.Errorf("%s: %s webhooks[%d].clientConfig: %w", path, w.Name, j, err)
+			w := &admissionv1.MutatingWebhookConfiguration{}
+			if err := localize(path, i, doc, w, func() (ccs []*admissionv1.WebhookClientConfig) {
+				for j := range w.Webhooks {
+					ccs = append(ccs, &w.Webhooks[j].ClientConfig)
 				}
+				return ccs
+			}); err != nil {
+				return nil, nil, err
 			}
-			mutating = append(mutating, &w)
+			mutating = append(mutating, w)
 		case "ValidatingWebhookConfiguration":
-			var w admissionv1.ValidatingWebhookConfiguration
-			if err := yaml.UnmarshalStrict(doc, &w); err != nil {
-				return nil, nil, fmt.Errorf("%s: document %d: %w", path, i, err)
-			}
-			w.Name = localName(w.Name)
-			for j := range w.Webhooks {
-				if err := localClientConfig(&w.Webhooks[j].ClientConfig); err != nil {
-					return nil, nil, fmt.Errorf("%s: %s webhooks[%d].clientConfig: %w", path, w.Name, j, err)
+			w := &admissionv1.ValidatingWebhookConfiguration{}
+			if err := localize(path, i, doc, w, func() (ccs []*admissionv1.WebhookClientConfig) {
+				for j := range w.Webhooks {
+					ccs = append(ccs, &w.Webhooks[j].ClientConfig)
 				}
+				return ccs
+			}); err != nil {
+				return nil, nil, err
 			}
-			validating = append(validating, &w)
+			validating = append(validating, w)
 		case "":
 			if len(bytes.TrimSpace(doc)) > 0 && !onlyComments(doc) {
 				return nil, nil, fmt.Errorf("%s: document %d has no kind", path, i)
@@ -86,6 +85,22 @@ func loadWebhooks(path string) ([]*admissionv1.MutatingWebhookConfiguration, []*
 		return nil, nil, fmt.Errorf("%s holds no webhook configuration", path)
 	}
 	return mutating, validating, nil
+}
+
+// localize decodes document i of path strictly into w, gives it its local
+// name and readies the clientConfig of each of its webhooks (clientConfigs,
+// called after decoding, lists them).
+func localize(path string, i int, doc []byte, w metav1.Object, clientConfigs func() []*admissionv1.WebhookClientConfig) error {
+	if err := yaml.UnmarshalStrict(doc, w); err != nil {
+		return fmt.Errorf("%s: document %d: %w", path, i, err)
+	}
+	w.SetName(localName(w.GetName()))
+	for j, cc := range clientConfigs() {
+		if err := localClientConfig(cc); err != nil {
+			return fmt.Errorf("%s: %s webhooks[%d].clientConfig: %w", path, w.GetName(), j, err)
+		}
+	}
+	return nil
 }
 
 func localName(name string) string { return localPrefix + strings.TrimPrefix(name, "taskgate-") }

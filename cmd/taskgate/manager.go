@@ -19,7 +19,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -149,18 +148,6 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
-// cacheOptions keep the controller's memory bounded by the Tasks' own
-// objects: only the Pods, ServiceAccounts and Synchronizations that carry the
-// task label are cached, and managed fields are stripped from everything.
-// ClusterRoleBindings are never cached: the controller and its sweeper read
-// them from the API server.
-func cacheOptions(mapper meta.RESTMapper) cache.Options {
-	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject:         controller.CacheByObject(mapper),
-	}
-}
-
 func runManager(args []string, stderr io.Writer) int {
 	f, err := parseManagerFlags(args, stderr)
 	if err != nil {
@@ -217,7 +204,7 @@ func startManager(f *managerFlags) error {
 		LeaderElectionNamespace:       f.namespace,
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer:                 crwebhook.NewServer(crwebhook.Options{Host: f.webhookHost, Port: f.webhookPort, CertDir: f.certDir, TLSOpts: tlsOpts}),
-		Cache:                         cacheOptions(mapper),
+		Cache:                         controller.CacheOptions(mapper),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)

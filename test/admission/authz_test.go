@@ -7,11 +7,8 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
-	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // TestNamespaceEditorCannotEscalate impersonates a namespace editor: a user
@@ -37,10 +34,7 @@ func TestNamespaceEditorCannotEscalate(t *testing.T) {
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: role.kind, Name: role.name},
 		}))
 	}
-	cfg := rest.CopyConfig(adminCfg)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: "alice", Groups: []string{"system:authenticated"}}
-	alice, err := client.New(cfg, client.Options{Scheme: testutil.Scheme()})
-	must(t, err)
+	alice := as(t, "alice", "system:authenticated")
 
 	tests := []struct {
 		name, config string

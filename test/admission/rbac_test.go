@@ -8,7 +8,6 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/test/testutil"
@@ -70,9 +69,7 @@ func subject(user string) rbacv1.Subject {
 // as is a client that impersonates user (and groups) from the admin.
 func as(t *testing.T, user string, groups ...string) client.Client {
 	t.Helper()
-	cfg := rest.CopyConfig(adminCfg)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
-	c, err := client.New(cfg, client.Options{Scheme: testutil.Scheme()})
+	c, err := testutil.Impersonating(adminCfg, user, groups...)
 	must(t, err)
 	return c
 }

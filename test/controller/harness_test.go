@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -85,10 +84,7 @@ func startManagerWith(t *testing.T, ns string, opts managerOptions) (stop func()
 	mgr, err := testutil.StartManager(opts.config, ctrl.Options{
 		Scheme: scheme,
 		Logger: testLogger(w, true).WithValues("test", t.Name()),
-		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{ns: {}},
-			ByObject:          controller.CacheByObject(nil),
-		},
+		Cache:  controller.CacheOptions(nil, ns),
 		// Tests start several managers in one process, each with the same "task-<plugin>" controllers.
 		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
 		GracefulShutdownTimeout: ptr.To(10 * time.Second),

@@ -5,27 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // p4Variant is one way of getting the Tasks to Succeeded.
@@ -130,8 +125,6 @@ type p4Env struct {
 // p4Controller runs a manager with the controller, restricted to ns, and
 // times p4Run without status writes of its own.
 func p4Controller(ctx context.Context, env p4Env, sample *v1alpha1.Task, ns string, n, workers int, v p4Variant, rc *requestCounter) (time.Duration, error) {
-	req, _ := labels.NewRequirement(v1alpha1.TaskLabel, selection.Exists, nil)
-	owned := cache.ByObject{Label: labels.NewSelector().Add(*req)}
 	cfg := rest.CopyConfig(env.manager)
 	if rc != nil {
 		cfg.Wrap(rc.wrap)
@@ -139,33 +132,18 @@ func p4Controller(ctx context.Context, env p4Env, sample *v1alpha1.Task, ns stri
 	if v.noEvents {
 		cfg.Wrap(dropEvents)
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  kit.Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  "0",
+	mgr, err := testutil.StartManager(cfg, ctrl.Options{
 		GracefulShutdownTimeout: ptr.To(10 * time.Second),
 		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
-		// cmd/taskgate's cacheOptions, plus the namespace of this round.
-		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{ns: {}},
-			DefaultTransform:  cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}: owned, &corev1.ServiceAccount{}: owned,
-			},
-		},
+		Cache:                   controller.CacheOptions(nil, ns), // cmd/taskgate's, in the namespace of this round
+	}, func(mgr ctrl.Manager) error {
+		return controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.reconciles, ActAs: actas.ModeRequester})
 	})
 	if err != nil {
 		return 0, err
 	}
-	if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.reconciles, ActAs: actas.ModeRequester}); err != nil {
-		return 0, err
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := mgr.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "p4 manager:", err)
 		}
 	}()
@@ -193,28 +171,17 @@ func p4Run(ctx context.Context, env p4Env, sample *v1alpha1.Task, ns string, n, 
 	}
 	defer func() { seen.w.Stop() }()
 	start := time.Now()
-	var next atomic.Int64
-	errc := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				t := kit.NewTask(sample, ns, fmt.Sprintf("sync-%d", i))
-				if err := env.creator.Create(ctx, t); err != nil {
-					errc <- err
-					return
-				}
-				if writeStatus {
-					finishLikeController(t)
-					if err := env.creator.Status().Update(ctx, t); err != nil {
-						errc <- err
-						return
-					}
-				}
-			}
-		})
-	}
-	go func() { wg.Wait(); close(errc) }()
+	errc := inParallel(n, workers, func(i int) error {
+		t := kit.NewTask(sample, ns, fmt.Sprintf("sync-%d", i))
+		if err := env.creator.Create(ctx, t); err != nil {
+			return err
+		}
+		if !writeStatus {
+			return nil
+		}
+		finishLikeController(t)
+		return env.creator.Status().Update(ctx, t)
+	})
 	for len(seen.succeeded) < n {
 		select {
 		case err, ok := <-errc:

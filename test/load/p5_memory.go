@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -117,28 +115,14 @@ func lastLiveHeap(out string) (float64, int) {
 // createFinished creates n Tasks, samples in turn, each with the terminal
 // status the controller would have written for it.
 func createFinished(ctx context.Context, cp *kit.ControlPlane, samples []*v1alpha1.Task, ns string, n, workers int) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				t := kit.NewTask(samples[i%len(samples)], ns, fmt.Sprintf("done-%05d", i))
-				if err := cp.Client.Create(ctx, t); err != nil {
-					errc <- err
-					return
-				}
-				finished(t, i)
-				if err := cp.Client.Status().Update(ctx, t); err != nil {
-					errc <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errc)
-	return <-errc
+	return firstError(inParallel(n, workers, func(i int) error {
+		t := kit.NewTask(samples[i%len(samples)], ns, fmt.Sprintf("done-%05d", i))
+		if err := cp.Client.Create(ctx, t); err != nil {
+			return err
+		}
+		finished(t, i)
+		return cp.Client.Status().Update(ctx, t)
+	}))
 }
 
 // finished writes a plausible terminal status for the Task's plugin; one in

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -212,24 +210,14 @@ func p6Task(ns string, requester *v1alpha1.Requester) (*v1alpha1.Task, error) {
 // createConfigMaps creates n ConfigMaps of size data bytes each in ns.
 func createConfigMaps(ctx context.Context, c client.Client, ns string, n, size, workers int) error {
 	blob := strings.Repeat("x", size)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("big-%05d", i),
-					Labels: map[string]string{p6Label: "big"}}, Data: map[string]string{"blob": blob}}
-				if err := c.Create(ctx, cm); err != nil {
-					errc <- fmt.Errorf("create ConfigMap %s: %w", cm.Name, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errc)
-	return <-errc
+	return firstError(inParallel(n, workers, func(i int) error {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("big-%05d", i),
+			Labels: map[string]string{p6Label: "big"}}, Data: map[string]string{"blob": blob}}
+		if err := c.Create(ctx, cm); err != nil {
+			return fmt.Errorf("create ConfigMap %s: %w", cm.Name, err)
+		}
+		return nil
+	}))
 }
 
 // grantOwn gives kit.ManagerUser the verbs on the resources of rules as

@@ -10,11 +10,11 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // TestLoadPolicies checks that the embedded policies parse strictly, bind
@@ -225,9 +225,7 @@ func impersonating(t *testing.T, cp *kit.ControlPlane, user string, rules []rbac
 			t.Fatal(err)
 		}
 	}
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:authenticated"}}
-	c, err := client.New(cfg, client.Options{Scheme: kit.Scheme()})
+	c, err := testutil.Impersonating(cp.Config, user, "system:authenticated")
 	if err != nil {
 		t.Fatal(err)
 	}

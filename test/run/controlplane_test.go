@@ -13,17 +13,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 func TestDemoWithNodes(t *testing.T) {
 	for _, bin := range []string{"kube-controller-manager", "kube-scheduler", "kwok"} {
-		if _, err := os.Stat(filepath.Join(assetsDir(), bin)); err != nil {
-			t.Fatalf("%s missing in %s: run `make envtest-run` (make test-run does)", bin, assetsDir())
+		if _, err := os.Stat(filepath.Join(testutil.AssetsDir(), bin)); err != nil {
+			t.Fatalf("%s missing in %s: run `make envtest-run` (make test-run does)", bin, testutil.AssetsDir())
 		}
 	}
 	// Not --exit-after-demo: the cluster stays up for the checks below, as
@@ -53,7 +55,7 @@ func TestDemoWithNodes(t *testing.T) {
 		t.Fatalf("want a header and 4 samples in the Task table:\n%s", strings.Join(table, "\n"))
 	}
 	for _, row := range table[1:] {
-		if !containsField(strings.Fields(row), "Succeeded") {
+		if !slices.Contains(strings.Fields(row), "Succeeded") {
 			t.Errorf("sample not Succeeded: %s", row)
 		}
 	}
@@ -82,7 +84,7 @@ func TestDemoWithNodes(t *testing.T) {
 	}
 
 	k := func(args ...string) (string, error) {
-		return runTool(t, filepath.Join(assetsDir(), "kubectl"), append([]string{"--kubeconfig=" + filepath.Join(p.state, "kubeconfig")}, args...)...)
+		return runTool(t, filepath.Join(testutil.AssetsDir(), "kubectl"), append([]string{"--kubeconfig=" + filepath.Join(p.state, "kubeconfig")}, args...)...)
 	}
 
 	// Garbage collection, checked from outside: the deleted Task and its
@@ -124,8 +126,8 @@ func TestDemoWithNodes(t *testing.T) {
 	}
 	helmHome := t.TempDir()
 	helm := func(args ...string) (string, error) {
-		cmd := exec.Command(filepath.Join(assetsDir(), "helm"), append(args, "--kubeconfig", filepath.Join(p.state, "kubeconfig"))...)
-		cmd.Dir = repoRoot()
+		cmd := exec.Command(filepath.Join(testutil.AssetsDir(), "helm"), append(args, "--kubeconfig", filepath.Join(p.state, "kubeconfig"))...)
+		cmd.Dir = testutil.RepoRoot()
 		cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+filepath.Join(helmHome, "config"),
 			"HELM_CACHE_HOME="+filepath.Join(helmHome, "cache"), "HELM_DATA_HOME="+filepath.Join(helmHome, "data"))
 		b, err := cmd.CombinedOutput()
@@ -139,17 +141,7 @@ func TestDemoWithNodes(t *testing.T) {
 		t.Errorf("after helm install, the release's webhook configurations are missing:\n%s", out)
 	}
 
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	if _, exited := p.wait(2 * time.Minute); !exited {
-		t.Fatalf("still running two minutes after SIGTERM:\n%s", p.out)
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 && code != 130 {
-		t.Errorf("exit code %d after SIGTERM\n%s", code, p.out.String()[len(text):])
-	}
-	procs := leftovers(p.state)
-	if len(procs) > 0 {
-		t.Errorf("processes left running after SIGTERM:\n%s", strings.Join(procs, "\n"))
-	}
+	p.interrupt(t, 2*time.Minute) // the fuller control plane takes longer to stop
 }
 
 // TestInterruptedWithNodes sends SIGTERM while kube-controller-manager,
@@ -169,16 +161,7 @@ func TestInterruptedWithNodes(t *testing.T) {
 			t.Fatalf("kube-controller-manager did not start:\n%s", p.out)
 		}
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	if _, exited := p.wait(time.Minute); !exited {
-		t.Fatalf("still running a minute after SIGTERM:\n%s", p.out)
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 130 && code != 0 {
-		t.Errorf("exit code %d after SIGTERM, want 130 (interrupted) or 0\n%s", code, p.out)
-	}
-	if procs := leftovers(p.state); len(procs) > 0 {
-		t.Errorf("processes left running after SIGTERM:\n%s\noutput:\n%s", strings.Join(procs, "\n"), p.out)
-	}
+	p.interrupt(t, time.Minute)
 }
 
 // runTool runs a binary and returns its combined output, trimmed.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func checkWebhookLoopbackOnly(t *testing.T, pid, port int) {
 		t.Errorf("the manager (pid %d) is gone before its listener could be checked: %v", pid, err)
 		return
 	}
-	if args := strings.Split(string(cmdline), "\x00"); !contains(args, "--webhook-bind-address=127.0.0.1") {
+	if args := strings.Split(string(cmdline), "\x00"); !slices.Contains(args, "--webhook-bind-address=127.0.0.1") {
 		t.Errorf("manager args %q lack --webhook-bind-address=127.0.0.1", args)
 	}
 	if addrs := listening(t, port); len(addrs) != 1 || addrs[0] != "127.0.0.1" {
@@ -137,13 +138,4 @@ func requesters(text string) map[string][]string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

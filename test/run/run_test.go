@@ -6,31 +6,19 @@ package run_test
 import (
 	"bufio"
 	"fmt"
-	"github.com/astronetes/taskgate/test/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-func assetsDir() string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "taskgate", "envtest-v1.37.2")
-}
 
 // skipUnlessCI skips on a developer's machine and fails in CI, where a
 // skipped test would hide a broken setup.
@@ -54,11 +42,11 @@ var (
 func binaries(t *testing.T) (manager, local string) {
 	t.Helper()
 	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl", "helm"} {
-		if _, err := os.Stat(filepath.Join(assetsDir(), bin)); err != nil {
-			skipUnlessCI(t, bin+" missing in "+assetsDir()+": run `make envtest`")
+		if _, err := os.Stat(filepath.Join(testutil.AssetsDir(), bin)); err != nil {
+			skipUnlessCI(t, bin+" missing in "+testutil.AssetsDir()+": run `make envtest`")
 		}
 	}
-	if _, err := os.Stat(filepath.Join(repoRoot(), "cmd", "taskgate")); err != nil {
+	if _, err := os.Stat(filepath.Join(testutil.RepoRoot(), "cmd", "taskgate")); err != nil {
 		skipUnlessCI(t, "cmd/taskgate does not exist yet")
 	}
 	buildOnce.Do(func() {
@@ -68,7 +56,7 @@ func binaries(t *testing.T) (manager, local string) {
 		managerBin, localBin = filepath.Join(buildDir, "taskgate"), filepath.Join(buildDir, "taskgate-local")
 		// One go build links both binaries in parallel.
 		cmd := exec.Command("go", "build", "-trimpath", "-o", buildDir+string(filepath.Separator), "./cmd/taskgate", "./cmd/taskgate-local")
-		cmd.Dir = repoRoot()
+		cmd.Dir = testutil.RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %w\n%s", err, b)
@@ -112,6 +100,22 @@ func (p *proc) wait(timeout time.Duration) (error, bool) {
 	}
 }
 
+// interrupt sends SIGTERM, as a Ctrl-C would, and checks that the process
+// exits within the timeout, as interrupted, leaving nothing running.
+func (p *proc) interrupt(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if _, exited := p.wait(timeout); !exited {
+		t.Fatalf("still running %s after SIGTERM:\n%s", timeout, p.out)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 130 && code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 130 (interrupted) or 0\n%s", code, p.out)
+	}
+	if procs := leftovers(p.state); len(procs) > 0 {
+		t.Errorf("processes left running after SIGTERM:\n%s\noutput:\n%s", strings.Join(procs, "\n"), p.out)
+	}
+}
+
 // start runs taskgate-local with its own state dir, whose path appears in
 // the command line of every process it starts (etcd's data dir, the API
 // server's certificates, the manager's cert dir): that is how leftovers are
@@ -120,9 +124,9 @@ func start(t *testing.T, extra ...string) *proc {
 	t.Helper()
 	manager, local := binaries(t)
 	state := filepath.Join(t.TempDir(), "state")
-	args := append([]string{"--state-dir", state, "--manager-binary", manager, "--assets", assetsDir()}, extra...)
+	args := append([]string{"--state-dir", state, "--manager-binary", manager, "--assets", testutil.AssetsDir()}, extra...)
 	p := &proc{cmd: exec.Command(local, args...), out: &testutil.SyncBuffer{}, state: state, exited: make(chan error, 1)}
-	p.cmd.Dir = repoRoot()
+	p.cmd.Dir = testutil.RepoRoot()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -255,16 +259,7 @@ func TestInterrupted(t *testing.T) {
 	if len(leftovers(p.state)) < 2 {
 		t.Fatalf("etcd and kube-apiserver do not name the state dir; the leftover check would prove nothing: %q", leftovers(p.state))
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	if _, exited := p.wait(time.Minute); !exited {
-		t.Fatalf("still running a minute after SIGTERM:\n%s", p.out)
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 130 && code != 0 {
-		t.Errorf("exit code %d after SIGTERM, want 130 (interrupted) or 0\n%s", code, p.out)
-	}
-	if procs := leftovers(p.state); len(procs) > 0 {
-		t.Errorf("processes left running after SIGTERM:\n%s\noutput:\n%s", strings.Join(procs, "\n"), p.out)
-	}
+	p.interrupt(t, time.Minute)
 }
 
 // tasksTable returns the header and rows printed by `kubectl get tasks -A`.
@@ -292,18 +287,9 @@ func hasRow(rows []string, fields ...string) bool {
 		cols := strings.Fields(r)
 		all := true
 		for _, f := range fields {
-			all = all && containsField(cols, f)
+			all = all && slices.Contains(cols, f)
 		}
 		if all {
-			return true
-		}
-	}
-	return false
-}
-
-func containsField(cols []string, f string) bool {
-	for _, c := range cols {
-		if c == f {
 			return true
 		}
 	}

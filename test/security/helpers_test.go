@@ -14,19 +14,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
-	"github.com/astronetes/taskgate/controller"
 	"github.com/astronetes/taskgate/test/testutil"
 )
-
-// cacheOptions are the manager's (cmd/taskgate): only labelled children cached.
-func cacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: controller.CacheByObject(nil)}
-}
 
 // adminGroup is bound to cluster-admin as kubeadm does since 1.29: admins
 // reach cluster-admin through an ordinary group, which taskgate can act as
@@ -43,9 +35,7 @@ type user struct {
 // as returns a client that acts as name in groups (plus system:authenticated).
 func as(t *testing.T, name string, groups ...string) *user {
 	t.Helper()
-	cfg := rest.CopyConfig(driver)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: name, Groups: append(groups, "system:authenticated")}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := testutil.Impersonating(driver, name, append(groups, "system:authenticated")...)
 	must(t, err)
 	return &user{name: name, groups: groups, c: c}
 }

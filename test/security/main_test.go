@@ -96,7 +96,7 @@ func startManager(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = cp.StartManager(u.Config, ctrl.Options{Scheme: scheme, Cache: cacheOptions(), WebhookServer: cp.WebhookServer(requireCert)},
+	_, err = cp.StartManager(u.Config, ctrl.Options{Scheme: scheme, Cache: controller.CacheOptions(nil), WebhookServer: cp.WebhookServer(requireCert)},
 		func(mgr ctrl.Manager) error {
 			return webhook.SetupWithManager(mgr, webhook.Options{ActAs: mode, Preflight: true, AccessReviewCacheTTL: 0})
 		},

@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -15,10 +14,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -254,38 +249,4 @@ func killChildren() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-}
-
-// EnsureDefaultServiceAccount creates the namespace's "default"
-// ServiceAccount, as kube-controller-manager's serviceaccount controller
-// does in a real cluster. envtest runs no controller-manager, and
-// kube-apiserver's ServiceAccount admission refuses a Pod (also a dry-run,
-// such as the webhook's preflight) whose ServiceAccount does not exist.
-func (cp *ControlPlane) EnsureDefaultServiceAccount(ctx context.Context, ns string) error {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
-	if err := cp.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ServiceAccount %s/default: %w", ns, err)
-	}
-	return nil
-}
-
-// BindClusterRole binds role to subjects with a ClusterRoleBinding named
-// name; one that exists already is left as it is.
-func (cp *ControlPlane) BindClusterRole(ctx context.Context, name, role string, subjects ...rbacv1.Subject) error {
-	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}, Subjects: subjects}
-	if err := cp.Client.Create(ctx, crb); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("bind ClusterRole %s (ClusterRoleBinding %s): %w", role, name, err)
-	}
-	return nil
-}
-
-// UserSubject is an RBAC subject for a user.
-func UserSubject(name string) rbacv1.Subject {
-	return rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}
-}
-
-// GroupSubject is an RBAC subject for a group.
-func GroupSubject(name string) rbacv1.Subject {
-	return rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: name}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -21,6 +23,18 @@ type Identity struct {
 	Config     *rest.Config
 	Client     client.Client
 	Kubeconfig string
+}
+
+// Impersonating is a client that acts as user in groups through cfg's
+// user, which must be allowed to impersonate them (an admin).
+func Impersonating(cfg *rest.Config, user string, groups ...string) (client.Client, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		return nil, fmt.Errorf("client impersonating %s: %w", user, err)
+	}
+	return c, nil
 }
 
 // AddUser adds a user authenticated by a client certificate (envtest's
@@ -75,4 +89,50 @@ func (cp *ControlPlane) AddChartUser(ctx context.Context, name, values string) (
 		return nil, err
 	}
 	return cp.AddUser(envtest.User{Name: name})
+}
+
+// EnsureDefaultServiceAccount creates the namespace's "default"
+// ServiceAccount, as kube-controller-manager's serviceaccount controller
+// does in a real cluster. envtest runs no controller-manager, and
+// kube-apiserver's ServiceAccount admission refuses a Pod (also a dry-run,
+// such as the webhook's preflight) whose ServiceAccount does not exist.
+func (cp *ControlPlane) EnsureDefaultServiceAccount(ctx context.Context, ns string) error {
+	return EnsureDefaultServiceAccount(ctx, cp.Client, ns)
+}
+
+// EnsureDefaultServiceAccount is ControlPlane.EnsureDefaultServiceAccount
+// through c (cmd/taskgate-local's control plane).
+func EnsureDefaultServiceAccount(ctx context.Context, c client.Client, ns string) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
+	if err := c.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create ServiceAccount %s/default: %w", ns, err)
+	}
+	return nil
+}
+
+// BindClusterRole binds role to subjects with a ClusterRoleBinding named
+// name; one that exists already is left as it is.
+func (cp *ControlPlane) BindClusterRole(ctx context.Context, name, role string, subjects ...rbacv1.Subject) error {
+	return BindClusterRole(ctx, cp.Client, name, role, subjects...)
+}
+
+// BindClusterRole is ControlPlane.BindClusterRole through c
+// (cmd/taskgate-local's control plane).
+func BindClusterRole(ctx context.Context, c client.Client, name, role string, subjects ...rbacv1.Subject) error {
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}, Subjects: subjects}
+	if err := c.Create(ctx, crb); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("bind ClusterRole %s (ClusterRoleBinding %s): %w", role, name, err)
+	}
+	return nil
+}
+
+// UserSubject is an RBAC subject for a user.
+func UserSubject(name string) rbacv1.Subject {
+	return rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}
+}
+
+// GroupSubject is an RBAC subject for a group.
+func GroupSubject(name string) rbacv1.Subject {
+	return rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: name}
 }

@@ -20,17 +20,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/yaml"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort is testutil.FreePort, for the drills that import kit.
+func FreePort() (int, error) { return testutil.FreePort() }
 
 // WebhookServer is controller-runtime's webhook server, the one the manager
 // runs, serving on 127.0.0.1 with the certificate in CertDir (reloaded by
