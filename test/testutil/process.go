@@ -92,9 +92,12 @@ func (p *Process) Pid() int { return p.Cmd.Process.Pid }
 func (p *Process) Output() string { return p.out.String() }
 
 // Exited reports whether the process has ended.
-func (p *Process) Exited() bool {
+func (p *Process) Exited() bool { return Closed(p.done) }
+
+// Closed reports, without waiting, whether ch is closed.
+func Closed(ch <-chan struct{}) bool {
 	select {
-	case <-p.done:
+	case <-ch:
 		return true
 	default:
 		return false
