@@ -8,12 +8,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/children"
+	"github.com/astronetes/taskgate/test/load/kit"
 )
 
 // noCheckpoint counts the saves a step asks for; the status itself is not
@@ -52,7 +54,6 @@ func ensureCases() []ensureCase {
 	byTask := func(task *v1alpha1.Task) []client.ListOption {
 		return []client.ListOption{client.InNamespace(task.Namespace), client.MatchingLabels{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)}}
 	}
-	imageCfg := &v1alpha1.CustomImageConfig{Image: "busybox:1.36", Command: []string{"true"}, ClusterRole: "view"}
 	return []ensureCase{
 		{
 			name: "service account", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
@@ -77,44 +78,8 @@ func ensureCases() []ensureCase {
 				return &corev1.ServiceAccountList{}, byTask(task)
 			},
 		},
-		{
-			name: "pod", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
-			child: func(task *v1alpha1.Task) client.Object {
-				pod := children.Pod(task, imageCfg, v1alpha1.DefaultServiceAccountName(task.Name))
-				pod.Name = v1alpha1.AttemptPodName(task.Name, 0)
-				return pod
-			},
-			ensure: func(ctx context.Context, d *deps, task *v1alpha1.Task) (client.Object, error) {
-				pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, customImageStatus(task))
-				if err == nil && pod == nil {
-					err = errors.New("ensurePod returned no Pod")
-				}
-				return pod, err
-			},
-			list: func(task *v1alpha1.Task) (client.ObjectList, []client.ListOption) {
-				return &corev1.PodList{}, byTask(task)
-			},
-		},
-		{
-			name: "pod of a later attempt", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
-			child: func(task *v1alpha1.Task) client.Object {
-				pod := children.Pod(task, imageCfg, v1alpha1.DefaultServiceAccountName(task.Name))
-				pod.Name = v1alpha1.AttemptPodName(task.Name, 1)
-				return pod
-			},
-			ensure: func(ctx context.Context, d *deps, task *v1alpha1.Task) (client.Object, error) {
-				st := customImageStatus(task)
-				st.Attempt = 1 // recorded before the attempt's Pod is created
-				pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, st)
-				if err == nil && pod == nil {
-					err = errors.New("ensurePod returned no Pod")
-				}
-				return pod, err
-			},
-			list: func(task *v1alpha1.Task) (client.ObjectList, []client.ListOption) {
-				return &corev1.PodList{}, byTask(task)
-			},
-		},
+		podCase("pod", 0, byTask),
+		podCase("pod of a later attempt", 1, byTask), // the attempt recorded before its Pod is created
 		{
 			name: "cluster role binding", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
 			child: func(task *v1alpha1.Task) client.Object {
@@ -160,6 +125,32 @@ func ensureCases() []ensureCase {
 	}
 }
 
+// podCase is the ensurePod step for the Pod of the given attempt, recorded
+// in the status before the step runs.
+func podCase(name string, attempt int32, byTask func(*v1alpha1.Task) []client.ListOption) ensureCase {
+	imageCfg := &v1alpha1.CustomImageConfig{Image: "busybox:1.36", Command: []string{"true"}, ClusterRole: "view"}
+	return ensureCase{
+		name: name, plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
+		child: func(task *v1alpha1.Task) client.Object {
+			pod := children.Pod(task, imageCfg, v1alpha1.DefaultServiceAccountName(task.Name))
+			pod.Name = v1alpha1.AttemptPodName(task.Name, attempt)
+			return pod
+		},
+		ensure: func(ctx context.Context, d *deps, task *v1alpha1.Task) (client.Object, error) {
+			st := customImageStatus(task)
+			st.Attempt = attempt
+			pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, st)
+			if err == nil && pod == nil {
+				err = errors.New("ensurePod returned no Pod")
+			}
+			return pod, err
+		},
+		list: func(task *v1alpha1.Task) (client.ObjectList, []client.ListOption) {
+			return &corev1.PodList{}, byTask(task)
+		},
+	}
+}
+
 const staleSyncConfig = `{"template":{"spec":{"plugin":"kubernetes-to-kubernetes","config":{"sourceName":"dr","destinationName":"main"}}}}`
 
 // TestEnsureStaleCacheFindsExisting: against a real API server, each
@@ -170,91 +161,98 @@ const staleSyncConfig = `{"template":{"spec":{"plugin":"kubernetes-to-kubernetes
 // Task but was never recorded is replaced, never kept beside another (see
 // ensureServiceAccount), and what the status records is what exists.
 func TestEnsureStaleCacheFindsExisting(t *testing.T) {
-	cp := controlPlane(t)
-	ns := envNamespace(t, cp)
-	for _, tt := range ensureCases() {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := t.Context()
-			task := newEnvTask(t, cp.Client, ns, "stale-"+sanitize(tt.name), tt.plugin, tt.config)
-			podServiceAccount(t, cp.Client, task, tt)
-			first := tt.child(task)
-			if err := cp.Client.Create(ctx, first); err != nil {
-				t.Fatalf("create the child an earlier reconcile made: %v", err)
-			}
-			t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), first) })
-			d := envDeps(t, cp.Config, &staleCache{Client: cp.Client, hide: hideChildren})
+	forEachEnsureCase(t, "stale-", func(t *testing.T, cp *kit.ControlPlane, tt ensureCase, task *v1alpha1.Task) {
+		ctx := t.Context()
+		first := tt.child(task)
+		createChild(t, cp, first, "the child an earlier reconcile made")
+		d := envDeps(t, cp.Config, &staleCache{Client: cp.Client, hide: hideChildren})
 
-			got, err := tt.ensure(ctx, d, task)
-			if err != nil {
-				t.Fatalf("%s with a stale cache: %v; want it to go on with the existing one", tt.name, err)
-			}
-			if tt.name != "service account" && got.GetUID() != first.GetUID() {
-				t.Errorf("went on with %s UID %s, want the existing one, UID %s", got.GetName(), got.GetUID(), first.GetUID())
-			}
-			wantUID := got.GetUID()
-			// Again, as the next reconcile would, the cache still stale.
-			again, err := tt.ensure(ctx, d, task)
-			if err != nil {
-				t.Fatalf("second run: %v", err)
-			}
-			if again.GetUID() != wantUID {
-				t.Errorf("second run went on with UID %s, want %s (the child must not change)", again.GetUID(), wantUID)
-			}
-			list, opts := tt.list(task)
-			if err := cp.Client.List(ctx, list, opts...); err != nil {
-				t.Fatal(err)
-			}
-			items, err := metaItems(list)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(items) != 1 || items[0].GetUID() != wantUID {
-				t.Errorf("the API server holds %d %s(s) of the Task: %v; want exactly one, UID %s", len(items), tt.name, describe(items), wantUID)
-			}
-		})
-	}
+		got, err := tt.ensure(ctx, d, task)
+		if err != nil {
+			t.Fatalf("%s with a stale cache: %v; want it to go on with the existing one", tt.name, err)
+		}
+		if tt.name != "service account" && got.GetUID() != first.GetUID() {
+			t.Errorf("went on with %s UID %s, want the existing one, UID %s", got.GetName(), got.GetUID(), first.GetUID())
+		}
+		wantUID := got.GetUID()
+		// Again, as the next reconcile would, the cache still stale.
+		again, err := tt.ensure(ctx, d, task)
+		if err != nil {
+			t.Fatalf("second run: %v", err)
+		}
+		if again.GetUID() != wantUID {
+			t.Errorf("second run went on with UID %s, want %s (the child must not change)", again.GetUID(), wantUID)
+		}
+		list, opts := tt.list(task)
+		if err := cp.Client.List(ctx, list, opts...); err != nil {
+			t.Fatal(err)
+		}
+		items, err := metaItems(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items) != 1 || items[0].GetUID() != wantUID {
+			t.Errorf("the API server holds %d %s(s) of the Task: %v; want exactly one, UID %s", len(items), tt.name, describe(items), wantUID)
+		}
+	})
 }
 
 // TestEnsureStaleCacheNameTaken: a child's name held by an object that is
 // not the Task's is never adopted, also when the cache cannot see it: the
 // step fails with errNameConflict and the object stays as it was.
 func TestEnsureStaleCacheNameTaken(t *testing.T) {
+	forEachEnsureCase(t, "taken-", func(t *testing.T, cp *kit.ControlPlane, tt ensureCase, task *v1alpha1.Task) {
+		ctx := t.Context()
+		// Someone else's: same name and labels, no owner reference
+		// (or, for the binding, another Task's UID).
+		other := task.DeepCopy()
+		other.UID = "00000000-0000-0000-0000-000000000000"
+		squatter := tt.child(other)
+		squatter.SetOwnerReferences(nil)
+		createChild(t, cp, squatter, "squatter")
+		d := envDeps(t, cp.Config, &staleCache{Client: cp.Client, hide: hideChildren})
+		_, err := tt.ensure(ctx, d, task)
+		if tt.plugin == v1alpha1.PluginRunSync {
+			// run() turns the conflict into the Task's failure.
+			if c := task.Status.Conditions; len(c) == 0 || c[0].Reason != ReasonNameConflict {
+				t.Fatalf("run() = %v; want the Task failed with %s, got conditions %s", err, ReasonNameConflict, conditionsText(c))
+			}
+		} else if !errors.Is(err, errNameConflict) {
+			t.Fatalf("%s with the name taken: error %v, want errNameConflict", tt.name, err)
+		}
+		list, opts := tt.list(other)
+		if err := cp.Client.List(ctx, list, opts...); err != nil {
+			t.Fatal(err)
+		}
+		if items, _ := metaItems(list); len(items) != 1 || items[0].GetUID() != squatter.GetUID() {
+			t.Errorf("after the conflict: %v; want only the squatter, UID %s, untouched", describe(items), squatter.GetUID())
+		}
+	})
+}
+
+// forEachEnsureCase runs body as a subtest for each ensure case, on one
+// control plane, with the case's Task (named prefix+case) created and the
+// ServiceAccount its Pod needs (see podServiceAccount).
+func forEachEnsureCase(t *testing.T, prefix string, body func(t *testing.T, cp *kit.ControlPlane, tt ensureCase, task *v1alpha1.Task)) {
 	cp := controlPlane(t)
 	ns := envNamespace(t, cp)
 	for _, tt := range ensureCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := t.Context()
-			task := newEnvTask(t, cp.Client, ns, "taken-"+sanitize(tt.name), tt.plugin, tt.config)
+			task := newEnvTask(t, cp.Client, ns, prefix+sanitize(tt.name), tt.plugin, tt.config)
 			podServiceAccount(t, cp.Client, task, tt)
-			// Someone else's: same name and labels, no owner reference
-			// (or, for the binding, another Task's UID).
-			other := task.DeepCopy()
-			other.UID = "00000000-0000-0000-0000-000000000000"
-			squatter := tt.child(other)
-			squatter.SetOwnerReferences(nil)
-			if err := cp.Client.Create(ctx, squatter); err != nil {
-				t.Fatalf("create squatter: %v", err)
-			}
-			t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), squatter) })
-			d := envDeps(t, cp.Config, &staleCache{Client: cp.Client, hide: hideChildren})
-			_, err := tt.ensure(ctx, d, task)
-			if tt.plugin == v1alpha1.PluginRunSync {
-				// run() turns the conflict into the Task's failure.
-				if c := task.Status.Conditions; len(c) == 0 || c[0].Reason != ReasonNameConflict {
-					t.Fatalf("run() = %v; want the Task failed with %s, got conditions %s", err, ReasonNameConflict, conditionsText(c))
-				}
-			} else if !errors.Is(err, errNameConflict) {
-				t.Fatalf("%s with the name taken: error %v, want errNameConflict", tt.name, err)
-			}
-			list, opts := tt.list(other)
-			if err := cp.Client.List(ctx, list, opts...); err != nil {
-				t.Fatal(err)
-			}
-			if items, _ := metaItems(list); len(items) != 1 || items[0].GetUID() != squatter.GetUID() {
-				t.Errorf("after the conflict: %v; want only the squatter, UID %s, untouched", describe(items), squatter.GetUID())
-			}
+			body(t, cp, tt, task)
 		})
 	}
+}
+
+// createChild creates obj (what names it in a failure) and deletes it when
+// the test ends.
+func createChild(t *testing.T, cp *kit.ControlPlane, obj client.Object, what string) {
+	t.Helper()
+	if err := cp.Client.Create(t.Context(), obj); err != nil {
+		t.Fatalf("create %s: %v", what, err)
+	}
+	t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), obj) })
 }
 
 // podServiceAccount creates the ServiceAccount the Pod and binding cases
@@ -294,26 +292,17 @@ func describe(items []metav1.Object) []string {
 
 // metaItems are the items of list.
 func metaItems(list client.ObjectList) ([]metav1.Object, error) {
-	var out []metav1.Object
-	switch l := list.(type) {
-	case *corev1.ServiceAccountList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
+	objs, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, fmt.Errorf("items of %T: %w", list, err)
+	}
+	out := make([]metav1.Object, 0, len(objs))
+	for _, o := range objs {
+		m, err := meta.Accessor(o)
+		if err != nil {
+			return nil, fmt.Errorf("item of %T: %w", list, err)
 		}
-	case *corev1.PodList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *rbacv1.ClusterRoleBindingList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *v1alpha1.SynchronizationList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	default:
-		return nil, fmt.Errorf("unexpected list %T", list)
+		out = append(out, m)
 	}
 	return out, nil
 }

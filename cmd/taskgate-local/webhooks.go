@@ -53,25 +53,15 @@ func loadWebhooks(path string) ([]*admissionv1.MutatingWebhookConfiguration, []*
 		switch meta.Kind {
 		case "MutatingWebhookConfiguration":
 			w := &admissionv1.MutatingWebhookConfiguration{}
-			if err := localize(path, i, doc, w, func() (ccs []*admissionv1.WebhookClientConfig) {
-				for j := range w.Webhooks {
-					ccs = append(ccs, &w.Webhooks[j].ClientConfig)
-				}
-				return ccs
-			}); err != nil {
-				return nil, nil, err
-			}
+			err = localize(path, i, doc, w, func() []*admissionv1.WebhookClientConfig {
+				return clientConfigs(w.Webhooks, func(h *admissionv1.MutatingWebhook) *admissionv1.WebhookClientConfig { return &h.ClientConfig })
+			})
 			mutating = append(mutating, w)
 		case "ValidatingWebhookConfiguration":
 			w := &admissionv1.ValidatingWebhookConfiguration{}
-			if err := localize(path, i, doc, w, func() (ccs []*admissionv1.WebhookClientConfig) {
-				for j := range w.Webhooks {
-					ccs = append(ccs, &w.Webhooks[j].ClientConfig)
-				}
-				return ccs
-			}); err != nil {
-				return nil, nil, err
-			}
+			err = localize(path, i, doc, w, func() []*admissionv1.WebhookClientConfig {
+				return clientConfigs(w.Webhooks, func(h *admissionv1.ValidatingWebhook) *admissionv1.WebhookClientConfig { return &h.ClientConfig })
+			})
 			validating = append(validating, w)
 		case "":
 			if len(bytes.TrimSpace(doc)) > 0 && !onlyComments(doc) {
@@ -79,6 +69,9 @@ func loadWebhooks(path string) ([]*admissionv1.MutatingWebhookConfiguration, []*
 			}
 		default:
 			return nil, nil, fmt.Errorf("%s: document %d: kind %s is not a webhook configuration", path, i, meta.Kind)
+		}
+		if err != nil {
+			return nil, nil, err
 		}
 	}
 	if len(mutating)+len(validating) == 0 {
@@ -88,19 +81,28 @@ func loadWebhooks(path string) ([]*admissionv1.MutatingWebhookConfiguration, []*
 }
 
 // localize decodes document i of path strictly into w, gives it its local
-// name and readies the clientConfig of each of its webhooks (clientConfigs,
+// name and readies the clientConfig of each of its webhooks (ccs,
 // called after decoding, lists them).
-func localize(path string, i int, doc []byte, w metav1.Object, clientConfigs func() []*admissionv1.WebhookClientConfig) error {
+func localize(path string, i int, doc []byte, w metav1.Object, ccs func() []*admissionv1.WebhookClientConfig) error {
 	if err := yaml.UnmarshalStrict(doc, w); err != nil {
 		return fmt.Errorf("%s: document %d: %w", path, i, err)
 	}
 	w.SetName(localName(w.GetName()))
-	for j, cc := range clientConfigs() {
+	for j, cc := range ccs() {
 		if err := localClientConfig(cc); err != nil {
 			return fmt.Errorf("%s: %s webhooks[%d].clientConfig: %w", path, w.GetName(), j, err)
 		}
 	}
 	return nil
+}
+
+// clientConfigs lists the clientConfig (cc) of each of webhooks.
+func clientConfigs[W any](webhooks []W, cc func(*W) *admissionv1.WebhookClientConfig) []*admissionv1.WebhookClientConfig {
+	out := make([]*admissionv1.WebhookClientConfig, 0, len(webhooks))
+	for j := range webhooks {
+		out = append(out, cc(&webhooks[j]))
+	}
+	return out
 }
 
 func localName(name string) string { return localPrefix + strings.TrimPrefix(name, "taskgate-") }

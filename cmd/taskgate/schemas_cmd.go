@@ -1,26 +1,22 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 
 	"github.com/astronetes/taskgate/schemas"
 )
 
+const schemasUsage = "Usage: taskgate schemas [--sync-schema-dir DIR] [OUTDIR]\n\n" +
+	"Writes, for editors and CI linters, task.json (a whole Task: metadata, spec, and spec.config\n" +
+	"checked against its plugin's schema), the JSON Schema of each Task plugin, and of each\n" +
+	"synchronization plugin under synchronization/. The files refer to each other by relative\n" +
+	"paths and need no network, e.g. in YAML:\n" +
+	"  # yaml-language-server: $schema=OUTDIR/task.json\n"
+
 func runSchemas(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("schemas", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := subcommandFlags("schemas", schemasUsage, stderr)
 	syncDir := fs.String("sync-schema-dir", "", "directory of extra or overriding synchronization-plugin schemas (<plugin>.json)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: taskgate schemas [--sync-schema-dir DIR] [OUTDIR]\n\n"+
-			"Writes, for editors and CI linters, task.json (a whole Task: metadata, spec, and spec.config\n"+
-			"checked against its plugin's schema), the JSON Schema of each Task plugin, and of each\n"+
-			"synchronization plugin under synchronization/. The files refer to each other by relative\n"+
-			"paths and need no network, e.g. in YAML:\n"+
-			"  # yaml-language-server: $schema=OUTDIR/task.json")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

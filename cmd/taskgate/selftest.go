@@ -42,18 +42,13 @@ Exit status: 0 refused as expected, 1 otherwise, 2 usage.
 `
 
 func runSelftest(args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("selftest", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	fset := subcommandFlags("selftest", selftestUsage, stderr)
 	ns := os.Getenv("POD_NAMESPACE")
 	if ns == "" {
 		ns = "default"
 	}
 	namespace := fset.String("namespace", ns, "namespace of the dry-run Task (default $POD_NAMESPACE, else default)")
 	timeout := fset.Duration("timeout", time.Minute, "how long to retry while the webhook is not answering yet")
-	fset.Usage = func() {
-		fmt.Fprint(stderr, selftestUsage)
-		fset.PrintDefaults()
-	}
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

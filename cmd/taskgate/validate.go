@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -86,22 +85,19 @@ func (r result) name() string {
 	return fmt.Sprintf("Task %s/%s", r.task.Namespace, r.task.Name)
 }
 
+const validateUsage = "Usage: taskgate validate -f FILE|DIR|- [-f ...] [-o text|yaml|json|junit]\n\n" +
+	"Checks Tasks as the API server and the admission webhook would and fills in their defaults.\n" +
+	"Documents that are not Tasks (and Helm templates that are not YAML) are skipped with a note.\n" +
+	"A summary line (valid, invalid, skipped) goes to standard error.\n" +
+	"Exit status: 0 all valid, 1 some invalid, 2 usage or read errors or no Task in the input.\n"
+
 func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	fset := subcommandFlags("validate", validateUsage, stderr)
 	var files stringList
 	fset.Var(&files, "f", "file, directory (searched for *.yaml, *.yml, *.json) or - for standard input; repeatable")
 	output := fset.String("o", "text", "output: text (a verdict per Task), yaml (the defaulted Tasks), json (every verdict with its field errors) or junit (a test case per Task, for CI)")
 	syncDir := fset.String("sync-schema-dir", "", "directory of extra or overriding synchronization-plugin schemas")
 	allowed := fset.String("allowed-cluster-roles", "", "comma-separated ClusterRoles Tasks may bind, as the installation enforces them")
-	fset.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: taskgate validate -f FILE|DIR|- [-f ...] [-o text|yaml|json|junit]\n\n"+
-			"Checks Tasks as the API server and the admission webhook would and fills in their defaults.\n"+
-			"Documents that are not Tasks (and Helm templates that are not YAML) are skipped with a note.\n"+
-			"A summary line (valid, invalid, skipped) goes to standard error.\n"+
-			"Exit status: 0 all valid, 1 some invalid, 2 usage or read errors or no Task in the input.")
-		fset.PrintDefaults()
-	}
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}

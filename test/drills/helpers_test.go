@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // newNamespace creates a namespace of the test's own, with the "default"
@@ -75,28 +75,8 @@ func runSyncTask(ns, name string) *v1alpha1.Task {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	bin       string
-	buildErr  error
-)
-
 // taskgateBinary builds ./cmd/taskgate once per test binary.
-func taskgateBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "taskgate-drill-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		bin, buildErr = kit.BuildTaskgate(root, dir)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bin
-}
+func taskgateBinary(t *testing.T) string { return testutil.TaskgateBinary(t, root, "") }
 
 // startManager runs `taskgate manager` with only the controller, as a
 // subprocess, as the manager user with the default --act-as=requester; its

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // holdLabel marks the objects a holdHook may hold: the ConfigMaps a
@@ -132,14 +133,7 @@ func (h *holdHook) expect(resource, ns, name string) *hold {
 func (hd *hold) Release() { hd.once.Do(func() { close(hd.release) }) }
 
 // Held reports whether a request is being held (or was).
-func (hd *hold) Held() bool {
-	select {
-	case <-hd.seen:
-		return true
-	default:
-		return false
-	}
-}
+func (hd *hold) Held() bool { return testutil.Closed(hd.seen) }
 
 func (h *holdHook) releaseAll() {
 	h.mu.Lock()

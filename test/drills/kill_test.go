@@ -263,6 +263,20 @@ func holdPatch(t *testing.T, ns string, k int, hooks *holdHook, holds map[string
 // heldPatch names the k-th kill's held patch in holds.
 func heldPatch(k int) string { return fmt.Sprintf("the patch of hold-cm-%d", k) }
 
+// listInNamespace lists the Tasks of ns and their Pods and Synchronizations.
+func listInNamespace(t *testing.T, ns string) (*v1alpha1.TaskList, *corev1.PodList, *v1alpha1.SynchronizationList) {
+	t.Helper()
+	tasks := &v1alpha1.TaskList{}
+	pods := &corev1.PodList{}
+	syncs := &v1alpha1.SynchronizationList{}
+	for _, l := range []client.ObjectList{tasks, pods, syncs} {
+		if err := cp.Client.List(t.Context(), l, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tasks, pods, syncs
+}
+
 // checkInWindow checks, on the API server with the manager dead, that the
 // kill landed where the drill meant it to: it finds, by their state, the
 // Tasks between creating a child and recording it (a Pod, a
@@ -271,15 +285,8 @@ func heldPatch(k int) string { return fmt.Sprintf("the patch of hold-cm-%d", k) 
 // each held Task among them and each kind of window at least once.
 func checkInWindow(t *testing.T, ns string, held []string) {
 	t.Helper()
-	tasks := &v1alpha1.TaskList{}
-	pods := &corev1.PodList{}
-	syncs := &v1alpha1.SynchronizationList{}
+	tasks, pods, syncs := listInNamespace(t, ns)
 	crbs := &rbacv1.ClusterRoleBindingList{}
-	for _, l := range []client.ObjectList{tasks, pods, syncs} {
-		if err := cp.Client.List(t.Context(), l, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := cp.Client.List(t.Context(), crbs, client.MatchingLabels{children.TaskNamespaceLabel: ns}); err != nil {
 		t.Fatal(err)
 	}
@@ -336,14 +343,7 @@ func checkInWindow(t *testing.T, ns string, held []string) {
 // ones must have).
 func checkRanOnce(t *testing.T, ns string, n int) {
 	t.Helper()
-	tasks := &v1alpha1.TaskList{}
-	pods := &corev1.PodList{}
-	syncs := &v1alpha1.SynchronizationList{}
-	for _, l := range []client.ObjectList{tasks, pods, syncs} {
-		if err := cp.Client.List(t.Context(), l, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tasks, pods, syncs := listInNamespace(t, ns)
 	if len(tasks.Items) != n {
 		t.Errorf("%d Tasks, want %d", len(tasks.Items), n)
 	}

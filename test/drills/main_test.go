@@ -19,7 +19,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -94,9 +93,7 @@ func run(m *testing.M) int {
 			if certDir != "" {
 				_ = os.RemoveAll(certDir)
 			}
-			if bin != "" {
-				_ = os.RemoveAll(filepath.Dir(bin))
-			}
+			testutil.RemoveTaskgateBinary()
 		})
 	}
 	defer stop()

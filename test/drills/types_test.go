@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime"
+
 	"github.com/astronetes/taskgate/schemas"
 	"github.com/astronetes/taskgate/test/load/kit"
 )
@@ -114,7 +116,7 @@ func get(cur any, s step) any {
 
 // replaced is a copy of doc with the value at steps set to val.
 func replaced(doc any, steps []step, val any) any {
-	out := deepCopy(doc)
+	out := runtime.DeepCopyJSONValue(doc)
 	cur := out
 	for _, s := range steps[:len(steps)-1] {
 		cur = get(cur, s)
@@ -126,22 +128,4 @@ func replaced(doc any, steps []step, val any) any {
 		cur.([]any)[last.index] = val
 	}
 	return out
-}
-
-func deepCopy(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = deepCopy(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = deepCopy(e)
-		}
-		return out
-	}
-	return v
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,22 +27,9 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-var (
-	managerOnce sync.Once
-	managerPath string
-	managerErr  error
-)
-
 // managerBinary builds cmd/taskgate as the Dockerfile does, once per package.
 func managerBinary(t *testing.T) string {
-	t.Helper()
-	managerOnce.Do(func() {
-		managerPath, managerErr = testutil.BuildTaskgate(repoRoot(), helmHome(t))
-	})
-	if managerErr != nil {
-		t.Fatal(managerErr)
-	}
-	return managerPath
+	return testutil.TaskgateBinary(t, repoRoot(), helmHome(t))
 }
 
 // managerRun says which chart configuration the manager runs with.

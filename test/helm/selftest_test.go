@@ -97,20 +97,9 @@ func TestHelmTestHook(t *testing.T) {
 func removeOtherWebhooks(ctx context.Context, t *testing.T, c client.Client, rel string) {
 	t.Helper()
 	sel := client.MatchingLabels{"app.kubernetes.io/part-of": "taskgate"}
-	var mws admissionv1.MutatingWebhookConfigurationList
-	var vws admissionv1.ValidatingWebhookConfigurationList
-	if err := c.List(ctx, &mws, sel); err != nil {
+	objs, err := testutil.WebhookConfigurations(ctx, c, sel)
+	if err != nil {
 		t.Fatal(err)
-	}
-	if err := c.List(ctx, &vws, sel); err != nil {
-		t.Fatal(err)
-	}
-	var objs []client.Object
-	for i := range mws.Items {
-		objs = append(objs, &mws.Items[i])
-	}
-	for i := range vws.Items {
-		objs = append(objs, &vws.Items[i])
 	}
 	for _, o := range objs {
 		if o.GetLabels()["app.kubernetes.io/instance"] == rel {
@@ -168,28 +157,31 @@ func serveWebhooks(ctx context.Context, t *testing.T, c client.Client, kc, bin, 
 		u := fmt.Sprintf("https://127.0.0.1:%d%s", wo.LocalServingPort, *path)
 		return &u
 	}
+	local := func(name string, w client.Object, ccs func() []*admissionv1.WebhookClientConfig) {
+		if err := c.Get(ctx, client.ObjectKey{Name: fullname + name}, w); err != nil {
+			t.Fatal(err)
+		}
+		for _, cc := range ccs() {
+			cc.URL, cc.Service, cc.CABundle = url(cc.Service.Path), nil, wo.LocalServingCAData
+		}
+		if err := c.Update(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var mw admissionv1.MutatingWebhookConfiguration
-	if err := c.Get(ctx, client.ObjectKey{Name: fullname + "-mutating"}, &mw); err != nil {
-		t.Fatal(err)
-	}
-	for i := range mw.Webhooks {
-		cc := &mw.Webhooks[i].ClientConfig
-		cc.URL, cc.Service, cc.CABundle = url(cc.Service.Path), nil, wo.LocalServingCAData
-	}
-	if err := c.Update(ctx, &mw); err != nil {
-		t.Fatal(err)
-	}
+	local("-mutating", &mw, func() (ccs []*admissionv1.WebhookClientConfig) {
+		for i := range mw.Webhooks {
+			ccs = append(ccs, &mw.Webhooks[i].ClientConfig)
+		}
+		return ccs
+	})
 	var vw admissionv1.ValidatingWebhookConfiguration
-	if err := c.Get(ctx, client.ObjectKey{Name: fullname + "-validating"}, &vw); err != nil {
-		t.Fatal(err)
-	}
-	for i := range vw.Webhooks {
-		cc := &vw.Webhooks[i].ClientConfig
-		cc.URL, cc.Service, cc.CABundle = url(cc.Service.Path), nil, wo.LocalServingCAData
-	}
-	if err := c.Update(ctx, &vw); err != nil {
-		t.Fatal(err)
-	}
+	local("-validating", &vw, func() (ccs []*admissionv1.WebhookClientConfig) {
+		for i := range vw.Webhooks {
+			ccs = append(ccs, &vw.Webhooks[i].ClientConfig)
+		}
+		return ccs
+	})
 	return stop
 }
 

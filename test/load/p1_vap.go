@@ -77,17 +77,13 @@ func (p *policySet) add(file string, data []byte) error {
 		var obj any
 		switch meta.Kind {
 		case "ValidatingAdmissionPolicy":
-			p.validating = &admissionregv1.ValidatingAdmissionPolicy{}
-			obj = p.validating
+			obj = fresh(&p.validating)
 		case "ValidatingAdmissionPolicyBinding":
-			p.validatingBinding = &admissionregv1.ValidatingAdmissionPolicyBinding{}
-			obj = p.validatingBinding
+			obj = fresh(&p.validatingBinding)
 		case "MutatingAdmissionPolicy":
-			p.mutating = &admissionregv1.MutatingAdmissionPolicy{}
-			obj = p.mutating
+			obj = fresh(&p.mutating)
 		case "MutatingAdmissionPolicyBinding":
-			p.mutatingBinding = &admissionregv1.MutatingAdmissionPolicyBinding{}
-			obj = p.mutatingBinding
+			obj = fresh(&p.mutatingBinding)
 		default:
 			return fmt.Errorf("%s, document %d: unexpected kind %q", file, i+1, meta.Kind)
 		}
@@ -244,4 +240,10 @@ func wantDefaults(t *v1alpha1.Task, user string) error {
 func sameJSON(a, b []byte) bool {
 	var x, y any
 	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
+}
+
+// fresh sets *dst to a new, zero T and returns it, to decode into.
+func fresh[T any](dst **T) *T {
+	*dst = new(T)
+	return *dst
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -42,17 +41,8 @@ func TestRequesterPolicyWithoutWebhooks(t *testing.T) {
 func removeWebhooks(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	var mutating admissionregistrationv1.MutatingWebhookConfigurationList
-	var validating admissionregistrationv1.ValidatingWebhookConfigurationList
-	must(t, k8s.List(ctx, &mutating))
-	must(t, k8s.List(ctx, &validating))
-	var saved []client.Object
-	for i := range mutating.Items {
-		saved = append(saved, &mutating.Items[i])
-	}
-	for i := range validating.Items {
-		saved = append(saved, &validating.Items[i])
-	}
+	saved, err := testutil.WebhookConfigurations(ctx, k8s)
+	must(t, err)
 	for _, obj := range saved {
 		must(t, k8s.Delete(ctx, obj))
 	}

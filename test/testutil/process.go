@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -24,6 +26,40 @@ func BuildTaskgate(root, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/taskgate: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+var taskgateOnce struct {
+	sync.Once
+	bin, tempDir string
+	err          error
+}
+
+// TaskgateBinary builds ./cmd/taskgate of root (BuildTaskgate) once per test
+// binary, into dir, or a new temporary directory when dir is "", and fails t
+// if that build failed.
+func TaskgateBinary(t testing.TB, root, dir string) string {
+	t.Helper()
+	taskgateOnce.Do(func() {
+		if dir == "" {
+			if dir, taskgateOnce.err = os.MkdirTemp("", "taskgate-bin-"); taskgateOnce.err != nil {
+				return
+			}
+			taskgateOnce.tempDir = dir
+		}
+		taskgateOnce.bin, taskgateOnce.err = BuildTaskgate(root, dir)
+	})
+	if taskgateOnce.err != nil {
+		t.Fatal(taskgateOnce.err)
+	}
+	return taskgateOnce.bin
+}
+
+// RemoveTaskgateBinary removes the temporary directory TaskgateBinary made,
+// if it made one; TestMain calls it when the tests are done.
+func RemoveTaskgateBinary() {
+	if taskgateOnce.tempDir != "" {
+		_ = os.RemoveAll(taskgateOnce.tempDir)
+	}
 }
 
 // Process is a subprocess (taskgate, typically); its output is kept for
@@ -56,9 +92,12 @@ func (p *Process) Pid() int { return p.Cmd.Process.Pid }
 func (p *Process) Output() string { return p.out.String() }
 
 // Exited reports whether the process has ended.
-func (p *Process) Exited() bool {
+func (p *Process) Exited() bool { return Closed(p.done) }
+
+// Closed reports, without waiting, whether ch is closed.
+func Closed(ch <-chan struct{}) bool {
 	select {
-	case <-p.done:
+	case <-ch:
 		return true
 	default:
 		return false
