@@ -132,25 +132,20 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 	key := types.NamespacedName{Namespace: task.Namespace, Name: name}
 	sa := &corev1.ServiceAccount{}
 	err := c.client.Get(ctx, key, sa)
-	if apierrors.IsNotFound(err) && st.ServiceAccountUID != "" {
-		// Recorded but not in the cache: it may lag, or it is gone. (One
-		// never recorded is simply created; AlreadyExists below finds one
-		// the cache cannot hold, without the task label.)
-		err = c.reader.Get(ctx, key, sa)
-	}
 	switch {
-	case err == nil:
-		if st.ServiceAccountUID == sa.UID {
-			return nil
-		}
-		if err := c.claimServiceAccount(ctx, task, st, sa); err != nil {
+	case err == nil && st.ServiceAccountUID == sa.UID:
+		return nil
+	case err == nil || (apierrors.IsNotFound(err) && st.ServiceAccountUID != ""):
+		// Another UID in the cache, or the recorded one missing from it.
+		done, err := c.claimServiceAccount(ctx, task, st, key)
+		if err != nil || done {
 			return err
 		}
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("get service account %s: %w", key, err)
-	case st.ServiceAccountUID != "":
-		return fmt.Errorf("%w: service account %s was deleted while the Task ran", errServiceAccountReplaced, key)
 	}
+	// Never recorded and not in the cache: created straight away; AlreadyExists
+	// finds one the cache cannot hold (without the task label).
 	for replaced := false; ; replaced = true {
 		sa = &corev1.ServiceAccount{ObjectMeta: children.Meta(task, name)}
 		sa.OwnerReferences = children.OwnerReference(task)
@@ -161,11 +156,8 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 		if !apierrors.IsAlreadyExists(err) || replaced {
 			return fmt.Errorf("create service account %s: %w", key, err)
 		}
-		existing := &corev1.ServiceAccount{}
-		if err := c.reader.Get(ctx, key, existing); err != nil {
-			return fmt.Errorf("get service account %s: %w", key, err)
-		}
-		if err := c.claimServiceAccount(ctx, task, st, existing); err != nil {
+		done, err := c.claimServiceAccount(ctx, task, st, key)
+		if err != nil || done {
 			return err
 		}
 	}
@@ -178,26 +170,50 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 	return nil
 }
 
-// claimServiceAccount judges a ServiceAccount of the Task's default name
-// whose UID taskgate did not record for it (see ensureServiceAccount), and
-// deletes it when it claims the Task but was never recorded.
-func (c *customImageRunner) claimServiceAccount(ctx context.Context, task *v1alpha1.Task, st *v1alpha1.CustomImageStatus, sa *corev1.ServiceAccount) error {
+// claimServiceAccount judges the ServiceAccount of the Task's default name
+// when the cache does not show the recorded one (see ensureServiceAccount).
+// Every verdict here deletes a ServiceAccount or fails the Task, and the
+// cache may lag behind this controller's own last steps (a replacement it
+// made, a checkpoint it wrote), so it judges what the API server holds: the
+// Task is read again, and one newer than the Task being reconciled is
+// retried rather than judged; then the ServiceAccount. done reports that the
+// live one is the recorded one; one that claims the Task but was never
+// recorded is deleted, to be created again by the caller.
+func (c *customImageRunner) claimServiceAccount(ctx context.Context, task *v1alpha1.Task, st *v1alpha1.CustomImageStatus, key types.NamespacedName) (done bool, err error) {
+	live := &v1alpha1.Task{}
+	if err := c.reader.Get(ctx, client.ObjectKeyFromObject(task), live); err != nil {
+		return false, fmt.Errorf("get task %s/%s: %w", task.Namespace, task.Name, err)
+	}
+	if live.ResourceVersion != task.ResourceVersion {
+		return false, fmt.Errorf("task %s/%s changed since it was read (resourceVersion %s, now %s): retrying on the newer one",
+			task.Namespace, task.Name, task.ResourceVersion, live.ResourceVersion)
+	}
+	sa := &corev1.ServiceAccount{}
+	err = c.reader.Get(ctx, key, sa)
 	switch {
+	case apierrors.IsNotFound(err) && st.ServiceAccountUID != "":
+		return false, fmt.Errorf("%w: service account %s was deleted while the Task ran", errServiceAccountReplaced, key)
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("get service account %s: %w", key, err)
+	case st.ServiceAccountUID == sa.UID:
+		return true, nil
 	case st.ServiceAccountUID != "":
-		return fmt.Errorf("%w: service account %s/%s was replaced while the Task ran (UID %s; taskgate created %s)",
+		return false, fmt.Errorf("%w: service account %s/%s was replaced while the Task ran (UID %s; taskgate created %s)",
 			errServiceAccountReplaced, sa.Namespace, sa.Name, sa.UID, st.ServiceAccountUID)
 	case !metav1.IsControlledBy(sa, task):
-		return fmt.Errorf("%w: service account %s/%s exists and was not created by this Task; taskgate never adopts it "+
+		return false, fmt.Errorf("%w: service account %s/%s exists and was not created by this Task; taskgate never adopts it "+
 			"(whoever holds it would get the Task's clusterRole): delete it or name a service account in config.serviceAccountName",
 			errNameConflict, sa.Namespace, sa.Name)
 	}
-	err := c.client.Delete(ctx, sa, client.Preconditions{UID: &sa.UID})
+	err = c.client.Delete(ctx, sa, client.Preconditions{UID: &sa.UID})
 	if client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete unrecorded service account %s/%s: %w", sa.Namespace, sa.Name, err)
+		return false, fmt.Errorf("delete unrecorded service account %s/%s: %w", sa.Namespace, sa.Name, err)
 	}
 	log.FromContext(ctx).Info("replaced a service account that names this Task as its owner but that taskgate did not record creating",
 		"serviceAccount", klog.KObj(sa), "uid", sa.UID)
-	return nil
+	return false, nil
 }
 
 // ensureBinding binds clusterRole to the Task's ServiceAccount, as the
