@@ -164,30 +164,6 @@ func sortedKeys(m map[string]*Schema) []string {
 	return out
 }
 
-// WriteFiles writes every schema into dir (Task plugins at the top,
-// synchronization plugins under synchronization/) for editors and linters.
-func (set *Set) WriteFiles(dir string) ([]string, error) {
-	var written []string
-	write := func(sub string, m map[string]*Schema) error {
-		d := filepath.Join(dir, sub)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
-		}
-		for _, name := range sortedKeys(m) {
-			p := filepath.Join(d, name+".json")
-			if err := os.WriteFile(p, m[name].Source, 0o644); err != nil {
-				return fmt.Errorf("write %s: %w", p, err)
-			}
-			written = append(written, p)
-		}
-		return nil
-	}
-	if err := write("", set.plugins); err != nil {
-		return nil, err
-	}
-	return written, write(SyncDir, set.syncPlugins)
-}
-
 // UndescribedProperties lists the properties (as schema locations) that have
 // no description; every property a user can write should say what it is.
 func (s *Schema) UndescribedProperties() []string {
