@@ -99,12 +99,11 @@ func TestTestCertRotationFlag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tr, err := parseTestRotation(f.testCertRotation)
-			if err != nil {
-				t.Fatal(err)
+			if f.testRotation == nil {
+				t.Fatalf("parseManagerFlags(%v): --%s not kept", tt.args, testCertRotationFlag)
 			}
 			cr := &rotator.CertRotator{ExtraDNSNames: []string{"svc.cluster.local"}}
-			tr.apply(cr)
+			f.testRotation.apply(cr)
 			if cr.CaCertDuration != time.Hour+40*time.Second || cr.ServerCertDuration != time.Hour+8*time.Second ||
 				cr.LookaheadInterval != time.Hour || cr.RotationCheckFrequency != time.Second {
 				t.Errorf("timings ca %v server %v lookahead %v check %v, want 1h0m40s 1h0m8s 1h0m0s 1s",

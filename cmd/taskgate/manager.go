@@ -53,6 +53,7 @@ type managerFlags struct {
 	finishedTaskTTL                    time.Duration
 	logFormat, logLevel                string
 	testCertRotation                   string
+	testRotation                       *testRotation // testCertRotation parsed; nil when unset
 }
 
 func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
@@ -111,9 +112,11 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if _, err := parseTestRotation(f.testCertRotation); err != nil {
+	tr, err := parseTestRotation(f.testCertRotation)
+	if err != nil {
 		return nil, err
 	}
+	f.testRotation = tr
 	if f.testCertRotation != "" && !f.certRotation {
 		return nil, fmt.Errorf("--%s needs --cert-rotation", testCertRotationFlag)
 	}
@@ -227,9 +230,8 @@ func startManager(f *managerFlags) error {
 			Webhooks:              rotatedWebhooks(f),
 			RequireLeaderElection: false, // every replica serves webhooks and needs the certificate
 		}
-		if f.testCertRotation != "" {
-			tr, _ := parseTestRotation(f.testCertRotation) // checked by parseManagerFlags
-			tr.apply(cr)
+		if f.testRotation != nil {
+			f.testRotation.apply(cr)
 			log.Info("certificate rotation timings for testing", testCertRotationFlag, f.testCertRotation)
 		}
 		err := rotator.AddRotator(mgr, cr)
@@ -364,10 +366,10 @@ type testRotation struct {
 }
 
 func parseTestRotation(s string) (*testRotation, error) {
-	tr := &testRotation{}
 	if s == "" {
-		return tr, nil
+		return nil, nil
 	}
+	tr := &testRotation{}
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
