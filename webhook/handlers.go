@@ -72,31 +72,32 @@ func validatingHandler(v *Validator) handler {
 func singleCallHandler(d *Defaulter, v *Validator) handler {
 	return handler{
 		create: func(ctx context.Context, req admission.Request, task *v1alpha1.Task) admission.Response {
-			patch := defaultCreate(ctx, d, req, task)
-			if !patch.Allowed {
-				return patch
-			}
-			checked := validateCreate(ctx, v, req, task) // the defaulted Task
-			if !checked.Allowed {
-				return checked
-			}
-			return patch.WithWarnings(checked.Warnings...)
+			return thenValidate(defaultCreate(ctx, d, req, task), func() admission.Response {
+				return validateCreate(ctx, v, req, task) // the defaulted Task
+			})
 		},
 		update: func(ctx context.Context, req admission.Request) admission.Response {
 			patch, restored := restoreUpdate(req)
-			if !patch.Allowed {
-				return patch
-			}
 			if restored != nil {
 				req.Object.Raw = restored
 			}
-			checked := validateUpdate(ctx, v, req)
-			if !checked.Allowed {
-				return checked
-			}
-			return patch.WithWarnings(checked.Warnings...)
+			return thenValidate(patch, func() admission.Response { return validateUpdate(ctx, v, req) })
 		},
 	}
+}
+
+// thenValidate is single-call's answer: the mutating patch, refused if it
+// refuses or if validate (run on what the patch produces) refuses, with
+// validate's warnings added.
+func thenValidate(patch admission.Response, validate func() admission.Response) admission.Response {
+	if !patch.Allowed {
+		return patch
+	}
+	checked := validate()
+	if !checked.Allowed {
+		return checked
+	}
+	return patch.WithWarnings(checked.Warnings...)
 }
 
 // restoreUpdate answers an UPDATE with a patch that puts back what
