@@ -45,8 +45,9 @@ type Validator struct {
 	Preflight *Preflight
 }
 
-// Default implements admission.Defaulter. Only CREATE is defaulted: spec is
-// immutable, so an UPDATE has nothing to fill.
+// Default fills in a created Task's defaults; the mutating handler calls
+// it. Only CREATE is defaulted: spec is immutable, so an UPDATE has nothing
+// to fill.
 func (d *Defaulter) Default(ctx context.Context, task *v1alpha1.Task) error {
 	start := time.Now()
 	op := operation(ctx)
@@ -61,7 +62,7 @@ func (d *Defaulter) Default(ctx context.Context, task *v1alpha1.Task) error {
 	return nil
 }
 
-// ValidateCreate implements admission.Validator: the Task's schema and
+// ValidateCreate checks a created Task: the Task's schema and
 // plugin rules, the recorded requester, the requester's rights, and the
 // preflight, each only once everything before it passed.
 func (v *Validator) ValidateCreate(ctx context.Context, task *v1alpha1.Task) (admission.Warnings, error) {
@@ -90,7 +91,7 @@ func (v *Validator) ValidateCreate(ctx context.Context, task *v1alpha1.Task) (ad
 	return warnings, nil
 }
 
-// ValidateUpdate implements admission.Validator: spec cannot change, and
+// ValidateUpdate checks an update: spec cannot change, and
 // only the manager may remove the finalizer. An unchanged spec is not
 // checked again, so metadata and finalizer updates go through even if the
 // schemas changed since the Task was admitted.
@@ -107,11 +108,6 @@ func (v *Validator) ValidateUpdate(ctx context.Context, oldTask, task *v1alpha1.
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(taskGroupKind, task.Name, errs)
 	}
-	return nil, nil
-}
-
-// ValidateDelete implements admission.Validator; deletes are always allowed.
-func (v *Validator) ValidateDelete(context.Context, *v1alpha1.Task) (admission.Warnings, error) {
 	return nil, nil
 }
 
