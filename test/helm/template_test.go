@@ -259,13 +259,23 @@ func TestTemplateSingleCall(t *testing.T) {
 	}
 }
 
-func TestTemplateAccessReviewCacheTTL(t *testing.T) {
+// TestTemplateCacheTTLs: the two cache durations reach the manager's flags,
+// the preflight cache's only when it is on (its flag's default is off), and
+// neither when the manager serves no webhooks; values that are not Go
+// durations are refused by the values schema.
+func TestTemplateCacheTTLs(t *testing.T) {
 	for _, tc := range []struct {
-		name, set, want string
+		name, set string
+		want      []string // flags the args hold
+		lack      []string // flag prefixes the args must not hold
 	}{
-		{name: "default 10s", want: "--access-review-cache-ttl=10s"},
-		{name: "set", set: "webhook.accessReviewCacheTTL=1m30s", want: "--access-review-cache-ttl=1m30s"},
-		{name: "off", set: "webhook.accessReviewCacheTTL=0", want: "--access-review-cache-ttl=0"},
+		{name: "defaults", want: []string{"--access-review-cache-ttl=10s"}, lack: []string{"--preflight-cache-ttl"}},
+		{name: "access review set", set: "webhook.accessReviewCacheTTL=1m30s", want: []string{"--access-review-cache-ttl=1m30s"}},
+		{name: "access review off", set: "webhook.accessReviewCacheTTL=0", want: []string{"--access-review-cache-ttl=0"}},
+		{name: "preflight cache on", set: "webhook.preflightCacheTTL=10s", want: []string{"--preflight-cache-ttl=10s", "--preflight=true"}},
+		{name: "preflight cache 0", set: "webhook.preflightCacheTTL=0", lack: []string{"--preflight-cache-ttl"}},
+		{name: "preflight cache without preflight", set: "webhook.preflight=false,webhook.preflightCacheTTL=10s", want: []string{"--preflight=false"}, lack: []string{"--preflight-cache-ttl"}},
+		{name: "controller only", set: "enableWebhooks=false,webhook.preflightCacheTTL=10s", lack: []string{"--access-review-cache-ttl", "--preflight-cache-ttl"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var args []string
@@ -273,18 +283,20 @@ func TestTemplateAccessReviewCacheTTL(t *testing.T) {
 				args = []string{"--set", tc.set}
 			}
 			d := one[appsv1.Deployment](t, render(t, args...), "Deployment")
-			if got := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(got, tc.want) {
-				t.Errorf("args %q lack %s", got, tc.want)
+			got := d.Spec.Template.Spec.Containers[0].Args
+			for _, w := range tc.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("args %q lack %s", got, w)
+				}
+			}
+			for _, l := range tc.lack {
+				if hasArgPrefix(got, l) {
+					t.Errorf("args %q hold %s", got, l)
+				}
 			}
 		})
 	}
-	t.Run("not without webhooks", func(t *testing.T) {
-		d := one[appsv1.Deployment](t, render(t, "--set", "enableWebhooks=false"), "Deployment")
-		if args := d.Spec.Template.Spec.Containers[0].Args; hasArgPrefix(args, "--access-review-cache-ttl") {
-			t.Errorf("controller only, yet args %q set the webhook's cache", args)
-		}
-	})
-	for _, bad := range []string{"webhook.accessReviewCacheTTL=10", "webhook.accessReviewCacheTTL=ten", "webhook.accessReviewCacheTTL=-1s", "webhook.singleCall=maybe"} {
+	for _, bad := range []string{"webhook.accessReviewCacheTTL=10", "webhook.accessReviewCacheTTL=ten", "webhook.accessReviewCacheTTL=-1s", "webhook.preflightCacheTTL=10", "webhook.preflightCacheTTL=soon", "webhook.singleCall=maybe"} {
 		t.Run("refuses "+bad, func(t *testing.T) {
 			if _, err := helm(t, "template", releaseName, chartDir(), "--set", bad); err == nil {
 				t.Errorf("--set %s rendered", bad)
