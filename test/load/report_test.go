@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -137,5 +138,19 @@ func TestP1VAPSection(t *testing.T) {
 	}
 	if (&p1Result{lat: map[int]map[string]kit.Latencies{1: {modeTaskgate: nil}}}).hasVAP() {
 		t.Error("hasVAP without the mode")
+	}
+}
+
+// TestBenchmarksNotesCurrent: BENCHMARKS.md ends with the notes the report
+// appends, so an edit of notes.md reaches the committed file (by make bench,
+// or by replacing everything from "## Notes" on, which is what the report
+// would write there).
+func TestBenchmarksNotesCurrent(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "BENCHMARKS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(doc), "\n"+notes) {
+		t.Error("BENCHMARKS.md does not end with test/load/notes.md: run make bench, or put notes.md in place of its \"## Notes\" part")
 	}
 }
