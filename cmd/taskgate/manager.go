@@ -229,6 +229,11 @@ func startManager(f *managerFlags) error {
 			IsReady:               certsReady,
 			Webhooks:              rotatedWebhooks(f),
 			RequireLeaderElection: false, // every replica serves webhooks and needs the certificate
+			// The Secret reconciler waits until the start-up refresh is
+			// mounted instead of racing it: without this both refresh the
+			// empty Secret at start and the loser logs two errors (a
+			// conflict, "secret is not well-formed") at every install.
+			EnableReadinessCheck: true,
 		}
 		if f.testRotation != nil {
 			f.testRotation.apply(cr)

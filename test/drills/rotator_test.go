@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,57 +42,11 @@ const rotationTimings = "ca=1h40s,server=1h8s,lookahead=1h,check=1s,dns=localhos
 // step is waited for by what changed (the certificate the server presents,
 // the caBundle), not by time.
 func TestManagerCertRotation(t *testing.T) {
-	ns := newNamespace(t, "rotator")
 	ctx := t.Context()
-	secretKey := client.ObjectKey{Namespace: ns, Name: "taskgate-webhook-cert"}
-	// The chart creates the Secret empty; the rotator fills it.
-	if err := cp.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: secretKey.Name}}); err != nil {
-		t.Fatal(err)
-	}
-	port, err := kit.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := net.JoinHostPort("localhost", strconv.Itoa(port))
-	// Configurations of the drill's own, beside the drills' shared ones
-	// (which keep calling the in-process server): every create goes
-	// through both. caBundle empty: the rotator injects it.
-	w := hooks.Point("https://"+addr, nil, webhook.MutatePath, webhook.ValidatePath)
-	w.Mutating.Name, w.Validating.Name = "drill-rotator-mutating", "drill-rotator-validating"
-	for _, o := range []client.Object{w.Mutating, w.Validating} {
-		if err := cp.Client.Create(ctx, o); err != nil {
-			t.Fatalf("create %s: %v", o.GetName(), err)
-		}
-		t.Cleanup(func() {
-			if err := cp.Client.Delete(context.Background(), o); err != nil {
-				t.Errorf("delete %s: %v", o.GetName(), err)
-			}
-		})
-	}
-	certDir := t.TempDir()
-	kubeletCtx, stopKubelet := context.WithCancel(context.Background())
-	t.Cleanup(stopKubelet)
-	mountSecret(kubeletCtx, t, secretKey, certDir)
-
-	mgr, err := kit.StartProcess(taskgateBinary(t), cp.Kubeconfig, nil, "manager",
-		"--enable-controller=false", "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
-		"--webhook-port="+strconv.Itoa(port), "--cert-dir="+certDir, "--cert-rotation", "--namespace="+ns,
-		"--cert-secret-name="+secretKey.Name, "--webhook-service-name=taskgate-webhook",
-		"--mutating-webhook-configuration="+w.Mutating.Name, "--validating-webhook-configuration="+w.Validating.Name,
-		"--test-cert-rotation="+rotationTimings, "--log-format=console")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		mgr.Stop(15 * time.Second)
-		if t.Failed() || os.Getenv("TASKGATE_DRILL_DEBUG") != "" {
-			t.Logf("output of the rotating manager:\n%s", tail(mgr.Output(), 12000))
-		}
-	})
+	r := startRotatingManager(t, "rotator", rotationTimings, 0, nil)
+	secretKey, addr, w := r.secret, r.addr, r.hooks
 	// Ready: both caBundles hold the CA of the rotator's Secret and the
-	// server presents a certificate it issued. (At start-up the rotator
-	// may issue a CA twice, its Start and its Secret reconciler racing;
-	// the Secret says which one won.)
+	// server presents a certificate it issued.
 	eventually(t, "the rotator's first certificate, injected and served", time.Minute, 50*time.Millisecond, func() error {
 		_, err := settledCA(ctx, secretKey, addr, w.Mutating.Name, w.Validating.Name)
 		return err
@@ -136,6 +92,137 @@ func TestManagerCertRotation(t *testing.T) {
 		})
 		t.Logf("CA re-issued and injected")
 	})
+}
+
+// rotatingManager is a `taskgate manager` with its own certificate rotator,
+// webhooks only, behind webhook configurations of its own.
+type rotatingManager struct {
+	secret client.ObjectKey
+	addr   string // localhost:port of its webhook server
+	hooks  kit.Webhooks
+	mgr    *kit.Process
+}
+
+// startRotatingManager starts a manager with --cert-rotation and the given
+// --test-cert-rotation in a new namespace, with an empty Secret for the
+// rotator to fill (as the chart creates it) and webhook configurations
+// with an empty caBundle for it to inject, which every Task create goes
+// through beside the drills' shared ones. The drill plays the kubelet: it
+// copies the Secret into the manager's certificate directory the way a
+// Secret volume is updated, mountDelay after each change. beforeStart, if
+// not nil, is called just before the manager starts.
+func startRotatingManager(t *testing.T, prefix, timings string, mountDelay time.Duration, beforeStart func(secret client.ObjectKey)) *rotatingManager {
+	t.Helper()
+	ns := newNamespace(t, prefix)
+	ctx := t.Context()
+	r := &rotatingManager{secret: client.ObjectKey{Namespace: ns, Name: "taskgate-webhook-cert"}}
+	if err := cp.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: r.secret.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	port, err := kit.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = net.JoinHostPort("localhost", strconv.Itoa(port))
+	r.hooks = hooks.Point("https://"+r.addr, nil, webhook.MutatePath, webhook.ValidatePath)
+	r.hooks.Mutating.Name, r.hooks.Validating.Name = "drill-"+prefix+"-mutating", "drill-"+prefix+"-validating"
+	for _, o := range []client.Object{r.hooks.Mutating, r.hooks.Validating} {
+		if err := cp.Client.Create(ctx, o); err != nil {
+			t.Fatalf("create %s: %v", o.GetName(), err)
+		}
+		t.Cleanup(func() {
+			if err := cp.Client.Delete(context.Background(), o); err != nil {
+				t.Errorf("delete %s: %v", o.GetName(), err)
+			}
+		})
+	}
+	certDir := t.TempDir()
+	kubeletCtx, stopKubelet := context.WithCancel(context.Background())
+	t.Cleanup(stopKubelet)
+	mountSecret(kubeletCtx, t, r.secret, certDir, mountDelay)
+	if beforeStart != nil {
+		beforeStart(r.secret)
+	}
+
+	r.mgr, err = kit.StartProcess(taskgateBinary(t), cp.Kubeconfig, nil, "manager",
+		"--enable-controller=false", "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+		"--webhook-port="+strconv.Itoa(port), "--cert-dir="+certDir, "--cert-rotation", "--namespace="+ns,
+		"--cert-secret-name="+r.secret.Name, "--webhook-service-name=taskgate-webhook",
+		"--mutating-webhook-configuration="+r.hooks.Mutating.Name, "--validating-webhook-configuration="+r.hooks.Validating.Name,
+		"--test-cert-rotation="+timings, "--log-format=console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.mgr.Stop(15 * time.Second)
+		if t.Failed() || os.Getenv("TASKGATE_DRILL_DEBUG") != "" {
+			t.Logf("output of the rotating manager:\n%s", tail(r.mgr.Output(), 12000))
+		}
+	})
+	return r
+}
+
+// TestRotatorIssuesOneCA: a manager starting with --cert-rotation and an
+// empty Secret (as the chart creates it) issues one CA, injects and serves
+// it, and logs no error. Without cert-controller's EnableReadinessCheck its
+// start-up refresh and its Secret reconciler both refresh the empty Secret;
+// the loser fails on a conflict and logs two errors at every install (had
+// it won, it would have replaced the CA just after the first was injected).
+// The drill watches the Secret from before the manager starts, and for 10 s
+// after the first CA is injected and served, and reads the manager's log.
+func TestRotatorIssuesOneCA(t *testing.T) {
+	ctx := t.Context()
+	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: kit.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var cas [][]byte // every distinct ca.crt the Secret held, in order
+	// The kubelet projects a Secret's change into its volume on its next
+	// sync, never at once (by default within a minute or so); 1 s is far
+	// quicker than that, and later than the manager's cache sees its own
+	// write.
+	r := startRotatingManager(t, "one-ca", "dns=localhost", time.Second, func(key client.ObjectKey) {
+		sw, err := wc.Watch(ctx, &corev1.SecretList{}, client.InNamespace(key.Namespace), client.MatchingFields{"metadata.name": key.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sw.Stop)
+		go func() {
+			for ev := range sw.ResultChan() {
+				s, ok := ev.Object.(*corev1.Secret)
+				if !ok || len(s.Data["ca.crt"]) == 0 {
+					continue
+				}
+				mu.Lock()
+				if len(cas) == 0 || !bytes.Equal(cas[len(cas)-1], s.Data["ca.crt"]) {
+					cas = append(cas, s.Data["ca.crt"])
+				}
+				mu.Unlock()
+			}
+		}()
+	})
+	eventually(t, "the rotator's first certificate, injected and served", time.Minute, 50*time.Millisecond, func() error {
+		_, err := settledCA(ctx, r.secret, r.addr, r.hooks.Mutating.Name, r.hooks.Validating.Name)
+		return err
+	})
+	time.Sleep(10 * time.Second) // the second CA came about a second after the first
+	ca, err := settledCA(ctx, r.secret, r.addr, r.hooks.Mutating.Name, r.hooks.Validating.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(cas) != 1 || !bytes.Equal(cas[0], ca) {
+		t.Errorf("the Secret held %d CAs since the manager started, want 1, the one injected and served", len(cas))
+	}
+	// The race shows in the log even when the conflict stops the second
+	// CA: a clean start logs no error.
+	for line := range strings.Lines(r.mgr.Output()) {
+		if strings.Contains(line, "ERROR") {
+			t.Errorf("a clean start logged an error: %s", strings.TrimSpace(line))
+		}
+	}
 }
 
 // settledCA is the CA of the rotator's Secret once both configurations
@@ -192,9 +279,9 @@ func servedCert(addr string, roots []byte) (*x509.Certificate, error) {
 }
 
 // mountSecret plays the kubelet for a Secret volume: it watches the Secret
-// and, whenever its certificate or key change, installs both into dir in
-// one atomic switch (kit.ServingCert.Install), until ctx ends.
-func mountSecret(ctx context.Context, t *testing.T, key client.ObjectKey, dir string) {
+// and, delay after its certificate or key change, installs both into dir
+// in one atomic switch (kit.ServingCert.Install), until ctx ends.
+func mountSecret(ctx context.Context, t *testing.T, key client.ObjectKey, dir string, delay time.Duration) {
 	t.Helper()
 	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: kit.Scheme()})
 	if err != nil {
@@ -211,6 +298,11 @@ func mountSecret(ctx context.Context, t *testing.T, key client.ObjectKey, dir st
 			s, ok := ev.Object.(*corev1.Secret)
 			if !ok || len(s.Data["tls.crt"]) == 0 || bytes.Equal(s.Data["tls.crt"], last) {
 				continue
+			}
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
 			}
 			sc := &kit.ServingCert{CertPEM: s.Data["tls.crt"], KeyPEM: s.Data["tls.key"]}
 			if err := sc.Install(dir); err != nil && ctx.Err() == nil {
