@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/webhook"
 )
 
@@ -22,14 +21,7 @@ import (
 //
 //	go test ./test/load -run '^$' -bench BenchmarkHandlers -benchmem -cpu 1
 func BenchmarkHandlers(b *testing.B) {
-	samples, err := kit.Samples("../..")
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := webhook.NewAdmitterFromOptions(webhook.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, a, samples := benchInputs(b)
 	mutate, validate := webhook.Handlers(a, allowAll{})
 	single := webhook.SingleCallHandler(a, allowAll{})
 	handlers := map[string]http.Handler{webhook.MutatePath: mutate, webhook.ValidatePath: validate}

@@ -19,15 +19,7 @@ import (
 //
 //	go test ./test/load -run '^$' -bench P3Parts -benchmem
 func BenchmarkP3Parts(b *testing.B) {
-	set, err := schemas.Load("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	samples, err := kit.Samples("../..")
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := webhook.NewAdmitter(set)
+	set, a, samples := benchInputs(b)
 	root := field.NewPath("spec", "config")
 	for _, s := range samples {
 		task := kit.NewTask(s, "default", s.Name)
@@ -59,6 +51,21 @@ func BenchmarkP3Parts(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchInputs are what the in-process benchmarks work on: the embedded
+// schemas, an Admitter over them as the manager builds it by default, and
+// the seed samples.
+func benchInputs(b *testing.B) (*schemas.Set, *webhook.Admitter, []*v1alpha1.Task) {
+	set, err := schemas.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	samples, err := kit.Samples("../..")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return set, webhook.NewAdmitter(set), samples
 }
 
 // decodeTyped decodes as the Admitter's typed decode does.
