@@ -3,11 +3,13 @@ package schemas
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -64,13 +66,8 @@ func (set *Set) WriteBundle(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	var written []string
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return nil, fmt.Errorf("create %s: %w", filepath.Dir(p), err)
@@ -245,13 +242,16 @@ func withID(src []byte, id string) ([]byte, error) {
 	return encode(doc)
 }
 
-// decodeSchema decodes a schema document, keeping numbers as written.
+// decodeSchema decodes a schema document as DecodeJSON does (numbers kept
+// as written); a schema is a JSON object.
 func decodeSchema(src []byte) (map[string]any, error) {
-	d := json.NewDecoder(bytes.NewReader(src))
-	d.UseNumber()
-	var doc map[string]any
-	if err := d.Decode(&doc); err != nil {
+	v, err := DecodeJSON(src)
+	if err != nil {
 		return nil, err
+	}
+	doc, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("not a JSON object")
 	}
 	return doc, nil
 }

@@ -1,5 +1,7 @@
 package schemas
 
+import "github.com/astronetes/taskgate/api/v1alpha1"
+
 // The rules below are the ones admission and the API server check in Go
 // (webhook/plugin_*.go, k8s.io/apimachinery's validation), written as JSON
 // Schema for task.json, so an editor or a CI linter refuses what the
@@ -98,9 +100,9 @@ func ruleDefs() map[string]any {
 // task.json adds to the plugin's own schema.
 func pluginRules() map[string]any {
 	return map[string]any{
-		"custom-image":                     customImageRules(),
-		"kubernetes-object-transformation": transformationRules(),
-		"run-synchronization": props(map[string]any{
+		string(v1alpha1.PluginCustomImage):    customImageRules(),
+		string(v1alpha1.PluginTransformation): transformationRules(),
+		string(v1alpha1.PluginRunSync): props(map[string]any{
 			"template": props(map[string]any{
 				"metadata": props(map[string]any{
 					"labels":      ref("#/$defs/labels"),

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -104,7 +105,7 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *output == "" {
 		*output = "text"
 	}
-	if len(files) == 0 || fset.NArg() > 0 || !contains(outputs, *output) {
+	if len(files) == 0 || fset.NArg() > 0 || !slices.Contains(outputs, *output) {
 		fset.Usage()
 		return 2
 	}
@@ -141,15 +142,6 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkDocument checks one document as creating it would be checked: the
