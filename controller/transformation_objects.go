@@ -49,7 +49,7 @@ func (t *transformationRunner) resolve(task *v1alpha1.Task, cfg *v1alpha1.Transf
 		if res == nil {
 			msg := fmt.Sprintf("resource %q is not served by the API server", r.String())
 			if alt := findAlias(list, gvr.Resource); alt != "" {
-				msg += fmt.Sprintf("; did you mean %q?", v1alpha1.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: alt}.String())
+				msg += fmt.Sprintf("; did you mean %q?", resourceName(gvr.GroupVersion().WithResource(alt)))
 			}
 			fail(task, ReasonResourceNotFound, msg)
 			return nil, nil
@@ -147,7 +147,7 @@ func (t *transformationRunner) apply(ctx context.Context, md metadata.Interface,
 		case err != nil:
 			res.Failed++
 			addFailure(res, objectRef(m.gvr, m.namespace, m.name), err.Error())
-			log.FromContext(ctx).Info("patch failed", "resource", v1alpha1.GroupVersionResource{Group: m.gvr.Group, Version: m.gvr.Version, Resource: m.gvr.Resource}.String(),
+			log.FromContext(ctx).Info("patch failed", "resource", resourceName(m.gvr),
 				"object", objectRef(m.gvr, m.namespace, m.name), "error", err.Error())
 		case moved:
 			res.Patched++
@@ -180,6 +180,12 @@ func addFailure(res *v1alpha1.TransformationStatus, object, message string) {
 	if len(res.Failures) < maxFailures {
 		res.Failures = append(res.Failures, v1alpha1.ObjectFailure{Object: object, Message: message})
 	}
+}
+
+// resourceName spells gvr as the Task's resources are spelled in messages
+// (v1alpha1.GroupVersionResource.String).
+func resourceName(gvr schema.GroupVersionResource) string {
+	return v1alpha1.GroupVersionResource{Group: gvr.Group, Version: gvr.Version, Resource: gvr.Resource}.String()
 }
 
 // objectRef names an object as "<group>/<resource> <namespace>/<name>" (the
