@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 	"github.com/astronetes/taskgate/webhook"
 )
 
@@ -139,7 +140,7 @@ func startRotatingManager(t *testing.T, prefix, timings string, mountDelay time.
 	certDir := t.TempDir()
 	kubeletCtx, stopKubelet := context.WithCancel(context.Background())
 	t.Cleanup(stopKubelet)
-	mountSecret(kubeletCtx, t, r.secret, certDir, mountDelay)
+	testutil.MountSecret(kubeletCtx, t, cp.Config, r.secret, certDir, mountDelay)
 	if beforeStart != nil {
 		beforeStart(r.secret)
 	}
@@ -172,10 +173,6 @@ func startRotatingManager(t *testing.T, prefix, timings string, mountDelay time.
 // after the first CA is injected and served, and reads the manager's log.
 func TestRotatorIssuesOneCA(t *testing.T) {
 	ctx := t.Context()
-	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: kit.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var cas [][]byte // every distinct ca.crt the Secret held, in order
 	// The kubelet projects a Secret's change into its volume on its next
@@ -183,10 +180,7 @@ func TestRotatorIssuesOneCA(t *testing.T) {
 	// quicker than that, and later than the manager's cache sees its own
 	// write.
 	r := startRotatingManager(t, "one-ca", "dns=localhost", time.Second, func(key client.ObjectKey) {
-		sw, err := wc.Watch(ctx, &corev1.SecretList{}, client.InNamespace(key.Namespace), client.MatchingFields{"metadata.name": key.Name})
-		if err != nil {
-			t.Fatal(err)
-		}
+		sw := testutil.WatchSecret(ctx, t, cp.Config, key)
 		t.Cleanup(sw.Stop)
 		go func() {
 			for ev := range sw.ResultChan() {
@@ -276,42 +270,6 @@ func servedCert(addr string, roots []byte) (*x509.Certificate, error) {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0], nil
-}
-
-// mountSecret plays the kubelet for a Secret volume: it watches the Secret
-// and, delay after its certificate or key change, installs both into dir
-// in one atomic switch (kit.ServingCert.Install), until ctx ends.
-func mountSecret(ctx context.Context, t *testing.T, key client.ObjectKey, dir string, delay time.Duration) {
-	t.Helper()
-	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: kit.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := wc.Watch(ctx, &corev1.SecretList{}, client.InNamespace(key.Namespace), client.MatchingFields{"metadata.name": key.Name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer w.Stop()
-		var last []byte
-		for ev := range w.ResultChan() {
-			s, ok := ev.Object.(*corev1.Secret)
-			if !ok || len(s.Data["tls.crt"]) == 0 || bytes.Equal(s.Data["tls.crt"], last) {
-				continue
-			}
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return
-			}
-			sc := &kit.ServingCert{CertPEM: s.Data["tls.crt"], KeyPEM: s.Data["tls.key"]}
-			if err := sc.Install(dir); err != nil && ctx.Err() == nil {
-				t.Errorf("kubelet: install the Secret's certificate: %v", err)
-				continue
-			}
-			last = s.Data["tls.crt"]
-		}
-	}()
 }
 
 // describeServed says which certificate addr serves and which CAs roots

@@ -1,11 +1,9 @@
 package helm_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -55,8 +53,9 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 	kc := serviceAccountKubeconfig(ctx, t, c, adminKubeconfig, releaseNS, "taskgate")
 	webhookPort, healthPort := testutil.MustFreePort(t), testutil.MustFreePort(t)
 	certDir := t.TempDir()
-	stopSync := mountSecret(ctx, t, c, client.ObjectKey{Namespace: releaseNS, Name: "taskgate-webhook-cert"}, certDir)
-	defer stopSync()
+	kubeletCtx, stopKubelet := context.WithCancel(ctx)
+	defer stopKubelet()
+	testutil.MountSecret(kubeletCtx, t, env.Config, client.ObjectKey{Namespace: releaseNS, Name: "taskgate-webhook-cert"}, certDir, 0)
 	validating := "taskgate-validating"
 	if run.singleCall {
 		validating = ""
@@ -174,35 +173,6 @@ func waitFailed(ctx context.Context, t *testing.T, c client.Client, task *v1alph
 		return nil
 	})
 	return cond
-}
-
-// mountSecret plays the kubelet's part for a Secret volume: it copies the
-// Secret's keys into dir whenever they change, until the returned stop is
-// called. The rotator only writes the Secret and waits for this.
-func mountSecret(ctx context.Context, t *testing.T, c client.Client, key client.ObjectKey, dir string) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			var s corev1.Secret
-			if err := c.Get(ctx, key, &s); err == nil {
-				for name, data := range s.Data {
-					path := filepath.Join(dir, name)
-					if old, _ := os.ReadFile(path); !bytes.Equal(old, data) {
-						_ = os.WriteFile(path+".tmp", data, 0o600)
-						_ = os.Rename(path+".tmp", path)
-					}
-				}
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
 }
 
 // serviceAccountKubeconfig writes a kubeconfig for the API server of the

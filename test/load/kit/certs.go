@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // CA is a throw-away certificate authority for webhook serving certificates.
@@ -101,42 +101,11 @@ func (ca *CA) issue(tmpl *x509.Certificate) (*ServingCert, error) {
 }
 
 // Install writes the certificate into dir the way the kubelet updates a
-// mounted Secret: both files go into a new hidden directory, one atomic
-// rename of the ..data symlink switches them together (tls.crt and tls.key
-// are symlinks through ..data), and the old directory is removed. A reader
-// never sees a certificate and a key that do not match.
+// mounted Secret (testutil.InstallFiles): tls.crt and tls.key switch
+// together, so a reader never sees a certificate and a key that do not
+// match.
 func (s *ServingCert) Install(dir string) error {
-	gen, err := os.MkdirTemp(dir, "..cert-")
-	if err != nil {
-		return err
-	}
-	for name, data := range map[string][]byte{"tls.crt": s.CertPEM, "tls.key": s.KeyPEM} {
-		if err := os.WriteFile(filepath.Join(gen, name), data, 0o600); err != nil {
-			return err
-		}
-	}
-	data, tmp := filepath.Join(dir, "..data"), filepath.Join(dir, "..data_tmp")
-	old, _ := os.Readlink(data)
-	_ = os.Remove(tmp)
-	if err := os.Symlink(filepath.Base(gen), tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, data); err != nil {
-		return err
-	}
-	for _, name := range []string{"tls.crt", "tls.key"} {
-		link := filepath.Join(dir, name)
-		if _, err := os.Lstat(link); err == nil {
-			continue
-		}
-		if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
-			return err
-		}
-	}
-	if old != "" {
-		return os.RemoveAll(filepath.Join(dir, old))
-	}
-	return nil
+	return testutil.InstallFiles(dir, map[string][]byte{"tls.crt": s.CertPEM, "tls.key": s.KeyPEM})
 }
 
 func serial() *big.Int {
