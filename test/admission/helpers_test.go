@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // namespace creates a namespace for one test, with the ServiceAccount
@@ -18,9 +19,8 @@ import (
 func namespace(t *testing.T, name string) string {
 	t.Helper()
 	bareNamespace(t, name, nil)
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: name}}
-	if err := k8s.Create(context.Background(), sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("create service account %s/default: %v", name, err)
+	if err := testutil.EnsureDefaultServiceAccount(context.Background(), k8s, name); err != nil {
+		t.Fatal(err)
 	}
 	return name
 }

@@ -50,7 +50,7 @@ func newNamespace(t *testing.T, name string) string {
 		ns.GenerateName = "sec-"
 	}
 	must(t, k8s.Create(ctx, ns))
-	must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns.Name}}))
+	must(t, testutil.EnsureDefaultServiceAccount(ctx, k8s, ns.Name))
 	return ns.Name
 }
 
