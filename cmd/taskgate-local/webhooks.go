@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
+
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // localPrefix replaces the "taskgate-" of the configurations' names in
@@ -22,73 +19,35 @@ import (
 const localPrefix = "taskgate-local-"
 
 // loadWebhooks reads the webhook configurations a plain cluster registers
-// (config/webhook/manifests.yaml) and readies them for envtest: each gets a
-// local name, and its clientConfig.service.path loses its leading slash,
-// because envtest turns the service reference into
-// https://127.0.0.1:<port>/<path> and writes the caBundle of the serving
-// certificate it makes. Nothing else is changed: rules, failure policy,
-// timeouts and side effects are the file's.
+// (config/webhook/manifests.yaml, testutil.ReadWebhookConfigurations) and
+// readies them for envtest: each gets a local name, and its
+// clientConfig.service.path loses its leading slash, because envtest turns
+// the service reference into https://127.0.0.1:<port>/<path> and writes the
+// caBundle of the serving certificate it makes. Nothing else is changed:
+// rules, failure policy, timeouts and side effects are the file's.
 func loadWebhooks(path string) ([]*admissionv1.MutatingWebhookConfiguration, []*admissionv1.ValidatingWebhookConfiguration, error) {
-	data, err := os.ReadFile(path)
+	mutating, validating, err := testutil.ReadWebhookConfigurations(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("webhook configurations: %w", err)
+		return nil, nil, err
 	}
-	var (
-		mutating   []*admissionv1.MutatingWebhookConfiguration
-		validating []*admissionv1.ValidatingWebhookConfiguration
-	)
-	r := utilyaml.NewYAMLReader(bufioReader(data))
-	for i := 0; ; i++ {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i, err)
-		}
-		var meta struct{ Kind string }
-		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i, err)
-		}
-		switch meta.Kind {
-		case "MutatingWebhookConfiguration":
-			w := &admissionv1.MutatingWebhookConfiguration{}
-			err = localize(path, i, doc, w, func() []*admissionv1.WebhookClientConfig {
-				return clientConfigs(w.Webhooks, func(h *admissionv1.MutatingWebhook) *admissionv1.WebhookClientConfig { return &h.ClientConfig })
-			})
-			mutating = append(mutating, w)
-		case "ValidatingWebhookConfiguration":
-			w := &admissionv1.ValidatingWebhookConfiguration{}
-			err = localize(path, i, doc, w, func() []*admissionv1.WebhookClientConfig {
-				return clientConfigs(w.Webhooks, func(h *admissionv1.ValidatingWebhook) *admissionv1.WebhookClientConfig { return &h.ClientConfig })
-			})
-			validating = append(validating, w)
-		case "":
-			if len(bytes.TrimSpace(doc)) > 0 && !onlyComments(doc) {
-				return nil, nil, fmt.Errorf("%s: document %d has no kind", path, i)
-			}
-		default:
-			return nil, nil, fmt.Errorf("%s: document %d: kind %s is not a webhook configuration", path, i, meta.Kind)
-		}
-		if err != nil {
+	for _, w := range mutating {
+		if err := localize(path, w, clientConfigs(w.Webhooks, func(h *admissionv1.MutatingWebhook) *admissionv1.WebhookClientConfig { return &h.ClientConfig })); err != nil {
 			return nil, nil, err
 		}
 	}
-	if len(mutating)+len(validating) == 0 {
-		return nil, nil, fmt.Errorf("%s holds no webhook configuration", path)
+	for _, w := range validating {
+		if err := localize(path, w, clientConfigs(w.Webhooks, func(h *admissionv1.ValidatingWebhook) *admissionv1.WebhookClientConfig { return &h.ClientConfig })); err != nil {
+			return nil, nil, err
+		}
 	}
 	return mutating, validating, nil
 }
 
-// localize decodes document i of path strictly into w, gives it its local
-// name and readies the clientConfig of each of its webhooks (ccs,
-// called after decoding, lists them).
-func localize(path string, i int, doc []byte, w metav1.Object, ccs func() []*admissionv1.WebhookClientConfig) error {
-	if err := yaml.UnmarshalStrict(doc, w); err != nil {
-		return fmt.Errorf("%s: document %d: %w", path, i, err)
-	}
+// localize gives w its local name and readies the clientConfig of each of
+// its webhooks (ccs).
+func localize(path string, w metav1.Object, ccs []*admissionv1.WebhookClientConfig) error {
 	w.SetName(localName(w.GetName()))
-	for j, cc := range ccs() {
+	for j, cc := range ccs {
 		if err := localClientConfig(cc); err != nil {
 			return fmt.Errorf("%s: %s webhooks[%d].clientConfig: %w", path, w.GetName(), j, err)
 		}
@@ -118,13 +77,4 @@ func localClientConfig(cc *admissionv1.WebhookClientConfig) error {
 	cc.Service.Path = &p
 	cc.URL, cc.CABundle = nil, nil
 	return nil
-}
-
-func onlyComments(doc []byte) bool {
-	for _, line := range strings.Split(string(doc), "\n") {
-		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
-			return false
-		}
-	}
-	return true
 }

@@ -1,7 +1,6 @@
 package kit
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/yaml"
 
 	"github.com/astronetes/taskgate/test/testutil"
 )
@@ -115,34 +113,19 @@ type Webhooks struct {
 	Validating *admissionregv1.ValidatingWebhookConfiguration
 }
 
-// LoadWebhooks reads root/config/webhook/manifests.yaml.
+// LoadWebhooks reads root/config/webhook/manifests.yaml
+// (testutil.ReadWebhookConfigurations): one mutating and one validating
+// configuration, of one webhook each.
 func LoadWebhooks(root string) (Webhooks, error) {
-	data, err := os.ReadFile(filepath.Join(root, "config", "webhook", "manifests.yaml"))
+	path := filepath.Join(root, "config", "webhook", "manifests.yaml")
+	m, v, err := testutil.ReadWebhookConfigurations(path)
 	if err != nil {
 		return Webhooks{}, err
 	}
-	var w Webhooks
-	for _, doc := range bytes.Split(data, []byte("\n---")) {
-		var meta struct{ Kind string }
-		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			return Webhooks{}, err
-		}
-		switch meta.Kind {
-		case "MutatingWebhookConfiguration":
-			w.Mutating = &admissionregv1.MutatingWebhookConfiguration{}
-			err = yaml.UnmarshalStrict(doc, w.Mutating)
-		case "ValidatingWebhookConfiguration":
-			w.Validating = &admissionregv1.ValidatingWebhookConfiguration{}
-			err = yaml.UnmarshalStrict(doc, w.Validating)
-		}
-		if err != nil {
-			return Webhooks{}, err
-		}
+	if len(m) != 1 || len(v) != 1 || len(m[0].Webhooks) != 1 || len(v[0].Webhooks) != 1 {
+		return Webhooks{}, fmt.Errorf("%s: want one mutating and one validating webhook", path)
 	}
-	if w.Mutating == nil || w.Validating == nil || len(w.Mutating.Webhooks) != 1 || len(w.Validating.Webhooks) != 1 {
-		return Webhooks{}, errors.New("manifests.yaml: want one mutating and one validating webhook")
-	}
-	return w, nil
+	return Webhooks{Mutating: m[0], Validating: v[0]}, nil
 }
 
 // Point returns copies of the configurations calling base+path with
