@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // TestCertRotation replaces the webhook server's certificate while Tasks
@@ -93,7 +94,7 @@ func withCreates(t *testing.T, lead time.Duration, rotateFn func()) {
 	}
 	// The first creates of a fresh namespace can take a while; the lead
 	// starts once creates flow.
-	eventually(t, "creates to flow", 30*time.Second, 10*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 30*time.Second, 10*time.Millisecond, "creates to flow", func() error {
 		if n := ok.Load(); n < 20 {
 			return fmt.Errorf("%d created", n)
 		}
@@ -124,7 +125,7 @@ func rotate(t *testing.T, ca *kit.CA) {
 	if err := sc.Install(certDir); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the new certificate to be served", 30*time.Second, 20*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 30*time.Second, 20*time.Millisecond, "the new certificate to be served", func() error {
 		serial, err := kit.PresentedSerial(whURL[len("https://"):], ca.PEM)
 		if err != nil {
 			return err
@@ -192,7 +193,7 @@ func awaitWebhookConfigs(t *testing.T, bundle []byte) {
 			t.Fatalf("probe webhook configuration: %v", err)
 		}
 	}
-	eventually(t, "the API server to admit with the new webhook configurations", 30*time.Second, 20*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 30*time.Second, 20*time.Millisecond, "the API server to admit with the new webhook configurations", func() error {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", GenerateName: "probe-", Labels: map[string]string{probeLabel: "true"}}}
 		if err := cp.Client.Create(t.Context(), cm, client.DryRunAll); err != nil {
 			return err

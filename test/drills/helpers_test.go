@@ -42,23 +42,6 @@ func newNamespace(t *testing.T, prefix string) string {
 	return ns.Name
 }
 
-// eventually polls check every interval until it returns nil, failing the
-// test with its last error after timeout.
-func eventually(t *testing.T, what string, timeout, interval time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 func customImageTask(ns, name string) *v1alpha1.Task {
 	return &v1alpha1.Task{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},

@@ -106,7 +106,7 @@ func newHoldHook(t *testing.T, ns string, probe client.Object) *holdHook {
 	})
 	// The API server picks the configuration up through an informer: wait
 	// until a dry-run update of probe (labelled holdLabel) reaches the hook.
-	eventually(t, "the API server to call the hold webhook", 30*time.Second, 50*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 30*time.Second, 50*time.Millisecond, "the API server to call the hold webhook", func() error {
 		err := cp.Client.Patch(t.Context(), probe, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"annotations":{"probe":"x"}}}`)),
 			client.DryRunAll)
 		if err != nil {
@@ -189,7 +189,7 @@ func recordsChild(task *v1alpha1.Task) bool {
 // waitHeld waits until every hold holds its request.
 func waitHeld(t *testing.T, timeout time.Duration, holds map[string]*hold) {
 	t.Helper()
-	eventually(t, "the held requests", timeout, 20*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, timeout, 20*time.Millisecond, "the held requests", func() error {
 		for name, hd := range holds {
 			if !hd.Held() {
 				return fmt.Errorf("%s not held yet", name)

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // patchFinalizer is what the drills' transformations add: a JSON patch
@@ -99,7 +100,7 @@ func TestKillDuringPatch(t *testing.T) {
 	patch.Release()
 
 	startManager(t, "2")
-	eventually(t, "the Task to finish", time.Minute, 100*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, time.Minute, 100*time.Millisecond, "the Task to finish", func() error {
 		if err := cp.Client.Get(t.Context(), client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}

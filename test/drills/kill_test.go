@@ -19,6 +19,7 @@ import (
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/children"
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 // TestKillManager kills `taskgate manager` with SIGKILL while Tasks are in
@@ -116,7 +117,7 @@ func TestKillManager(t *testing.T) {
 			t.Errorf("task %s: no ClusterRoleBinding was ever created", name)
 		}
 	}
-	eventually(t, "no ClusterRoleBinding of the namespace's Tasks", time.Minute, 200*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, time.Minute, 200*time.Millisecond, "no ClusterRoleBinding of the namespace's Tasks", func() error {
 		crbs := &rbacv1.ClusterRoleBindingList{}
 		if err := cp.Client.List(t.Context(), crbs, client.MatchingLabels{children.TaskNamespaceLabel: ns}); err != nil {
 			return err
@@ -204,7 +205,7 @@ func countTerminal(t *testing.T, ns string) int {
 // waitTerminal waits until at least want Tasks of ns are Succeeded or Failed.
 func waitTerminal(t *testing.T, ns string, want int, timeout time.Duration) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d finished Tasks", want), timeout, 100*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, timeout, 100*time.Millisecond, fmt.Sprintf("%d finished Tasks", want), func() error {
 		if got := countTerminal(t, ns); got < want {
 			return fmt.Errorf("%d finished", got)
 		}

@@ -48,7 +48,7 @@ func TestManagerCertRotation(t *testing.T) {
 	secretKey, addr, w := r.secret, r.addr, r.hooks
 	// Ready: both caBundles hold the CA of the rotator's Secret and the
 	// server presents a certificate it issued.
-	eventually(t, "the rotator's first certificate, injected and served", time.Minute, 50*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, time.Minute, 50*time.Millisecond, "the rotator's first certificate, injected and served", func() error {
 		_, err := settledCA(ctx, secretKey, addr, w.Mutating.Name, w.Validating.Name)
 		return err
 	})
@@ -63,7 +63,7 @@ func TestManagerCertRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		// 1. A new serving certificate from the same CA.
-		eventually(t, "a serving certificate re-issued by the same CA", time.Minute, 20*time.Millisecond, func() error {
+		testutil.EventuallyEvery(t, time.Minute, 20*time.Millisecond, "a serving certificate re-issued by the same CA", func() error {
 			got, err := servedCert(addr, ca)
 			if err != nil {
 				return fmt.Errorf("%w; %s", err, describeSecret(ctx, secretKey))
@@ -78,7 +78,7 @@ func TestManagerCertRotation(t *testing.T) {
 		t.Logf("serving certificate re-issued by the same CA")
 		// 2. A new CA, injected into both configurations, and a serving
 		// certificate it issued.
-		eventually(t, "a new CA injected and its certificate served", 2*time.Minute, 20*time.Millisecond, func() error {
+		testutil.EventuallyEvery(t, 2*time.Minute, 20*time.Millisecond, "a new CA injected and its certificate served", func() error {
 			now, err := injectedCA(ctx, w.Mutating.Name, w.Validating.Name)
 			if err != nil {
 				return err
@@ -196,7 +196,7 @@ func TestRotatorIssuesOneCA(t *testing.T) {
 			}
 		}()
 	})
-	eventually(t, "the rotator's first certificate, injected and served", time.Minute, 50*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, time.Minute, 50*time.Millisecond, "the rotator's first certificate, injected and served", func() error {
 		_, err := settledCA(ctx, r.secret, r.addr, r.hooks.Mutating.Name, r.hooks.Validating.Name)
 		return err
 	})

@@ -131,7 +131,15 @@ func Eventually(t testing.TB, what string, check func() error) {
 // EventuallyWithin is Eventually with a timeout of its own.
 func EventuallyWithin(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	if err := Poll(timeout, check); err != nil {
+	EventuallyEvery(t, timeout, PollInterval, what, check)
+}
+
+// EventuallyEvery is EventuallyWithin checking every interval, for what
+// must be seen soon after it happens (a certificate served, a process
+// killed in a window).
+func EventuallyEvery(t testing.TB, timeout, interval time.Duration, what string, check func() error) {
+	t.Helper()
+	if err := PollEvery(timeout, interval, check); err != nil {
 		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 	}
 }
@@ -140,13 +148,18 @@ func EventuallyWithin(t testing.TB, timeout time.Duration, what string, check fu
 // passes, and returns the last error: Eventually for code without a
 // testing.T (TestMain, the load driver).
 func Poll(timeout time.Duration, check func() error) error {
+	return PollEvery(timeout, PollInterval, check)
+}
+
+// PollEvery is Poll checking every interval.
+func PollEvery(timeout, interval time.Duration, check func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := check()
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
-		time.Sleep(PollInterval)
+		time.Sleep(interval)
 	}
 }
 
