@@ -80,7 +80,7 @@ func envNamespace(t *testing.T, cp *kit.ControlPlane) string {
 // manager's cache would, reader is the API server itself.
 func envDeps(t *testing.T, cfg *rest.Config, cached client.Client) *deps {
 	t.Helper()
-	scheme := kit.Scheme()
+	scheme := testutil.Scheme()
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		t.Fatal(err)

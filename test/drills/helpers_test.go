@@ -64,9 +64,9 @@ func taskgateBinary(t *testing.T) string { return testutil.TaskgateBinary(t, roo
 // startManager runs `taskgate manager` with only the controller, as a
 // subprocess, as the manager user with the default --act-as=requester; its
 // output is logged if the test fails.
-func startManager(t *testing.T, label string) *kit.Process {
+func startManager(t *testing.T, label string) *testutil.Process {
 	t.Helper()
-	p, err := kit.StartProcess(taskgateBinary(t), manager.Kubeconfig, nil, append(kit.ManagerArgs, "--log-format=console")...)
+	p, err := testutil.StartProcess(taskgateBinary(t), manager.Kubeconfig, nil, append(kit.ManagerArgs, "--log-format=console")...)
 	if err != nil {
 		t.Fatal(err)
 	}

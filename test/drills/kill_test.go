@@ -18,7 +18,6 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/children"
-	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
@@ -420,7 +419,7 @@ func (b *bindingWatch) seen(name string) bool {
 func watchBindings(ctx context.Context, t *testing.T, ns string) *bindingWatch {
 	t.Helper()
 	b := &bindingWatch{names: map[string]bool{}}
-	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: kit.Scheme()})
+	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: testutil.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}

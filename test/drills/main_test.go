@@ -49,8 +49,8 @@ const root = "../.."
 // impersonate through the legacy path instead).
 var (
 	cp       *kit.ControlPlane
-	admin    *kit.Identity
-	manager  *kit.Identity
+	admin    *testutil.Identity
+	manager  *testutil.Identity
 	hooks    kit.Webhooks // as in config/webhook/manifests.yaml
 	certDir  string
 	caNow    *kit.CA // the CA that issued the serving certificate
@@ -123,13 +123,13 @@ func startWebhooks() (stop func(), err error) {
 	if certDir, _, err = kit.NewCertDir(caNow); err != nil {
 		return nil, err
 	}
-	port, err := kit.FreePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	whURL = fmt.Sprintf("https://127.0.0.1:%d", port)
 	mgr, err := ctrl.NewManager(manager.Config, ctrl.Options{
-		Scheme:                  kit.Scheme(),
+		Scheme:                  testutil.Scheme(),
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  "0",
 		GracefulShutdownTimeout: ptr.To(5 * time.Second),

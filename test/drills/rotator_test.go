@@ -101,7 +101,7 @@ type rotatingManager struct {
 	secret client.ObjectKey
 	addr   string // localhost:port of its webhook server
 	hooks  kit.Webhooks
-	mgr    *kit.Process
+	mgr    *testutil.Process
 }
 
 // startRotatingManager starts a manager with --cert-rotation and the given
@@ -120,7 +120,7 @@ func startRotatingManager(t *testing.T, prefix, timings string, mountDelay time.
 	if err := cp.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: r.secret.Name}}); err != nil {
 		t.Fatal(err)
 	}
-	port, err := kit.FreePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func startRotatingManager(t *testing.T, prefix, timings string, mountDelay time.
 		beforeStart(r.secret)
 	}
 
-	r.mgr, err = kit.StartProcess(taskgateBinary(t), cp.Kubeconfig, nil, "manager",
+	r.mgr, err = testutil.StartProcess(taskgateBinary(t), cp.Kubeconfig, nil, "manager",
 		"--enable-controller=false", "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
 		"--webhook-port="+strconv.Itoa(port), "--cert-dir="+certDir, "--cert-rotation", "--namespace="+ns,
 		"--cert-secret-name="+r.secret.Name, "--webhook-service-name=taskgate-webhook",

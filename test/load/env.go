@@ -66,13 +66,13 @@ const (
 // impersonation refuses).
 type benchEnv struct {
 	cp       *kit.ControlPlane
-	admin    *kit.Identity // creates every Task
-	manager  *kit.Identity // the webhook managers' user
-	hooks    kit.Webhooks  // as in config/webhook/manifests.yaml
-	base     string        // https://127.0.0.1:port, the shipped options
-	noCache  string        // the same with AccessReviewCacheTTL 0
-	offBase  string        // the same with Preflight off
-	pcBase   string        // the same with the preflight cache on
+	admin    *testutil.Identity // creates every Task
+	manager  *testutil.Identity // the webhook managers' user
+	hooks    kit.Webhooks       // as in config/webhook/manifests.yaml
+	base     string             // https://127.0.0.1:port, the shipped options
+	noCache  string             // the same with AccessReviewCacheTTL 0
+	offBase  string             // the same with Preflight off
+	pcBase   string             // the same with the preflight cache on
 	caBundle []byte
 	srv      *countingServer // both servers' calls, by prefixed path
 	// The webhook managers' own API requests (the preflight's dry-runs,

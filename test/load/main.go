@@ -30,6 +30,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 type options struct {
@@ -257,7 +258,7 @@ func withManagerBinary(root string, f func(bin string) error) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := kit.BuildTaskgate(root, dir)
+	bin, err := testutil.BuildTaskgate(root, dir)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func (r *p4Result) ratio(variant string) float64 {
 // (written by the driver as the mutating webhook would: P4 runs without
 // webhooks), and the controller runs as manager (requester-mode rules), so
 // each Synchronization is created through constrained impersonation.
-func runP4(ctx context.Context, cp *kit.ControlPlane, admin, manager *kit.Identity, sample *v1alpha1.Task, n, workers, reconciles, rounds int) (*p4Result, error) {
+func runP4(ctx context.Context, cp *kit.ControlPlane, admin, manager *testutil.Identity, sample *v1alpha1.Task, n, workers, reconciles, rounds int) (*p4Result, error) {
 	who, err := actas.Self(ctx, admin.Config)
 	if err != nil {
 		return nil, err
@@ -159,7 +159,7 @@ func p4Controller(ctx context.Context, env p4Env, sample *v1alpha1.Task, ns stri
 // Succeeded status write when writeStatus) and returns the time until a
 // watch has seen all n Succeeded.
 func p4Run(ctx context.Context, env p4Env, sample *v1alpha1.Task, ns string, n, workers int, writeStatus bool) (time.Duration, error) {
-	wc, err := client.NewWithWatch(env.cp.Config, client.Options{Scheme: kit.Scheme()})
+	wc, err := client.NewWithWatch(env.cp.Config, client.Options{Scheme: testutil.Scheme()})
 	if err != nil {
 		return 0, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 )
 
 type p5Result struct {
@@ -61,7 +62,7 @@ func runP5(ctx context.Context, cp *kit.ControlPlane, bin string, samples []*v1a
 // used for 5 s. Then it reads /proc/<pid>/status and stops it.
 func managerMemory(kubeconfig, bin string) (p5Sample, error) {
 	var s p5Sample
-	p, err := kit.StartProcess(bin, kubeconfig, []string{"GODEBUG=gctrace=1"}, kit.ManagerArgs...)
+	p, err := testutil.StartProcess(bin, kubeconfig, []string{"GODEBUG=gctrace=1"}, kit.ManagerArgs...)
 	if err != nil {
 		return s, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
+	"github.com/astronetes/taskgate/test/testutil"
 	"github.com/astronetes/taskgate/webhook"
 )
 
@@ -94,10 +95,10 @@ func runP6(ctx context.Context, cp *kit.ControlPlane, bin string, n int, sizes [
 	return res, nil
 }
 
-func p6Once(ctx context.Context, cp *kit.ControlPlane, admin, mgrUser *kit.Identity, bin, ns string, n, size int, actAs string, requester *v1alpha1.Requester) (p6Run, error) {
+func p6Once(ctx context.Context, cp *kit.ControlPlane, admin, mgrUser *testutil.Identity, bin, ns string, n, size int, actAs string, requester *v1alpha1.Requester) (p6Run, error) {
 	run := p6Run{size: size, totalBytes: int64(n) * int64(size)}
 	args := append(append([]string{}, kit.ManagerArgs...), "--act-as="+actAs, fmt.Sprintf("--max-transformation-objects=%d", n))
-	p, err := kit.StartProcess(bin, mgrUser.Kubeconfig, []string{"GODEBUG=gctrace=1"}, args...)
+	p, err := testutil.StartProcess(bin, mgrUser.Kubeconfig, []string{"GODEBUG=gctrace=1"}, args...)
 	if err != nil {
 		return run, err
 	}
@@ -164,7 +165,7 @@ func p6Once(ctx context.Context, cp *kit.ControlPlane, admin, mgrUser *kit.Ident
 
 // settle waits for the manager's workers, then until its CPU use has been
 // near zero for quiet seconds in a row.
-func settle(p *kit.Process, quiet int) error {
+func settle(p *testutil.Process, quiet int) error {
 	if err := p.WaitOutput("Starting workers", 2*time.Minute); err != nil {
 		return err
 	}

@@ -10,13 +10,8 @@ package kit
 import (
 	"path/filepath"
 
-	"k8s.io/apimachinery/pkg/runtime"
-
 	"github.com/astronetes/taskgate/test/testutil"
 )
-
-// Scheme knows the client-go types and the taskgate API (testutil.Scheme).
-func Scheme() *runtime.Scheme { return testutil.Scheme() }
 
 // ControlPlane is one kube-apiserver and etcd with taskgate's CRDs
 // (testutil.ControlPlane) and the repository it came from.

@@ -24,9 +24,6 @@ const AdminGroup = "kubeadm:cluster-admins"
 // system:masters client would take the legacy path).
 const ManagerUser = "taskgate-manager"
 
-// Identity is a user of the control plane (testutil.Identity).
-type Identity = testutil.Identity
-
 // TransformationRules are the chart value transformationRules the harness
 // renders the manager's ClusterRole with (the chart's defaults): what a
 // transformation may list and patch.
@@ -68,13 +65,13 @@ func RequesterModeRole(ctx context.Context, root string) (*rbacv1.ClusterRole, e
 
 // AddAdmin adds a user in AdminGroup, bound to cluster-admin through that
 // group as kubeadm binds it (ClusterRoleBinding kubeadm:cluster-admins).
-func (cp *ControlPlane) AddAdmin(ctx context.Context, name string) (*Identity, error) {
+func (cp *ControlPlane) AddAdmin(ctx context.Context, name string) (*testutil.Identity, error) {
 	return cp.ControlPlane.AddAdmin(ctx, name, AdminGroup)
 }
 
 // AddManager adds ManagerUser bound to RequesterModeRole (ClusterRole and
 // ClusterRoleBinding "taskgate-manager").
-func (cp *ControlPlane) AddManager(ctx context.Context) (*Identity, error) {
+func (cp *ControlPlane) AddManager(ctx context.Context) (*testutil.Identity, error) {
 	values, err := requesterModeValues()
 	if err != nil {
 		return nil, err

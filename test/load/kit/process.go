@@ -6,27 +6,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"github.com/astronetes/taskgate/test/testutil"
 )
-
-// BuildTaskgate builds ./cmd/taskgate of root into dir and returns the
-// binary's path (testutil.BuildTaskgate).
-func BuildTaskgate(root, dir string) (string, error) { return testutil.BuildTaskgate(root, dir) }
 
 // ManagerArgs run only the controller, with nothing else listening.
 var ManagerArgs = []string{
 	"manager", "--enable-webhooks=false", "--leader-elect=false",
 	"--metrics-bind-address=0", "--health-probe-bind-address=:0",
-}
-
-// Process is a taskgate subprocess (testutil.Process).
-type Process = testutil.Process
-
-// StartProcess runs bin with args and KUBECONFIG=kubeconfig, plus env
-// (testutil.StartProcess).
-func StartProcess(bin, kubeconfig string, env []string, args ...string) (*Process, error) {
-	return testutil.StartProcess(bin, kubeconfig, env, args...)
 }
 
 // ProcStatus reads a "kB" field (VmRSS, VmHWM) of /proc/pid/status, in bytes.

@@ -22,9 +22,6 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// FreePort is testutil.FreePort, for the drills that import kit.
-func FreePort() (int, error) { return testutil.FreePort() }
-
 // WebhookServer is controller-runtime's webhook server, the one the manager
 // runs, serving on 127.0.0.1 with the certificate in CertDir (reloaded by
 // its certwatcher when the files change).
@@ -38,7 +35,7 @@ type WebhookServer struct {
 
 // StartWebhookServer serves handlers (path → handler) until Stop.
 func StartWebhookServer(certDir string, handlers map[string]http.Handler) (*WebhookServer, error) {
-	port, err := FreePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return nil, err
 	}
