@@ -1,12 +1,14 @@
 // Package testutil is the one harness of the integration test packages
-// (test/admission, test/controller, test/helm, test/nosync, test/security)
-// and of the load driver and drills (through test/load/kit): where the
-// control-plane binaries are, a real kube-apiserver and etcd (envtest)
-// stopped however the binary ends (controlplane.go), managers with the
-// webhooks and the controller (manager.go), users with the chart's RBAC,
-// the taskgate binary as a subprocess (process.go), the Helm chart's
-// rendering (chart.go), and the small things every test needs: the scheme,
-// Eventually, a buffer a process writes while a test reads it, free ports.
+// (test/admission, test/controller, test/helm, test/nosync, test/security),
+// the load driver and the drills (test/load/kit adds the benchmarks' own
+// parts): where the control-plane binaries are, a real kube-apiserver and
+// etcd (envtest) stopped however the binary ends (controlplane.go),
+// managers with the webhooks and the controller (manager.go), users with
+// the chart's RBAC, the taskgate binary as a subprocess (process.go), the
+// Helm chart's rendering (chart.go), the webhook manifests (webhooks.go),
+// the kubelet's part for Secret volumes (kubelet.go), and the small things
+// every test needs: the scheme, Eventually, a buffer a process writes while
+// a test reads it, free ports.
 package testutil
 
 import (
