@@ -7,14 +7,14 @@ import (
 	"strings"
 )
 
-// MaxChildNameLength bounds the names of objects a Task creates: 63 keeps them
+// MaxChildNameLength bounds the names of objects a run creates: 63 keeps them
 // valid as label values and Pod hostnames too.
 const MaxChildNameLength = 63
 
-// ChildName is the deterministic name of the object a Task creates, so that a
+// ChildName is the deterministic name of the object a run creates, so that a
 // retried or restarted controller finds it instead of creating a second one:
-// "<task>-<suffix>", or, when that is too long, a cut of it ended by a hash
-// of the whole so distinct Tasks never share a child.
+// "<run>-<suffix>", or, when that is too long, a cut of it ended by a hash
+// of the whole so distinct runs never share a child.
 func ChildName(parts ...string) string {
 	full := strings.Join(parts, "-")
 	if len(full) <= MaxChildNameLength {
@@ -26,42 +26,43 @@ func ChildName(parts ...string) string {
 	return head + "-" + hash
 }
 
-// TaskLabelValue is the value of the TaskLabel for a Task: its name, or a
-// length-safe form of it when the name is longer than a label value may be.
-func TaskLabelValue(taskName string) string {
-	return ChildName(taskName)
+// TaskLabelValue is the value of the TaskLabel (or TaskRunLabel) for a Task
+// (or TaskRun): its name, or a length-safe form of it when the name is longer
+// than a label value may be.
+func TaskLabelValue(name string) string {
+	return ChildName(name)
 }
 
 // DefaultServiceAccountName is the ServiceAccount taskgate creates for a
-// custom-image Task that names none.
-func DefaultServiceAccountName(taskName string) string {
-	return ChildName(taskName, "task")
+// custom-image run whose config names none.
+func DefaultServiceAccountName(runName string) string {
+	return ChildName(runName, "task")
 }
 
-// PodName is the name of the Pod a custom-image Task runs.
-func PodName(taskName string) string {
-	return ChildName(taskName, "task")
+// PodName is the name of the Pod a custom-image run starts first.
+func PodName(runName string) string {
+	return ChildName(runName, "task")
 }
 
-// AttemptPodName is the Pod of attempt n of a custom-image Task with
+// AttemptPodName is the Pod of attempt n of a custom-image run with
 // retries: attempt 0 is PodName, attempt n >= 1 is "<PodName>-<n>", made
 // length-safe like every child name.
-func AttemptPodName(taskName string, n int32) string {
+func AttemptPodName(runName string, n int32) string {
 	if n == 0 {
-		return PodName(taskName)
+		return PodName(runName)
 	}
-	return ChildName(taskName, "task", strconv.Itoa(int(n)))
+	return ChildName(runName, "task", strconv.Itoa(int(n)))
 }
 
-// ClusterRoleBindingName is the ClusterRoleBinding for a custom-image Task's
+// ClusterRoleBindingName is the ClusterRoleBinding for a custom-image run's
 // clusterRole; cluster-scoped, so it carries the namespace too. A dot parts
-// them: namespaces never contain one, so Task "b-c" in namespace "a" and
-// Task "c" in namespace "a-b" get distinct names.
-func ClusterRoleBindingName(namespace, taskName string) string {
-	return ChildName("taskgate." + namespace + "." + taskName)
+// them: namespaces never contain one, so run "b-c" in namespace "a" and
+// run "c" in namespace "a-b" get distinct names.
+func ClusterRoleBindingName(namespace, runName string) string {
+	return ChildName("taskgate." + namespace + "." + runName)
 }
 
-// SynchronizationName is the Synchronization a run-synchronization Task creates.
-func SynchronizationName(taskName string) string {
-	return ChildName(taskName, "sync")
+// SynchronizationName is the Synchronization a run-synchronization run creates.
+func SynchronizationName(runName string) string {
+	return ChildName(runName, "sync")
 }
