@@ -38,7 +38,7 @@ func TestRefusedPod(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			task := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Requester: tt.requester}}
+			task := &v1alpha1.TaskRun{Spec: v1alpha1.TaskRunSpec{Requester: tt.requester}}
 			err := failPermanent(task, refusedPod(tt.err, "create pod p as alice"))
 			if tt.wantReason == "" {
 				if err == nil || isFinished(&task.Status) {
