@@ -61,11 +61,10 @@ func TestBindAloneGetsNoBinding(t *testing.T) {
 
 	grant(t, ns, "bea", podsAndBind...)
 	grant(t, "", "bea", bindView, rule(rbacv1.GroupName, "clusterrolebindings", "create"))
-	task := newTask(ns, "bind", v1alpha1.PluginCustomImage, config)
-	must(t, as(t, "bea").create(t, task))
+	must(t, as(t, "bea").create(t, newTask(ns, "bind", v1alpha1.PluginCustomImage, config)))
 	crb := waitBinding(t, ns, "bind")
-	if crb.RoleRef.Name != "view" || crb.Labels[v1alpha1.TaskUIDLabel] != string(task.UID) {
-		t.Fatalf("binding %s: roleRef %s, labels %v; want view and the Task's UID %s", crb.Name, crb.RoleRef.Name, crb.Labels, task.UID)
+	if uid := runUID(t, ns, "bind"); crb.RoleRef.Name != "view" || crb.Labels[v1alpha1.TaskRunUIDLabel] != uid {
+		t.Fatalf("binding %s: roleRef %s, labels %v; want view and the run's UID %s", crb.Name, crb.RoleRef.Name, crb.Labels, uid)
 	}
 }
 
@@ -91,8 +90,8 @@ func TestServiceAccountSquatting(t *testing.T) {
 	waitPod(t, ns, v1alpha1.PodName("daily"))
 	sa := &corev1.ServiceAccount{}
 	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("daily")}, sa))
-	if len(sa.OwnerReferences) != 1 || sa.OwnerReferences[0].Name != "daily" {
-		t.Fatalf("service account owners %v; want the Task daily", sa.OwnerReferences)
+	if len(sa.OwnerReferences) != 1 || sa.OwnerReferences[0].Name != "daily" || sa.OwnerReferences[0].Kind != "TaskRun" {
+		t.Fatalf("service account owners %v; want the TaskRun daily", sa.OwnerReferences)
 	}
 }
 
@@ -113,30 +112,31 @@ func TestBindingNamesDoNotCollide(t *testing.T) {
 
 // A requester recorded by the webhook cannot be forged at create nor
 // changed afterwards; the taskgate finalizer cannot be stripped by anyone
-// but the manager, so a binding cannot be made to outlive its Task.
+// but the manager, so a binding cannot be made to outlive its run.
 func TestRequesterAndFinalizerAreTheManagers(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t, "")
 	grant(t, ns, "mallory", taskRights, rule("", "pods", "create"))
 	mallory := as(t, "mallory")
-	forged := newTask(ns, "forged", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)
+	must(t, mallory.c.Create(ctx, newTask(ns, "forged", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)))
+	forged := newRun(ns, "forged", "forged")
 	forged.Spec.Requester = &v1alpha1.Requester{Username: "root", Groups: []string{adminGroup}}
-	must(t, mallory.create(t, forged))
+	must(t, mallory.c.Create(ctx, forged))
 	if r := requesterOf(t, ns, "forged"); r == nil || r.Username != "mallory" {
-		t.Fatalf("spec.requester = %+v; want mallory, whatever the Task said", r)
+		t.Fatalf("spec.requester = %+v; want mallory, whatever the TaskRun said", r)
 	}
-	stored := &v1alpha1.Task{}
+	stored := &v1alpha1.TaskRun{}
 	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "forged"}, stored))
 	changed := stored.DeepCopy()
 	changed.Spec.Requester = &v1alpha1.Requester{Username: "root", Groups: []string{adminGroup}}
 	mustRefuse(t, mallory.c.Patch(ctx, changed, client.MergeFrom(stored)), "spec")
 
 	admin := as(t, "root", adminGroup)
-	task := newTask(ns, "bound", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)
-	must(t, admin.create(t, task))
+	must(t, admin.create(t, newTask(ns, "bound", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)))
+	task := newRun(ns, "bound", "bound")
 	waitBinding(t, ns, "bound")
 	for _, u := range []*user{mallory, admin} {
-		latest := &v1alpha1.Task{}
+		latest := &v1alpha1.TaskRun{}
 		must(t, k8s.Get(ctx, client.ObjectKeyFromObject(task), latest))
 		stripped := latest.DeepCopy()
 		stripped.Finalizers = nil
@@ -144,7 +144,7 @@ func TestRequesterAndFinalizerAreTheManagers(t *testing.T) {
 	}
 	must(t, admin.c.Delete(ctx, task))
 	waitGone(t, &rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "bound")})
-	waitGone(t, &v1alpha1.Task{}, client.ObjectKeyFromObject(task))
+	waitGone(t, &v1alpha1.TaskRun{}, client.ObjectKeyFromObject(task))
 }
 
 // A requester in system:masters is acted for without that group, which
