@@ -50,6 +50,29 @@ func NewTask(sample *v1alpha1.Task, ns, name string) *v1alpha1.Task {
 	return t
 }
 
+// NewTaskRun is a TaskRun of Task task in ns, named name, or named by the
+// API server after the Task ("<task>-") when name is "", as `taskgate run`
+// names it.
+func NewTaskRun(ns, name, task string) *v1alpha1.TaskRun {
+	r := &v1alpha1.TaskRun{Spec: v1alpha1.TaskRunSpec{TaskRef: &v1alpha1.TaskRef{Name: task}}}
+	r.Namespace, r.Name = ns, name
+	if name == "" {
+		r.GenerateName = task + "-"
+	}
+	return r
+}
+
+// NewInlineRun is a one-off TaskRun of spec in ns, named name (generated,
+// "run-", when "").
+func NewInlineRun(ns, name string, spec *v1alpha1.PluginSpec) *v1alpha1.TaskRun {
+	r := &v1alpha1.TaskRun{Spec: v1alpha1.TaskRunSpec{TaskSpec: spec.DeepCopy()}}
+	r.Namespace, r.Name = ns, name
+	if name == "" {
+		r.GenerateName = "run-"
+	}
+	return r
+}
+
 // RawResult is the API server's answer to a raw request.
 type RawResult struct {
 	Code   int
@@ -96,7 +119,16 @@ func NewRawClient(cfg *rest.Config) (*RawClient, error) {
 
 // CreateTask POSTs body as a Task in ns.
 func (c *RawClient) CreateTask(ctx context.Context, ns string, body []byte) (RawResult, error) {
-	url := fmt.Sprintf("%s/apis/%s/namespaces/%s/tasks", c.host, v1alpha1.GroupVersion.String(), ns)
+	return c.create(ctx, ns, Tasks, body)
+}
+
+// CreateTaskRun POSTs body as a TaskRun in ns.
+func (c *RawClient) CreateTaskRun(ctx context.Context, ns string, body []byte) (RawResult, error) {
+	return c.create(ctx, ns, TaskRuns, body)
+}
+
+func (c *RawClient) create(ctx context.Context, ns, resource string, body []byte) (RawResult, error) {
+	url := fmt.Sprintf("%s/apis/%s/namespaces/%s/%s", c.host, v1alpha1.GroupVersion.String(), ns, resource)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return RawResult{}, err
@@ -117,6 +149,17 @@ func (c *RawClient) CreateTask(ctx context.Context, ns string, body []byte) (Raw
 		out.Status = &st
 	}
 	return out, nil
+}
+
+// TaskRunJSON is a one-off TaskRun document (spec.taskSpec) with config as
+// raw JSON bytes.
+func TaskRunJSON(name string, plugin v1alpha1.Plugin, config []byte) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `{"apiVersion":%q,"kind":"TaskRun","metadata":{"name":%q},"spec":{"taskSpec":{"plugin":%q,"config":`,
+		v1alpha1.GroupVersion.String(), name, plugin)
+	b.Write(config)
+	b.WriteString("}}}")
+	return b.Bytes()
 }
 
 // TaskJSON is a Task document with config as raw JSON bytes.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -103,41 +104,97 @@ func NewCertDir(ca *CA) (string, *ServingCert, error) {
 	return dir, sc, err
 }
 
-// Webhooks are the two webhook configurations of config/webhook/manifests.yaml;
-// a nil one is absent from the cluster.
+// Webhooks are the two webhook configurations of config/webhook/manifests.yaml
+// (a webhook for Tasks and one for TaskRuns in each); a nil one is absent
+// from the cluster.
 type Webhooks struct {
 	Mutating   *admissionregv1.MutatingWebhookConfiguration
 	Validating *admissionregv1.ValidatingWebhookConfiguration
 }
 
+// The resources taskgate's webhooks admit, one webhook each per configuration.
+const (
+	Tasks    = "tasks"
+	TaskRuns = "taskruns"
+)
+
+// Paths are the paths a configuration's webhooks call, by the resource each
+// webhook admits (Tasks, TaskRuns). A resource without a path has no webhook
+// in the pointed configuration; a configuration left with none is absent.
+type Paths map[string]string
+
 // LoadWebhooks reads root/config/webhook/manifests.yaml
 // (testutil.ReadWebhookConfigurations): one mutating and one validating
-// configuration, of one webhook each.
+// configuration, each with one webhook for Tasks and one for TaskRuns.
 func LoadWebhooks(root string) (Webhooks, error) {
 	path := filepath.Join(root, "config", "webhook", "manifests.yaml")
 	m, v, err := testutil.ReadWebhookConfigurations(path)
 	if err != nil {
 		return Webhooks{}, err
 	}
-	if len(m) != 1 || len(v) != 1 || len(m[0].Webhooks) != 1 || len(v[0].Webhooks) != 1 {
-		return Webhooks{}, fmt.Errorf("%s: want one mutating and one validating webhook", path)
+	if len(m) != 1 || len(v) != 1 {
+		return Webhooks{}, fmt.Errorf("%s: want one mutating and one validating configuration", path)
 	}
-	return Webhooks{Mutating: m[0], Validating: v[0]}, nil
+	w := Webhooks{Mutating: m[0], Validating: v[0]}
+	for _, got := range [][]string{w.mutatingResources(), w.validatingResources()} {
+		if !slices.Equal(got, []string{Tasks, TaskRuns}) {
+			return Webhooks{}, fmt.Errorf("%s: want a webhook for %s and one for %s in each configuration, in that order; got %v", path, Tasks, TaskRuns, got)
+		}
+	}
+	return w, nil
 }
 
-// Point returns copies of the configurations calling base+path with
-// caBundle; an empty path leaves that configuration out.
-func (w Webhooks) Point(base string, caBundle []byte, mutatePath, validatePath string) Webhooks {
+// Point returns copies of the configurations whose webhooks call
+// base+path (by resource) with caBundle.
+func (w Webhooks) Point(base string, caBundle []byte, mutate, validate Paths) Webhooks {
 	var out Webhooks
-	if mutatePath != "" {
-		out.Mutating = w.Mutating.DeepCopy()
-		url := base + mutatePath
-		out.Mutating.Webhooks[0].ClientConfig = admissionregv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+	if m := w.Mutating.DeepCopy(); m != nil {
+		m.Webhooks = slices.DeleteFunc(m.Webhooks, func(h admissionregv1.MutatingWebhook) bool {
+			return mutate[resourceOf(h.Rules)] == ""
+		})
+		for i := range m.Webhooks {
+			m.Webhooks[i].ClientConfig = clientConfig(base+mutate[resourceOf(m.Webhooks[i].Rules)], caBundle)
+		}
+		if len(m.Webhooks) > 0 {
+			out.Mutating = m
+		}
 	}
-	if validatePath != "" {
-		out.Validating = w.Validating.DeepCopy()
-		url := base + validatePath
-		out.Validating.Webhooks[0].ClientConfig = admissionregv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+	if v := w.Validating.DeepCopy(); v != nil {
+		v.Webhooks = slices.DeleteFunc(v.Webhooks, func(h admissionregv1.ValidatingWebhook) bool {
+			return validate[resourceOf(h.Rules)] == ""
+		})
+		for i := range v.Webhooks {
+			v.Webhooks[i].ClientConfig = clientConfig(base+validate[resourceOf(v.Webhooks[i].Rules)], caBundle)
+		}
+		if len(v.Webhooks) > 0 {
+			out.Validating = v
+		}
+	}
+	return out
+}
+
+func clientConfig(url string, caBundle []byte) admissionregv1.WebhookClientConfig {
+	return admissionregv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+}
+
+// resourceOf is the resource a webhook's rules name first.
+func resourceOf(rules []admissionregv1.RuleWithOperations) string {
+	if len(rules) == 0 || len(rules[0].Resources) == 0 {
+		return ""
+	}
+	return rules[0].Resources[0]
+}
+
+func (w Webhooks) mutatingResources() (out []string) {
+	for _, h := range w.Mutating.Webhooks {
+		out = append(out, resourceOf(h.Rules))
+	}
+	return out
+}
+
+func (w Webhooks) validatingResources() (out []string) {
+	for _, h := range w.Validating.Webhooks {
+		out = append(out, resourceOf(h.Rules))
 	}
 	return out
 }
