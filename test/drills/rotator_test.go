@@ -23,7 +23,6 @@ import (
 
 	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/test/testutil"
-	"github.com/astronetes/taskgate/webhook"
 )
 
 // rotationTimings make the manager's rotator (cert-controller, through the
@@ -34,7 +33,7 @@ import (
 const rotationTimings = "ca=1h40s,server=1h8s,lookahead=1h,check=1s,dns=localhost"
 
 // TestManagerCertRotation runs `taskgate manager` with its own certificate
-// rotator (--cert-rotation), webhooks only, and creates Tasks through its
+// rotator (--cert-rotation), webhooks only, and creates Tasks and TaskRuns through its
 // webhook configurations at a steady rate while the rotator re-issues the
 // serving certificate with the same CA and then the CA itself, injecting
 // the new CA into the configurations' caBundle. Not one create may fail.
@@ -107,7 +106,7 @@ type rotatingManager struct {
 // startRotatingManager starts a manager with --cert-rotation and the given
 // --test-cert-rotation in a new namespace, with an empty Secret for the
 // rotator to fill (as the chart creates it) and webhook configurations
-// with an empty caBundle for it to inject, which every Task create goes
+// with an empty caBundle for it to inject, which every Task and TaskRun create goes
 // through beside the drills' shared ones. The drill plays the kubelet: it
 // copies the Secret into the manager's certificate directory the way a
 // Secret volume is updated, mountDelay after each change. beforeStart, if
@@ -125,7 +124,7 @@ func startRotatingManager(t *testing.T, prefix, timings string, mountDelay time.
 		t.Fatal(err)
 	}
 	r.addr = net.JoinHostPort("localhost", strconv.Itoa(port))
-	r.hooks = hooks.Point("https://"+r.addr, nil, webhook.MutatePath, webhook.ValidatePath)
+	r.hooks = hooks.Point("https://"+r.addr, nil, kit.MutatePaths, kit.ValidatePaths)
 	r.hooks.Mutating.Name, r.hooks.Validating.Name = "drill-"+prefix+"-mutating", "drill-"+prefix+"-validating"
 	for _, o := range []client.Object{r.hooks.Mutating, r.hooks.Validating} {
 		if err := cp.Client.Create(ctx, o); err != nil {

@@ -207,11 +207,8 @@ type hookMode struct {
 
 // hookModes are the webhook set-ups of the modes.
 func hookModes() map[string]hookMode {
-	pair := hookMode{
-		mutate:   kit.Paths{kit.Tasks: webhook.MutatePath, kit.TaskRuns: webhook.RunMutatePath},
-		validate: kit.Paths{kit.Tasks: webhook.ValidatePath, kit.TaskRuns: webhook.RunValidatePath},
-	}
-	single := hookMode{mutate: kit.Paths{kit.Tasks: webhook.AdmitPath, kit.TaskRuns: webhook.RunAdmitPath}}
+	pair := hookMode{mutate: kit.MutatePaths, validate: kit.ValidatePaths}
+	single := hookMode{mutate: kit.AdmitPaths}
 	on := func(server string, m hookMode) hookMode { m.server = server; return m }
 	return map[string]hookMode{
 		modeTaskgate: pair,

@@ -149,8 +149,8 @@ func TestP1VAPSection(t *testing.T) {
 func TestP9Section(t *testing.T) {
 	p := &p9Result{runs: 5, samples: []string{"fast", "slow"},
 		plugins: map[string]v1alpha1.Plugin{"fast": v1alpha1.PluginRunSync, "slow": v1alpha1.PluginCustomImage},
-		first: map[string]kit.Latencies{p9Job: latencies(40*time.Millisecond, 5), "fast": latencies(20*time.Millisecond, 5), "slow": latencies(60*time.Millisecond, 5)},
-		create: map[string]kit.Latencies{p9Job: latencies(3*time.Millisecond, 5), "fast": latencies(5*time.Millisecond, 5), "slow": latencies(9*time.Millisecond, 5)}}
+		first:   map[string]kit.Latencies{p9Job: latencies(40*time.Millisecond, 5), "fast": latencies(20*time.Millisecond, 5), "slow": latencies(60*time.Millisecond, 5)},
+		create:  map[string]kit.Latencies{p9Job: latencies(3*time.Millisecond, 5), "fast": latencies(5*time.Millisecond, 5), "slow": latencies(9*time.Millisecond, 5)}}
 	r := &report{p9: p}
 	got := r.p9Section()
 	for _, want := range []string{

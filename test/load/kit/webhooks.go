@@ -21,6 +21,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/astronetes/taskgate/test/testutil"
+	"github.com/astronetes/taskgate/webhook"
 )
 
 // WebhookServer is controller-runtime's webhook server, the one the manager
@@ -122,6 +123,15 @@ const (
 // webhook admits (Tasks, TaskRuns). A resource without a path has no webhook
 // in the pointed configuration; a configuration left with none is absent.
 type Paths map[string]string
+
+// The paths of taskgate's webhooks for Tasks and TaskRuns, as
+// webhook.SetupWithManager registers them: the mutating and validating
+// pair, and the single call (a mutating webhook alone).
+var (
+	MutatePaths   = Paths{Tasks: webhook.MutatePath, TaskRuns: webhook.RunMutatePath}
+	ValidatePaths = Paths{Tasks: webhook.ValidatePath, TaskRuns: webhook.RunValidatePath}
+	AdmitPaths    = Paths{Tasks: webhook.AdmitPath, TaskRuns: webhook.RunAdmitPath}
+)
 
 // LoadWebhooks reads root/config/webhook/manifests.yaml
 // (testutil.ReadWebhookConfigurations): one mutating and one validating
