@@ -3,8 +3,8 @@ package drills_test
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
 	"fmt"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"

@@ -141,19 +141,6 @@ func (env p4Env) runbook(ctx context.Context, sample *v1alpha1.Task, ns string, 
 	return task, nil
 }
 
-// admitted is a TaskRun of task named name as taskgate's webhooks admit
-// one created by requester: the Task's spec as its snapshot, the requester,
-// the Task's label and its controller owner reference.
-func admitted(task *v1alpha1.Task, name string, requester *v1alpha1.Requester) *v1alpha1.TaskRun {
-	run := kit.NewTaskRun(task.Namespace, name, task.Name)
-	run.Spec.TaskSpec = task.Spec.PluginSpec.DeepCopy()
-	run.Spec.Requester = requester.DeepCopy()
-	run.Labels = map[string]string{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)}
-	run.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Task",
-		Name: task.Name, UID: task.UID, Controller: ptr.To(true)}}
-	return run
-}
-
 // p4Controller runs a manager with the controller, restricted to ns, and
 // times p4Run without status writes of its own.
 func p4Controller(ctx context.Context, env p4Env, task *v1alpha1.Task, n, workers int, v p4Variant, rc *requestCounter) (time.Duration, error) {
@@ -205,7 +192,7 @@ func p4Run(ctx context.Context, env p4Env, task *v1alpha1.Task, n, workers int, 
 	defer func() { seen.w.Stop() }()
 	start := time.Now()
 	errc := inParallel(n, workers, func(i int) error {
-		run := admitted(task, fmt.Sprintf("sync-%d", i), env.requester)
+		run := kit.Admitted(task, fmt.Sprintf("sync-%d", i), env.requester)
 		if err := env.creator.Create(ctx, run); err != nil {
 			return err
 		}

@@ -128,7 +128,7 @@ func createFinished(ctx context.Context, cp *kit.ControlPlane, samples []*v1alph
 	}
 	requester := &v1alpha1.Requester{Username: "bench-admin", Groups: []string{kit.AdminGroup, "system:authenticated"}}
 	return firstError(inParallel(n, workers, func(i int) error {
-		t := admitted(tasks[i%len(tasks)], fmt.Sprintf("done-%05d", i), requester)
+		t := kit.Admitted(tasks[i%len(tasks)], fmt.Sprintf("done-%05d", i), requester)
 		if err := cp.Client.Create(ctx, t); err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -60,6 +61,20 @@ func NewTaskRun(ns, name, task string) *v1alpha1.TaskRun {
 		r.GenerateName = task + "-"
 	}
 	return r
+}
+
+// Admitted is a TaskRun of task named name as taskgate's webhooks admit
+// one created by requester: the Task's spec as its snapshot, the requester,
+// the Task's label and its controller owner reference. For tests that run
+// without the webhooks.
+func Admitted(task *v1alpha1.Task, name string, requester *v1alpha1.Requester) *v1alpha1.TaskRun {
+	run := NewTaskRun(task.Namespace, name, task.Name)
+	run.Spec.TaskSpec = task.Spec.PluginSpec.DeepCopy()
+	run.Spec.Requester = requester.DeepCopy()
+	run.Labels = map[string]string{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)}
+	run.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Task",
+		Name: task.Name, UID: task.UID, Controller: ptr.To(true)}}
+	return run
 }
 
 // NewInlineRun is a one-off TaskRun of spec in ns, named name (generated,
