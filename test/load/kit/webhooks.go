@@ -146,7 +146,8 @@ func LoadWebhooks(root string) (Webhooks, error) {
 		return Webhooks{}, fmt.Errorf("%s: want one mutating and one validating configuration", path)
 	}
 	w := Webhooks{Mutating: m[0], Validating: v[0]}
-	for _, got := range [][]string{w.mutatingResources(), w.validatingResources()} {
+	mutating, validating := w.resources()
+	for _, got := range [][]string{mutating, validating} {
 		if !slices.Equal(got, []string{Tasks, TaskRuns}) {
 			return Webhooks{}, fmt.Errorf("%s: want a webhook for %s and one for %s in each configuration, in that order; got %v", path, Tasks, TaskRuns, got)
 		}
@@ -159,23 +160,17 @@ func LoadWebhooks(root string) (Webhooks, error) {
 func (w Webhooks) Point(base string, caBundle []byte, mutate, validate Paths) Webhooks {
 	var out Webhooks
 	if m := w.Mutating.DeepCopy(); m != nil {
-		m.Webhooks = slices.DeleteFunc(m.Webhooks, func(h admissionregv1.MutatingWebhook) bool {
-			return mutate[resourceOf(h.Rules)] == ""
+		m.Webhooks = point(m.Webhooks, mutate, base, caBundle, func(h *admissionregv1.MutatingWebhook) ([]admissionregv1.RuleWithOperations, *admissionregv1.WebhookClientConfig) {
+			return h.Rules, &h.ClientConfig
 		})
-		for i := range m.Webhooks {
-			m.Webhooks[i].ClientConfig = clientConfig(base+mutate[resourceOf(m.Webhooks[i].Rules)], caBundle)
-		}
 		if len(m.Webhooks) > 0 {
 			out.Mutating = m
 		}
 	}
 	if v := w.Validating.DeepCopy(); v != nil {
-		v.Webhooks = slices.DeleteFunc(v.Webhooks, func(h admissionregv1.ValidatingWebhook) bool {
-			return validate[resourceOf(h.Rules)] == ""
+		v.Webhooks = point(v.Webhooks, validate, base, caBundle, func(h *admissionregv1.ValidatingWebhook) ([]admissionregv1.RuleWithOperations, *admissionregv1.WebhookClientConfig) {
+			return h.Rules, &h.ClientConfig
 		})
-		for i := range v.Webhooks {
-			v.Webhooks[i].ClientConfig = clientConfig(base+validate[resourceOf(v.Webhooks[i].Rules)], caBundle)
-		}
 		if len(v.Webhooks) > 0 {
 			out.Validating = v
 		}
@@ -183,8 +178,19 @@ func (w Webhooks) Point(base string, caBundle []byte, mutate, validate Paths) We
 	return out
 }
 
-func clientConfig(url string, caBundle []byte) admissionregv1.WebhookClientConfig {
-	return admissionregv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+// point keeps the webhooks whose resource has a path and points each at
+// base+path; parts gives a webhook's rules and its client configuration.
+func point[W any](hooks []W, paths Paths, base string, caBundle []byte, parts func(*W) ([]admissionregv1.RuleWithOperations, *admissionregv1.WebhookClientConfig)) []W {
+	var out []W
+	for i := range hooks {
+		rules, cc := parts(&hooks[i])
+		if p := paths[resourceOf(rules)]; p != "" {
+			url := base + p
+			*cc = admissionregv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+			out = append(out, hooks[i])
+		}
+	}
+	return out
 }
 
 // resourceOf is the resource a webhook's rules name first.
@@ -195,18 +201,15 @@ func resourceOf(rules []admissionregv1.RuleWithOperations) string {
 	return rules[0].Resources[0]
 }
 
-func (w Webhooks) mutatingResources() (out []string) {
+// resources are the resources of w's webhooks, mutating then validating.
+func (w Webhooks) resources() (mutating, validating []string) {
 	for _, h := range w.Mutating.Webhooks {
-		out = append(out, resourceOf(h.Rules))
+		mutating = append(mutating, resourceOf(h.Rules))
 	}
-	return out
-}
-
-func (w Webhooks) validatingResources() (out []string) {
 	for _, h := range w.Validating.Webhooks {
-		out = append(out, resourceOf(h.Rules))
+		validating = append(validating, resourceOf(h.Rules))
 	}
-	return out
+	return mutating, validating
 }
 
 // Apply makes the cluster hold exactly w: configurations in w are created or
