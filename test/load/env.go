@@ -112,9 +112,13 @@ func (e *benchEnv) startWebhooks(root string) error {
 	if e.manager, err = e.cp.AddManager(ctx); err != nil {
 		return err
 	}
-	// The probe's dry-run Pods are created in "default".
+	// The probe's dry-run Pods are created in "default", and its TaskRuns
+	// run a Task there (stored as sent: no webhook is configured yet).
 	if err := e.cp.EnsureDefaultServiceAccount(ctx, "default"); err != nil {
 		return err
+	}
+	if err := e.admin.Client.Create(ctx, probeTask(probeRunbook, probeGoodConfig)); err != nil {
+		return fmt.Errorf("the probe's Task: %w", err)
 	}
 	ca, err := kit.NewCA("taskgate-bench-ca")
 	if err != nil {
@@ -267,8 +271,8 @@ func (e *benchEnv) use(ctx context.Context, mode string) error {
 	}
 }
 
-// probe sends a dry-run create of a good Task and of a good one-off
-// TaskRun and checks that exactly the webhooks of mode (want) were called
+// probe sends a dry-run create of a good Task and of a TaskRun of the
+// probe's Task and checks that exactly the webhooks of mode (want) were called
 // (each path's handler counts its calls), then that the rules at work are
 // mode's (probeRules: taskgate's webhooks, the admission policies, or none).
 func (e *benchEnv) probe(ctx context.Context, mode string, want []string) error {
@@ -276,7 +280,7 @@ func (e *benchEnv) probe(ctx context.Context, mode string, want []string) error 
 	if err := e.admin.Client.Create(ctx, probeTask("", probeGoodConfig), client.DryRunAll); err != nil {
 		return fmt.Errorf("probe Task: %w", err)
 	}
-	if err := e.admin.Client.Create(ctx, probeRun(probeGoodConfig), client.DryRunAll); err != nil {
+	if err := e.admin.Client.Create(ctx, kit.NewTaskRun("default", "", probeRunbook), client.DryRunAll); err != nil {
 		return fmt.Errorf("probe TaskRun: %w", err)
 	}
 	after := e.srv.counts()

@@ -174,8 +174,10 @@ func (p *policySet) messages() string {
 
 // The probe's Tasks: a custom-image Task that every rule admits, and one
 // that names another namespace, which taskgate and the policy refuse, each
-// with its own words.
+// with its own words; and the Task in "default" whose runs the probe
+// creates.
 const (
+	probeRunbook     = "probe-runbook"
 	probeGoodConfig  = `{"image":"busybox:1.36","command":["true"]}`
 	probeWrongConfig = `{"image":"busybox:1.36","command":["true"],"namespace":"elsewhere"}`
 	// vapDenied starts the API server's refusal by a ValidatingAdmissionPolicy.
@@ -189,9 +191,10 @@ const (
 // probeRules checks, by dry-run creates as e.admin, that the rules at work
 // are those of mode: the wrong Task is refused by the policy (modeVAP) or by
 // a webhook (taskgate's modes) and admitted otherwise; in modeVAP a good
-// Task gets its defaults and a good one-off TaskRun its spec.requester from
-// the mutating policies, and in the modes that change nothing both come
-// back as sent.
+// Task gets its defaults, and a TaskRun of probeRunbook its snapshot and
+// spec.requester, from the mutating policies (so the API server has the
+// Tasks as the policies' params), and in the modes that change nothing both
+// come back as sent.
 func (e *benchEnv) probeRules(ctx context.Context, mode string) error {
 	wrong := probeTask("probe-wrong", probeWrongConfig)
 	err := e.admin.Client.Create(ctx, wrong, client.DryRunAll)
@@ -203,7 +206,7 @@ func (e *benchEnv) probeRules(ctx context.Context, mode string) error {
 	default:
 		return nil // taskgate's webhooks default as the policies do
 	}
-	good, run := probeTask("probe", probeGoodConfig), probeRun(probeGoodConfig)
+	good, run := probeTask("probe", probeGoodConfig), kit.NewTaskRun("default", "", probeRunbook)
 	if err := e.admin.Client.Create(ctx, good, client.DryRunAll); err != nil {
 		return fmt.Errorf("probe, good Task: %w", err)
 	}
@@ -211,14 +214,17 @@ func (e *benchEnv) probeRules(ctx context.Context, mode string) error {
 		return fmt.Errorf("probe, good TaskRun: %w", err)
 	}
 	if mode != modeVAP {
-		if run.Spec.Requester != nil || !sameJSON(good.Spec.Config.Raw, []byte(probeGoodConfig)) {
-			return fmt.Errorf("probe: mode %s changes nothing, but the Task came back with config %s, the TaskRun with requester %+v (a mutating policy still at work?)",
-				mode, good.Spec.Config.Raw, run.Spec.Requester)
+		if run.Spec.Requester != nil || run.Spec.TaskSpec != nil || !sameJSON(good.Spec.Config.Raw, []byte(probeGoodConfig)) {
+			return fmt.Errorf("probe: mode %s changes nothing, but the Task came back with config %s, the TaskRun with requester %+v and snapshot %+v (a mutating policy still at work?)",
+				mode, good.Spec.Config.Raw, run.Spec.Requester, run.Spec.TaskSpec)
 		}
 		return nil
 	}
 	if err := wantDefaults(good); err != nil {
 		return err
+	}
+	if run.Spec.TaskSpec == nil || !sameJSON(run.Spec.TaskSpec.Config.Raw, []byte(probeGoodConfig)) {
+		return fmt.Errorf("probe: TaskRun of %s came back with snapshot %+v, want the Task's spec (the policies' params not synced yet?)", probeRunbook, run.Spec.TaskSpec)
 	}
 	return wantRequester(run, e.admin.Name)
 }
