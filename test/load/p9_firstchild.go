@@ -95,7 +95,7 @@ func runP9(ctx context.Context, e *benchEnv, bin string, samples []*v1alpha1.Tas
 	}
 	// A first Job, untimed: kube-controller-manager's informers have
 	// synced once its Pod appears.
-	if _, _, err := p9OneJob(ctx, e, w, "warm-up", kcm); err != nil {
+	if _, _, err := p9OneJob(ctx, e, w, "warm-up", kcm, 3*time.Minute); err != nil {
 		return nil, err
 	}
 	rows := append([]string{p9Job}, names...)
@@ -105,7 +105,7 @@ func runP9(ctx context.Context, e *benchEnv, bin string, samples []*v1alpha1.Tas
 			var created, first time.Duration
 			var err error
 			if row == p9Job {
-				created, first, err = p9OneJob(ctx, e, w, strconv.Itoa(r), kcm)
+				created, first, err = p9OneJob(ctx, e, w, strconv.Itoa(r), kcm, time.Minute)
 			} else {
 				created, first, err = p9OneRun(ctx, e, w, target, row, res.plugins[row], r, mgr)
 			}
@@ -140,8 +140,8 @@ func startKCM(ctx context.Context, cp *kit.ControlPlane) (*testutil.Process, err
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(port), "--cert-dir="+filepath.Join(cp.Dir, "kcm-certs"))
 }
 
-// p9OneJob creates a Job and times it to its Pod.
-func p9OneJob(ctx context.Context, e *benchEnv, w *childWatch, name string, kcm *testutil.Process) (created, first time.Duration, err error) {
+// p9OneJob creates a Job and times it to its Pod, waiting up to timeout.
+func p9OneJob(ctx context.Context, e *benchEnv, w *childWatch, name string, kcm *testutil.Process, timeout time.Duration) (created, first time.Duration, err error) {
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: p9Namespace, Name: "job-" + name},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
@@ -154,7 +154,7 @@ func p9OneJob(ctx context.Context, e *benchEnv, w *childWatch, name string, kcm 
 	answered := time.Now()
 	seen, err := w.wait(func(ev childEvent) bool {
 		return ev.kind == "Pod" && ev.added && ev.labels[batchv1.JobNameLabel] == job.Name
-	}, answered, time.Minute)
+	}, answered, timeout)
 	if err != nil {
 		return 0, 0, fmt.Errorf("job %s: %w\nkube-controller-manager:\n%s", job.Name, err, tail(kcm.Output(), 4000))
 	}
