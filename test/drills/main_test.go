@@ -176,7 +176,7 @@ func startWebhooks() (stop func(), err error) {
 // installWebhooks points both webhook configurations at our server, trusting
 // caBundle.
 func installWebhooks(ctx context.Context, caBundle []byte) error {
-	w := hooks.Point(whURL, caBundle, kit.MutatePaths, kit.ValidatePaths)
+	w := hooks.Point(whURL, caBundle, webhook.MutatePath, webhook.ValidatePath)
 	return w.Apply(ctx, cp.Client, hooks)
 }
 

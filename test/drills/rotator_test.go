@@ -23,6 +23,7 @@ import (
 
 	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/test/testutil"
+	"github.com/astronetes/taskgate/webhook"
 )
 
 // rotationTimings make the manager's rotator (cert-controller, through the
@@ -124,7 +125,7 @@ func startRotatingManager(t *testing.T, prefix, timings string, mountDelay time.
 		t.Fatal(err)
 	}
 	r.addr = net.JoinHostPort("localhost", strconv.Itoa(port))
-	r.hooks = hooks.Point("https://"+r.addr, nil, kit.MutatePaths, kit.ValidatePaths)
+	r.hooks = hooks.Point("https://"+r.addr, nil, webhook.MutatePath, webhook.ValidatePath)
 	r.hooks.Mutating.Name, r.hooks.Validating.Name = "drill-"+prefix+"-mutating", "drill-"+prefix+"-validating"
 	for _, o := range []client.Object{r.hooks.Mutating, r.hooks.Validating} {
 		if err := cp.Client.Create(ctx, o); err != nil {

@@ -202,42 +202,36 @@ func noop() http.Handler {
 
 // hookMode is where a mode points the webhook configurations: one of the
 // webhook servers (by its prefix in the call counts) and the paths of the
-// Task and TaskRun webhooks on it. A mode with no paths installs no
-// configuration.
+// mutating and validating webhook on it (each serves Tasks and TaskRuns).
+// A mode with no paths installs no configuration.
 type hookMode struct {
-	server           string
-	mutate, validate kit.Paths
+	server, mutate, validate string
 }
 
 // hookModes are the webhook set-ups of the modes.
 func hookModes() map[string]hookMode {
-	pair := hookMode{mutate: kit.MutatePaths, validate: kit.ValidatePaths}
-	single := hookMode{mutate: kit.AdmitPaths}
-	on := func(server string, m hookMode) hookMode { m.server = server; return m }
+	pair := func(server string) hookMode { return hookMode{server, webhook.MutatePath, webhook.ValidatePath} }
+	single := func(server string) hookMode { return hookMode{server: server, mutate: webhook.AdmitPath} }
 	return map[string]hookMode{
-		modeTaskgate: pair,
-		modeNoop: {mutate: kit.Paths{kit.Tasks: noopMutatePath, kit.TaskRuns: noopMutatePath},
-			validate: kit.Paths{kit.Tasks: noopValidatePath, kit.TaskRuns: noopValidatePath}},
+		modeTaskgate:        pair(""),
+		modeNoop:            {mutate: noopMutatePath, validate: noopValidatePath},
 		modeNone:            {},
 		modeVAP:             {},
-		modeOneTrip:         single,
-		modeNoCache:         on(noCachePrefix, pair),
-		modeBoth:            on(noCachePrefix, single),
-		modePreflightOff:    on(offPrefix, pair),
-		modePreflightCache:  on(pcPrefix, pair),
-		modeOneTripPreCache: on(pcPrefix, single),
+		modeOneTrip:         single(""),
+		modeNoCache:         pair(noCachePrefix),
+		modeBoth:            single(noCachePrefix),
+		modePreflightOff:    pair(offPrefix),
+		modePreflightCache:  pair(pcPrefix),
+		modeOneTripPreCache: single(pcPrefix),
 	}
 }
 
-// called are the counted paths (prefix+path) a create of each kind calls
-// in mode m.
+// called are the counted paths (prefix+path) a create in mode m calls.
 func (m hookMode) called() []string {
 	var out []string
-	for _, paths := range []kit.Paths{m.mutate, m.validate} {
-		for _, p := range paths {
-			if k := m.server + p; !slices.Contains(out, k) {
-				out = append(out, k)
-			}
+	for _, p := range []string{m.mutate, m.validate} {
+		if p != "" {
+			out = append(out, m.server+p)
 		}
 	}
 	sort.Strings(out)

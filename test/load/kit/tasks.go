@@ -134,12 +134,12 @@ func NewRawClient(cfg *rest.Config) (*RawClient, error) {
 
 // CreateTask POSTs body as a Task in ns.
 func (c *RawClient) CreateTask(ctx context.Context, ns string, body []byte) (RawResult, error) {
-	return c.create(ctx, ns, Tasks, body)
+	return c.create(ctx, ns, "tasks", body)
 }
 
 // CreateTaskRun POSTs body as a TaskRun in ns.
 func (c *RawClient) CreateTaskRun(ctx context.Context, ns string, body []byte) (RawResult, error) {
-	return c.create(ctx, ns, TaskRuns, body)
+	return c.create(ctx, ns, "taskruns", body)
 }
 
 func (c *RawClient) create(ctx context.Context, ns, resource string, body []byte) (RawResult, error) {

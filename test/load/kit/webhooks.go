@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/astronetes/taskgate/test/testutil"
-	"github.com/astronetes/taskgate/webhook"
 )
 
 // WebhookServer is controller-runtime's webhook server, the one the manager
@@ -105,111 +103,43 @@ func NewCertDir(ca *CA) (string, *ServingCert, error) {
 	return dir, sc, err
 }
 
-// Webhooks are the two webhook configurations of config/webhook/manifests.yaml
-// (a webhook for Tasks and one for TaskRuns in each); a nil one is absent
-// from the cluster.
+// Webhooks are the two webhook configurations of config/webhook/manifests.yaml;
+// a nil one is absent from the cluster.
 type Webhooks struct {
 	Mutating   *admissionregv1.MutatingWebhookConfiguration
 	Validating *admissionregv1.ValidatingWebhookConfiguration
 }
 
-// The resources taskgate's webhooks admit, one webhook each per configuration.
-const (
-	Tasks    = "tasks"
-	TaskRuns = "taskruns"
-)
-
-// Paths are the paths a configuration's webhooks call, by the resource each
-// webhook admits (Tasks, TaskRuns). A resource without a path has no webhook
-// in the pointed configuration; a configuration left with none is absent.
-type Paths map[string]string
-
-// The paths of taskgate's webhooks for Tasks and TaskRuns, as
-// webhook.SetupWithManager registers them: the mutating and validating
-// pair, and the single call (a mutating webhook alone).
-var (
-	MutatePaths   = Paths{Tasks: webhook.MutatePath, TaskRuns: webhook.RunMutatePath}
-	ValidatePaths = Paths{Tasks: webhook.ValidatePath, TaskRuns: webhook.RunValidatePath}
-	AdmitPaths    = Paths{Tasks: webhook.AdmitPath, TaskRuns: webhook.RunAdmitPath}
-)
-
 // LoadWebhooks reads root/config/webhook/manifests.yaml
 // (testutil.ReadWebhookConfigurations): one mutating and one validating
-// configuration, each with one webhook for Tasks and one for TaskRuns.
+// configuration, of one webhook each.
 func LoadWebhooks(root string) (Webhooks, error) {
 	path := filepath.Join(root, "config", "webhook", "manifests.yaml")
 	m, v, err := testutil.ReadWebhookConfigurations(path)
 	if err != nil {
 		return Webhooks{}, err
 	}
-	if len(m) != 1 || len(v) != 1 {
-		return Webhooks{}, fmt.Errorf("%s: want one mutating and one validating configuration", path)
+	if len(m) != 1 || len(v) != 1 || len(m[0].Webhooks) != 1 || len(v[0].Webhooks) != 1 {
+		return Webhooks{}, fmt.Errorf("%s: want one mutating and one validating webhook", path)
 	}
-	w := Webhooks{Mutating: m[0], Validating: v[0]}
-	mutating, validating := w.resources()
-	for _, got := range [][]string{mutating, validating} {
-		if !slices.Equal(got, []string{Tasks, TaskRuns}) {
-			return Webhooks{}, fmt.Errorf("%s: want a webhook for %s and one for %s in each configuration, in that order; got %v", path, Tasks, TaskRuns, got)
-		}
-	}
-	return w, nil
+	return Webhooks{Mutating: m[0], Validating: v[0]}, nil
 }
 
-// Point returns copies of the configurations whose webhooks call
-// base+path (by resource) with caBundle.
-func (w Webhooks) Point(base string, caBundle []byte, mutate, validate Paths) Webhooks {
+// Point returns copies of the configurations calling base+path with
+// caBundle; an empty path leaves that configuration out.
+func (w Webhooks) Point(base string, caBundle []byte, mutatePath, validatePath string) Webhooks {
 	var out Webhooks
-	if m := w.Mutating.DeepCopy(); m != nil {
-		m.Webhooks = point(m.Webhooks, mutate, base, caBundle, func(h *admissionregv1.MutatingWebhook) ([]admissionregv1.RuleWithOperations, *admissionregv1.WebhookClientConfig) {
-			return h.Rules, &h.ClientConfig
-		})
-		if len(m.Webhooks) > 0 {
-			out.Mutating = m
-		}
+	if mutatePath != "" {
+		out.Mutating = w.Mutating.DeepCopy()
+		url := base + mutatePath
+		out.Mutating.Webhooks[0].ClientConfig = admissionregv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
 	}
-	if v := w.Validating.DeepCopy(); v != nil {
-		v.Webhooks = point(v.Webhooks, validate, base, caBundle, func(h *admissionregv1.ValidatingWebhook) ([]admissionregv1.RuleWithOperations, *admissionregv1.WebhookClientConfig) {
-			return h.Rules, &h.ClientConfig
-		})
-		if len(v.Webhooks) > 0 {
-			out.Validating = v
-		}
+	if validatePath != "" {
+		out.Validating = w.Validating.DeepCopy()
+		url := base + validatePath
+		out.Validating.Webhooks[0].ClientConfig = admissionregv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
 	}
 	return out
-}
-
-// point keeps the webhooks whose resource has a path and points each at
-// base+path; parts gives a webhook's rules and its client configuration.
-func point[W any](hooks []W, paths Paths, base string, caBundle []byte, parts func(*W) ([]admissionregv1.RuleWithOperations, *admissionregv1.WebhookClientConfig)) []W {
-	var out []W
-	for i := range hooks {
-		rules, cc := parts(&hooks[i])
-		if p := paths[resourceOf(rules)]; p != "" {
-			url := base + p
-			*cc = admissionregv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
-			out = append(out, hooks[i])
-		}
-	}
-	return out
-}
-
-// resourceOf is the resource a webhook's rules name first.
-func resourceOf(rules []admissionregv1.RuleWithOperations) string {
-	if len(rules) == 0 || len(rules[0].Resources) == 0 {
-		return ""
-	}
-	return rules[0].Resources[0]
-}
-
-// resources are the resources of w's webhooks, mutating then validating.
-func (w Webhooks) resources() (mutating, validating []string) {
-	for _, h := range w.Mutating.Webhooks {
-		mutating = append(mutating, resourceOf(h.Rules))
-	}
-	for _, h := range w.Validating.Webhooks {
-		validating = append(validating, resourceOf(h.Rules))
-	}
-	return mutating, validating
 }
 
 // Apply makes the cluster hold exactly w: configurations in w are created or
