@@ -43,8 +43,6 @@ func asTaskRun(tc hostileCase) hostileCase {
 	return tc
 }
 
-
-
 // sized is a custom-image config of exactly n bytes as JSON.
 func sized(n int) []byte {
 	head := []byte(`{"image":"busybox:1.36","command":["echo"`)
