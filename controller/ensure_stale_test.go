@@ -125,6 +125,9 @@ func ensureCases() []ensureCase {
 	}
 }
 
+// podToken is the creation token the earlier reconcile of podCase wrote.
+const podToken = "token-of-the-earlier-reconcile"
+
 // podCase is the ensurePod step for the Pod of the given attempt, recorded
 // in the status before the step runs.
 func podCase(name string, attempt int32, byTask func(*v1alpha1.TaskRun) []client.ListOption) ensureCase {
@@ -134,12 +137,15 @@ func podCase(name string, attempt int32, byTask func(*v1alpha1.TaskRun) []client
 		child: func(task *v1alpha1.TaskRun) client.Object {
 			pod := children.Pod(task, imageCfg, v1alpha1.DefaultServiceAccountName(task.Name))
 			pod.Name = v1alpha1.AttemptPodName(task.Name, attempt)
+			// As the earlier reconcile created it: with the token it
+			// checkpointed first.
+			pod.Annotations = map[string]string{v1alpha1.CreationTokenAnnotation: podToken}
 			return pod
 		},
 		ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
 			st := customImageStatus(task)
-			st.Attempt = attempt
-			pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, st)
+			st.Attempt, st.CreationToken = attempt, podToken
+			pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, st, &noCheckpoint{})
 			if err == nil && pod == nil {
 				err = errors.New("ensurePod returned no Pod")
 			}

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -72,7 +73,7 @@ func (c *customImageRunner) run(ctx context.Context, run *v1alpha1.TaskRun, cp c
 		}
 		// The same path as the first Pod: created as the requester, never
 		// after the deadline.
-		if pod, err = c.ensurePod(ctx, run, cfg, st); err != nil {
+		if pod, err = c.ensurePod(ctx, run, cfg, st, cp); err != nil {
 			if err := failPermanent(run, err); err != nil {
 				return c.notStarted(ctx, run, cfg, err)
 			}
@@ -106,7 +107,7 @@ func (c *customImageRunner) start(ctx context.Context, run *v1alpha1.TaskRun, cf
 			st.ClusterRoleBindingName = v1alpha1.ClusterRoleBindingName(run.Namespace, run.Name)
 		}
 	}
-	return c.ensurePod(ctx, run, cfg, st)
+	return c.ensurePod(ctx, run, cfg, st, cp)
 }
 
 // ensureServiceAccount creates the run's own ServiceAccount unless the user
@@ -278,11 +279,20 @@ func (c *customImageRunner) cleanup(ctx context.Context, run *v1alpha1.TaskRun) 
 // (status.customImage.attempt), creating it the first time. It returns nil
 // if the Pod existed once (status.customImage.podName names it) and is gone:
 // a Pod is never recreated, since its command may not be safe to run twice.
-func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig, st *v1alpha1.CustomImageStatus) (*corev1.Pod, error) {
+//
+// No Pod is ever adopted on its name, labels or owner reference: a Pod under
+// the attempt's name is this run's only if its UID is the recorded podUID,
+// or, when the controller stopped before recording it, if it carries the
+// creationToken this run checkpointed before creating it in an earlier
+// reconcile. Anything else (a namespace editor who pre-created the next
+// attempt's Pod with an owner reference to the run) fails the run
+// NameConflict, which removes its binding.
+func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig,
+	st *v1alpha1.CustomImageStatus, cp checkpointer) (*corev1.Pod, error) {
 	key := types.NamespacedName{Namespace: run.Namespace, Name: v1alpha1.AttemptPodName(run.Name, st.Attempt)}
 	pod := &corev1.Pod{}
 	err := c.client.Get(ctx, key, pod)
-	if apierrors.IsNotFound(err) && st.PodName == key.Name {
+	if apierrors.IsNotFound(err) && (st.PodName == key.Name || st.PodUID != "") {
 		// The cache may not have seen the Pod yet: ask the API server.
 		err = c.reader.Get(ctx, key, pod)
 		if apierrors.IsNotFound(err) {
@@ -290,10 +300,7 @@ func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun
 		}
 	}
 	if err == nil {
-		if !metav1.IsControlledBy(pod, run) {
-			return nil, fmt.Errorf("%w: pod %s exists and does not belong to this run", errNameConflict, key.Name)
-		}
-		return pod, nil
+		return c.ownPod(pod, run, st, false)
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("get pod %s: %w", key, err)
@@ -308,8 +315,16 @@ func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun
 		// down, or creating the Pod failed until now).
 		return nil, errDeadlinePassed
 	}
+	fresh := st.CreationToken == ""
+	if fresh {
+		st.CreationToken = string(uuid.NewUUID())
+		if err := cp.save(ctx); err != nil {
+			return nil, fmt.Errorf("record the creation token of pod %s: %w", key, err)
+		}
+	}
 	pod = children.Pod(run, cfg, st.ServiceAccountName)
 	pod.Name = key.Name
+	pod.Annotations = map[string]string{v1alpha1.CreationTokenAnnotation: st.CreationToken}
 	if left, due := c.timeLeft(run, cfg); due && st.Attempt > 0 {
 		// A later attempt has only what is left of the run's timeout.
 		secs := min(*cfg.TimeoutSeconds, int64((left+time.Second-1)/time.Second))
@@ -320,17 +335,31 @@ func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun
 		if err := c.reader.Get(ctx, key, pod); err != nil {
 			return nil, fmt.Errorf("get pod %s: %w", key, err)
 		}
-		if !metav1.IsControlledBy(pod, run) {
-			return nil, fmt.Errorf("%w: pod %s exists and does not belong to this run", errNameConflict, key.Name)
-		}
-		return pod, nil
+		return c.ownPod(pod, run, st, fresh)
 	}
 	if err != nil {
 		return nil, refusedPod(err, fmt.Sprintf("create pod %s as %s", key.Name, actingAs(clients)))
 	}
+	st.PodUID = pod.UID
 	log.FromContext(ctx).Info("pod created", "pod", klog.KObj(pod), "image", cfg.Image)
 	c.event(run, corev1.EventTypeNormal, EventPodCreated, "Create", "created pod %s running %s", pod.Name, cfg.Image)
 	return pod, nil
+}
+
+// ownPod returns pod if this run created it (see ensurePod), recording its
+// UID, and errNameConflict otherwise. fresh says the creation token was
+// written in this reconcile, so no Pod of this run can carry it yet.
+func (c *customImageRunner) ownPod(pod *corev1.Pod, run *v1alpha1.TaskRun, st *v1alpha1.CustomImageStatus, fresh bool) (*corev1.Pod, error) {
+	switch {
+	case st.PodUID != "" && pod.UID == st.PodUID:
+		return pod, nil
+	case st.PodUID == "" && !fresh && st.CreationToken != "" && metav1.IsControlledBy(pod, run) &&
+		pod.Annotations[v1alpha1.CreationTokenAnnotation] == st.CreationToken:
+		st.PodUID = pod.UID
+		return pod, nil
+	}
+	return nil, fmt.Errorf("%w: pod %s exists and was not created by this run; taskgate never adopts a Pod on its name, "+
+		"labels or owner reference: delete it and run the Task again", errNameConflict, pod.Name)
 }
 
 // follow sets the run's condition from its Pod's phase. It returns true,
