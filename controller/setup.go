@@ -189,21 +189,26 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	return mgr.Add(&sweeper{client: d.client, reader: d.reader, interval: opts.SweepInterval, log: mgr.GetLogger().WithName("sweeper")})
 }
 
-// Client-side rate limits of the clients that send child writes. client-go's
-// default (5 requests/s, or controller-runtime's 20) would stretch a
-// transformation of 1,500 objects over minutes; the API server's priority
-// and fairness judges these requests by the requester they act as, so it,
-// not a client-side limit, is what keeps one requester from crowding out
-// others.
+// Client-side rate limits of the clients that send child writes, one token
+// bucket per requester (actas builds each requester's clients from this
+// config, and client-go gives every client built from a config without a
+// RateLimiter a bucket of its own). client-go's default (5 requests/s)
+// would stretch a transformation of 1,500 objects over minutes; the API
+// server's priority and fairness judges these requests by the requester they
+// act as, and this bound keeps one requester's burst from flooding it.
 const (
 	childQPS   = 200
 	childBurst = 400
 )
 
-// childConfig is cfg with at least childQPS and childBurst.
+// childConfig is cfg with a client-side limit of at least childQPS and
+// childBurst per client. A config without one (QPS 0 is client-go's default
+// of 5; controller-runtime's manager config says -1, no limit at all) gets
+// exactly childQPS and childBurst.
 func childConfig(cfg *rest.Config) *rest.Config {
 	c := rest.CopyConfig(cfg)
-	if c.QPS >= 0 && c.QPS < childQPS {
+	c.RateLimiter = nil
+	if c.QPS <= 0 || c.QPS < childQPS {
 		c.QPS = childQPS
 	}
 	if c.Burst < childBurst {
