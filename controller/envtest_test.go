@@ -123,10 +123,10 @@ func (s *staleCache) Get(ctx context.Context, key client.ObjectKey, obj client.O
 	return nil
 }
 
-// hideChildren hides every object carrying the task label: the cache has
-// seen none of the Task's children.
+// hideChildren hides every object carrying the run label: the cache has
+// seen none of the run's children.
 func hideChildren(o client.Object) bool {
-	_, ok := o.GetLabels()[v1alpha1.TaskLabel]
+	_, ok := o.GetLabels()[v1alpha1.TaskRunLabel]
 	return ok
 }
 
