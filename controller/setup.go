@@ -72,14 +72,14 @@ type Options struct {
 
 // CacheOptions keep the controller's memory bounded by the runs' own
 // objects: only the Pods, ServiceAccounts and Synchronizations that carry the
-// run label are cached (CacheByObject), and managed fields are stripped
-// from everything. ClusterRoleBindings are never cached: the controller and
+// run label are cached (CacheByObject), and of everything only what the
+// controller reads is kept (trimTransform). ClusterRoleBindings are never cached: the controller and
 // its sweeper read them from the API server. namespaces, if any, restrict
 // the cache to them (the tests' managers watch a namespace each); none
 // caches all, as cmd/taskgate's manager does.
 func CacheOptions(mapper meta.RESTMapper, namespaces ...string) cache.Options {
 	c := cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: trimTransform,
 		ByObject:         CacheByObject(mapper),
 	}
 	for _, ns := range namespaces {
@@ -104,7 +104,7 @@ func CacheByObject(mapper meta.RESTMapper) map[client.Object]cache.ByObject {
 	if err != nil {
 		panic(err) // a constant label key: cannot happen
 	}
-	byTask := cache.ByObject{Label: labels.NewSelector().Add(*req)}
+	byTask := cache.ByObject{Label: labels.NewSelector().Add(*req), Transform: trimTransform}
 	out := map[client.Object]cache.ByObject{
 		&corev1.Pod{}:            byTask,
 		&corev1.ServiceAccount{}: byTask,
