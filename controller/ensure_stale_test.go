@@ -45,7 +45,7 @@ const staleImageConfig = `{"image":"busybox:1.36","command":["true"],"clusterRol
 
 func customImageStatus(task *v1alpha1.TaskRun) *v1alpha1.CustomImageStatus {
 	if task.Status.CustomImage == nil {
-		task.Status.CustomImage = &v1alpha1.CustomImageStatus{ServiceAccountName: v1alpha1.DefaultServiceAccountName(task.Name)}
+		task.Status.CustomImage = &v1alpha1.CustomImageStatus{ServiceAccountName: v1alpha1.ServiceAccountName(task.Name, task.UID)}
 	}
 	return task.Status.CustomImage
 }
@@ -58,13 +58,13 @@ func ensureCases() []ensureCase {
 		{
 			name: "service account", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
 			child: func(task *v1alpha1.TaskRun) client.Object {
-				sa := &corev1.ServiceAccount{ObjectMeta: children.Meta(task, v1alpha1.DefaultServiceAccountName(task.Name))}
+				sa := &corev1.ServiceAccount{ObjectMeta: children.Meta(task, v1alpha1.ServiceAccountName(task.Name, task.UID))}
 				sa.OwnerReferences = children.OwnerReference(task)
 				return sa
 			},
 			ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
 				st := customImageStatus(task)
-				if err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, st, &noCheckpoint{}); err != nil {
+				if err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, &v1alpha1.CustomImageConfig{}, st, &noCheckpoint{}); err != nil {
 					return nil, err
 				}
 				sa := &corev1.ServiceAccount{}
@@ -83,10 +83,10 @@ func ensureCases() []ensureCase {
 		{
 			name: "cluster role binding", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
 			child: func(task *v1alpha1.TaskRun) client.Object {
-				return children.ClusterRoleBinding(task, "view", v1alpha1.DefaultServiceAccountName(task.Name))
+				return children.ClusterRoleBinding(task, "view", v1alpha1.ServiceAccountName(task.Name, task.UID))
 			},
 			ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
-				if err := (&customImageRunner{deps: d}).ensureBinding(ctx, task, "view", v1alpha1.DefaultServiceAccountName(task.Name)); err != nil {
+				if err := (&customImageRunner{deps: d}).ensureBinding(ctx, task, "view", v1alpha1.ServiceAccountName(task.Name, task.UID)); err != nil {
 					return nil, err
 				}
 				crb := &rbacv1.ClusterRoleBinding{}
@@ -135,7 +135,7 @@ func podCase(name string, attempt int32, byTask func(*v1alpha1.TaskRun) []client
 	return ensureCase{
 		name: name, plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
 		child: func(task *v1alpha1.TaskRun) client.Object {
-			pod := children.Pod(task, imageCfg, v1alpha1.DefaultServiceAccountName(task.Name))
+			pod := children.Pod(task, imageCfg, v1alpha1.ServiceAccountName(task.Name, task.UID))
 			pod.Name = v1alpha1.AttemptPodName(task.Name, attempt)
 			// As the earlier reconcile created it: with the token it
 			// checkpointed first.
@@ -215,6 +215,9 @@ func TestEnsureStaleCacheNameTaken(t *testing.T) {
 		other.UID = "00000000-0000-0000-0000-000000000000"
 		squatter := tt.child(other)
 		squatter.SetOwnerReferences(nil)
+		// Under the run's own child name: the ServiceAccount's name holds
+		// part of the run's UID, so a squatter takes it once the run exists.
+		squatter.SetName(tt.child(task).GetName())
 		createChild(t, cp, squatter, "squatter")
 		d := envDeps(t, cp.Config, &staleCache{Client: cp.Client, hide: hideChildren})
 		_, err := tt.ensure(ctx, d, task)
@@ -269,7 +272,7 @@ func podServiceAccount(t *testing.T, c client.Client, task *v1alpha1.TaskRun, tt
 	if tt.plugin != v1alpha1.PluginCustomImage || tt.name == "service account" {
 		return
 	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: task.Namespace, Name: v1alpha1.DefaultServiceAccountName(task.Name)}}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: task.Namespace, Name: v1alpha1.ServiceAccountName(task.Name, task.UID)}}
 	if err := c.Create(t.Context(), sa); err != nil {
 		t.Fatalf("create service account: %v", err)
 	}

@@ -49,7 +49,7 @@ func (c *customImageRunner) run(ctx context.Context, run *v1alpha1.TaskRun, cp c
 	}
 	st.ServiceAccountName = cfg.ServiceAccountName
 	if st.ServiceAccountName == "" {
-		st.ServiceAccountName = v1alpha1.DefaultServiceAccountName(run.Name)
+		st.ServiceAccountName = v1alpha1.ServiceAccountName(run.Name, run.UID)
 	}
 
 	pod, err := c.start(ctx, run, cfg, st, cp)
@@ -90,16 +90,19 @@ func (c *customImageRunner) run(ctx context.Context, run *v1alpha1.TaskRun, cp c
 // exists; nil if it existed once and is gone.
 func (c *customImageRunner) start(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig,
 	st *v1alpha1.CustomImageStatus, cp checkpointer) (*corev1.Pod, error) {
-	if err := c.ensureServiceAccount(ctx, run, st, cp); err != nil {
-		return nil, err
-	}
-	if cfg.ClusterRole != "" {
-		// On every reconcile, not only before the binding is created:
-		// someone who strips the finalizer of a running Task must not
-		// leave a binding behind once it is deleted.
+	if cfg.ClusterRole != "" || cfg.ServiceAccountName == "" {
+		// On every reconcile, not only before the binding or the
+		// ServiceAccount is created: someone who strips the finalizer of a
+		// running run, or deletes it with --cascade=orphan, must not leave
+		// either behind once it is deleted.
 		if err := c.setFinalizer(ctx, run, true); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.ensureServiceAccount(ctx, run, cfg, st, cp); err != nil {
+		return nil, err
+	}
+	if cfg.ClusterRole != "" {
 		if st.ClusterRoleBindingName == "" {
 			if err := c.ensureBinding(ctx, run, cfg.ClusterRole, st.ServiceAccountName); err != nil {
 				return nil, err
@@ -113,10 +116,14 @@ func (c *customImageRunner) start(ctx context.Context, run *v1alpha1.TaskRun, cf
 // ensureServiceAccount creates the run's own ServiceAccount unless the user
 // named one: a named one is used as is, since the Pod is created as the
 // requester, who could run a Pod with it by hand. It is created as the
-// manager itself: a ServiceAccount carries no rights until something binds
-// it.
+// manager itself, under a name nobody could use before the run existed
+// (v1alpha1.ServiceAccountName: part of the run's random UID), so no
+// RoleBinding made in advance can name it; it carries no rights until
+// something binds it, and it is deleted when the run ends (cleanup, under
+// the run's finalizer, so also when the run is deleted with
+// --cascade=orphan).
 //
-// The default-named one is the run's only if its UID is the one recorded in
+// The run's own one is the run's only if its UID is the one recorded in
 // status.customImage.serviceAccountUID, which is written (a checkpoint)
 // before anything is bound to it. One that someone else created first (a
 // namespace editor squatting the name to get a token bound to an admin's
@@ -125,9 +132,10 @@ func (c *customImageRunner) start(ctx context.Context, run *v1alpha1.TaskRun, cf
 // before recording it, or someone who read the run's UID and raced) has
 // nothing bound to it yet and is replaced; one that changed or vanished
 // after it was recorded fails the run with ReasonServiceAccountReplaced.
-func (c *customImageRunner) ensureServiceAccount(ctx context.Context, run *v1alpha1.TaskRun, st *v1alpha1.CustomImageStatus, cp checkpointer) error {
+func (c *customImageRunner) ensureServiceAccount(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig,
+	st *v1alpha1.CustomImageStatus, cp checkpointer) error {
 	name := st.ServiceAccountName
-	if name != v1alpha1.DefaultServiceAccountName(run.Name) {
+	if cfg.ServiceAccountName != "" {
 		return nil
 	}
 	key := types.NamespacedName{Namespace: run.Namespace, Name: name}
@@ -254,8 +262,31 @@ func (c *customImageRunner) ensureBinding(ctx context.Context, run *v1alpha1.Tas
 	return nil
 }
 
-// cleanup removes the run's ClusterRoleBinding, if it is still there.
+// cleanup removes the run's ClusterRoleBinding and the ServiceAccount
+// taskgate created for it (by its recorded UID), if they are still there.
 func (c *customImageRunner) cleanup(ctx context.Context, run *v1alpha1.TaskRun) error {
+	if err := c.removeBinding(ctx, run); err != nil {
+		return err
+	}
+	st := run.Status.CustomImage
+	if st == nil || st.ServiceAccountUID == "" || st.ServiceAccountName == "" {
+		return nil
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: run.Namespace, Name: st.ServiceAccountName}}
+	uid := st.ServiceAccountUID
+	err := c.client.Delete(ctx, sa, client.Preconditions{UID: &uid})
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		return nil // gone, or not the one taskgate created
+	case err != nil:
+		return fmt.Errorf("delete service account %s/%s: %w", sa.Namespace, sa.Name, err)
+	}
+	log.FromContext(ctx).Info("service account removed", "serviceAccount", klog.KObj(sa))
+	return nil
+}
+
+// removeBinding removes the run's ClusterRoleBinding, if it is still there.
+func (c *customImageRunner) removeBinding(ctx context.Context, run *v1alpha1.TaskRun) error {
 	name := v1alpha1.ClusterRoleBindingName(run.Namespace, run.Name)
 	crb := &rbacv1.ClusterRoleBinding{}
 	if err := c.reader.Get(ctx, client.ObjectKey{Name: name}, crb); apierrors.IsNotFound(err) {

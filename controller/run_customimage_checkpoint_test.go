@@ -71,7 +71,7 @@ func TestServiceAccountRecordedBeforeBinding(t *testing.T) {
 				if st := stored.Status.CustomImage; st != nil {
 					recorded = string(st.ServiceAccountUID)
 				}
-				key := client.ObjectKey{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName(run.Name)}
+				key := client.ObjectKey{Namespace: ns, Name: v1alpha1.ServiceAccountName(run.Name, run.UID)}
 				if err := cp.Client.Get(context.Background(), key, sa); err != nil {
 					return recorded, "get service account: " + err.Error()
 				}
