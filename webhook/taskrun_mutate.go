@@ -79,6 +79,9 @@ func (v *Validator) defaultRun(ctx context.Context, req admission.Request, run *
 	run.Spec.TaskSpec = t.snapshot
 	setTaskMeta(run, t.task)
 	_, warnings := recordRequester(run, req.UserInfo)
+	if t.task != nil && len(t.broken) == 0 && pluginSpecChanged(&t.task.Spec.PluginSpec, t.snapshot) {
+		warnings = append(warnings, fmt.Sprintf(warnSnapshotDefaults, t.task.Name))
+	}
 	ops := runPatch(sent, run)
 	if len(ops) == 0 {
 		return admission.Allowed(""), t

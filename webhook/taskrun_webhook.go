@@ -34,9 +34,12 @@ const (
 	errTaskBroken       = "the Task %q no longer passes admission: %s; fix the Task (kubectl edit task %s)"
 	errSnapshotMismatch = "must be the Task %q's spec.plugin and spec.config as stored now, which taskgate's mutating " +
 		"webhook copies here: another mutating webhook changed it, or the Task was edited in between; create the TaskRun again"
-	errNoSnapshot       = "taskgate's mutating webhook fills this in from spec.taskRef; it did not run"
-	errForbidConcurrent = "TaskRun %s of Task %s is still %s; concurrencyPolicy Forbid lets one run at a time"
-	whyGetTask          = "a TaskRun runs the Task as you, so you may run only a Task you may read"
+	errNoSnapshot        = "taskgate's mutating webhook fills this in from spec.taskRef; it did not run"
+	errForbidConcurrent  = "TaskRun %s of Task %s is still %s; concurrencyPolicy Forbid lets one run at a time"
+	whyGetTask           = "a TaskRun runs the Task as you, so you may run only a Task you may read"
+	warnSnapshotDefaults = "the Task %q is stored without defaults that taskgate's schemas now add: the run gets them " +
+		"(spec.taskSpec). Edit the Task's spec.config once so that it stores them (where the chart's snapshot " +
+		"policy is installed, the API server refuses runs of the Task until then)"
 )
 
 var (
