@@ -39,7 +39,7 @@ func runHandlers(v *Validator) (mutate, validate, single handler[v1alpha1.TaskRu
 	validate = handler[v1alpha1.TaskRun]{
 		kind: taskRunGroupKind,
 		create: func(ctx context.Context, _ admission.Request, run *v1alpha1.TaskRun) admission.Response {
-			return validationResponse(v.ValidateRunCreate(ctx, run, nil))
+			return validationResponse(v.ValidateRunCreate(ctx, run))
 		},
 		update: update,
 	}
@@ -48,7 +48,7 @@ func runHandlers(v *Validator) (mutate, validate, single handler[v1alpha1.TaskRu
 		create: func(ctx context.Context, req admission.Request, run *v1alpha1.TaskRun) admission.Response {
 			resp, target := v.defaultRun(ctx, req, run)
 			return thenValidate(resp, func() admission.Response {
-				return validationResponse(v.ValidateRunCreate(ctx, run, target)) // run as the patch leaves it
+				return validationResponse(v.validateRunCreate(ctx, run, target)) // run as the patch leaves it
 			})
 		},
 		update: update,

@@ -245,9 +245,14 @@ func finished(run *v1alpha1.TaskRun) bool {
 // it: the snapshot is there and is the named Task's, the requester is the
 // creator, the snapshot passes admission, the creator may read the Task and
 // do what the run does, a Forbid Task has no other run going, and the
-// preflight passes; each only once everything before it passed. target is
-// the mutating step's resolution in single-call mode, nil otherwise.
-func (v *Validator) ValidateRunCreate(ctx context.Context, run *v1alpha1.TaskRun, target *runTarget) (admission.Warnings, error) {
+// preflight passes; each only once everything before it passed.
+func (v *Validator) ValidateRunCreate(ctx context.Context, run *v1alpha1.TaskRun) (admission.Warnings, error) {
+	return v.validateRunCreate(ctx, run, nil)
+}
+
+// validateRunCreate is ValidateRunCreate with the mutating step's
+// resolution in single-call mode (target), nil otherwise.
+func (v *Validator) validateRunCreate(ctx context.Context, run *v1alpha1.TaskRun, target *runTarget) (admission.Warnings, error) {
 	start := time.Now()
 	req, _ := requestFrom(ctx)
 	warnings, errs, err := v.validateRun(ctx, req.UserInfo, run, target)
