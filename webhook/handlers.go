@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"unicode"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -87,11 +88,26 @@ func decode[T any](kind schema.GroupKind, raw []byte, name string) (*T, admissio
 	}
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		parts := strings.Split(typeErr.Field, ".")
-		errs := field.ErrorList{field.TypeInvalid(field.NewPath(parts[0], parts[1:]...), field.OmitValueType{}, "must be "+jsonKind(typeErr)+", not a JSON "+typeErr.Value)}
+		errs := field.ErrorList{field.TypeInvalid(jsonPath(typeErr.Field), field.OmitValueType{}, "must be "+jsonKind(typeErr)+", not a JSON "+typeErr.Value)}
 		return nil, fromError(apierrors.NewInvalid(kind, name, errs))
 	}
 	return nil, admission.Errored(http.StatusBadRequest, err)
+}
+
+// jsonPath is the field path of an UnmarshalTypeError's Field without the
+// Go names of embedded structs (spec.PluginSpec.plugin is spec.plugin):
+// every JSON name of the API starts in lower case.
+func jsonPath(goPath string) *field.Path {
+	var parts []string
+	for _, p := range strings.Split(goPath, ".") {
+		if p != "" && !unicode.IsUpper(rune(p[0])) {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return field.NewPath(goPath)
+	}
+	return field.NewPath(parts[0], parts[1:]...)
 }
 
 func jsonKind(e *json.UnmarshalTypeError) string {

@@ -136,15 +136,29 @@ func TestSingleCallUpdateAndDelete(t *testing.T) {
 		wantAllowed bool
 		wantText    string
 	}{
-		{name: "spec change refused", op: admissionv1.Update, obj: taskJSON("custom-image", `{"image":"busybox:1.37","command":["echo"]}`), old: good,
-			wantText: "spec is immutable"},
+		{name: "wrong edit refused", op: admissionv1.Update, obj: taskJSON("custom-image", `{"image":"busybox:1.37","comand":["echo"]}`), old: good,
+			wantText: "spec.config.comand"},
 		{name: "label change allowed, no access checks", op: admissionv1.Update, obj: labeled, old: good, wantAllowed: true},
 		{name: "old object not a Task", op: admissionv1.Update, obj: good, old: []byte(`{"spec":5}`), wantText: "must be an object"},
 		{name: "delete allowed", op: admissionv1.Delete, old: good, wantAllowed: true},
 	}
+	_, _, admitRun := NewRunHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: &scriptedAuthz{next: deny}})
+	run := runJSON("custom-image", `{"image":"busybox:1.36","command":["echo"]}`)
+	tests = append(tests, struct {
+		name        string
+		op          admissionv1.Operation
+		obj, old    []byte
+		wantAllowed bool
+		wantText    string
+	}{name: "run spec change refused", op: admissionv1.Update, obj: runJSON("custom-image", `{"image":"busybox:1.37","command":["echo"]}`), old: run,
+		wantText: "spec is immutable"})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out := serve(admit, review(tt.op, tt.obj, tt.old, false), "application/json")
+			h := admit
+			if strings.HasPrefix(tt.name, "run ") {
+				h = admitRun
+			}
+			code, out := serve(h, review(tt.op, tt.obj, tt.old, false), "application/json")
 			if code != 200 || out.Response == nil {
 				t.Fatalf("HTTP %d, %+v", code, out)
 			}
