@@ -4,11 +4,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 )
 
 const usage = `taskgate makes Astronetes Tasks safe to admit and real to run.
@@ -61,6 +64,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runSchemas(args[1:], stdout, stderr)
 	case "selftest":
 		return runSelftest(args[1:], stdout, stderr)
+	case "run":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runRun(ctx, args[1:], stdout, stderr, newPodLogs)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "taskgate", buildVersion())
 		return 0
