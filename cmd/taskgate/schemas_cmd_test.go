@@ -38,7 +38,7 @@ func TestSchemasCommand(t *testing.T) {
 			t.Errorf("%s differs from schemas/%s", f, f)
 		}
 	}
-	for _, f := range []string{"task.json", "run-synchronization.json"} {
+	for _, f := range []string{"task.json", "taskrun.json", "run-synchronization.json"} {
 		got, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil || !bytes.Contains(got, []byte(`"$ref": "synchronization/kubernetes-to-kubernetes.json"`)) && f == "run-synchronization.json" {
 			t.Errorf("%s: %v; want it written, dispatching to the synchronization schemas", f, err)
