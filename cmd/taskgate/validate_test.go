@@ -62,6 +62,9 @@ spec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}
 	task := func(meta string) string {
 		return "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata: " + meta + "\nspec: {plugin: custom-image, config: {image: busybox:1.36, command: [echo]}}\n"
 	}
+	taskRun := func(meta, spec string) string {
+		return "apiVersion: automation.astronetes.io/v1alpha1\nkind: TaskRun\nmetadata: " + meta + "\nspec: " + spec + "\n"
+	}
 	tests := []struct {
 		name       string
 		args       []string
@@ -129,6 +132,47 @@ spec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}
 		{name: "allow-list enforced offline", args: []string{"validate", "-f", "../../config/samples/custom-image-kubectl.yaml", "--allowed-cluster-roles", "view,edit"}, wantCode: 1,
 			wantErr: []string{`spec.config.clusterRole: Unsupported value: "cluster-admin"`}},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: []string{`unknown command "frobnicate"`}},
+		{name: "TaskRun inline: defaulted with the run's name", args: []string{"validate", "-f", "-", "-o", "yaml"}, wantCode: 0,
+			stdin:   taskRun("{name: r, namespace: shop}", "{taskSpec: {plugin: custom-image, config: {image: busybox:1.36, command: [echo]}}}"),
+			wantOut: []string{"kind: TaskRun", "taskSpec:", "serviceAccountName: r-task", "timeoutSeconds: 3600"}, notWantOut: []string{"status"},
+			wantErr: []string{"summary: 1 valid, 0 invalid, 0 skipped"}},
+		{name: "TaskRun inline: errors under spec.taskSpec", args: []string{"validate", "-f", "-"}, wantCode: 1,
+			stdin: taskRun("{name: r}", "{taskSpec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}}"),
+			wantErr: []string{"<stdin>:1: TaskRun default/r is invalid", `spec.taskSpec.config.comand: Forbidden: unknown field "comand"; did you mean "command"?`,
+				"spec.taskSpec.config.command: Required value"},
+			notWantErr: []string{"* spec.config"}},
+		{name: "TaskRun inline: unknown plugin", args: []string{"validate", "-f", "-"}, wantCode: 1,
+			stdin:   taskRun("{name: r}", "{taskSpec: {plugin: custom-imag, config: {}}}"),
+			wantErr: []string{`spec.taskSpec.plugin: Unsupported value: "custom-imag"`, `did you mean "custom-image"?`}},
+		{name: "TaskRun inline: other namespace named as the run's", args: []string{"validate", "-f", "-"}, wantCode: 1,
+			stdin:   taskRun("{generateName: r-, namespace: shop}", "{taskSpec: {plugin: custom-image, config: {image: busybox:1.36, command: [echo], namespace: kube-system}}}"),
+			wantErr: []string{"TaskRun shop/r-* is invalid", `spec.taskSpec.config.namespace: Invalid value: "kube-system"`}},
+		{name: "TaskRun of a Task not in the input: nothing to check offline", args: []string{"validate", "-f", "-"}, wantCode: 0,
+			stdin:   taskRun("{generateName: hello-world-}", "{taskRef: {name: hello-world}}"),
+			wantOut: []string{"<stdin>:1: TaskRun default/hello-world-* is valid"},
+			wantErr: []string{"spec.taskRef.name: Task default/hello-world is not in the input: nothing to check offline (the Task is resolved at admission)", "summary: 1 valid, 0 invalid, 0 skipped"}},
+		{name: "TaskRun of a Task in the input that is invalid", args: []string{"validate", "-f", "-"}, wantCode: 1,
+			stdin: "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata: {name: b}\nspec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}\n---\n" +
+				taskRun("{name: b-1}", "{taskRef: {name: b}}"),
+			wantErr: []string{"<stdin>:6: TaskRun default/b-1 is invalid", `spec.taskRef.name: Invalid value: "b": Task default/b (<stdin>:1) is invalid`, "summary: 0 valid, 2 invalid, 0 skipped"}},
+		{name: "TaskRun of a Task in the input that is valid", args: []string{"validate", "-f", "-"}, wantCode: 0,
+			stdin:      task("{name: a, namespace: shop}") + "---\n" + taskRun("{name: a-1, namespace: shop}", "{taskRef: {name: a}}"),
+			wantOut:    []string{"TaskRun shop/a-1 is valid"},
+			wantErr:    []string{"summary: 2 valid, 0 invalid, 0 skipped"},
+			notWantErr: []string{"nothing to check offline"}},
+		{name: "TaskRun with a Task and an inline spec: the inline one is replaced", args: []string{"validate", "-f", "-"}, wantCode: 0,
+			stdin:   taskRun("{name: r}", "{taskRef: {name: a}, taskSpec: {plugin: custom-image, config: {comand: [echo]}}}"),
+			wantErr: []string{"spec.taskSpec is replaced at admission by Task default/a's spec; it is not checked"}},
+		{name: "TaskRun with neither", args: []string{"validate", "-f", "-"}, wantCode: 1,
+			stdin:   taskRun("{name: r}", "{ttlSecondsAfterFinished: 60}"),
+			wantErr: []string{`spec: Invalid value: "object": set spec.taskRef.name (a Task in this namespace) or spec.taskSpec (plugin and config inline)`}},
+		{name: "TaskRun: the API server's errors together", args: []string{"validate", "-f", "-"}, wantCode: 1,
+			stdin: taskRun("{name: Bad_Name}", "{taskRef: {name: \"\"}, ttlSecondsAfterFinished: -1, taskSpec: {plugn: custom-image}}"),
+			wantErr: []string{`metadata.name: Invalid value: "Bad_Name"`, `spec.taskRef.name: Invalid value: "": should be at least 1 chars long`,
+				"spec.ttlSecondsAfterFinished: Invalid value: -1", `unknown field "spec.taskSpec.plugn"`}},
+		{name: "TaskRun of another group is skipped", args: []string{"validate", "-f", "-"}, wantCode: 2,
+			stdin:   "apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: r}\nspec: {taskRef: {name: a}}\n",
+			wantErr: []string{"skipped: tekton.dev/v1 TaskRun is not a Task or TaskRun (automation.astronetes.io/v1alpha1)", "no Task or TaskRun"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,13 +257,13 @@ func TestValidateJSONOutput(t *testing.T) {
 		t.Errorf("no summary line on stderr:\n%s", stderr.String())
 	}
 	tests := []struct {
-		name, file, verdict string
-		line                int
-		fields              []string
-		warning, skipped    string
+		name, file, verdict, kind string
+		line                      int
+		fields                    []string
+		warning, skipped          string
 	}{
-		{name: "good", file: "a-tasks.yaml", line: 1, verdict: "valid", warning: `"busybox" has no tag`},
-		{name: "Bad_Name", file: "a-tasks.yaml", line: 6, verdict: "invalid", fields: []string{"metadata.name"}},
+		{name: "good", kind: "Task", file: "a-tasks.yaml", line: 1, verdict: "valid", warning: `"busybox" has no tag`},
+		{name: "Bad_Name", kind: "Task", file: "a-tasks.yaml", line: 6, verdict: "invalid", fields: []string{"metadata.name"}},
 		{file: "b-deploy.yaml", line: 1, verdict: "skipped", skipped: "apps/v1 Deployment is not a Task"},
 		{file: "c-chart.yaml", line: 1, verdict: "skipped", skipped: "not YAML but a template"},
 	}
@@ -229,8 +273,8 @@ func TestValidateJSONOutput(t *testing.T) {
 	for i, tt := range tests {
 		r := got.Results[i]
 		t.Run(tt.file+"/"+tt.verdict, func(t *testing.T) {
-			if filepath.Base(r.Source) != tt.file || r.Line != tt.line || r.Verdict != tt.verdict || r.Name != tt.name {
-				t.Errorf("result %+v, want %s:%d %s %s", r, tt.file, tt.line, tt.name, tt.verdict)
+			if filepath.Base(r.Source) != tt.file || r.Line != tt.line || r.Verdict != tt.verdict || r.Name != tt.name || r.Kind != tt.kind {
+				t.Errorf("result %+v, want %s:%d %s %s %s", r, tt.file, tt.line, tt.kind, tt.name, tt.verdict)
 			}
 			var fields []string
 			for _, e := range r.Errors {
