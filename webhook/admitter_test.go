@@ -103,7 +103,7 @@ func TestDefaults(t *testing.T) {
 			}
 		})
 	}
-	if n := len(v1alpha1.DefaultServiceAccountName(long)); n > 63 {
+	if n := len(v1alpha1.ServiceAccountName(long, "0f8c2a4e-1b2d-4c3e-9f00-123456789abc")); n > 63 {
 		t.Errorf("service account name of %d characters", n)
 	}
 }

@@ -122,7 +122,7 @@ func (p *Preflight) CustomImage(ctx context.Context, run *v1alpha1.TaskRun, r *v
 	}
 	sa := cfg.ServiceAccountName
 	if sa == "" {
-		sa = v1alpha1.DefaultServiceAccountName(t.Name)
+		sa = v1alpha1.ServiceAccountName(t.Name, t.UID)
 	}
 	timeout := p.Timeout
 	if timeout <= 0 {
@@ -134,7 +134,7 @@ func (p *Preflight) CustomImage(ctx context.Context, run *v1alpha1.TaskRun, r *v
 		// The run's own ServiceAccount is dry-run as "default" (dryRunPod),
 		// so runs that differ only in their names share a key.
 		keySA := sa
-		if sa == v1alpha1.DefaultServiceAccountName(t.Name) {
+		if sa == v1alpha1.ServiceAccountName(t.Name, t.UID) {
 			keySA = ""
 		}
 		key, cacheable = passKey(r, t.Namespace, cfg, keySA)
@@ -190,7 +190,7 @@ func (p *Preflight) CustomImage(ctx context.Context, run *v1alpha1.TaskRun, r *v
 // run's own is created only at run time, so "default" stands in for it; a
 // user-named one is tried first and "default" if it does not exist yet.
 func (p *Preflight) dryRunPod(ctx context.Context, c client.Client, t *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig, sa string) error {
-	if sa == v1alpha1.DefaultServiceAccountName(t.Name) {
+	if sa == v1alpha1.ServiceAccountName(t.Name, t.UID) {
 		return dryRun(ctx, c, children.Pod(t, cfg, defaultServiceAccount))
 	}
 	err := dryRun(ctx, c, children.Pod(t, cfg, sa))

@@ -207,8 +207,8 @@ func TestGenerateName(t *testing.T) {
 		t.Fatalf("stored name %q, want one generated from run-", name)
 	}
 	if sa != "" {
-		t.Errorf("stored serviceAccountName %q, want none: the mutating webhook cannot know the generated name %s (the controller derives %q)",
-			sa, name, v1alpha1.DefaultServiceAccountName(name))
+		t.Errorf("stored serviceAccountName %q, want none: the run's own ServiceAccount is named by the controller from the run's name %s and UID",
+			sa, name)
 	}
 }
 
