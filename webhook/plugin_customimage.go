@@ -32,8 +32,8 @@ func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg map[string]any)
 		changed = true
 	}
 	// No serviceAccountName default: the ServiceAccount belongs to the run,
-	// and the controller derives v1alpha1.DefaultServiceAccountName(run)
-	// when the config names none, so every run has its own.
+	// and the controller names it v1alpha1.ServiceAccountName(run's name,
+	// run's UID) when the config names none, so every run has its own.
 	return changed
 }
 

@@ -82,7 +82,7 @@ func TestPreflight(t *testing.T) {
 				}
 				return nil
 			},
-			wantSent: []string{"ClusterRoleBinding t1-task", "Pod default"},
+			wantSent: []string{"ClusterRoleBinding " + v1alpha1.ServiceAccountName("t1", ""), "Pod default"},
 			wantErr:  `spec.config.clusterRole: Forbidden: the API server refuses the run's ClusterRoleBinding (server-side dry run as alice): clusterrolebindings.rbac.authorization.k8s.io "taskgate.shop.t1" is forbidden`},
 		{name: "API server error: admitted with a warning", config: "{image: a:1, command: [x]}",
 			answer:   func(string, string) error { return apierrors.NewInternalError(errors.New("etcd is down")) },
