@@ -331,7 +331,7 @@ func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun
 		}
 	}
 	if err == nil {
-		return c.ownPod(pod, run, st, false)
+		return c.ownPod(ctx, pod, run, st, false)
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("get pod %s: %w", key, err)
@@ -366,7 +366,7 @@ func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun
 		if err := c.reader.Get(ctx, key, pod); err != nil {
 			return nil, fmt.Errorf("get pod %s: %w", key, err)
 		}
-		return c.ownPod(pod, run, st, fresh)
+		return c.ownPod(ctx, pod, run, st, fresh)
 	}
 	if err != nil {
 		return nil, refusedPod(err, fmt.Sprintf("create pod %s as %s", key.Name, actingAs(clients)))
@@ -379,8 +379,12 @@ func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun
 
 // ownPod returns pod if this run created it (see ensurePod), recording its
 // UID, and errNameConflict otherwise. fresh says the creation token was
-// written in this reconcile, so no Pod of this run can carry it yet.
-func (c *customImageRunner) ownPod(pod *corev1.Pod, run *v1alpha1.TaskRun, st *v1alpha1.CustomImageStatus, fresh bool) (*corev1.Pod, error) {
+// written in this reconcile, so no Pod of this run can carry it yet. The
+// verdict fails the run, and the cache may hold the run as it was before
+// this controller's own last checkpoints, so a run that is not fresh is
+// read again from the API server first, and one newer than the run being
+// reconciled is retried rather than judged.
+func (c *customImageRunner) ownPod(ctx context.Context, pod *corev1.Pod, run *v1alpha1.TaskRun, st *v1alpha1.CustomImageStatus, fresh bool) (*corev1.Pod, error) {
 	switch {
 	case st.PodUID != "" && pod.UID == st.PodUID:
 		return pod, nil
@@ -389,6 +393,19 @@ func (c *customImageRunner) ownPod(pod *corev1.Pod, run *v1alpha1.TaskRun, st *v
 		st.PodUID = pod.UID
 		return pod, nil
 	}
+	if !fresh {
+		live := &v1alpha1.TaskRun{}
+		if err := c.reader.Get(ctx, client.ObjectKeyFromObject(run), live); err != nil {
+			return nil, fmt.Errorf("get taskrun %s/%s: %w", run.Namespace, run.Name, err)
+		}
+		if live.ResourceVersion != run.ResourceVersion {
+			return nil, fmt.Errorf("%w: taskrun %s/%s changed since it was read (resourceVersion %s, now %s)",
+				errStaleStatus, run.Namespace, run.Name, run.ResourceVersion, live.ResourceVersion)
+		}
+	}
+	log.FromContext(ctx).Info("pod not adopted: this run did not record creating it", "pod", klog.KObj(pod), "uid", pod.UID,
+		"recordedUID", st.PodUID, "tokenMatches", st.CreationToken != "" && pod.Annotations[v1alpha1.CreationTokenAnnotation] == st.CreationToken,
+		"controlledByRun", metav1.IsControlledBy(pod, run))
 	return nil, fmt.Errorf("%w: pod %s exists and was not created by this run; taskgate never adopts a Pod on its name, "+
 		"labels or owner reference: delete it and run the Task again", errNameConflict, pod.Name)
 }
