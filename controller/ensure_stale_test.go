@@ -52,7 +52,7 @@ func customImageStatus(task *v1alpha1.TaskRun) *v1alpha1.CustomImageStatus {
 
 func ensureCases() []ensureCase {
 	byTask := func(task *v1alpha1.TaskRun) []client.ListOption {
-		return []client.ListOption{client.InNamespace(task.Namespace), client.MatchingLabels{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)}}
+		return []client.ListOption{client.InNamespace(task.Namespace), client.MatchingLabels{v1alpha1.TaskRunLabel: v1alpha1.TaskLabelValue(task.Name)}}
 	}
 	return []ensureCase{
 		{
@@ -94,7 +94,7 @@ func ensureCases() []ensureCase {
 				return crb, err
 			},
 			list: func(task *v1alpha1.TaskRun) (client.ObjectList, []client.ListOption) {
-				return &rbacv1.ClusterRoleBindingList{}, []client.ListOption{client.MatchingLabels{v1alpha1.TaskUIDLabel: string(task.UID)}}
+				return &rbacv1.ClusterRoleBindingList{}, []client.ListOption{client.MatchingLabels{v1alpha1.TaskRunUIDLabel: string(task.UID)}}
 			},
 		},
 		{

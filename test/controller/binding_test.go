@@ -38,12 +38,12 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 		wantBind bool
 		wantText string
 	}{
-		{name: "bind-only", nsRules: []rbacv1.PolicyRule{createTasks, createPods}, cluster: []rbacv1.PolicyRule{bindView},
+		{name: "bind-only", nsRules: []rbacv1.PolicyRule{createTaskRuns, createPods}, cluster: []rbacv1.PolicyRule{bindView},
 			wantText: `cannot create resource "clusterrolebindings"`},
-		{name: "bind-and-create", nsRules: []rbacv1.PolicyRule{createTasks, createPods}, cluster: []rbacv1.PolicyRule{bindView, createCRBs}, wantBind: true},
+		{name: "bind-and-create", nsRules: []rbacv1.PolicyRule{createTaskRuns, createPods}, cluster: []rbacv1.PolicyRule{bindView, createCRBs}, wantBind: true},
 		// The binding is made, the Pod is refused: the Task fails, and
 		// failing is a way of finishing, so the binding goes.
-		{name: "binding-but-no-pods", nsRules: []rbacv1.PolicyRule{createTasks}, cluster: []rbacv1.PolicyRule{bindView, createCRBs},
+		{name: "binding-but-no-pods", nsRules: []rbacv1.PolicyRule{createTaskRuns}, cluster: []rbacv1.PolicyRule{bindView, createCRBs},
 			wantText: `cannot create resource "pods"`},
 	}
 	for _, tt := range tests {
@@ -52,10 +52,10 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 			requester := newRequester(t, ns, tt.name, tt.nsRules, tt.cluster)
 			cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "pods", "-A")
 			cfg.ClusterRole = "view"
-			mustCreate(t, withRequester(makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg), requester))
+			mustCreate(t, withRequester(makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg), requester))
 			crbKey := client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, tt.name)}
 			if !tt.wantBind {
-				task := waitForTask(t, ns, tt.name, v1alpha1.TaskFailed)
+				task := waitForRun(t, ns, tt.name, v1alpha1.TaskFailed)
 				c := succeededCondition(t, task)
 				if c.Reason != controller.ReasonForbidden || !strings.Contains(c.Message, tt.wantText) {
 					t.Errorf("condition = %s: %s, want Forbidden saying %s", c.Reason, c.Message, tt.wantText)
@@ -66,15 +66,15 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 				return
 			}
 			pod := waitForPod(t, ns, tt.name)
-			task := &v1alpha1.Task{}
+			task := &v1alpha1.TaskRun{}
 			mustGet(t, ns, tt.name, task)
 			crb := &rbacv1.ClusterRoleBinding{}
 			mustGet(t, "", crbKey.Name, crb)
-			if crb.Labels[v1alpha1.TaskUIDLabel] != string(task.UID) || crb.RoleRef.Name != "view" {
-				t.Errorf("binding labels %v, role %s; want the Task's UID %s and view", crb.Labels, crb.RoleRef.Name, task.UID)
+			if crb.Labels[v1alpha1.TaskRunUIDLabel] != string(task.UID) || crb.RoleRef.Name != "view" {
+				t.Errorf("binding labels %v, role %s; want the run's UID %s and view", crb.Labels, crb.RoleRef.Name, task.UID)
 			}
 			setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
-			waitForTask(t, ns, tt.name, v1alpha1.TaskSucceeded)
+			waitForRun(t, ns, tt.name, v1alpha1.TaskSucceeded)
 			waitForAbsent(t, crbKey, &rbacv1.ClusterRoleBinding{})
 		})
 	}
@@ -92,7 +92,7 @@ func TestServiceAccountSquatting(t *testing.T) {
 		labels map[string]string
 	}{
 		{name: "unlabelled"},
-		{name: "labelled", labels: map[string]string{v1alpha1.TaskLabel: "labelled"}},
+		{name: "labelled", labels: map[string]string{v1alpha1.TaskRunLabel: "labelled"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,8 +101,8 @@ func TestServiceAccountSquatting(t *testing.T) {
 			mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: saName, Labels: tt.labels}})
 			cfg := customImage("busybox:1.36", "true")
 			cfg.ClusterRole = "cluster-admin"
-			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg))
-			task := waitForTask(t, ns, tt.name, v1alpha1.TaskFailed)
+			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg))
+			task := waitForRun(t, ns, tt.name, v1alpha1.TaskFailed)
 			if c := succeededCondition(t, task); c.Reason != controller.ReasonNameConflict || !strings.Contains(c.Message, ns+"/"+saName) {
 				t.Errorf("condition = %s: %s, want NameConflict naming %s/%s", c.Reason, c.Message, ns, saName)
 			}
@@ -124,12 +124,12 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 
 	cfg := customImage("busybox:1.36", "sleep", "3600")
 	cfg.ClusterRole = "view"
-	mustCreate(t, makeTask(t, ns, "job", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "job", v1alpha1.PluginCustomImage, cfg))
 	pod := waitForPod(t, ns, "job")
 	crbKey := client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "job")}
 	old := &rbacv1.ClusterRoleBinding{}
 	mustGet(t, "", crbKey.Name, old)
-	task := &v1alpha1.Task{}
+	task := &v1alpha1.TaskRun{}
 	mustGet(t, ns, "job", task)
 
 	stripFinalizer(t, task)
@@ -150,7 +150,7 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 	if err := k8sClient.Delete(t.Context(), task); err != nil {
 		t.Fatal(err)
 	}
-	waitForAbsent(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{})
+	waitForAbsent(t, client.ObjectKeyFromObject(task), &v1alpha1.TaskRun{})
 	mustGet(t, "", crbKey.Name, &rbacv1.ClusterRoleBinding{})
 	// envtest has no garbage collector: remove the old Task's Pod and
 	// ServiceAccount as it would.
@@ -159,17 +159,17 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mustCreate(t, makeTask(t, ns, "job", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
+	mustCreate(t, makeRun(t, ns, "job", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
 
 	startManagerWith(t, ns, opts)
 	waitForAbsent(t, crbKey, &rbacv1.ClusterRoleBinding{})
 	waitForPod(t, ns, "job")
-	fresh := waitForTask(t, ns, "job", v1alpha1.TaskPending)
+	fresh := waitForRun(t, ns, "job", v1alpha1.TaskPending)
 	if fresh.UID == task.UID || fresh.Status.CustomImage.ClusterRoleBindingName != "" {
 		t.Errorf("new task %s: status %+v, want its own run without a binding", fresh.UID, fresh.Status.CustomImage)
 	}
 	crbs := &rbacv1.ClusterRoleBindingList{}
-	if err := k8sClient.List(t.Context(), crbs, client.MatchingLabels{v1alpha1.TaskLabel: "job"}); err != nil {
+	if err := k8sClient.List(t.Context(), crbs, client.MatchingLabels{v1alpha1.TaskRunLabel: "job"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, crb := range crbs.Items {
@@ -183,7 +183,7 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 
 // stripFinalizer removes the Task's finalizers, as a user who may update
 // Tasks could without the webhook.
-func stripFinalizer(t *testing.T, task *v1alpha1.Task) {
+func stripFinalizer(t *testing.T, task *v1alpha1.TaskRun) {
 	t.Helper()
 	testutil.Eventually(t, "finalizer stripped", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
@@ -206,7 +206,7 @@ func waitForAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
 }
 
 // waitForFinalizerGone waits until the controller removed its finalizer.
-func waitForFinalizerGone(t *testing.T, task *v1alpha1.Task) {
+func waitForFinalizerGone(t *testing.T, task *v1alpha1.TaskRun) {
 	t.Helper()
 	testutil.Eventually(t, "finalizer removed", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
@@ -230,11 +230,11 @@ func TestServiceAccountRace(t *testing.T) {
 	ns := newNamespace(t)
 	cfg := customImage("busybox:1.36", "sleep", "3600")
 	cfg.ClusterRole = "view"
-	task := makeTask(t, ns, "raced", v1alpha1.PluginCustomImage, cfg)
+	task := makeRun(t, ns, "raced", v1alpha1.PluginCustomImage, cfg)
 	mustCreate(t, task) // no controller runs yet: the squatter wins the race
 	squat := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("raced"),
-		Labels:          map[string]string{v1alpha1.TaskLabel: "raced"},
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Task", Name: "raced", UID: task.UID, Controller: ptr.To(true)}}}}
+		Labels:          map[string]string{v1alpha1.TaskRunLabel: "raced"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "TaskRun", Name: "raced", UID: task.UID, Controller: ptr.To(true)}}}}
 	mustCreate(t, squat)
 	startManager(t, ns)
 
@@ -255,8 +255,8 @@ func TestServiceAccountRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: squat.Name,
-		Labels: map[string]string{v1alpha1.TaskLabel: "raced"}}})
-	failed := waitForTask(t, ns, "raced", v1alpha1.TaskFailed)
+		Labels: map[string]string{v1alpha1.TaskRunLabel: "raced"}}})
+	failed := waitForRun(t, ns, "raced", v1alpha1.TaskFailed)
 	if c := succeededCondition(t, failed); c.Reason != controller.ReasonServiceAccountReplaced {
 		t.Errorf("condition = %s: %s, want ServiceAccountReplaced", c.Reason, c.Message)
 	}
@@ -288,10 +288,10 @@ func TestSweeperRemovesBindingsOfFinishedTasks(t *testing.T) {
 		{name: "lookalike", finished: true, bindingName: "lookalike-" + ns},
 	}
 	for _, tt := range tests {
-		task := makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true"))
+		task := makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true"))
 		mustCreate(t, task)
 		if tt.finished {
-			task.Status = v1alpha1.TaskStatus{Phase: v1alpha1.TaskSucceeded, StartTime: &finishedLongAgo, CompletionTime: &finishedLongAgo,
+			task.Status = v1alpha1.TaskRunStatus{Phase: v1alpha1.TaskSucceeded, StartTime: &finishedLongAgo, CompletionTime: &finishedLongAgo,
 				Conditions: []metav1.Condition{{Type: v1alpha1.ConditionSucceeded, Status: metav1.ConditionTrue,
 					Reason: controller.ReasonCompleted, Message: "done", LastTransitionTime: finishedLongAgo}}}
 			if err := k8sClient.Status().Update(t.Context(), task); err != nil {

@@ -30,10 +30,10 @@ func TestCustomImageSucceeds(t *testing.T) {
 	cfg.Args = []string{"echo hello"}
 	cfg.Env = []corev1.EnvVar{{Name: "GREETING", Value: "hello"}}
 	cfg.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}
-	mustCreate(t, makeTask(t, ns, "hello", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "hello", v1alpha1.PluginCustomImage, cfg))
 
 	pod := waitForPod(t, ns, "hello")
-	task := waitForTask(t, ns, "hello", v1alpha1.TaskPending)
+	task := waitForRun(t, ns, "hello", v1alpha1.TaskPending)
 	isControlledBy(t, pod, task)
 	spec := pod.Spec
 	if spec.RestartPolicy != corev1.RestartPolicyNever || spec.ActiveDeadlineSeconds != nil ||
@@ -51,13 +51,13 @@ func TestCustomImageSucceeds(t *testing.T) {
 	isControlledBy(t, sa, task)
 
 	setPodStatus(t, pod, corev1.PodRunning, 0, "")
-	task = waitForTask(t, ns, "hello", v1alpha1.TaskRunning)
+	task = waitForRun(t, ns, "hello", v1alpha1.TaskRunning)
 	if c := succeededCondition(t, task); c.Status != metav1.ConditionUnknown || c.Reason != controller.ReasonRunning {
 		t.Errorf("condition while the Pod runs = %+v, want Unknown/%s", c, controller.ReasonRunning)
 	}
 
 	setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
-	task = waitForTask(t, ns, "hello", v1alpha1.TaskSucceeded)
+	task = waitForRun(t, ns, "hello", v1alpha1.TaskSucceeded)
 	st := task.Status
 	if c := succeededCondition(t, task); c.Status != metav1.ConditionTrue || c.Reason != controller.ReasonCompleted || st.Message != c.Message {
 		t.Errorf("condition = %+v, status message %q; want True/%s with the condition's message", c, st.Message, controller.ReasonCompleted)
@@ -96,10 +96,10 @@ func TestCustomImagePodOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
+			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
 			pod := waitForPod(t, ns, tt.name)
 			setPodStatus(t, pod, tt.phase, tt.exitCode, tt.reason)
-			task := waitForTask(t, ns, tt.name, tt.wantPhase)
+			task := waitForRun(t, ns, tt.name, tt.wantPhase)
 			c := succeededCondition(t, task)
 			if c.Reason != tt.wantReason {
 				t.Errorf("reason = %q, want %q (%s)", c.Reason, tt.wantReason, c.Message)
@@ -124,13 +124,13 @@ func TestCustomImageTimeout(t *testing.T) {
 	cfg := customImage("busybox:1.36", "sleep", "3600")
 	cfg.TimeoutSeconds = ptr.To[int64](2)
 	created := time.Now()
-	mustCreate(t, makeTask(t, ns, "slow", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "slow", v1alpha1.PluginCustomImage, cfg))
 	pod := waitForPod(t, ns, "slow")
 	if d := pod.Spec.ActiveDeadlineSeconds; d == nil || *d != 2 {
 		t.Errorf("activeDeadlineSeconds = %v, want 2", d)
 	}
 
-	task := waitForTask(t, ns, "slow", v1alpha1.TaskFailed)
+	task := waitForRun(t, ns, "slow", v1alpha1.TaskFailed)
 	if d := time.Since(created); d < 2*time.Second {
 		t.Errorf("timed out %s after the Task was created, before its 2s timeout", d)
 	}
@@ -154,15 +154,15 @@ func TestCustomImageTimeout(t *testing.T) {
 func TestCustomImagePodDeleted(t *testing.T) {
 	ns := parallelWithManager(t)
 
-	mustCreate(t, makeTask(t, ns, "victim", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "3600")))
+	mustCreate(t, makeRun(t, ns, "victim", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "3600")))
 	pod := waitForPod(t, ns, "victim")
 	setPodStatus(t, pod, corev1.PodRunning, 0, "")
-	waitForTask(t, ns, "victim", v1alpha1.TaskRunning)
+	waitForRun(t, ns, "victim", v1alpha1.TaskRunning)
 
 	if err := k8sClient.Delete(t.Context(), pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatalf("delete pod: %v", err)
 	}
-	task := waitForTask(t, ns, "victim", v1alpha1.TaskFailed)
+	task := waitForRun(t, ns, "victim", v1alpha1.TaskFailed)
 	if c := succeededCondition(t, task); c.Reason != controller.ReasonPodDeleted || !strings.Contains(c.Message, pod.Name) {
 		t.Errorf("condition = %+v, want reason PodDeleted naming the pod", c)
 	}
@@ -183,13 +183,13 @@ func TestCustomImageNamedServiceAccount(t *testing.T) {
 	cfg := customImage("busybox:1.36", "true")
 	cfg.ServiceAccountName = "builder"
 	cfg.Namespace = ns
-	mustCreate(t, makeTask(t, ns, "named", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "named", v1alpha1.PluginCustomImage, cfg))
 
 	pod := waitForPod(t, ns, "named")
 	if pod.Spec.ServiceAccountName != "builder" {
 		t.Errorf("pod service account = %q, want builder", pod.Spec.ServiceAccountName)
 	}
-	task := waitForTask(t, ns, "named", v1alpha1.TaskPending)
+	task := waitForRun(t, ns, "named", v1alpha1.TaskPending)
 	if task.Status.CustomImage.ServiceAccountName != "builder" {
 		t.Errorf("status service account = %q", task.Status.CustomImage.ServiceAccountName)
 	}
@@ -220,8 +220,8 @@ func TestCustomImageRestrictedDefaultRejected(t *testing.T) {
 
 	cfg := customImage("busybox:1.36", "true")
 	cfg.ClusterRole = "view"
-	mustCreate(t, makeTask(t, ns, "default", v1alpha1.PluginCustomImage, cfg))
-	task := waitForTask(t, ns, "default", v1alpha1.TaskFailed)
+	mustCreate(t, makeRun(t, ns, "default", v1alpha1.PluginCustomImage, cfg))
+	task := waitForRun(t, ns, "default", v1alpha1.TaskFailed)
 	c := succeededCondition(t, task)
 	if c.Reason != controller.ReasonPodRejected || !strings.Contains(c.Message, "runAsNonRoot != true") {
 		t.Errorf("condition = %s: %s, want PodRejected for runAsNonRoot", c.Reason, c.Message)
@@ -260,7 +260,7 @@ func TestCustomImageRestrictedNonRoot(t *testing.T) {
 	}
 	cfg.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "registry-creds"}}
 	cfg.AutomountServiceAccountToken = ptr.To(false)
-	mustCreate(t, makeTask(t, ns, "nonroot", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "nonroot", v1alpha1.PluginCustomImage, cfg))
 
 	pod := waitForPod(t, ns, "nonroot")
 	spec := pod.Spec
@@ -290,7 +290,7 @@ func TestCustomImageRestrictedNonRoot(t *testing.T) {
 	if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
 		t.Errorf("terminationMessagePolicy = %q", c.TerminationMessagePolicy)
 	}
-	isControlledBy(t, pod, waitForTask(t, ns, "nonroot", v1alpha1.TaskPending))
+	isControlledBy(t, pod, waitForRun(t, ns, "nonroot", v1alpha1.TaskPending))
 }
 
 // timeoutSeconds holds before a Pod exists. A policy webhook that is down
@@ -306,8 +306,8 @@ func TestCustomImageTimeoutWithoutPod(t *testing.T) {
 
 	cfg := customImage("busybox:1.36", "true")
 	cfg.TimeoutSeconds = ptr.To[int64](4)
-	mustCreate(t, makeTask(t, ns, "blocked", v1alpha1.PluginCustomImage, cfg))
-	task := &v1alpha1.Task{}
+	mustCreate(t, makeRun(t, ns, "blocked", v1alpha1.PluginCustomImage, cfg))
+	task := &v1alpha1.TaskRun{}
 	testutil.Eventually(t, "the Task to say why its Pod is not there", func() error {
 		mustGet(t, ns, "blocked", task)
 		if !strings.Contains(task.Status.Message, "failed calling webhook") && task.Status.Phase != v1alpha1.TaskFailed {
@@ -318,7 +318,7 @@ func TestCustomImageTimeoutWithoutPod(t *testing.T) {
 	if task.Status.Phase == v1alpha1.TaskPending && !strings.Contains(task.Status.Message, "retrying until the timeout") {
 		t.Errorf("pending message = %q", task.Status.Message)
 	}
-	task = waitForTask(t, ns, "blocked", v1alpha1.TaskFailed)
+	task = waitForRun(t, ns, "blocked", v1alpha1.TaskFailed)
 	c := succeededCondition(t, task)
 	if c.Reason != controller.ReasonTimeout || !strings.Contains(c.Message, "was not created within the timeout of 4s") ||
 		!strings.Contains(c.Message, "failed calling webhook") {

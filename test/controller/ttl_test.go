@@ -22,7 +22,7 @@ import (
 )
 
 // withTTL sets the Task's spec.ttlSecondsAfterFinished.
-func withTTL(task *v1alpha1.Task, seconds int32) *v1alpha1.Task {
+func withTTL(task *v1alpha1.TaskRun, seconds int32) *v1alpha1.TaskRun {
 	task.Spec.TTLSecondsAfterFinished = ptr.To(seconds)
 	return task
 }
@@ -40,7 +40,7 @@ func nothingToPatch(ns string) v1alpha1.TransformationConfig {
 
 // deletion is a Task as it was when deleted, and when the deletion was seen.
 type deletion struct {
-	task *v1alpha1.Task
+	task *v1alpha1.TaskRun
 	seen time.Time
 }
 
@@ -48,13 +48,13 @@ type deletion struct {
 // deleted. A poll could miss the finished Task between its last status
 // write and its deletion (with a TTL of 0 there is no such moment to
 // catch); the watch's DELETED event carries it as it was last stored.
-func watchDeletion(t *testing.T, task *v1alpha1.Task) <-chan deletion {
+func watchDeletion(t *testing.T, task *v1alpha1.TaskRun) <-chan deletion {
 	t.Helper()
 	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := wc.Watch(t.Context(), &v1alpha1.TaskList{},
+	w, err := wc.Watch(t.Context(), &v1alpha1.TaskRunList{},
 		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: task.ResourceVersion}},
 		client.InNamespace(task.Namespace), client.MatchingFields{"metadata.name": task.Name})
 	if err != nil {
@@ -65,7 +65,7 @@ func watchDeletion(t *testing.T, task *v1alpha1.Task) <-chan deletion {
 		defer w.Stop()
 		for ev := range w.ResultChan() {
 			if ev.Type == watch.Deleted {
-				out <- deletion{task: ev.Object.(*v1alpha1.Task), seen: time.Now()}
+				out <- deletion{task: ev.Object.(*v1alpha1.TaskRun), seen: time.Now()}
 				return
 			}
 		}
@@ -92,17 +92,17 @@ func waitForDeletion(t *testing.T, deleted <-chan deletion, phase v1alpha1.TaskP
 }
 
 // created creates task and returns a watch for its deletion.
-func created(t *testing.T, task *v1alpha1.Task) <-chan deletion {
+func created(t *testing.T, task *v1alpha1.TaskRun) <-chan deletion {
 	t.Helper()
 	mustCreate(t, task)
 	return watchDeletion(t, task)
 }
 
 // stillThere checks, for wait (at least once), that the Task is not deleted.
-func stillThere(t *testing.T, task *v1alpha1.Task, wait time.Duration) {
+func stillThere(t *testing.T, task *v1alpha1.TaskRun, wait time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(wait); ; time.Sleep(testutil.PollInterval) {
-		if err := get(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{}); err != nil {
+		if err := get(t, client.ObjectKeyFromObject(task), &v1alpha1.TaskRun{}); err != nil {
 			t.Fatalf("task %s: %v, want it kept", task.Name, err)
 		}
 		if time.Now().After(deadline) {
@@ -121,10 +121,10 @@ func TestTTLFromSpec(t *testing.T) {
 
 	cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "nodes")
 	cfg.ClusterRole = "view"
-	ttlDeleted := created(t, withTTL(makeTask(t, ns, "ttl", v1alpha1.PluginCustomImage, cfg), 2))
-	mustCreate(t, makeTask(t, ns, "kept", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	ttlDeleted := created(t, withTTL(makeRun(t, ns, "ttl", v1alpha1.PluginCustomImage, cfg), 2))
+	mustCreate(t, makeRun(t, ns, "kept", v1alpha1.PluginTransformation, nothingToPatch(ns)))
 	pod := waitForPod(t, ns, "ttl")
-	task := &v1alpha1.Task{}
+	task := &v1alpha1.TaskRun{}
 	mustGet(t, ns, "ttl", task)
 	sa := &corev1.ServiceAccount{}
 	mustGet(t, ns, pod.Spec.ServiceAccountName, sa)
@@ -137,7 +137,7 @@ func TestTTLFromSpec(t *testing.T) {
 	if err := get(t, client.ObjectKey{Name: crb}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
 		t.Errorf("binding %s: %v, want it removed before the Task went", crb, err)
 	}
-	kept := waitForTask(t, ns, "kept", v1alpha1.TaskSucceeded)
+	kept := waitForRun(t, ns, "kept", v1alpha1.TaskSucceeded)
 	stillThere(t, kept, 3*time.Second)
 }
 
@@ -149,14 +149,14 @@ func TestTTLManagerDefault(t *testing.T) {
 	ns := newNamespace(t)
 	startManagerWith(t, ns, managerOptions{controller: controller.Options{FinishedTaskTTL: time.Second}})
 
-	defaultDeleted := created(t, makeTask(t, ns, "default", v1alpha1.PluginTransformation, nothingToPatch(ns)))
-	mustCreate(t, withTTL(makeTask(t, ns, "longer", v1alpha1.PluginTransformation, nothingToPatch(ns)), 3600))
-	runningDeleted := created(t, withTTL(makeTask(t, ns, "running", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "60")), 0))
+	defaultDeleted := created(t, makeRun(t, ns, "default", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	mustCreate(t, withTTL(makeRun(t, ns, "longer", v1alpha1.PluginTransformation, nothingToPatch(ns)), 3600))
+	runningDeleted := created(t, withTTL(makeRun(t, ns, "running", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "60")), 0))
 
 	waitForDeletion(t, defaultDeleted, v1alpha1.TaskSucceeded, time.Second)
-	longer := waitForTask(t, ns, "longer", v1alpha1.TaskSucceeded)
+	longer := waitForRun(t, ns, "longer", v1alpha1.TaskSucceeded)
 	setPodStatus(t, waitForPod(t, ns, "running"), corev1.PodRunning, 0, "") // as the kubelet would
-	running := waitForTask(t, ns, "running", v1alpha1.TaskRunning)
+	running := waitForRun(t, ns, "running", v1alpha1.TaskRunning)
 	stillThere(t, running, 3*time.Second)
 	stillThere(t, longer, 0)
 
@@ -171,13 +171,13 @@ func TestTTLValidation(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 
-	err := k8sClient.Create(t.Context(), withTTL(makeTask(t, ns, "negative", v1alpha1.PluginTransformation, nothingToPatch(ns)), -1))
+	err := k8sClient.Create(t.Context(), withTTL(makeRun(t, ns, "negative", v1alpha1.PluginTransformation, nothingToPatch(ns)), -1))
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.ttlSecondsAfterFinished") ||
 		!strings.Contains(err.Error(), "greater than or equal to 0") {
 		t.Errorf("negative ttlSecondsAfterFinished: %v, want Invalid on spec.ttlSecondsAfterFinished", err)
 	}
 
-	task := withTTL(makeTask(t, ns, "fixed", v1alpha1.PluginTransformation, nothingToPatch(ns)), 60)
+	task := withTTL(makeRun(t, ns, "fixed", v1alpha1.PluginTransformation, nothingToPatch(ns)), 60)
 	mustCreate(t, task)
 	err = k8sClient.Patch(t.Context(), task, rawPatch(`{"spec":{"ttlSecondsAfterFinished":5}}`))
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec is immutable") {
@@ -194,10 +194,10 @@ func TestTTLExplained(t *testing.T) {
 	testutil.Eventually(t, "kubectl explain", func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), testutil.WaitTimeout)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, bin, "--kubeconfig", path, "explain", "task.spec.ttlSecondsAfterFinished").CombinedOutput()
+		out, err := exec.CommandContext(ctx, bin, "--kubeconfig", path, "explain", "taskrun.spec.ttlSecondsAfterFinished").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "FIELD: ttlSecondsAfterFinished <integer>") ||
 			!strings.Contains(string(out), "--finished-task-ttl") {
-			return errNotYet("kubectl explain task.spec.ttlSecondsAfterFinished: %v\n%s", err, out)
+			return errNotYet("kubectl explain taskrun.spec.ttlSecondsAfterFinished: %v\n%s", err, out)
 		}
 		return nil
 	})
