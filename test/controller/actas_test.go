@@ -19,7 +19,7 @@ import (
 // Rules a test's requesters hold in their namespace.
 var (
 	createTaskRuns = rbacv1.PolicyRule{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"taskruns"}, Verbs: []string{"create", "get"}}
-	createPods  = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create"}}
+	createPods     = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create"}}
 )
 
 // The custom-image Pod is created as the Task's requester: one who may not
