@@ -22,8 +22,8 @@ var (
 	createPods     = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create"}}
 )
 
-// The custom-image Pod is created as the Task's requester: one who may not
-// create Pods gets a Failed Task with the API server's refusal and no Pod;
+// The custom-image Pod is created as the run's requester: one who may not
+// create Pods gets a Failed run with the API server's refusal and no Pod;
 // one who may gets their Pod. The manager itself may not create Pods (checked
 // first), so a Pod that exists was created as the requester.
 func TestCustomImageActsAsRequester(t *testing.T) {
@@ -78,7 +78,7 @@ func TestCustomImageActsAsRequester(t *testing.T) {
 }
 
 // A Pod the API server's admission refuses (here PodSecurity "restricted")
-// fails the Task as PodRejected with the API server's own text; no Pod.
+// fails the run as PodRejected with the API server's own text; no Pod.
 func TestCustomImagePodRejected(t *testing.T) {
 	t.Parallel()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tg-restricted-",
@@ -133,7 +133,7 @@ func wantAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
 	}
 }
 
-// wantEventNote waits for the Task's Event of reason and checks that its
+// wantEventNote waits for the run's Event of reason and checks that its
 // note contains each of notes.
 func wantEventNote(t *testing.T, task *v1alpha1.TaskRun, reason string, notes ...string) {
 	t.Helper()

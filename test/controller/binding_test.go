@@ -24,8 +24,8 @@ import (
 
 // The ClusterRoleBinding is created as the requester: bind on the role alone
 // is not enough (Kubernetes also wants create clusterrolebindings), bind and
-// create together get the binding, labelled with the Task's UID and removed
-// when the Task finishes.
+// create together get the binding, labelled with the run's UID and removed
+// when the run finishes.
 func TestClusterRoleBindingAsRequester(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -41,7 +41,7 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 		{name: "bind-only", nsRules: []rbacv1.PolicyRule{createTaskRuns, createPods}, cluster: []rbacv1.PolicyRule{bindView},
 			wantText: `cannot create resource "clusterrolebindings"`},
 		{name: "bind-and-create", nsRules: []rbacv1.PolicyRule{createTaskRuns, createPods}, cluster: []rbacv1.PolicyRule{bindView, createCRBs}, wantBind: true},
-		// The binding is made, the Pod is refused: the Task fails, and
+		// The binding is made, the Pod is refused: the run fails, and
 		// failing is a way of finishing, so the binding goes.
 		{name: "binding-but-no-pods", nsRules: []rbacv1.PolicyRule{createTaskRuns}, cluster: []rbacv1.PolicyRule{bindView, createCRBs},
 			wantText: `cannot create resource "pods"`},
@@ -80,10 +80,10 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 	}
 }
 
-// A ServiceAccount with the default name that the Task did not create (a
+// A ServiceAccount with the default name that the run did not create (a
 // namespace editor squatting it to get a token bound to an admin's
 // clusterRole) is never adopted, whether or not it carries the task label:
-// the Task fails NameConflict naming it, and nothing is bound or run.
+// the run fails NameConflict naming it, and nothing is bound or run.
 func TestServiceAccountSquatting(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -113,8 +113,8 @@ func TestServiceAccountSquatting(t *testing.T) {
 }
 
 // The finalizer is put back by the controller when someone strips it from a
-// running Task; a binding left by a Task deleted without its finalizer while
-// no controller ran is removed by the sweeper, and a new Task of the same
+// run still going; a binding left by a run deleted without its finalizer while
+// no controller ran is removed by the sweeper, and a new run of the same
 // name does not inherit it.
 func TestStrippedFinalizerAndSweeper(t *testing.T) {
 	t.Parallel()
@@ -143,7 +143,7 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 		return nil
 	})
 
-	// With no controller running, strip it again and delete the Task: it
+	// With no controller running, strip it again and delete the run: it
 	// is gone at once and its binding stays behind.
 	stop()
 	stripFinalizer(t, task)
@@ -152,7 +152,7 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 	}
 	waitForAbsent(t, client.ObjectKeyFromObject(task), &v1alpha1.TaskRun{})
 	mustGet(t, "", crbKey.Name, &rbacv1.ClusterRoleBinding{})
-	// envtest has no garbage collector: remove the old Task's Pod and
+	// envtest has no garbage collector: remove the old run's Pod and
 	// ServiceAccount as it would.
 	for _, obj := range []client.Object{pod, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("job")}}} {
 		if err := k8sClient.Delete(t.Context(), obj, client.GracePeriodSeconds(0)); err != nil {
@@ -181,8 +181,8 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 	}
 }
 
-// stripFinalizer removes the Task's finalizers, as a user who may update
-// Tasks could without the webhook.
+// stripFinalizer removes the run's finalizers, as a user who may update
+// TaskRuns could without the webhook.
 func stripFinalizer(t *testing.T, task *v1alpha1.TaskRun) {
 	t.Helper()
 	testutil.Eventually(t, "finalizer stripped", func() error {
@@ -219,11 +219,11 @@ func waitForFinalizerGone(t *testing.T, task *v1alpha1.TaskRun) {
 	})
 }
 
-// A ServiceAccount under the Task's default name that claims the Task as
-// its controller, created by someone who read the Task's UID and raced the
+// A ServiceAccount under the run's default name that claims the run as
+// its controller, created by someone who read the run's UID and raced the
 // controller, is never bound: taskgate records the UID of the one it
 // creates before binding anything, and replaces one it did not record.
-// Once the binding exists, replacing the ServiceAccount fails the Task and
+// Once the binding exists, replacing the ServiceAccount fails the run and
 // removes the binding, so the replacement's tokens never hold the role.
 func TestServiceAccountRace(t *testing.T) {
 	t.Parallel()
@@ -250,7 +250,7 @@ func TestServiceAccountRace(t *testing.T) {
 	}
 	mustGet(t, "", v1alpha1.ClusterRoleBindingName(ns, "raced"), &rbacv1.ClusterRoleBinding{})
 
-	// Replaced while the Task runs: the Task fails and the binding goes.
+	// Replaced while the run runs: the run fails and the binding goes.
 	if err := k8sClient.Delete(t.Context(), sa); err != nil {
 		t.Fatal(err)
 	}
@@ -270,15 +270,18 @@ func TestServiceAccountRace(t *testing.T) {
 }
 
 // The sweeper alone (its manager watches another namespace, so no reconcile
-// of these Tasks runs) removes a binding whose Task finished a while ago,
-// and keeps one whose Task still runs and one that only looks like a
-// Task's (a name taskgate never gives, whatever its labels).
-func TestSweeperRemovesBindingsOfFinishedTasks(t *testing.T) {
+// of these runs or Tasks runs) removes a binding whose run finished a while
+// ago, and one an earlier taskgate made for a Task (labelled with the Task's
+// UID) whose own run finished; it keeps one whose run still runs, in either
+// form, and one that only looks like a run's (a name taskgate never gives,
+// whatever its labels).
+func TestSweeperRemovesBindingsOfFinishedRuns(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	finishedLongAgo := metav1.NewTime(time.Now().Add(-10 * time.Minute).Truncate(time.Second))
 	tests := []struct {
 		name        string
+		legacy      bool // a Task of an earlier taskgate, not a TaskRun
 		finished    bool
 		bindingName string
 		wantRemoved bool
@@ -286,31 +289,39 @@ func TestSweeperRemovesBindingsOfFinishedTasks(t *testing.T) {
 		{name: "finished", finished: true, wantRemoved: true},
 		{name: "running"},
 		{name: "lookalike", finished: true, bindingName: "lookalike-" + ns},
+		{name: "legacy-finished", legacy: true, finished: true, wantRemoved: true},
+		{name: "legacy-running", legacy: true},
 	}
 	for _, tt := range tests {
-		task := makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true"))
-		mustCreate(t, task)
+		status := runningStatus(ns, tt.name)
 		if tt.finished {
-			task.Status = v1alpha1.TaskRunStatus{Phase: v1alpha1.TaskSucceeded, StartTime: &finishedLongAgo, CompletionTime: &finishedLongAgo,
-				Conditions: []metav1.Condition{{Type: v1alpha1.ConditionSucceeded, Status: metav1.ConditionTrue,
-					Reason: controller.ReasonCompleted, Message: "done", LastTransitionTime: finishedLongAgo}}}
-			if err := k8sClient.Status().Update(t.Context(), task); err != nil {
-				t.Fatal(err)
-			}
+			status = succeededStatus(finishedLongAgo)
 		}
-		crb := children.ClusterRoleBinding(task, "view", "someone")
+		if tt.legacy {
+			legacyBinding(t, ns, tt.name, legacyTask(t, ns, tt.name, status).UID)
+			continue
+		}
+		run := makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true"))
+		mustCreate(t, run)
+		run.Status = status
+		if err := k8sClient.Status().Update(t.Context(), run); err != nil {
+			t.Fatal(err)
+		}
+		crb := children.ClusterRoleBinding(run, "view", "someone")
 		if tt.bindingName != "" {
 			crb.Name = tt.bindingName
 		}
 		mustCreate(t, crb)
 	}
-	// Each sweep lists the bindings from the API server once: counting those
-	// lists tells when a whole sweep has run after the removal.
+	// Each sweep lists the bindings of runs, then the legacy ones, from the
+	// API server: counting the latter tells when a whole sweep has run
+	// after the removals.
 	var sweeps atomic.Int64
 	cfg := rest.CopyConfig(managerCfg)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/clusterrolebindings") && r.URL.Query().Get("watch") == "" {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/clusterrolebindings") && r.URL.Query().Get("watch") == "" &&
+				strings.Contains(r.URL.Query().Get("labelSelector"), v1alpha1.TaskUIDLabel) {
 				sweeps.Add(1)
 			}
 			return rt.RoundTrip(r)
@@ -318,8 +329,12 @@ func TestSweeperRemovesBindingsOfFinishedTasks(t *testing.T) {
 	})
 	startManagerWith(t, newNamespace(t), managerOptions{config: cfg, controller: controller.Options{SweepInterval: 200 * time.Millisecond}})
 
-	waitForAbsent(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "finished")}, &rbacv1.ClusterRoleBinding{})
-	// The sweep that removed it may still be going; the one after next
+	for _, tt := range tests {
+		if tt.wantRemoved {
+			waitForAbsent(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, tt.name)}, &rbacv1.ClusterRoleBinding{})
+		}
+	}
+	// The sweep that removed them may still be going; the one after next
 	// starts only once the next has finished.
 	removedBy := sweeps.Load()
 	testutil.Eventually(t, "two more sweeps", func() error {

@@ -15,7 +15,7 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// config.clusterRole is bound to the Task's ServiceAccount while the Task
+// config.clusterRole is bound to the run's ServiceAccount while the run
 // runs, under a finalizer, and unbound when it finishes or is deleted.
 func TestClusterRoleBinding(t *testing.T) {
 	ns := parallelWithManager(t)

@@ -20,9 +20,9 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// A custom-image Task with every optional field left out (no webhook
+// A custom-image run with every optional field left out (no webhook
 // defaulting): the controller creates the default ServiceAccount and one Pod,
-// and the Task follows the Pod from Pending through Running to Succeeded.
+// and the run follows the Pod from Pending through Running to Succeeded.
 func TestCustomImageSucceeds(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -72,7 +72,7 @@ func TestCustomImageSucceeds(t *testing.T) {
 	waitForEvents(t, task, controller.EventServiceAccountCreated, controller.EventPodCreated, controller.EventSucceeded)
 }
 
-// How a Pod ends decides how the Task ends; the exit code and the kubelet's
+// How a Pod ends decides how the run ends; the exit code and the kubelet's
 // reason reach the condition message and status.customImage.exitCode.
 func TestCustomImagePodOutcomes(t *testing.T) {
 	ns := parallelWithManager(t)
@@ -117,7 +117,7 @@ func TestCustomImagePodOutcomes(t *testing.T) {
 }
 
 // The controller enforces timeoutSeconds itself: the Pod never starts here
-// (no kubelet), and after 2s it is deleted and the Task fails with Timeout.
+// (no kubelet), and after 2s it is deleted and the run fails with Timeout.
 func TestCustomImageTimeout(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -150,7 +150,7 @@ func TestCustomImageTimeout(t *testing.T) {
 	waitForEvents(t, task, controller.EventPodDeleted, controller.EventFailed)
 }
 
-// A Pod deleted under a running Task fails the Task, and is not recreated.
+// A Pod deleted under a run still going fails the run, and is not recreated.
 func TestCustomImagePodDeleted(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -209,9 +209,9 @@ func restrictedNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-// A default Task in a restricted namespace: its Pod carries the
+// A default run in a restricted namespace: its Pod carries the
 // restricted defaults but says nothing about the user, so PodSecurity
-// refuses it for runAsNonRoot alone; the Task fails at once as
+// refuses it for runAsNonRoot alone; the run fails at once as
 // PodRejected with a Warning Event, and the binding it had made is gone.
 func TestCustomImageRestrictedDefaultRejected(t *testing.T) {
 	t.Parallel()
@@ -242,7 +242,7 @@ func TestCustomImageRestrictedDefaultRejected(t *testing.T) {
 	wantAbsent(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName("default")}, &corev1.Pod{})
 }
 
-// A Task that runs as a non-root user gets its Pod in a restricted
+// A run that runs as a non-root user gets its Pod in a restricted
 // namespace, with the security defaults, its own securityContext merged
 // over them, and the placement fields as given.
 func TestCustomImageRestrictedNonRoot(t *testing.T) {
@@ -296,7 +296,7 @@ func TestCustomImageRestrictedNonRoot(t *testing.T) {
 // timeoutSeconds holds before a Pod exists. A policy webhook that is down
 // (failurePolicy Fail, nothing listening) makes the API server answer every
 // Pod create with a 500, a refusal that may pass: the controller retries,
-// the Task says why while it waits, and fails Timeout once
+// the run says why while it waits, and fails Timeout once
 // startTime+timeoutSeconds passed; no Pod was ever created.
 func TestCustomImageTimeoutWithoutPod(t *testing.T) {
 	t.Parallel()

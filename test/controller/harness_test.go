@@ -57,9 +57,9 @@ type managerOptions struct {
 	controller controller.Options
 }
 
-// startManager runs a manager with the Task controller as managerUser in
+// startManager runs a manager with taskgate's controllers as managerUser in
 // --act-as=requester mode, watching only ns so that tests in parallel do not
-// reconcile each other's Tasks. The returned function stops it and waits
+// reconcile each other's runs. The returned function stops it and waits
 // until it has stopped; it also runs at the end of the test. The manager's
 // logs are printed if the test fails.
 func startManager(t *testing.T, ns string) (stop func()) {

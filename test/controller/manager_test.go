@@ -40,7 +40,7 @@ func TestRestartCreatesAndPatchesOnce(t *testing.T) {
 		name string
 		// wait decides when the first manager is stopped.
 		wait func(t *testing.T, ns string)
-		// settled: the first manager got through every Task, so the
+		// settled: the first manager got through every run, so the
 		// transformation must have been applied exactly once (otherwise
 		// at most once: stopped between claim and result, it fails as
 		// Interrupted rather than patch again).
@@ -135,7 +135,7 @@ func TestTransformationInterrupted(t *testing.T) {
 	}
 }
 
-// waitForFinished waits until the Task is Succeeded or Failed.
+// waitForFinished waits until the run is Succeeded or Failed.
 func waitForFinished(t *testing.T, ns, name string) *v1alpha1.TaskRun {
 	t.Helper()
 	task := &v1alpha1.TaskRun{}
@@ -151,7 +151,7 @@ func waitForFinished(t *testing.T, ns, name string) *v1alpha1.TaskRun {
 	return task
 }
 
-// assertCount checks how many objects of list's kind carry the Task's label.
+// assertCount checks how many objects of list's kind carry the run's label.
 func assertCount(t *testing.T, ns, taskName string, list client.ObjectList, want int) {
 	t.Helper()
 	err := k8sClient.List(t.Context(), list, client.InNamespace(ns),
@@ -164,7 +164,7 @@ func assertCount(t *testing.T, ns, taskName string, list client.ObjectList, want
 	}
 }
 
-// A controller stopped between two attempts of a retried Task (right after
+// A controller stopped between two attempts of a retried run (right after
 // the checkpoint that records the next attempt, or as the failure is being
 // judged) and replaced by a new one creates exactly one Pod per attempt and
 // skips none. No kubelet: the test sets each Pod's status.
@@ -218,11 +218,11 @@ func TestRestartBetweenAttempts(t *testing.T) {
 	}
 }
 
-// Every plugin has workers of its own: a run-synchronization Task created
+// Every plugin has workers of its own: a run-synchronization run created
 // while four transformations each patch 1,500 objects succeeds while all
 // four are still patching (the ordering is the proof; the 2 s is
 // checked too). With one shared pool of four workers the run-synchronization
-// Task would wait for a transformation to end. Not parallel: the time it
+// run would wait for a transformation to end. Not parallel: the time it
 // measures should be this test's alone.
 func TestPluginsHaveTheirOwnWorkers(t *testing.T) {
 	ns := newNamespace(t)
@@ -292,7 +292,7 @@ func createConfigMaps(t *testing.T, ns string, n int, labels map[string]string) 
 	}
 }
 
-// waitForReason waits until the Task's Succeeded condition has reason.
+// waitForReason waits until the run's Succeeded condition has reason.
 func waitForReason(t *testing.T, ns, name, reason string) {
 	t.Helper()
 	testutil.Eventually(t, "task "+name+" to be "+reason, func() error {

@@ -12,11 +12,11 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// taskgate_tasks counts the Tasks by plugin and phase as they move, and
+// taskgate_tasks counts the runs by plugin and phase as they move, and
 // forgets a deleted one; a transformation's sub-second duration lands in a
 // sub-second bucket; the finished counter carries the reason; the build info
 // is there. Not parallel, like TestMetricsObservedOnce: the gauge counts the
-// Tasks of every running manager, and only this test's runs now.
+// runs of every running manager, and only this test's runs now.
 func TestMetricsState(t *testing.T) {
 	ns := newNamespace(t)
 	startManager(t, ns)
@@ -67,7 +67,7 @@ func TestMetricsState(t *testing.T) {
 		t.Errorf("taskgate_build_info{go_version=%s} = %v, want 1", runtime.Version(), m)
 	}
 
-	// A deleted Task is not counted any more: nothing to drift.
+	// A deleted run is not counted any more: nothing to drift.
 	task := &v1alpha1.TaskRun{}
 	mustGet(t, ns, "running", task)
 	if err := k8sClient.Delete(t.Context(), task); err != nil {
@@ -98,7 +98,7 @@ func TestTransformationNothingMatched(t *testing.T) {
 	}
 }
 
-// The finished-Tasks counter and the duration histogram see each Task once,
+// The finished-runs counter and the duration histogram see each run once,
 // at its transition to finished, however often it is reconciled afterwards.
 // Not parallel: it reads process-wide metrics, so it runs while every
 // parallel test is still waiting to start.
@@ -124,13 +124,13 @@ func TestMetricsObservedOnce(t *testing.T) {
 		}
 		return nil
 	})
-	// The observed duration is the Task's own, from its creation to its
+	// The observed duration is the run's own, from its creation to its
 	// end: more than nothing, less than this test has waited.
 	if got, most := seconds()-secondsBefore, time.Since(created).Seconds(); got <= 0 || got > most {
 		t.Errorf("taskgate_task_duration_seconds grew by %vs, want the Task's duration, in (0, %v]", got, most)
 	}
 
-	// Make the controller look at the finished Task again, and wait until it did.
+	// Make the controller look at the finished run again, and wait until it did.
 	reconciles := func() float64 {
 		return testutil.MetricValue(t, "controller_runtime_reconcile_total", map[string]string{"controller": "taskrun-" + string(v1alpha1.PluginCustomImage), "result": "success"})
 	}

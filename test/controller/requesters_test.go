@@ -44,7 +44,7 @@ func TestRunSynchronizationAsRequester(t *testing.T) {
 	}
 }
 
-// A ServiceAccount requester (a GitOps controller creating Tasks) is acted
+// A ServiceAccount requester (a GitOps controller creating runs) is acted
 // as through constrained impersonation's serviceaccount mode: it gets its
 // Pod when it may create Pods, and only then.
 func TestServiceAccountRequester(t *testing.T) {

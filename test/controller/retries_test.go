@@ -26,7 +26,7 @@ func retrying(retries int32) v1alpha1.CustomImageConfig {
 	return cfg
 }
 
-// waitForAttemptPod waits until attempt n's Pod of the Task exists.
+// waitForAttemptPod waits until attempt n's Pod of the run exists.
 func waitForAttemptPod(t *testing.T, ns, taskName string, n int32) *corev1.Pod {
 	t.Helper()
 	pod := &corev1.Pod{}
@@ -37,7 +37,7 @@ func waitForAttemptPod(t *testing.T, ns, taskName string, n int32) *corev1.Pod {
 	return pod
 }
 
-// podNames lists the names of the Task's Pods, sorted.
+// podNames lists the names of the run's Pods, sorted.
 func podNames(t *testing.T, ns, taskName string) []string {
 	t.Helper()
 	pods := &corev1.PodList{}
@@ -54,7 +54,7 @@ func podNames(t *testing.T, ns, taskName string) []string {
 	return names
 }
 
-// countEvents counts the Task's Events of reason.
+// countEvents counts the run's Events of reason.
 func countEvents(t *testing.T, task *v1alpha1.TaskRun, reason string) int {
 	t.Helper()
 	reasons, err := runEventReasons(t, task)
@@ -79,7 +79,7 @@ func attemptsOf(task *v1alpha1.TaskRun) []string {
 	return out
 }
 
-// Two failed attempts and a third that succeeds: the Task succeeds, each
+// Two failed attempts and a third that succeeds: the run succeeds, each
 // attempt has its own deterministic Pod (the old ones kept), status lists
 // the three, and each failed attempt has one PodFailed Event.
 func TestRetriesUntilSuccess(t *testing.T) {
@@ -137,7 +137,7 @@ func TestRetriesUntilSuccess(t *testing.T) {
 	}
 }
 
-// When the last attempt fails too, the Task fails PodFailed and says which
+// When the last attempt fails too, the run fails PodFailed and says which
 // attempt it was.
 func TestRetriesExhausted(t *testing.T) {
 	ns := parallelWithManager(t)
@@ -163,7 +163,7 @@ func TestRetriesExhausted(t *testing.T) {
 	}
 }
 
-// A timeout and a Pod deleted under the Task end it whatever retries are
+// A timeout and a Pod deleted under the run end it whatever retries are
 // left: the timeout covers every attempt, and a deleted Pod is not a
 // failure of the command.
 func TestRetriesNotForTimeoutOrDeletion(t *testing.T) {
@@ -231,8 +231,8 @@ func TestRetriesNotForTimeoutOrDeletion(t *testing.T) {
 	}
 }
 
-// A Pod of the next attempt's name that this Task does not control is never
-// taken as that attempt's: the Task fails with NameConflict.
+// A Pod of the next attempt's name that this run does not control is never
+// taken as that attempt's: the run fails with NameConflict.
 func TestRetryNameConflict(t *testing.T) {
 	ns := parallelWithManager(t)
 	squat := &corev1.Pod{

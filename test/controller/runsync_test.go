@@ -29,7 +29,7 @@ func syncConfig() v1alpha1.RunSynchronizationConfig {
 	}}
 }
 
-// The Task creates one Synchronization from its template, with the task
+// The run creates one Synchronization from its template, with the task
 // label and an owner reference added, and succeeds once it exists.
 func TestRunSynchronization(t *testing.T) {
 	ns := parallelWithManager(t)
@@ -57,9 +57,9 @@ func TestRunSynchronization(t *testing.T) {
 	wantOnlyEvent(t, task, controller.EventSucceeded, "synchronization "+name+" created")
 }
 
-// A Synchronization that already exists when the Task looks at it (a
+// A Synchronization that already exists when the run looks at it (a
 // restarted controller) decides the outcome if it reports one; one that
-// belongs to someone else fails the Task.
+// belongs to someone else fails the run.
 func TestRunSynchronizationExisting(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)

@@ -20,7 +20,7 @@ import (
 
 // A transformation is patched as its requester, so RBAC escalation
 // prevention holds: a user who may patch Roles cannot add a rule granting
-// everything (the API server's own refusal reaches the Task, the Role stays
+// everything (the API server's own refusal reaches the run, the Role stays
 // as it was); a requester who holds every right can.
 func TestTransformationRBACEscalation(t *testing.T) {
 	ns := parallelWithManager(t)
@@ -58,7 +58,7 @@ func TestTransformationRBACEscalation(t *testing.T) {
 }
 
 // A resource admission checked as namespaced that is cluster-scoped at run
-// time fails the Task before any patch; checked cluster-wide (or admitted
+// time fails the run before any patch; checked cluster-wide (or admitted
 // before the scope was recorded) it is patched.
 func TestTransformationScopeChanged(t *testing.T) {
 	ns := parallelWithManager(t)
@@ -104,7 +104,7 @@ func TestTransformationScopeChanged(t *testing.T) {
 	}
 }
 
-// More matched objects than Options.MaxTransformationObjects fail the Task
+// More matched objects than Options.MaxTransformationObjects fail the run
 // before any patch; as many as the bound are patched.
 func TestTransformationTooManyObjects(t *testing.T) {
 	t.Parallel()

@@ -129,8 +129,8 @@ func TestTransformationSelection(t *testing.T) {
 	}
 }
 
-// A resource the API server does not serve fails the Task, naming it; an
-// operation that fails on some objects fails the Task, naming them.
+// A resource the API server does not serve fails the run, naming it; an
+// operation that fails on some objects fails the run, naming them.
 func TestTransformationFailures(t *testing.T) {
 	ns := parallelWithManager(t)
 

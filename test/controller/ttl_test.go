@@ -21,14 +21,14 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// withTTL sets the Task's spec.ttlSecondsAfterFinished.
+// withTTL sets the run's spec.ttlSecondsAfterFinished.
 func withTTL(task *v1alpha1.TaskRun, seconds int32) *v1alpha1.TaskRun {
 	task.Spec.TTLSecondsAfterFinished = ptr.To(seconds)
 	return task
 }
 
 // nothingToPatch is a transformation that matches no object: it finishes
-// (NothingMatched) in one reconcile, which makes it the quickest finished Task.
+// (NothingMatched) in one reconcile, which makes it the quickest finished run.
 func nothingToPatch(ns string) v1alpha1.TransformationConfig {
 	return v1alpha1.TransformationConfig{
 		Resources:  []v1alpha1.GroupVersionResource{{Version: "v1", Resource: "configmaps"}},
@@ -38,14 +38,14 @@ func nothingToPatch(ns string) v1alpha1.TransformationConfig {
 	}
 }
 
-// deletion is a Task as it was when deleted, and when the deletion was seen.
+// deletion is a run as it was when deleted, and when the deletion was seen.
 type deletion struct {
 	task *v1alpha1.TaskRun
 	seen time.Time
 }
 
-// watchDeletion watches the Task, from the version given, until it is
-// deleted. A poll could miss the finished Task between its last status
+// watchDeletion watches the run, from the version given, until it is
+// deleted. A poll could miss the finished run between its last status
 // write and its deletion (with a TTL of 0 there is no such moment to
 // catch); the watch's DELETED event carries it as it was last stored.
 func watchDeletion(t *testing.T, task *v1alpha1.TaskRun) <-chan deletion {
@@ -73,7 +73,7 @@ func watchDeletion(t *testing.T, task *v1alpha1.TaskRun) <-chan deletion {
 	return out
 }
 
-// waitForDeletion waits until the watched Task is deleted and checks it had
+// waitForDeletion waits until the watched run is deleted and checks it had
 // finished with phase, and was not deleted before its completionTime plus
 // ttl.
 func waitForDeletion(t *testing.T, deleted <-chan deletion, phase v1alpha1.TaskPhase, ttl time.Duration) {
@@ -98,7 +98,7 @@ func created(t *testing.T, task *v1alpha1.TaskRun) <-chan deletion {
 	return watchDeletion(t, task)
 }
 
-// stillThere checks, for wait (at least once), that the Task is not deleted.
+// stillThere checks, for wait (at least once), that the run is not deleted.
 func stillThere(t *testing.T, task *v1alpha1.TaskRun, wait time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(wait); ; time.Sleep(testutil.PollInterval) {
@@ -111,10 +111,10 @@ func stillThere(t *testing.T, task *v1alpha1.TaskRun, wait time.Duration) {
 	}
 }
 
-// spec.ttlSecondsAfterFinished: the finished Task goes after its TTL, its
+// spec.ttlSecondsAfterFinished: the finished run goes after its TTL, its
 // binding removed first and its children owned by it (envtest runs no
 // garbage collector, so that they go with it is the owner reference the
-// collector follows after the background-propagation delete). A Task without
+// collector follows after the background-propagation delete). A run without
 // TTL, in a manager without default, stays.
 func TestTTLFromSpec(t *testing.T) {
 	ns := parallelWithManager(t)
@@ -141,8 +141,8 @@ func TestTTLFromSpec(t *testing.T) {
 	stillThere(t, kept, 3*time.Second)
 }
 
-// --finished-task-ttl applies to Tasks without ttlSecondsAfterFinished; the
-// spec wins where set; a Task that has not finished is never deleted, even
+// --finished-task-ttl applies to runs without ttlSecondsAfterFinished; the
+// spec wins where set; a run that has not finished is never deleted, even
 // with a TTL of 0.
 func TestTTLManagerDefault(t *testing.T) {
 	t.Parallel()
