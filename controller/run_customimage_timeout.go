@@ -97,9 +97,9 @@ func (c *customImageRunner) enforceTimeout(ctx context.Context, run *v1alpha1.Ta
 		return left, nil
 	}
 	// The manager's own delete, of a Pod ensurePod found controlled by this
-	// Task (by UID), with a UID precondition so a Pod recreated under the
+	// run (by UID), with a UID precondition so a Pod recreated under the
 	// same name is never the one deleted.
-	if !metav1.IsControlledBy(pod, run) || pod.Labels[v1alpha1.TaskLabel] != v1alpha1.TaskLabelValue(run.Name) {
+	if !metav1.IsControlledBy(pod, run) || pod.Labels[v1alpha1.TaskRunLabel] != v1alpha1.TaskLabelValue(run.Name) {
 		return 0, fmt.Errorf("%w: pod %s/%s does not belong to this run", errNameConflict, pod.Namespace, pod.Name)
 	}
 	err := c.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
