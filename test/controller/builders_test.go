@@ -262,6 +262,25 @@ func isControlledBy(t *testing.T, obj metav1.Object, run *v1alpha1.TaskRun) {
 	}
 }
 
+// listNames lists the objects of list's kind that opts select and returns
+// their names, sorted.
+func listNames(t *testing.T, list client.ObjectList, opts ...client.ListOption) []string {
+	t.Helper()
+	if err := k8sClient.List(t.Context(), list, opts...); err != nil {
+		t.Fatal(err)
+	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(items))
+	for _, o := range items {
+		names = append(names, o.(client.Object).GetName())
+	}
+	slices.Sort(names)
+	return names
+}
+
 // rawPatch is a JSON merge patch for the test client.
 func rawPatch(s string) client.Patch {
 	return client.RawPatch(types.MergePatchType, []byte(s))

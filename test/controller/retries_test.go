@@ -38,20 +38,10 @@ func waitForAttemptPod(t *testing.T, ns, taskName string, n int32) *corev1.Pod {
 }
 
 // podNames lists the names of the run's Pods, sorted.
-func podNames(t *testing.T, ns, taskName string) []string {
+func podNames(t *testing.T, ns, runName string) []string {
 	t.Helper()
-	pods := &corev1.PodList{}
-	err := k8sClient.List(t.Context(), pods, client.InNamespace(ns),
-		client.MatchingLabels{v1alpha1.TaskRunLabel: v1alpha1.TaskLabelValue(taskName)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, p := range pods.Items {
-		names = append(names, p.Name)
-	}
-	slices.Sort(names)
-	return names
+	return listNames(t, &corev1.PodList{}, client.InNamespace(ns),
+		client.MatchingLabels{v1alpha1.TaskRunLabel: v1alpha1.TaskLabelValue(runName)})
 }
 
 // countEvents counts the run's Events of reason.

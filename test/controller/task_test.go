@@ -184,16 +184,7 @@ func waitForFinishedOrGone(t *testing.T, ns, name string) {
 // runNames lists the TaskRuns in ns, sorted.
 func runNames(t *testing.T, ns string) []string {
 	t.Helper()
-	list := &v1alpha1.TaskRunList{}
-	if err := k8sClient.List(t.Context(), list, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, r := range list.Items {
-		names = append(names, r.Name)
-	}
-	slices.Sort(names)
-	return names
+	return listNames(t, &v1alpha1.TaskRunList{}, client.InNamespace(ns))
 }
 
 // A TaskRun is one of a Task's runs only by its controller owner reference
