@@ -82,8 +82,9 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 
 // A ServiceAccount with the default name that the run did not create (a
 // namespace editor squatting it to get a token bound to an admin's
-// clusterRole) is never adopted, whether or not it carries the task label:
-// the run fails NameConflict naming it, and nothing is bound or run.
+// clusterRole) is never adopted, whether or not it carries the run's label
+// (and a Task's): the run fails NameConflict naming it, and nothing is bound
+// or run.
 func TestServiceAccountSquatting(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -93,6 +94,7 @@ func TestServiceAccountSquatting(t *testing.T) {
 	}{
 		{name: "unlabelled"},
 		{name: "labelled", labels: map[string]string{v1alpha1.TaskRunLabel: "labelled"}},
+		{name: "task-labelled", labels: map[string]string{v1alpha1.TaskLabel: "task-labelled", v1alpha1.TaskRunLabel: "task-labelled"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
