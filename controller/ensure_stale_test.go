@@ -247,7 +247,7 @@ func forEachEnsureCase(t *testing.T, prefix string, body func(t *testing.T, cp *
 	ns := envNamespace(t, cp)
 	for _, tt := range ensureCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			task := newEnvTask(t, cp.Client, ns, prefix+sanitize(tt.name), tt.plugin, tt.config)
+			task := newEnvRun(t, cp.Client, ns, prefix+sanitize(tt.name), tt.plugin, tt.config)
 			podServiceAccount(t, cp.Client, task, tt)
 			body(t, cp, tt, task)
 		})

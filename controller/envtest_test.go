@@ -130,16 +130,17 @@ func hideChildren(o client.Object) bool {
 	return ok
 }
 
-// newEnvTask creates a Task in ns through the API server (no webhook runs
-// here: its spec is taken as given) and returns it with its UID.
-func newEnvTask(t *testing.T, c client.Client, ns, name string, plugin v1alpha1.Plugin, config string) *v1alpha1.TaskRun {
+// newEnvRun creates a one-off TaskRun (inline spec.taskSpec) in ns through
+// the API server (no webhook runs here: its spec is taken as given) and
+// returns it with its UID.
+func newEnvRun(t *testing.T, c client.Client, ns, name string, plugin v1alpha1.Plugin, config string) *v1alpha1.TaskRun {
 	t.Helper()
 	task := &v1alpha1.TaskRun{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec:       v1alpha1.TaskRunSpec{TaskSpec: &v1alpha1.PluginSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: []byte(config)}}},
 	}
 	if err := c.Create(t.Context(), task); err != nil {
-		t.Fatalf("create task %s: %v", name, err)
+		t.Fatalf("create taskrun %s: %v", name, err)
 	}
 	return task
 }

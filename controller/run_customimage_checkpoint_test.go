@@ -59,7 +59,7 @@ func TestServiceAccountRecordedBeforeBinding(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
-			run := newEnvTask(t, cp.Client, ns, fmt.Sprintf("sa-first-%d", i), v1alpha1.PluginCustomImage, config)
+			run := newEnvRun(t, cp.Client, ns, fmt.Sprintf("sa-first-%d", i), v1alpha1.PluginCustomImage, config)
 			log := &requestLog{}
 			var seen [2]string
 			atBinding := func() (string, string) {

@@ -44,7 +44,7 @@ func TestServiceAccountCacheLag(t *testing.T) {
 	ns := envNamespace(t, cp)
 	ctx := t.Context()
 	setup := func(t *testing.T, name string) (*v1alpha1.TaskRun, types.NamespacedName, *corev1.ServiceAccount, *corev1.ServiceAccount) {
-		task := newEnvTask(t, cp.Client, ns, name, v1alpha1.PluginCustomImage, staleImageConfig)
+		task := newEnvRun(t, cp.Client, ns, name, v1alpha1.PluginCustomImage, staleImageConfig)
 		key := types.NamespacedName{Namespace: ns, Name: v1alpha1.ServiceAccountName(task.Name, task.UID)}
 		mk := func() *corev1.ServiceAccount {
 			sa := &corev1.ServiceAccount{ObjectMeta: children.Meta(task, key.Name)}
