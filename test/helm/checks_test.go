@@ -85,33 +85,27 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 	}
 }
 
-// checkWebhooks asserts that the webhooks touch Tasks and TaskRuns only,
-// one webhook per kind and path, fail closed, have no side effects, time out
-// quickly and point at the webhook Service.
+// checkWebhooks asserts that both webhooks touch Tasks and TaskRuns only, fail closed,
+// have no side effects, time out quickly and point at the webhook Service.
 func checkWebhooks(t *testing.T, mw *admissionv1.MutatingWebhookConfiguration, vw *admissionv1.ValidatingWebhookConfiguration, svc *corev1.Service) {
 	t.Helper()
-	if len(mw.Webhooks) != 2 || len(vw.Webhooks) != 2 {
-		t.Fatalf("want two webhooks per configuration (tasks, taskruns), got %d and %d", len(mw.Webhooks), len(vw.Webhooks))
+	if len(mw.Webhooks) != 1 || len(vw.Webhooks) != 1 {
+		t.Fatalf("want one webhook per configuration, got %d and %d", len(mw.Webhooks), len(vw.Webhooks))
 	}
+	m, v := mw.Webhooks[0], vw.Webhooks[0]
 	type hook struct {
-		name, wantName, wantPath, resource string
-		cc                                 admissionv1.WebhookClientConfig
-		rules                              []admissionv1.RuleWithOperations
-		fail                               *admissionv1.FailurePolicyType
-		side                               *admissionv1.SideEffectClass
-		timeout                            *int32
-		versions                           []string
+		name, wantName, wantPath string
+		cc                       admissionv1.WebhookClientConfig
+		rules                    []admissionv1.RuleWithOperations
+		fail                     *admissionv1.FailurePolicyType
+		side                     *admissionv1.SideEffectClass
+		timeout                  *int32
+		versions                 []string
 	}
-	var hooks []hook
-	for i, kind := range []string{"task", "taskrun"} {
-		m, v := mw.Webhooks[i], vw.Webhooks[i]
-		hooks = append(hooks,
-			hook{m.Name, "m" + kind + ".automation.astronetes.io", "/mutate-automation-astronetes-io-v1alpha1-" + kind, kind + "s",
-				m.ClientConfig, m.Rules, m.FailurePolicy, m.SideEffects, m.TimeoutSeconds, m.AdmissionReviewVersions},
-			hook{v.Name, "v" + kind + ".automation.astronetes.io", "/validate-automation-astronetes-io-v1alpha1-" + kind, kind + "s",
-				v.ClientConfig, v.Rules, v.FailurePolicy, v.SideEffects, v.TimeoutSeconds, v.AdmissionReviewVersions})
-	}
-	for _, h := range hooks {
+	for _, h := range []hook{
+		{m.Name, "mtask.automation.astronetes.io", "/mutate-automation-astronetes-io-v1alpha1-task", m.ClientConfig, m.Rules, m.FailurePolicy, m.SideEffects, m.TimeoutSeconds, m.AdmissionReviewVersions},
+		{v.Name, "vtask.automation.astronetes.io", "/validate-automation-astronetes-io-v1alpha1-task", v.ClientConfig, v.Rules, v.FailurePolicy, v.SideEffects, v.TimeoutSeconds, v.AdmissionReviewVersions},
+	} {
 		if h.name != h.wantName {
 			t.Errorf("webhook name %q, want %q", h.name, h.wantName)
 		}
@@ -127,9 +121,9 @@ func checkWebhooks(t *testing.T, mw *admissionv1.MutatingWebhookConfiguration, v
 		}
 		r := h.rules[0]
 		if !slices.Equal(r.APIGroups, []string{"automation.astronetes.io"}) || !slices.Equal(r.APIVersions, []string{"v1alpha1"}) ||
-			!slices.Equal(r.Resources, []string{h.resource}) ||
+			!slices.Equal(r.Resources, []string{"tasks", "taskruns"}) ||
 			!slices.Equal(r.Operations, []admissionv1.OperationType{admissionv1.Create, admissionv1.Update}) {
-			t.Errorf("%s rule = %+v, want %s CREATE/UPDATE only", h.name, r, h.resource)
+			t.Errorf("%s rule = %+v, want tasks and taskruns CREATE/UPDATE only", h.name, r)
 		}
 		if h.fail == nil || *h.fail != admissionv1.Fail {
 			t.Errorf("%s failurePolicy = %v, want Fail", h.name, h.fail)

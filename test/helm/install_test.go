@@ -106,13 +106,10 @@ func TestInstall(t *testing.T) {
 		if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-mutating"}, &mw); err != nil {
 			t.Fatal(err)
 		}
-		h := mw.Webhooks
-		for i, path := range []string{webhook.AdmitPath, webhook.RunAdmitPath} {
-			if len(h) != 2 || h[i].ClientConfig.Service == nil || h[i].ClientConfig.Service.Path == nil ||
-				*h[i].ClientConfig.Service.Path != path || h[i].ReinvocationPolicy == nil ||
-				*h[i].ReinvocationPolicy != admissionv1.IfNeededReinvocationPolicy {
-				t.Errorf("mutating webhooks %+v, want two, the %d-th calling %s with reinvocationPolicy IfNeeded", h, i, path)
-			}
+		if h := mw.Webhooks; len(h) != 1 || h[0].ClientConfig.Service == nil || h[0].ClientConfig.Service.Path == nil ||
+			*h[0].ClientConfig.Service.Path != webhook.AdmitPath || h[0].ReinvocationPolicy == nil ||
+			*h[0].ReinvocationPolicy != admissionv1.IfNeededReinvocationPolicy {
+			t.Errorf("mutating webhooks %+v, want one calling %s with reinvocationPolicy IfNeeded", h, webhook.AdmitPath)
 		}
 		err := c.Get(ctx, client.ObjectKey{Name: "taskgate-validating"}, &admissionv1.ValidatingWebhookConfiguration{})
 		if !apierrors.IsNotFound(err) {
@@ -206,7 +203,7 @@ func checkInstalled(ctx context.Context, t *testing.T, c client.Client) {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: "taskgate-webhook"}, &svc); err != nil {
 		t.Errorf("Service: %v", err)
 	}
-	if len(vw.Webhooks) == 2 {
+	if len(vw.Webhooks) == 1 {
 		checkWebhooks(t, &mw, &vw, &svc)
 	}
 	for _, obj := range []client.Object{

@@ -220,27 +220,22 @@ func TestTemplateSingleCall(t *testing.T) {
 				t.Fatalf("single-call mode renders %d ValidatingWebhookConfigurations, want none", len(got))
 			}
 			mw := one[admissionv1.MutatingWebhookConfiguration](t, m, "MutatingWebhookConfiguration")
-			if len(mw.Webhooks) != 2 {
-				t.Fatalf("want two mutating webhooks (tasks, taskruns), got %d", len(mw.Webhooks))
+			if len(mw.Webhooks) != 1 {
+				t.Fatalf("want one mutating webhook, got %d", len(mw.Webhooks))
 			}
-			for i, want := range []struct{ name, path, resource string }{
-				{"mtask.automation.astronetes.io", webhook.AdmitPath, "tasks"},
-				{"mtaskrun.automation.astronetes.io", webhook.RunAdmitPath, "taskruns"},
-			} {
-				h := mw.Webhooks[i]
-				if s := h.ClientConfig.Service; s == nil || s.Path == nil || *s.Path != want.path {
-					t.Errorf("clientConfig.service %+v, want path %s", s, want.path)
-				}
-				if h.ReinvocationPolicy == nil || *h.ReinvocationPolicy != admissionv1.IfNeededReinvocationPolicy {
-					t.Errorf("reinvocationPolicy %v, want IfNeeded: a later mutating webhook's change must be validated again", h.ReinvocationPolicy)
-				}
-				if len(h.Rules) != 1 || !slices.Equal(h.Rules[0].Resources, []string{want.resource}) ||
-					!slices.Equal(h.Rules[0].Operations, []admissionv1.OperationType{admissionv1.Create, admissionv1.Update}) {
-					t.Errorf("rules %+v, want %s CREATE/UPDATE (UPDATE carries the edit and immutability checks)", h.Rules, want.resource)
-				}
-				if h.FailurePolicy == nil || *h.FailurePolicy != admissionv1.Fail || h.Name != want.name {
-					t.Errorf("webhook %s failurePolicy %v, want %s with Fail", h.Name, h.FailurePolicy, want.name)
-				}
+			h := mw.Webhooks[0]
+			if s := h.ClientConfig.Service; s == nil || s.Path == nil || *s.Path != webhook.AdmitPath {
+				t.Errorf("clientConfig.service %+v, want path %s", s, webhook.AdmitPath)
+			}
+			if h.ReinvocationPolicy == nil || *h.ReinvocationPolicy != admissionv1.IfNeededReinvocationPolicy {
+				t.Errorf("reinvocationPolicy %v, want IfNeeded: a later mutating webhook's change must be validated again", h.ReinvocationPolicy)
+			}
+			if len(h.Rules) != 1 || !slices.Equal(h.Rules[0].Resources, []string{"tasks", "taskruns"}) ||
+				!slices.Equal(h.Rules[0].Operations, []admissionv1.OperationType{admissionv1.Create, admissionv1.Update}) {
+				t.Errorf("rules %+v, want tasks and taskruns CREATE/UPDATE (UPDATE carries a Task's edit and a TaskRun's immutability)", h.Rules)
+			}
+			if h.FailurePolicy == nil || *h.FailurePolicy != admissionv1.Fail || h.Name != "mtask.automation.astronetes.io" {
+				t.Errorf("webhook %s failurePolicy %v, want mtask with Fail", h.Name, h.FailurePolicy)
 			}
 			d := one[appsv1.Deployment](t, m, "Deployment")
 			args := d.Spec.Template.Spec.Containers[0].Args
