@@ -17,22 +17,8 @@ import (
 // admitting when the named Task is not there.
 func TestTaskRunPolicies(t *testing.T) {
 	m := render(t)
-	policies := map[string]*admissionv1.ValidatingAdmissionPolicy{}
-	for _, o := range m.find("ValidatingAdmissionPolicy") {
-		var p admissionv1.ValidatingAdmissionPolicy
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &p); err != nil {
-			t.Fatal(err)
-		}
-		policies[p.Name] = &p
-	}
-	bindings := map[string]*admissionv1.ValidatingAdmissionPolicyBinding{}
-	for _, o := range m.find("ValidatingAdmissionPolicyBinding") {
-		var b admissionv1.ValidatingAdmissionPolicyBinding
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &b); err != nil {
-			t.Fatal(err)
-		}
-		bindings[b.Name] = &b
-	}
+	policies := byName[admissionv1.ValidatingAdmissionPolicy](t, m, "ValidatingAdmissionPolicy")
+	bindings := byName[admissionv1.ValidatingAdmissionPolicyBinding](t, m, "ValidatingAdmissionPolicyBinding")
 	for _, name := range []string{"taskgate-requester", "taskgate-snapshot"} {
 		p, b := policies[name], bindings[name]
 		if p == nil || b == nil {
@@ -61,6 +47,23 @@ func TestTaskRunPolicies(t *testing.T) {
 	if m := render(t, "--set", "requesterPolicy.enabled=false"); len(m.find("ValidatingAdmissionPolicy")) != 0 {
 		t.Error("requesterPolicy.enabled=false still renders policies")
 	}
+}
+
+// byName decodes the rendered objects of kind, by name.
+func byName[T any, P interface {
+	*T
+	GetName() string
+}](t *testing.T, m manifest, kind string) map[string]*T {
+	t.Helper()
+	out := map[string]*T{}
+	for _, o := range m.find(kind) {
+		obj := P(new(T))
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, obj); err != nil {
+			t.Fatalf("decode %s %s: %v", kind, o.GetName(), err)
+		}
+		out[obj.GetName()] = obj
+	}
+	return out
 }
 
 // TestManagerTaskRunRules: both halves read TaskRuns (the webhook lists a
