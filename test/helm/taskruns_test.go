@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -81,7 +80,7 @@ func TestManagerTaskRunRules(t *testing.T) {
 		{name: "controller only", args: []string{"--set", "enableWebhooks=false"}, write: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cr := one[rbacv1.ClusterRole](t, render(t, tc.args...), "ClusterRole")
+			cr := managerRole(t, render(t, tc.args...))
 			for _, verb := range []string{"get", "list", "watch"} {
 				for _, res := range []string{"tasks", "taskruns"} {
 					if ruleFor(cr.Rules, "automation.astronetes.io", res, verb) == nil {

@@ -40,9 +40,13 @@ func TestTemplateDefaults(t *testing.T) {
 			t.Errorf("defaults render %d %s, want none", len(got), kind)
 		}
 	}
-	// The Task CRD only (crds.enabled, tested in crds_test.go); the Synchronization CRD never offline.
-	if crds := m.find("CustomResourceDefinition"); len(crds) != 1 || crds[0].GetName() != "tasks.automation.astronetes.io" {
-		t.Errorf("defaults render %d CRDs, want the Task CRD only", len(crds))
+	// The Task and TaskRun CRDs only (crds.enabled, tested in crds_test.go); the Synchronization CRD never offline.
+	var names []string
+	for _, crd := range m.find("CustomResourceDefinition") {
+		names = append(names, crd.GetName())
+	}
+	if slices.Sort(names); !slices.Equal(names, []string{"taskruns.automation.astronetes.io", "tasks.automation.astronetes.io"}) {
+		t.Errorf("defaults render the CRDs %v, want the Task and TaskRun CRDs only", names)
 	}
 
 	d := one[appsv1.Deployment](t, m, "Deployment")
