@@ -14,16 +14,13 @@ import (
 
 // Paths the webhooks are served on (controller-runtime's conventional names
 // for the pair). AdmitPath is the single-call mode: one mutating webhook that
-// defaults and validates, registered instead of the pair.
-// The Run paths admit TaskRuns the same three ways.
+// defaults and validates, registered instead of the pair. Each path admits
+// Tasks and TaskRuns (the review's resource says which), so one webhook per
+// configuration registers both.
 const (
 	MutatePath   = "/mutate-automation-astronetes-io-v1alpha1-task"
 	ValidatePath = "/validate-automation-astronetes-io-v1alpha1-task"
 	AdmitPath    = "/admit-automation-astronetes-io-v1alpha1-task"
-
-	RunMutatePath   = "/mutate-automation-astronetes-io-v1alpha1-taskrun"
-	RunValidatePath = "/validate-automation-astronetes-io-v1alpha1-taskrun"
-	RunAdmitPath    = "/admit-automation-astronetes-io-v1alpha1-taskrun"
 )
 
 // maxReviewBytes bounds an AdmissionReview body: two objects of at most

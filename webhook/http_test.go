@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
@@ -40,9 +41,37 @@ func runJSON(plugin, config string) []byte {
 	return []byte(`{"apiVersion":"automation.astronetes.io/v1alpha1","kind":"TaskRun","metadata":{"name":"t1","namespace":"shop"},"spec":{"taskSpec":{"plugin":"` + plugin + `","config":` + config + `}}}`)
 }
 
-// runHandlers are the TaskRun handlers for an Admitter and an Authorizer.
+// testRunHandlers are the TaskRun handlers for an Admitter and an Authorizer.
 func testRunHandlers(a *Admitter, authz Authorizer) (mutate, validate, single *ReviewHandler) {
-	return NewRunHandlers(&Validator{Admitter: a, Authz: authz})
+	return runReviewHandlers(&Validator{Admitter: a, Authz: authz})
+}
+
+// runReviewHandlers are the TaskRun handlers of the three webhooks, for
+// reviews whatever their resource says (review() says tasks).
+func runReviewHandlers(v *Validator) (mutate, validate, single *ReviewHandler) {
+	m, val, s := runHandlers(v)
+	return NewReviewHandler(&admission.Webhook{Handler: m}), NewReviewHandler(&admission.Webhook{Handler: val}), NewReviewHandler(&admission.Webhook{Handler: s})
+}
+
+// TestHandlersDispatchByResource: one path serves both kinds; a review of
+// taskruns goes to the TaskRun rules, of tasks to the Task rules.
+func TestHandlersDispatchByResource(t *testing.T) {
+	_, validate, _ := NewHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: fakeAuthz{}})
+	body := review(admissionv1.Create, runJSON("custom-image", `{"image":"a:1","command":["x"],"namespace":"shop"}`), nil, false)
+	var ar admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &ar); err != nil {
+		t.Fatal(err)
+	}
+	ar.Request.Resource.Resource, ar.Request.Kind.Kind = "taskruns", "TaskRun"
+	body, _ = json.Marshal(ar)
+	_, out := serve(validate, body, "application/json")
+	if out.Response.Allowed || !strings.Contains(out.Response.Result.Message, "must be the user who creates the TaskRun") {
+		t.Errorf("a TaskRun review: %+v, want the TaskRun's requester rule", out.Response.Result)
+	}
+	_, out = serve(validate, review(admissionv1.Create, taskJSON("custom-image", `{"image":"a:1","command":["x"]}`), nil, false), "application/json")
+	if !out.Response.Allowed {
+		t.Errorf("a Task review: %+v, want it admitted with no access check", out.Response.Result)
+	}
 }
 
 func serve(h http.Handler, body []byte, contentType string) (int, admissionv1.AdmissionReview) {

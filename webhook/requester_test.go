@@ -70,7 +70,7 @@ func TestRecordRequester(t *testing.T) {
 	}
 	a := newTestAdmitter(t)
 	allowPods := fakeAuthz{map[string]bool{"create pods shop ": true}}
-	mutate, _, admit := NewRunHandlers(&Validator{Admitter: a, Authz: allowPods})
+	mutate, _, admit := runReviewHandlers(&Validator{Admitter: a, Authz: allowPods})
 	for _, h := range []struct {
 		name string
 		h    http.Handler
@@ -146,7 +146,7 @@ func TestValidateUpdateProtects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		v := &Validator{Admitter: newTestAdmitter(t), Authz: fakeAuthz{}, Manager: tt.manager}
-		_, validate, admit := NewRunHandlers(v)
+		_, validate, admit := runReviewHandlers(v)
 		if tt.kind == "task" {
 			_, validate, admit = NewHandlers(v)
 		}
@@ -201,7 +201,7 @@ func TestAccessChecksAskAboutWhomTheRunActsAs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("mode %q", tt.mode), func(t *testing.T) {
 			authz := &askedAuthz{}
-			_, _, admit := NewRunHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: authz, ActAs: tt.mode})
+			_, _, admit := runReviewHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: authz, ActAs: tt.mode})
 			_, out := serve(admit, reviewAs(admissionv1.Create, obj, nil, root), "application/json")
 			if out.Response.Allowed {
 				t.Fatal("admitted though every check is denied")

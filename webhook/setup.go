@@ -58,10 +58,10 @@ func NewAdmitterFromOptions(opts Options) (*Admitter, error) {
 // setupTimeout bounds the API requests SetupWithManager makes.
 const setupTimeout = 30 * time.Second
 
-// SetupWithManager registers the webhooks of Tasks and TaskRuns on the
-// manager's webhook server: for each kind the mutating and validating pair
-// and the single-call webhook (paths in http.go). Which of them the API
-// server calls is up to the webhook configurations. It asks the API server
+// SetupWithManager registers the webhooks on the manager's webhook server:
+// the mutating and validating pair and the single-call webhook (paths in
+// http.go), each serving Tasks and TaskRuns. Which of them the API server
+// calls is up to the webhook configurations. It asks the API server
 // who the manager is (actas.Self), the one user that may remove the
 // finalizer.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
@@ -74,10 +74,6 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	srv.Register(MutatePath, mutate)
 	srv.Register(ValidatePath, validate)
 	srv.Register(AdmitPath, admit)
-	mutate, validate, admit = NewRunHandlers(v)
-	srv.Register(RunMutatePath, mutate)
-	srv.Register(RunValidatePath, validate)
-	srv.Register(RunAdmitPath, admit)
 	return nil
 }
 
@@ -143,28 +139,29 @@ func SingleCallHandler(a *Admitter, authz Authorizer) *ReviewHandler {
 	return admit
 }
 
-// NewHandlers returns the HTTP handlers of the three Task webhooks around
-// one Validator: the mutating and validating pair, and the single-call
+// NewHandlers returns the HTTP handlers of the three webhooks around one
+// Validator: the mutating and validating pair, and the single-call
 // webhook, a mutating webhook that defaults and then validates in the same
-// call. The single call is as strict as the pair only while no later
+// call. Each serves both kinds, by the resource of the review (taskruns,
+// else tasks). The single call is as strict as the pair only while no later
 // mutating webhook changes the object; its configuration says
 // reinvocationPolicy: IfNeeded.
 func NewHandlers(v *Validator) (mutate, validate, single *ReviewHandler) {
-	m, val, s := taskHandlers(v)
-	return reviewHandlers(m, val, s)
+	tm, tv, ts := taskHandlers(v)
+	rm, rv, rs := runHandlers(v)
+	return NewReviewHandler(&admission.Webhook{Handler: byResource{task: tm, run: rm}}),
+		NewReviewHandler(&admission.Webhook{Handler: byResource{task: tv, run: rv}}),
+		NewReviewHandler(&admission.Webhook{Handler: byResource{task: ts, run: rs}})
 }
 
-// NewRunHandlers returns the HTTP handlers of the three TaskRun webhooks
-// around one Validator, as NewHandlers does for Tasks.
-func NewRunHandlers(v *Validator) (mutate, validate, single *ReviewHandler) {
-	m, val, s := runHandlers(v)
-	return reviewHandlers(m, val, s)
-}
+// byResource gives a review to the handler of its kind.
+type byResource struct{ task, run admission.Handler }
 
-func reviewHandlers[T any](m, v, s handler[T]) (mutate, validate, single *ReviewHandler) {
-	return NewReviewHandler(&admission.Webhook{Handler: m}),
-		NewReviewHandler(&admission.Webhook{Handler: v}),
-		NewReviewHandler(&admission.Webhook{Handler: s})
+func (b byResource) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Resource.Resource == "taskruns" {
+		return b.run.Handle(ctx, req)
+	}
+	return b.task.Handle(ctx, req)
 }
 
 // requestFrom is the admission request in ctx, if any.

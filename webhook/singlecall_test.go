@@ -92,7 +92,7 @@ func TestSingleCallMatchesPair(t *testing.T) {
 		for _, kind := range []string{"Task", "TaskRun"} {
 			mutate, validate, admit := NewHandlers(&Validator{Admitter: a, Authz: authz.authz})
 			if kind == "TaskRun" {
-				mutate, validate, admit = NewRunHandlers(&Validator{Admitter: a, Authz: authz.authz})
+				mutate, validate, admit = runReviewHandlers(&Validator{Admitter: a, Authz: authz.authz})
 			}
 			for name, obj := range admissionCases(t) {
 				if kind == "TaskRun" {
@@ -166,7 +166,7 @@ func TestSingleCallUpdateAndDelete(t *testing.T) {
 		{name: "old object not a Task", op: admissionv1.Update, obj: good, old: []byte(`{"spec":5}`), wantText: "must be an object"},
 		{name: "delete allowed", op: admissionv1.Delete, old: good, wantAllowed: true},
 	}
-	_, _, admitRun := NewRunHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: &scriptedAuthz{next: deny}})
+	_, _, admitRun := runReviewHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: &scriptedAuthz{next: deny}})
 	run := runJSON("custom-image", `{"image":"busybox:1.36","command":["echo"]}`)
 	tests = append(tests, struct {
 		name        string

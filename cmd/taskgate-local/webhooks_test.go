@@ -26,13 +26,12 @@ func TestLoadWebhooks(t *testing.T) {
 			file:         "../../config/webhook/manifests.yaml",
 			wantMutating: []string{"taskgate-local-mutating"},
 			wantValid:    []string{"taskgate-local-validating"},
-			wantPaths: []string{"mutate-automation-astronetes-io-v1alpha1-task", "mutate-automation-astronetes-io-v1alpha1-taskrun",
-				"validate-automation-astronetes-io-v1alpha1-task", "validate-automation-astronetes-io-v1alpha1-taskrun"},
+			wantPaths:    []string{"mutate-automation-astronetes-io-v1alpha1-task", "validate-automation-astronetes-io-v1alpha1-task"},
 		},
 		{
 			file:         "../../config/webhook-single-call/manifests.yaml",
 			wantMutating: []string{"taskgate-local-mutating"},
-			wantPaths:    []string{"admit-automation-astronetes-io-v1alpha1-task", "admit-automation-astronetes-io-v1alpha1-taskrun"},
+			wantPaths:    []string{"admit-automation-astronetes-io-v1alpha1-task"},
 		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -77,22 +77,10 @@ func TestPoliciesWithoutWebhooks(t *testing.T) {
 func removeWebhooks(t *testing.T, ns string) {
 	t.Helper()
 	ctx := context.Background()
-	saved, err := testutil.WebhookConfigurations(ctx, k8s)
-	must(t, err)
-	for _, obj := range saved {
-		must(t, k8s.Delete(ctx, obj))
-	}
 	probe := runOf(ns, "probe", "missing-task") // the webhook refuses it, the policies do not look
 	probe.Spec.TaskSpec = inlineRun(ns, "", v1alpha1.PluginCustomImage, echoConfig).Spec.TaskSpec
 	probe.Spec.Requester = &v1alpha1.Requester{Username: adminUser}
-	t.Cleanup(func() {
-		for _, obj := range saved {
-			obj.SetResourceVersion("")
-			obj.SetUID("")
-			if err := k8s.Create(ctx, obj); err != nil {
-				t.Errorf("restore %s: %v", obj.GetName(), err)
-			}
-		}
+	t.Cleanup(func() { // after the configurations are back (cleanups run last first)
 		testutil.Eventually(t, "the webhooks back", func() error {
 			if err := k8s.Create(ctx, probe.DeepCopy()); err == nil || !strings.Contains(err.Error(), "no Task") {
 				_ = k8s.Delete(ctx, probe.DeepCopy())
@@ -101,6 +89,7 @@ func removeWebhooks(t *testing.T, ns string) {
 			return nil
 		})
 	})
+	testutil.RemoveWebhooks(t, k8s)
 	// The API server's webhook configuration informer follows within a
 	// moment: wait until the requester policy alone answers.
 	testutil.Eventually(t, "the requester policy answering without the webhooks", func() error {

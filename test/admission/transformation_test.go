@@ -100,16 +100,24 @@ func storedScopes(t *testing.T, config []byte) string {
 }
 
 // TestMastersRequester: taskgate cannot act as system:masters, so a user
-// whose rights come from it alone may write a Task but is refused a run of
-// it at admission, told why.
+// whose rights come from it alone may write a Task but is refused a run at
+// admission, told why: a run of the Task (they may not read it as taskgate
+// would act) and a one-off run (they may not create its Pod).
 func TestMastersRequester(t *testing.T) {
 	ns := namespace(t, "masters")
 	if out, err := kubectlAs(t, mastersKube, taskYAML("root", ns, v1alpha1.PluginCustomImage, plainImage), "apply", "-f", "-"); err != nil {
 		t.Fatalf("the Task refused: %v\n%s", err, out)
 	}
-	out, err := kubectlAs(t, mastersKube, runYAML("root", ns, "root"), "create", "-f", "-")
-	if err == nil || !strings.Contains(out, `user "`+mastersUser+`" may not create pods in namespace masters`) ||
-		!strings.Contains(out, "which Kubernetes does not let taskgate impersonate") || !strings.Contains(out, "kubeadm:cluster-admins") {
-		t.Errorf("masters user: %v\n%s", err, out)
+	oneOff := strings.Replace(runYAML("one-off", ns, "root"), "  taskRef:\n    name: root\n",
+		"  taskSpec:\n    plugin: custom-image\n    config: {image: busybox:1.36, command: [echo]}\n", 1)
+	for doc, want := range map[string]string{
+		runYAML("root", ns, "root"): `user "` + mastersUser + `" may not get tasks.automation.astronetes.io root in namespace masters`,
+		oneOff:                      `user "` + mastersUser + `" may not create pods in namespace masters`,
+	} {
+		out, err := kubectlAs(t, mastersKube, doc, "create", "-f", "-")
+		if err == nil || !strings.Contains(out, want) ||
+			!strings.Contains(out, "which Kubernetes does not let taskgate impersonate") || !strings.Contains(out, "kubeadm:cluster-admins") {
+			t.Errorf("masters user: %v\n%s\nwant %q and the hint", err, out, want)
+		}
 	}
 }
