@@ -304,10 +304,23 @@ func decodeDocument(data []byte) decoded {
 	// spec.config (the webhook's schemas cover spec.config only); the API
 	// server enforces them, and so does this check, so "valid" here means
 	// the API server stores the Task.
-	if ttl := task.Spec.TTLSecondsAfterFinished; ttl != nil && *ttl < 0 {
-		errs = append(errs, field.Invalid(field.NewPath("spec", "ttlSecondsAfterFinished"), *ttl, "should be greater than or equal to 0"))
+	spec := task.Spec
+	errs = append(errs, notNegative(runSpecPath.Child("ttlSecondsAfterFinished"), spec.TTLSecondsAfterFinished)...)
+	errs = append(errs, notNegative(runSpecPath.Child("successfulRunsHistoryLimit"), spec.SuccessfulRunsHistoryLimit)...)
+	errs = append(errs, notNegative(runSpecPath.Child("failedRunsHistoryLimit"), spec.FailedRunsHistoryLimit)...)
+	if p := spec.ConcurrencyPolicy; p != "" && p != v1alpha1.ConcurrencyAllow && p != v1alpha1.ConcurrencyForbid {
+		errs = append(errs, field.NotSupported(runSpecPath.Child("concurrencyPolicy"), p, []v1alpha1.ConcurrencyPolicy{v1alpha1.ConcurrencyAllow, v1alpha1.ConcurrencyForbid}))
 	}
 	return decoded{task: task, errs: errs, decoded: true}
+}
+
+// notNegative is the CRD's minimum of 0 on an optional integer, in the
+// API server's words.
+func notNegative(path *field.Path, v *int32) field.ErrorList {
+	if v == nil || *v >= 0 {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(path, *v, "should be greater than or equal to 0")}
 }
 
 // decodeStrict decodes a Task or TaskRun strictly, as kubectl's

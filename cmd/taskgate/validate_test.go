@@ -132,6 +132,16 @@ spec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}
 		{name: "allow-list enforced offline", args: []string{"validate", "-f", "../../config/samples/custom-image-kubectl.yaml", "--allowed-cluster-roles", "view,edit"}, wantCode: 1,
 			wantErr: []string{`spec.config.clusterRole: Unsupported value: "cluster-admin"`}},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: []string{`unknown command "frobnicate"`}},
+		{name: "Task's concurrency policy and history limits", args: []string{"validate", "-f", "-"}, wantCode: 1,
+			stdin: "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata: {name: s}\nspec: {plugin: custom-image, concurrencyPolicy: Replace, " +
+				"successfulRunsHistoryLimit: -1, failedRunsHistoryLimit: -2, config: {image: busybox:1.36, command: [echo]}}\n",
+			wantErr: []string{`spec.concurrencyPolicy: Unsupported value: "Replace": supported values: "Allow", "Forbid"`,
+				"spec.successfulRunsHistoryLimit: Invalid value: -1: should be greater than or equal to 0",
+				"spec.failedRunsHistoryLimit: Invalid value: -2: should be greater than or equal to 0"}},
+		{name: "Task's concurrency policy and history limits set", args: []string{"validate", "-f", "-", "-o", "yaml"}, wantCode: 0,
+			stdin: "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata: {name: s}\nspec: {plugin: custom-image, concurrencyPolicy: Forbid, " +
+				"successfulRunsHistoryLimit: 0, failedRunsHistoryLimit: 5, config: {image: busybox:1.36, command: [echo]}}\n",
+			wantOut: []string{"concurrencyPolicy: Forbid", "successfulRunsHistoryLimit: 0", "failedRunsHistoryLimit: 5"}},
 		{name: "TaskRun inline: defaulted with the run's name", args: []string{"validate", "-f", "-", "-o", "yaml"}, wantCode: 0,
 			stdin:   taskRun("{name: r, namespace: shop}", "{taskSpec: {plugin: custom-image, config: {image: busybox:1.36, command: [echo]}}}"),
 			wantOut: []string{"kind: TaskRun", "taskSpec:", "serviceAccountName: r-task", "timeoutSeconds: 3600"}, notWantOut: []string{"status"},
