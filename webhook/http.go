@@ -15,13 +15,18 @@ import (
 // Paths the webhooks are served on (controller-runtime's conventional names
 // for the pair). AdmitPath is the single-call mode: one mutating webhook that
 // defaults and validates, registered instead of the pair.
+// The Run paths admit TaskRuns the same three ways.
 const (
 	MutatePath   = "/mutate-automation-astronetes-io-v1alpha1-task"
 	ValidatePath = "/validate-automation-astronetes-io-v1alpha1-task"
 	AdmitPath    = "/admit-automation-astronetes-io-v1alpha1-task"
+
+	RunMutatePath   = "/mutate-automation-astronetes-io-v1alpha1-taskrun"
+	RunValidatePath = "/validate-automation-astronetes-io-v1alpha1-taskrun"
+	RunAdmitPath    = "/admit-automation-astronetes-io-v1alpha1-taskrun"
 )
 
-// maxReviewBytes bounds an AdmissionReview body: two Task objects of at most
+// maxReviewBytes bounds an AdmissionReview body: two objects of at most
 // the API server's 3 MiB request limit, plus the envelope.
 const maxReviewBytes = 7 << 20
 

@@ -26,12 +26,13 @@ func TestLoadWebhooks(t *testing.T) {
 			file:         "../../config/webhook/manifests.yaml",
 			wantMutating: []string{"taskgate-local-mutating"},
 			wantValid:    []string{"taskgate-local-validating"},
-			wantPaths:    []string{"mutate-automation-astronetes-io-v1alpha1-task", "validate-automation-astronetes-io-v1alpha1-task"},
+			wantPaths: []string{"mutate-automation-astronetes-io-v1alpha1-task", "mutate-automation-astronetes-io-v1alpha1-taskrun",
+				"validate-automation-astronetes-io-v1alpha1-task", "validate-automation-astronetes-io-v1alpha1-taskrun"},
 		},
 		{
 			file:         "../../config/webhook-single-call/manifests.yaml",
 			wantMutating: []string{"taskgate-local-mutating"},
-			wantPaths:    []string{"admit-automation-astronetes-io-v1alpha1-task"},
+			wantPaths:    []string{"admit-automation-astronetes-io-v1alpha1-task", "admit-automation-astronetes-io-v1alpha1-taskrun"},
 		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -23,9 +23,9 @@ func TestValidateTaskRuns(t *testing.T) {
 			stdin: "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata: {name: s}\nspec: {plugin: custom-image, concurrencyPolicy: Forbid, " +
 				"successfulRunsHistoryLimit: 0, failedRunsHistoryLimit: 5, config: {image: busybox:1.36, command: [echo]}}\n",
 			wantOut: []string{"concurrencyPolicy: Forbid", "successfulRunsHistoryLimit: 0", "failedRunsHistoryLimit: 5"}},
-		{name: "TaskRun inline: defaulted with the run's name", args: []string{"validate", "-f", "-", "-o", "yaml"}, wantCode: 0,
+		{name: "TaskRun inline: defaulted, its ServiceAccount left to the run", args: []string{"validate", "-f", "-", "-o", "yaml"}, wantCode: 0,
 			stdin:   taskRun("{name: r, namespace: shop}", "{taskSpec: {plugin: custom-image, config: {image: busybox:1.36, command: [echo]}}}"),
-			wantOut: []string{"kind: TaskRun", "taskSpec:", "serviceAccountName: r-task", "timeoutSeconds: 3600"}, notWantOut: []string{"status"},
+			wantOut: []string{"kind: TaskRun", "taskSpec:", "namespace: shop", "timeoutSeconds: 3600"}, notWantOut: []string{"status", "serviceAccountName"},
 			wantErr: []string{"summary: 1 valid, 0 invalid, 0 skipped"}},
 		{name: "TaskRun inline: errors under spec.taskSpec", args: []string{"validate", "-f", "-"}, wantCode: 1,
 			stdin: taskRun("{name: r}", "{taskSpec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}}"),

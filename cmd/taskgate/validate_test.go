@@ -82,7 +82,7 @@ spec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}
 			wantErr: []string{"summary: 0 valid, 0 invalid, 1 skipped", "no Task"}},
 		{name: "stdin yaml output", args: []string{"validate", "-f", "-", "-o", "yaml"}, wantCode: 0,
 			stdin:   task("{name: s}"),
-			wantOut: []string{"serviceAccountName: s-task", "namespace: default", "timeoutSeconds: 3600"}, notWantOut: []string{"status", "is valid"},
+			wantOut: []string{"namespace: default", "timeoutSeconds: 3600"}, notWantOut: []string{"status", "is valid", "serviceAccountName"},
 			wantErr: []string{"summary: 1 valid, 0 invalid, 0 skipped"}},
 		{name: "stdin is named in messages", args: []string{"validate", "-f", "-"}, wantCode: 1,
 			stdin: task("{name: Bad_Name}"), wantErr: []string{`<stdin>:1: Task default/Bad_Name is invalid`, `metadata.name: Invalid value: "Bad_Name"`}},
