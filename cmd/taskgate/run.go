@@ -114,7 +114,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, logs l
 	}
 	run, err := startRun(ctx, c, namespace, f.task)
 	switch {
-	case ctx.Err() != nil:
+	case err != nil && ctx.Err() != nil:
 		fmt.Fprintf(stderr, "taskgate run: interrupted before the API server answered; a TaskRun of %s/%s may have been created (kubectl get taskruns -n %s)\n", namespace, f.task, namespace)
 		return exitInterrupted
 	case err != nil:

@@ -115,8 +115,10 @@ func testRunLogs(t *testing.T, e *runEnv) {
 	})
 	c.waitOutput(t, "connection refused\n")
 
+	// As the controller does: the next attempt is checkpointed (podName
+	// cleared) before its Pod is created, and named once it is.
 	e.setStatus(t, run, v1alpha1.TaskRunning, "attempt 2 of 2", func(s *v1alpha1.TaskRunStatus) {
-		s.CustomImage.Attempt = 1
+		s.CustomImage.Attempt, s.CustomImage.PodName = 1, ""
 		s.CustomImage.Attempts = []v1alpha1.CustomImageAttempt{{Pod: pod0, ExitCode: ptrTo[int32](1), Reason: "Error"}}
 	})
 	testutil.Eventually(t, "a try at the log of the second Pod before it exists", func() error {
@@ -125,6 +127,7 @@ func testRunLogs(t *testing.T, e *runEnv) {
 		}
 		return nil
 	})
+	e.setStatus(t, run, v1alpha1.TaskRunning, "attempt 2 of 2", func(s *v1alpha1.TaskRunStatus) { s.CustomImage.PodName = pod1 })
 	kubelet.mu.Lock()
 	kubelet.breakFirst[pod1] = 1
 	kubelet.mu.Unlock()

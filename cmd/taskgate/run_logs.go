@@ -75,19 +75,18 @@ func (f *follower) streamLogs(ctx context.Context, state *runState) {
 
 // attemptPod is the Pod of attempt n of run, once its status names that
 // attempt: the Pod recorded for a finished attempt, status.customImage's
-// podName for the first, the deterministic name of a later one.
+// podName for the current one once the controller created it, else the
+// deterministic name the controller creates it under.
 func attemptPod(run *v1alpha1.TaskRun, n int32) (string, bool) {
-	if run == nil || run.Status.CustomImage == nil {
+	if run == nil || run.Status.CustomImage == nil || n > run.Status.CustomImage.Attempt {
 		return "", false
 	}
 	ci := run.Status.CustomImage
 	switch {
-	case n > ci.Attempt:
-		return "", false
 	case int(n) < len(ci.Attempts) && ci.Attempts[n].Pod != "":
 		return ci.Attempts[n].Pod, true
-	case n == 0:
-		return ci.PodName, ci.PodName != ""
+	case n == ci.Attempt && ci.PodName != "":
+		return ci.PodName, true
 	}
 	return v1alpha1.AttemptPodName(run.Name, n), true
 }

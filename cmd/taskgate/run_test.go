@@ -241,3 +241,36 @@ func testRunPhases(t *testing.T, e *runEnv) {
 		})
 	}
 }
+
+// TestAttemptPod: the Pod whose log is streamed for each attempt, from the
+// status as the controller writes it.
+func TestAttemptPod(t *testing.T) {
+	withStatus := func(ci *v1alpha1.CustomImageStatus) *v1alpha1.TaskRun {
+		return &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "r"}, Status: v1alpha1.TaskRunStatus{CustomImage: ci}}
+	}
+	retried := &v1alpha1.CustomImageStatus{Attempt: 2, PodName: "r-task-2",
+		Attempts: []v1alpha1.CustomImageAttempt{{Pod: "r-task"}, {Pod: "r-task-1"}}}
+	tests := []struct {
+		name    string
+		run     *v1alpha1.TaskRun
+		attempt int32
+		wantPod string // "" for none yet
+	}{
+		{name: "no status yet", run: &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "r"}}},
+		{name: "first attempt before its Pod is named", run: withStatus(&v1alpha1.CustomImageStatus{}), wantPod: "r-task"},
+		{name: "first attempt named", run: withStatus(&v1alpha1.CustomImageStatus{PodName: "r-task"}), wantPod: "r-task"},
+		{name: "next attempt not reached", run: withStatus(&v1alpha1.CustomImageStatus{PodName: "r-task"}), attempt: 1},
+		{name: "finished attempt recorded", run: withStatus(retried), attempt: 1, wantPod: "r-task-1"},
+		{name: "current attempt named", run: withStatus(retried), attempt: 2, wantPod: "r-task-2"},
+		{name: "current attempt checkpointed, Pod not created", run: withStatus(&v1alpha1.CustomImageStatus{Attempt: 1,
+			Attempts: []v1alpha1.CustomImageAttempt{{Pod: "r-task"}}}), attempt: 1, wantPod: "r-task-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod, ok := attemptPod(tt.run, tt.attempt)
+			if pod != tt.wantPod || ok != (tt.wantPod != "") {
+				t.Errorf("attemptPod(attempt %d) = %q, %v; want %q", tt.attempt, pod, ok, tt.wantPod)
+			}
+		})
+	}
+}

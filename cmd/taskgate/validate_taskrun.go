@@ -12,6 +12,7 @@ import (
 )
 
 var (
+	// runSpecPath is a Task's or a TaskRun's spec.
 	runSpecPath     = field.NewPath("spec")
 	taskRefNamePath = runSpecPath.Child("taskRef", "name")
 	taskSpecPath    = runSpecPath.Child("taskSpec")
@@ -33,9 +34,7 @@ func decodeTaskRun(jsonData []byte) decoded {
 	if spec.TaskRef != nil && spec.TaskRef.Name == "" {
 		errs = append(errs, field.Invalid(taskRefNamePath, "", "should be at least 1 chars long"))
 	}
-	if ttl := spec.TTLSecondsAfterFinished; ttl != nil && *ttl < 0 {
-		errs = append(errs, field.Invalid(runSpecPath.Child("ttlSecondsAfterFinished"), *ttl, "should be greater than or equal to 0"))
-	}
+	errs = append(errs, notNegative(runSpecPath.Child("ttlSecondsAfterFinished"), spec.TTLSecondsAfterFinished)...)
 	return decoded{run: run, errs: errs, decoded: true}
 }
 
