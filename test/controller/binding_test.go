@@ -80,11 +80,12 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 	}
 }
 
-// A ServiceAccount with the default name that the run did not create (a
-// namespace editor squatting it to get a token bound to an admin's
-// clusterRole) is never adopted, whether or not it carries the run's label
-// (and a Task's): the run fails NameConflict naming it, and nothing is bound
-// or run.
+// A ServiceAccount that a namespace editor prepared under a name a run's
+// could have (the old "<run>-task", "<run>-sa"), labelled as the run's and
+// its Task's or not, is never used nor bound: a run's own ServiceAccount
+// holds part of the run's UID, which exists only once the run does. (One
+// squatting the real name after the run exists fails the run NameConflict:
+// controller/ensure_stale_test.go.)
 func TestServiceAccountSquatting(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -99,17 +100,21 @@ func TestServiceAccountSquatting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			saName := runSA(t, ns, tt.name)
-			mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: saName, Labels: tt.labels}})
+			guesses := []string{v1alpha1.ChildName(tt.name, "task"), v1alpha1.ServiceAccountName(tt.name, "")}
+			for _, g := range guesses {
+				mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: g, Labels: tt.labels}})
+			}
 			cfg := customImage("busybox:1.36", "true")
 			cfg.ClusterRole = "cluster-admin"
 			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg))
-			task := waitForRun(t, ns, tt.name, v1alpha1.TaskFailed)
-			if c := succeededCondition(t, task); c.Reason != controller.ReasonNameConflict || !strings.Contains(c.Message, ns+"/"+saName) {
-				t.Errorf("condition = %s: %s, want NameConflict naming %s/%s", c.Reason, c.Message, ns, saName)
+			pod := waitForPod(t, ns, tt.name)
+			own := runSA(t, ns, tt.name)
+			crb := &rbacv1.ClusterRoleBinding{}
+			mustGet(t, "", v1alpha1.ClusterRoleBindingName(ns, tt.name), crb)
+			if pod.Spec.ServiceAccountName != own || len(crb.Subjects) != 1 || crb.Subjects[0].Name != own || slices.Contains(guesses, own) {
+				t.Errorf("pod runs as %s, binding subjects %v; want only the run's own %s, none of the prepared %v",
+					pod.Spec.ServiceAccountName, crb.Subjects, own, guesses)
 			}
-			wantAbsent(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, tt.name)}, &rbacv1.ClusterRoleBinding{})
-			wantAbsent(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName(tt.name)}, &corev1.Pod{})
 		})
 	}
 }
@@ -156,7 +161,7 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 	mustGet(t, "", crbKey.Name, &rbacv1.ClusterRoleBinding{})
 	// envtest has no garbage collector: remove the old run's Pod and
 	// ServiceAccount as it would.
-	for _, obj := range []client.Object{pod, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: runSA(t, ns, "job")}}} {
+	for _, obj := range []client.Object{pod, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.ServiceAccountName(task.Name, task.UID)}}} {
 		if err := k8sClient.Delete(t.Context(), obj, client.GracePeriodSeconds(0)); err != nil {
 			t.Fatal(err)
 		}

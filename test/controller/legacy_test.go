@@ -113,7 +113,7 @@ func TestLegacyTaskReleased(t *testing.T) {
 				t.Errorf("status = %+v, want the legacy status kept: %+v", after.Status, before.Status)
 			}
 			wantAbsent(t, keyOf(ns, v1alpha1.PodName(tt.name)), &corev1.Pod{})
-			wantAbsent(t, keyOf(ns, runSA(t, ns, tt.name)), &corev1.ServiceAccount{})
+			wantAbsent(t, keyOf(ns, v1alpha1.ChildName(tt.name, "task")), &corev1.ServiceAccount{}) // the old taskgate's name for it
 		})
 	}
 	if runs := runNames(t, ns); len(runs) != 0 {

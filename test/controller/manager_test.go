@@ -3,6 +3,7 @@ package controller_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,7 +239,12 @@ func TestPluginsHaveTheirOwnWorkers(t *testing.T) {
 			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"bulk": "yes"}},
 			Operations:    []v1alpha1.TransformationOperation{{MergePatch: rawJSON(fmt.Sprintf(`{"data":{%q:"done"}}`, names[i]))}},
 		}
-		mustCreate(t, makeRun(t, ns, names[i], v1alpha1.PluginTransformation, cfg))
+		// Four admins' transformations: each requester patches one at a
+		// time (TestFairShareBetweenRequesters), so all four patch at once
+		// only when they are four requesters'.
+		admin := adminRequester.DeepCopy()
+		admin.Username = fmt.Sprintf("admin-%d", i)
+		mustCreate(t, withRequester(makeRun(t, ns, names[i], v1alpha1.PluginTransformation, cfg), admin))
 	}
 	for _, n := range names {
 		waitForReason(t, ns, n, controller.ReasonPatching)
@@ -306,4 +312,58 @@ func waitForReason(t *testing.T, ns, name, reason string) {
 		}
 		return nil
 	})
+}
+
+// One requester's long transformations cannot hold up another requester's
+// run: each requester patches one transformation at a time, the others wait
+// Pending without holding a worker, so another team's one-object
+// transformation finishes within seconds while the first team's four big
+// ones are under way (issue 20's starvation).
+func TestFairShareBetweenRequesters(t *testing.T) {
+	ns := newNamespace(t)
+	const objects, big = 1500, 4
+	createConfigMaps(t, ns, objects, map[string]string{"bulk": "yes"})
+	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bobs", Labels: map[string]string{"small": "yes"}}})
+	stop := startManagerWith(t, ns, managerOptions{controller: controller.Options{MaxConcurrentReconciles: big}})
+
+	patch := func(selector map[string]string, key string) v1alpha1.TransformationConfig {
+		return v1alpha1.TransformationConfig{
+			Resources:     []v1alpha1.GroupVersionResource{{Version: "v1", Resource: "configmaps", Scope: v1alpha1.ScopeNamespaced}},
+			LabelSelector: &metav1.LabelSelector{MatchLabels: selector},
+			Operations:    []v1alpha1.TransformationOperation{{MergePatch: rawJSON(fmt.Sprintf(`{"data":{%q:"done"}}`, key))}},
+		}
+	}
+	alice := adminRequester.DeepCopy()
+	alice.Username = "alice"
+	for i := range big {
+		name := fmt.Sprintf("alice-%d", i)
+		mustCreate(t, withRequester(makeRun(t, ns, name, v1alpha1.PluginTransformation, patch(map[string]string{"bulk": "yes"}, name)), alice))
+	}
+	waitForReason(t, ns, "alice-0", controller.ReasonPatching)
+
+	bob := adminRequester.DeepCopy()
+	bob.Username = "bob"
+	created := time.Now()
+	mustCreate(t, withRequester(makeRun(t, ns, "bob", v1alpha1.PluginTransformation, patch(map[string]string{"small": "yes"}, "bob")), bob))
+	waitForRun(t, ns, "bob", v1alpha1.TaskSucceeded)
+	took := time.Since(created)
+	t.Logf("bob's one-object transformation succeeded %s after it was created, beside alice's %d of %d objects", took, big, objects)
+	if took > 5*time.Second {
+		t.Errorf("bob's transformation took %s, want under 5s whatever alice runs", took)
+	}
+	patching := 0
+	for i := range big {
+		run := &v1alpha1.TaskRun{}
+		mustGet(t, ns, fmt.Sprintf("alice-%d", i), run)
+		switch c := succeededCondition(t, run); {
+		case c.Reason == controller.ReasonPatching:
+			patching++
+		case c.Reason == controller.ReasonPending && !strings.Contains(c.Message, "each requester patches one at a time"):
+			t.Errorf("%s pending with %q, want it waiting for alice's slot", run.Name, c.Message)
+		}
+	}
+	if patching > 1 {
+		t.Errorf("%d of alice's transformations patching at once, want at most one", patching)
+	}
+	stop()
 }
