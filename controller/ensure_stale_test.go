@@ -45,26 +45,26 @@ const staleImageConfig = `{"image":"busybox:1.36","command":["true"],"clusterRol
 
 func customImageStatus(task *v1alpha1.TaskRun) *v1alpha1.CustomImageStatus {
 	if task.Status.CustomImage == nil {
-		task.Status.CustomImage = &v1alpha1.CustomImageStatus{ServiceAccountName: v1alpha1.DefaultServiceAccountName(task.Name)}
+		task.Status.CustomImage = &v1alpha1.CustomImageStatus{ServiceAccountName: v1alpha1.ServiceAccountName(task.Name, task.UID)}
 	}
 	return task.Status.CustomImage
 }
 
 func ensureCases() []ensureCase {
 	byTask := func(task *v1alpha1.TaskRun) []client.ListOption {
-		return []client.ListOption{client.InNamespace(task.Namespace), client.MatchingLabels{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)}}
+		return []client.ListOption{client.InNamespace(task.Namespace), client.MatchingLabels{v1alpha1.TaskRunLabel: v1alpha1.TaskLabelValue(task.Name)}}
 	}
 	return []ensureCase{
 		{
 			name: "service account", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
 			child: func(task *v1alpha1.TaskRun) client.Object {
-				sa := &corev1.ServiceAccount{ObjectMeta: children.Meta(task, v1alpha1.DefaultServiceAccountName(task.Name))}
+				sa := &corev1.ServiceAccount{ObjectMeta: children.Meta(task, v1alpha1.ServiceAccountName(task.Name, task.UID))}
 				sa.OwnerReferences = children.OwnerReference(task)
 				return sa
 			},
 			ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
 				st := customImageStatus(task)
-				if err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, st, &noCheckpoint{}); err != nil {
+				if err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, &v1alpha1.CustomImageConfig{}, st, &noCheckpoint{}); err != nil {
 					return nil, err
 				}
 				sa := &corev1.ServiceAccount{}
@@ -83,10 +83,10 @@ func ensureCases() []ensureCase {
 		{
 			name: "cluster role binding", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
 			child: func(task *v1alpha1.TaskRun) client.Object {
-				return children.ClusterRoleBinding(task, "view", v1alpha1.DefaultServiceAccountName(task.Name))
+				return children.ClusterRoleBinding(task, "view", v1alpha1.ServiceAccountName(task.Name, task.UID))
 			},
 			ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
-				if err := (&customImageRunner{deps: d}).ensureBinding(ctx, task, "view", v1alpha1.DefaultServiceAccountName(task.Name)); err != nil {
+				if err := (&customImageRunner{deps: d}).ensureBinding(ctx, task, "view", v1alpha1.ServiceAccountName(task.Name, task.UID)); err != nil {
 					return nil, err
 				}
 				crb := &rbacv1.ClusterRoleBinding{}
@@ -94,7 +94,7 @@ func ensureCases() []ensureCase {
 				return crb, err
 			},
 			list: func(task *v1alpha1.TaskRun) (client.ObjectList, []client.ListOption) {
-				return &rbacv1.ClusterRoleBindingList{}, []client.ListOption{client.MatchingLabels{v1alpha1.TaskUIDLabel: string(task.UID)}}
+				return &rbacv1.ClusterRoleBindingList{}, []client.ListOption{client.MatchingLabels{v1alpha1.TaskRunUIDLabel: string(task.UID)}}
 			},
 		},
 		{
@@ -125,6 +125,9 @@ func ensureCases() []ensureCase {
 	}
 }
 
+// podToken is the creation token the earlier reconcile of podCase wrote.
+const podToken = "token-of-the-earlier-reconcile"
+
 // podCase is the ensurePod step for the Pod of the given attempt, recorded
 // in the status before the step runs.
 func podCase(name string, attempt int32, byTask func(*v1alpha1.TaskRun) []client.ListOption) ensureCase {
@@ -132,14 +135,17 @@ func podCase(name string, attempt int32, byTask func(*v1alpha1.TaskRun) []client
 	return ensureCase{
 		name: name, plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
 		child: func(task *v1alpha1.TaskRun) client.Object {
-			pod := children.Pod(task, imageCfg, v1alpha1.DefaultServiceAccountName(task.Name))
+			pod := children.Pod(task, imageCfg, v1alpha1.ServiceAccountName(task.Name, task.UID))
 			pod.Name = v1alpha1.AttemptPodName(task.Name, attempt)
+			// As the earlier reconcile created it: with the token it
+			// checkpointed first.
+			pod.Annotations = map[string]string{v1alpha1.CreationTokenAnnotation: podToken}
 			return pod
 		},
 		ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
 			st := customImageStatus(task)
-			st.Attempt = attempt
-			pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, st)
+			st.Attempt, st.CreationToken = attempt, podToken
+			pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, st, &noCheckpoint{})
 			if err == nil && pod == nil {
 				err = errors.New("ensurePod returned no Pod")
 			}
@@ -209,6 +215,9 @@ func TestEnsureStaleCacheNameTaken(t *testing.T) {
 		other.UID = "00000000-0000-0000-0000-000000000000"
 		squatter := tt.child(other)
 		squatter.SetOwnerReferences(nil)
+		// Under the run's own child name: the ServiceAccount's name holds
+		// part of the run's UID, so a squatter takes it once the run exists.
+		squatter.SetName(tt.child(task).GetName())
 		createChild(t, cp, squatter, "squatter")
 		d := envDeps(t, cp.Config, &staleCache{Client: cp.Client, hide: hideChildren})
 		_, err := tt.ensure(ctx, d, task)
@@ -238,7 +247,7 @@ func forEachEnsureCase(t *testing.T, prefix string, body func(t *testing.T, cp *
 	ns := envNamespace(t, cp)
 	for _, tt := range ensureCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			task := newEnvTask(t, cp.Client, ns, prefix+sanitize(tt.name), tt.plugin, tt.config)
+			task := newEnvRun(t, cp.Client, ns, prefix+sanitize(tt.name), tt.plugin, tt.config)
 			podServiceAccount(t, cp.Client, task, tt)
 			body(t, cp, tt, task)
 		})
@@ -263,7 +272,7 @@ func podServiceAccount(t *testing.T, c client.Client, task *v1alpha1.TaskRun, tt
 	if tt.plugin != v1alpha1.PluginCustomImage || tt.name == "service account" {
 		return
 	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: task.Namespace, Name: v1alpha1.DefaultServiceAccountName(task.Name)}}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: task.Namespace, Name: v1alpha1.ServiceAccountName(task.Name, task.UID)}}
 	if err := c.Create(t.Context(), sa); err != nil {
 		t.Fatalf("create service account: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -48,7 +49,7 @@ func (c *customImageRunner) run(ctx context.Context, run *v1alpha1.TaskRun, cp c
 	}
 	st.ServiceAccountName = cfg.ServiceAccountName
 	if st.ServiceAccountName == "" {
-		st.ServiceAccountName = v1alpha1.DefaultServiceAccountName(run.Name)
+		st.ServiceAccountName = v1alpha1.ServiceAccountName(run.Name, run.UID)
 	}
 
 	pod, err := c.start(ctx, run, cfg, st, cp)
@@ -72,7 +73,7 @@ func (c *customImageRunner) run(ctx context.Context, run *v1alpha1.TaskRun, cp c
 		}
 		// The same path as the first Pod: created as the requester, never
 		// after the deadline.
-		if pod, err = c.ensurePod(ctx, run, cfg, st); err != nil {
+		if pod, err = c.ensurePod(ctx, run, cfg, st, cp); err != nil {
 			if err := failPermanent(run, err); err != nil {
 				return c.notStarted(ctx, run, cfg, err)
 			}
@@ -89,16 +90,19 @@ func (c *customImageRunner) run(ctx context.Context, run *v1alpha1.TaskRun, cp c
 // exists; nil if it existed once and is gone.
 func (c *customImageRunner) start(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig,
 	st *v1alpha1.CustomImageStatus, cp checkpointer) (*corev1.Pod, error) {
-	if err := c.ensureServiceAccount(ctx, run, st, cp); err != nil {
-		return nil, err
-	}
-	if cfg.ClusterRole != "" {
-		// On every reconcile, not only before the binding is created:
-		// someone who strips the finalizer of a running Task must not
-		// leave a binding behind once it is deleted.
+	if cfg.ClusterRole != "" || cfg.ServiceAccountName == "" {
+		// On every reconcile, not only before the binding or the
+		// ServiceAccount is created: someone who strips the finalizer of a
+		// running run, or deletes it with --cascade=orphan, must not leave
+		// either behind once it is deleted.
 		if err := c.setFinalizer(ctx, run, true); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.ensureServiceAccount(ctx, run, cfg, st, cp); err != nil {
+		return nil, err
+	}
+	if cfg.ClusterRole != "" {
 		if st.ClusterRoleBindingName == "" {
 			if err := c.ensureBinding(ctx, run, cfg.ClusterRole, st.ServiceAccountName); err != nil {
 				return nil, err
@@ -106,16 +110,20 @@ func (c *customImageRunner) start(ctx context.Context, run *v1alpha1.TaskRun, cf
 			st.ClusterRoleBindingName = v1alpha1.ClusterRoleBindingName(run.Namespace, run.Name)
 		}
 	}
-	return c.ensurePod(ctx, run, cfg, st)
+	return c.ensurePod(ctx, run, cfg, st, cp)
 }
 
 // ensureServiceAccount creates the run's own ServiceAccount unless the user
 // named one: a named one is used as is, since the Pod is created as the
 // requester, who could run a Pod with it by hand. It is created as the
-// manager itself: a ServiceAccount carries no rights until something binds
-// it.
+// manager itself, under a name nobody could use before the run existed
+// (v1alpha1.ServiceAccountName: part of the run's random UID), so no
+// RoleBinding made in advance can name it; it carries no rights until
+// something binds it, and it is deleted when the run ends (cleanup, under
+// the run's finalizer, so also when the run is deleted with
+// --cascade=orphan).
 //
-// The default-named one is the run's only if its UID is the one recorded in
+// The run's own one is the run's only if its UID is the one recorded in
 // status.customImage.serviceAccountUID, which is written (a checkpoint)
 // before anything is bound to it. One that someone else created first (a
 // namespace editor squatting the name to get a token bound to an admin's
@@ -124,9 +132,10 @@ func (c *customImageRunner) start(ctx context.Context, run *v1alpha1.TaskRun, cf
 // before recording it, or someone who read the run's UID and raced) has
 // nothing bound to it yet and is replaced; one that changed or vanished
 // after it was recorded fails the run with ReasonServiceAccountReplaced.
-func (c *customImageRunner) ensureServiceAccount(ctx context.Context, run *v1alpha1.TaskRun, st *v1alpha1.CustomImageStatus, cp checkpointer) error {
+func (c *customImageRunner) ensureServiceAccount(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig,
+	st *v1alpha1.CustomImageStatus, cp checkpointer) error {
 	name := st.ServiceAccountName
-	if name != v1alpha1.DefaultServiceAccountName(run.Name) {
+	if cfg.ServiceAccountName != "" {
 		return nil
 	}
 	key := types.NamespacedName{Namespace: run.Namespace, Name: name}
@@ -253,8 +262,31 @@ func (c *customImageRunner) ensureBinding(ctx context.Context, run *v1alpha1.Tas
 	return nil
 }
 
-// cleanup removes the run's ClusterRoleBinding, if it is still there.
+// cleanup removes the run's ClusterRoleBinding and the ServiceAccount
+// taskgate created for it (by its recorded UID), if they are still there.
 func (c *customImageRunner) cleanup(ctx context.Context, run *v1alpha1.TaskRun) error {
+	if err := c.removeBinding(ctx, run); err != nil {
+		return err
+	}
+	st := run.Status.CustomImage
+	if st == nil || st.ServiceAccountUID == "" || st.ServiceAccountName == "" {
+		return nil
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: run.Namespace, Name: st.ServiceAccountName}}
+	uid := st.ServiceAccountUID
+	err := c.client.Delete(ctx, sa, client.Preconditions{UID: &uid})
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		return nil // gone, or not the one taskgate created
+	case err != nil:
+		return fmt.Errorf("delete service account %s/%s: %w", sa.Namespace, sa.Name, err)
+	}
+	log.FromContext(ctx).Info("service account removed", "serviceAccount", klog.KObj(sa))
+	return nil
+}
+
+// removeBinding removes the run's ClusterRoleBinding, if it is still there.
+func (c *customImageRunner) removeBinding(ctx context.Context, run *v1alpha1.TaskRun) error {
 	name := v1alpha1.ClusterRoleBindingName(run.Namespace, run.Name)
 	crb := &rbacv1.ClusterRoleBinding{}
 	if err := c.reader.Get(ctx, client.ObjectKey{Name: name}, crb); apierrors.IsNotFound(err) {
@@ -278,11 +310,20 @@ func (c *customImageRunner) cleanup(ctx context.Context, run *v1alpha1.TaskRun) 
 // (status.customImage.attempt), creating it the first time. It returns nil
 // if the Pod existed once (status.customImage.podName names it) and is gone:
 // a Pod is never recreated, since its command may not be safe to run twice.
-func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig, st *v1alpha1.CustomImageStatus) (*corev1.Pod, error) {
+//
+// No Pod is ever adopted on its name, labels or owner reference: a Pod under
+// the attempt's name is this run's only if its UID is the recorded podUID,
+// or, when the controller stopped before recording it, if it carries the
+// creationToken this run checkpointed before creating it in an earlier
+// reconcile. Anything else (a namespace editor who pre-created the next
+// attempt's Pod with an owner reference to the run) fails the run
+// NameConflict, which removes its binding.
+func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig,
+	st *v1alpha1.CustomImageStatus, cp checkpointer) (*corev1.Pod, error) {
 	key := types.NamespacedName{Namespace: run.Namespace, Name: v1alpha1.AttemptPodName(run.Name, st.Attempt)}
 	pod := &corev1.Pod{}
 	err := c.client.Get(ctx, key, pod)
-	if apierrors.IsNotFound(err) && st.PodName == key.Name {
+	if apierrors.IsNotFound(err) && (st.PodName == key.Name || st.PodUID != "") {
 		// The cache may not have seen the Pod yet: ask the API server.
 		err = c.reader.Get(ctx, key, pod)
 		if apierrors.IsNotFound(err) {
@@ -290,10 +331,7 @@ func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun
 		}
 	}
 	if err == nil {
-		if !metav1.IsControlledBy(pod, run) {
-			return nil, fmt.Errorf("%w: pod %s exists and does not belong to this run", errNameConflict, key.Name)
-		}
-		return pod, nil
+		return c.ownPod(ctx, pod, run, st, false)
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("get pod %s: %w", key, err)
@@ -308,8 +346,16 @@ func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun
 		// down, or creating the Pod failed until now).
 		return nil, errDeadlinePassed
 	}
+	fresh := st.CreationToken == ""
+	if fresh {
+		st.CreationToken = string(uuid.NewUUID())
+		if err := cp.save(ctx); err != nil {
+			return nil, fmt.Errorf("record the creation token of pod %s: %w", key, err)
+		}
+	}
 	pod = children.Pod(run, cfg, st.ServiceAccountName)
 	pod.Name = key.Name
+	pod.Annotations = map[string]string{v1alpha1.CreationTokenAnnotation: st.CreationToken}
 	if left, due := c.timeLeft(run, cfg); due && st.Attempt > 0 {
 		// A later attempt has only what is left of the run's timeout.
 		secs := min(*cfg.TimeoutSeconds, int64((left+time.Second-1)/time.Second))
@@ -320,17 +366,48 @@ func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun
 		if err := c.reader.Get(ctx, key, pod); err != nil {
 			return nil, fmt.Errorf("get pod %s: %w", key, err)
 		}
-		if !metav1.IsControlledBy(pod, run) {
-			return nil, fmt.Errorf("%w: pod %s exists and does not belong to this run", errNameConflict, key.Name)
-		}
-		return pod, nil
+		return c.ownPod(ctx, pod, run, st, fresh)
 	}
 	if err != nil {
 		return nil, refusedPod(err, fmt.Sprintf("create pod %s as %s", key.Name, actingAs(clients)))
 	}
+	st.PodUID = pod.UID
 	log.FromContext(ctx).Info("pod created", "pod", klog.KObj(pod), "image", cfg.Image)
 	c.event(run, corev1.EventTypeNormal, EventPodCreated, "Create", "created pod %s running %s", pod.Name, cfg.Image)
 	return pod, nil
+}
+
+// ownPod returns pod if this run created it (see ensurePod), recording its
+// UID, and errNameConflict otherwise. fresh says the creation token was
+// written in this reconcile, so no Pod of this run can carry it yet. The
+// verdict fails the run, and the cache may hold the run as it was before
+// this controller's own last checkpoints, so a run that is not fresh is
+// read again from the API server first, and one newer than the run being
+// reconciled is retried rather than judged.
+func (c *customImageRunner) ownPod(ctx context.Context, pod *corev1.Pod, run *v1alpha1.TaskRun, st *v1alpha1.CustomImageStatus, fresh bool) (*corev1.Pod, error) {
+	switch {
+	case st.PodUID != "" && pod.UID == st.PodUID:
+		return pod, nil
+	case st.PodUID == "" && !fresh && st.CreationToken != "" && metav1.IsControlledBy(pod, run) &&
+		pod.Annotations[v1alpha1.CreationTokenAnnotation] == st.CreationToken:
+		st.PodUID = pod.UID
+		return pod, nil
+	}
+	if !fresh {
+		live := &v1alpha1.TaskRun{}
+		if err := c.reader.Get(ctx, client.ObjectKeyFromObject(run), live); err != nil {
+			return nil, fmt.Errorf("get taskrun %s/%s: %w", run.Namespace, run.Name, err)
+		}
+		if live.ResourceVersion != run.ResourceVersion {
+			return nil, fmt.Errorf("%w: taskrun %s/%s changed since it was read (resourceVersion %s, now %s)",
+				errStaleStatus, run.Namespace, run.Name, run.ResourceVersion, live.ResourceVersion)
+		}
+	}
+	log.FromContext(ctx).Info("pod not adopted: this run did not record creating it", "pod", klog.KObj(pod), "uid", pod.UID,
+		"recordedUID", st.PodUID, "tokenMatches", st.CreationToken != "" && pod.Annotations[v1alpha1.CreationTokenAnnotation] == st.CreationToken,
+		"controlledByRun", metav1.IsControlledBy(pod, run))
+	return nil, fmt.Errorf("%w: pod %s exists and was not created by this run; taskgate never adopts a Pod on its name, "+
+		"labels or owner reference: delete it and run the Task again", errNameConflict, pod.Name)
 }
 
 // follow sets the run's condition from its Pod's phase. It returns true,

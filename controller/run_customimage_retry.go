@@ -58,7 +58,7 @@ func (c *customImageRunner) nextAttempt(ctx context.Context, run *v1alpha1.TaskR
 		return false, nil
 	}
 	st.Attempt++
-	st.PodName = ""
+	st.PodName, st.PodUID, st.CreationToken = "", "", ""
 	st.ExitCode = nil
 	next := v1alpha1.AttemptPodName(run.Name, st.Attempt)
 	msg := fmt.Sprintf("attempt %d of %d failed with exit code %d (pod %s); starting attempt %d (pod %s)",

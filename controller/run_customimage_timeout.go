@@ -96,11 +96,15 @@ func (c *customImageRunner) enforceTimeout(ctx context.Context, run *v1alpha1.Ta
 	if left > 0 {
 		return left, nil
 	}
-	// The manager's own delete, of a Pod ensurePod found controlled by this
-	// Task (by UID), with a UID precondition so a Pod recreated under the
-	// same name is never the one deleted.
-	if !metav1.IsControlledBy(pod, run) || pod.Labels[v1alpha1.TaskLabel] != v1alpha1.TaskLabelValue(run.Name) {
-		return 0, fmt.Errorf("%w: pod %s/%s does not belong to this run", errNameConflict, pod.Namespace, pod.Name)
+	// The manager's own delete, of the Pod ensurePod proved this run
+	// created (its recorded UID), with a UID precondition so a Pod
+	// recreated under the same name is never the one deleted. Whatever
+	// stands in the way, the run ends here: a timeout always ends it, and
+	// its end removes the binding.
+	st := run.Status.CustomImage
+	if st == nil || st.PodUID == "" || pod.UID != st.PodUID {
+		fail(run, ReasonTimeout, fmt.Sprintf("did not finish within %s; pod %s is not one this run recorded creating and was left alone", timeout, pod.Name))
+		return 0, nil
 	}
 	err := c.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	if client.IgnoreNotFound(err) != nil {

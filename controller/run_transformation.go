@@ -41,10 +41,16 @@ const (
 // (PartialObjectMetadata), a page at a time, keeps a reference (namespace,
 // name, resourceVersion) per matched object, at most maxObjects of them, and
 // patches through the metadata client, whose answers are metadata too.
+//
+// Fair share: one requester patches one transformation at a time
+// (requesterSlots). A requester's further transformations wait, Pending,
+// without holding a worker, so one user's long transformations never occupy
+// every worker and another requester's run starts at once.
 type transformationRunner struct {
 	*deps
 	discovery  discovery.DiscoveryInterface
 	maxObjects int
+	slots      *requesterSlots
 }
 
 // target is one resource to patch and where to look for it.
@@ -75,6 +81,13 @@ func (t *transformationRunner) run(ctx context.Context, run *v1alpha1.TaskRun, c
 	if err != nil {
 		return 0, failPermanent(run, err)
 	}
+	who := requesterKey(run)
+	holder, ok := t.slots.acquire(who, run.Namespace+"/"+run.Name)
+	if !ok {
+		setProgress(run, ReasonPending, fmt.Sprintf("waiting: %s's transformation %s is patching, and each requester patches one at a time", who, holder))
+		return slotRetry, nil
+	}
+	defer t.slots.release(who)
 	ops, selector, err := compile(cfg)
 	if err != nil {
 		return 0, failPermanent(run, err)

@@ -130,7 +130,7 @@ func TestTransformationClaimBeforePatch(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
-			task := newEnvTask(t, cp.Client, ns, fmt.Sprintf("claim-%d", i), v1alpha1.PluginTransformation, config)
+			task := newEnvRun(t, cp.Client, ns, fmt.Sprintf("claim-%d", i), v1alpha1.PluginTransformation, config)
 			if tt.earlier != nil {
 				task.Status.Transformation = tt.earlier
 				if err := cp.Client.Status().Update(ctx, task); err != nil {

@@ -72,7 +72,7 @@ var pluginRunners = registry.Must("runner", "controller/runner.go", map[v1alpha1
 		return &customImageRunner{deps: d}
 	},
 	v1alpha1.PluginTransformation: func(d *deps, disco discovery.DiscoveryInterface, opts Options) runner {
-		return &transformationRunner{deps: d, discovery: disco, maxObjects: opts.MaxTransformationObjects}
+		return &transformationRunner{deps: d, discovery: disco, maxObjects: opts.MaxTransformationObjects, slots: newRequesterSlots()}
 	},
 	v1alpha1.PluginRunSync: func(d *deps, _ discovery.DiscoveryInterface, _ Options) runner {
 		return &runSyncRunner{deps: d}

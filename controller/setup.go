@@ -72,14 +72,14 @@ type Options struct {
 
 // CacheOptions keep the controller's memory bounded by the runs' own
 // objects: only the Pods, ServiceAccounts and Synchronizations that carry the
-// run label are cached (CacheByObject), and managed fields are stripped
-// from everything. ClusterRoleBindings are never cached: the controller and
+// run label are cached (CacheByObject), and of everything only what the
+// controller reads is kept (trimTransform). ClusterRoleBindings are never cached: the controller and
 // its sweeper read them from the API server. namespaces, if any, restrict
 // the cache to them (the tests' managers watch a namespace each); none
 // caches all, as cmd/taskgate's manager does.
 func CacheOptions(mapper meta.RESTMapper, namespaces ...string) cache.Options {
 	c := cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: trimTransform,
 		ByObject:         CacheByObject(mapper),
 	}
 	for _, ns := range namespaces {
@@ -104,7 +104,7 @@ func CacheByObject(mapper meta.RESTMapper) map[client.Object]cache.ByObject {
 	if err != nil {
 		panic(err) // a constant label key: cannot happen
 	}
-	byTask := cache.ByObject{Label: labels.NewSelector().Add(*req)}
+	byTask := cache.ByObject{Label: labels.NewSelector().Add(*req), Transform: trimTransform}
 	out := map[client.Object]cache.ByObject{
 		&corev1.Pod{}:            byTask,
 		&corev1.ServiceAccount{}: byTask,
@@ -189,21 +189,26 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	return mgr.Add(&sweeper{client: d.client, reader: d.reader, interval: opts.SweepInterval, log: mgr.GetLogger().WithName("sweeper")})
 }
 
-// Client-side rate limits of the clients that send child writes. client-go's
-// default (5 requests/s, or controller-runtime's 20) would stretch a
-// transformation of 1,500 objects over minutes; the API server's priority
-// and fairness judges these requests by the requester they act as, so it,
-// not a client-side limit, is what keeps one requester from crowding out
-// others.
+// Client-side rate limits of the clients that send child writes, one token
+// bucket per requester (actas builds each requester's clients from this
+// config, and client-go gives every client built from a config without a
+// RateLimiter a bucket of its own). client-go's default (5 requests/s)
+// would stretch a transformation of 1,500 objects over minutes; the API
+// server's priority and fairness judges these requests by the requester they
+// act as, and this bound keeps one requester's burst from flooding it.
 const (
 	childQPS   = 200
 	childBurst = 400
 )
 
-// childConfig is cfg with at least childQPS and childBurst.
+// childConfig is cfg with a client-side limit of at least childQPS and
+// childBurst per client. A config without one (QPS 0 is client-go's default
+// of 5; controller-runtime's manager config says -1, no limit at all) gets
+// exactly childQPS and childBurst.
 func childConfig(cfg *rest.Config) *rest.Config {
 	c := rest.CopyConfig(cfg)
-	if c.QPS >= 0 && c.QPS < childQPS {
+	c.RateLimiter = nil
+	if c.QPS <= 0 || c.QPS < childQPS {
 		c.QPS = childQPS
 	}
 	if c.Burst < childBurst {

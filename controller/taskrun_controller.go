@@ -265,7 +265,15 @@ func (a *attempt) save(ctx context.Context) error {
 	if equality.Semantic.DeepEqual(a.saved, &a.run.Status) {
 		return nil
 	}
-	err := a.r.client.Status().Update(ctx, a.run)
+	// A copy goes out and only the metadata comes back: the runner holds
+	// pointers into a.run.Status (status.customImage) that it goes on
+	// writing after a checkpoint, and decoding the answer into a.run would
+	// leave them pointing at a struct that is no longer the run's.
+	sent := a.run.DeepCopy()
+	err := a.r.client.Status().Update(ctx, sent)
+	if err == nil {
+		a.run.ObjectMeta = sent.ObjectMeta
+	}
 	if apierrors.IsConflict(err) {
 		err = a.updateFresh(ctx)
 	}
@@ -297,7 +305,7 @@ func (a *attempt) updateFresh(ctx context.Context) error {
 		if err := a.r.client.Status().Update(ctx, fresh); err != nil {
 			return err
 		}
-		*a.run = *fresh
+		a.run.ObjectMeta = fresh.ObjectMeta // the status stays a.run's own (see save)
 		return nil
 	})
 }

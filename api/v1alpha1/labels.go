@@ -17,6 +17,9 @@ const (
 	// TaskUIDLabel is the label a taskgate before TaskRuns put on the
 	// ClusterRoleBinding of a Task; the sweeper still removes such bindings.
 	TaskUIDLabel = "automation.astronetes.io/task-uid"
+	// CreationTokenAnnotation on a custom-image Pod holds the
+	// status.customImage.creationToken its run wrote before creating it.
+	CreationTokenAnnotation = "automation.astronetes.io/creation-token"
 	// Finalizer lets the controller remove cluster-scoped objects (a
 	// ClusterRoleBinding) that owner references cannot clean up.
 	Finalizer = "automation.astronetes.io/cleanup"

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // MaxChildNameLength bounds the names of objects a run creates: 63 keeps them
@@ -33,10 +35,19 @@ func TaskLabelValue(name string) string {
 	return ChildName(name)
 }
 
-// DefaultServiceAccountName is the ServiceAccount taskgate creates for a
-// custom-image run whose config names none.
-func DefaultServiceAccountName(runName string) string {
-	return ChildName(runName, "task")
+// ServiceAccountName is the ServiceAccount taskgate creates for a
+// custom-image run whose config names none: "<run>-<8 hex digits of the
+// run's UID>". The UID is random and exists only once the run does, so no
+// one can create the ServiceAccount, or a RoleBinding naming it, before the
+// run exists; one made afterwards is not the one taskgate recorded creating
+// (status.customImage.serviceAccountUID) and is never bound nor used.
+// Without a UID (a dry run at admission) it is "<run>-sa".
+func ServiceAccountName(runName string, runUID types.UID) string {
+	id := strings.ReplaceAll(string(runUID), "-", "")
+	if len(id) < 8 {
+		return ChildName(runName, "sa")
+	}
+	return ChildName(runName, id[:8])
 }
 
 // PodName is the name of the Pod a custom-image run starts first.

@@ -185,6 +185,20 @@ type CustomImageStatus struct {
 	// (someone created it first, or replaced it), and is never bound.
 	// +optional
 	ServiceAccountUID types.UID `json:"serviceAccountUID,omitempty"`
+	// PodUID is the UID of the Pod taskgate created for the current attempt,
+	// recorded once it exists: a Pod of that name with another UID is not
+	// this run's and is never followed, deleted or adopted.
+	// +optional
+	PodUID types.UID `json:"podUID,omitempty"`
+	// CreationToken is written (a checkpoint) before the current attempt's
+	// Pod is created, and put on that Pod as the annotation
+	// automation.astronetes.io/creation-token. A controller that stopped
+	// between creating the Pod and recording PodUID recognises its own Pod
+	// by it; a Pod found under the attempt's name in the same reconcile that
+	// wrote the token was created by somebody else, and the run fails
+	// NameConflict instead of adopting it.
+	// +optional
+	CreationToken string `json:"creationToken,omitempty"`
 	// ClusterRoleBindingName is the ClusterRoleBinding created for
 	// config.clusterRole, if any; it is removed when the run finishes.
 	ClusterRoleBindingName string `json:"clusterRoleBindingName,omitempty"`

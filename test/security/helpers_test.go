@@ -121,12 +121,7 @@ func (u *user) create(t *testing.T, task *v1alpha1.Task) error {
 	if apierrors.IsAlreadyExists(err) {
 		// Another user's runbook of that name: edit it (a Task is a
 		// runbook anyone with update rights may edit).
-		stored := &v1alpha1.Task{}
-		if err := u.c.Get(ctx, client.ObjectKeyFromObject(task), stored); err != nil {
-			return err
-		}
-		stored.Spec = task.Spec
-		err = u.c.Update(ctx, stored)
+		err = u.edit(task.Namespace, task.Name, string(task.Spec.Config.Raw))
 	}
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -30,10 +31,8 @@ func TestEditorCannotRunWhatTheTaskDoes(t *testing.T) {
 
 	grant(t, ns, "ed", taskRights, rule("", "pods", "create"))
 	ed := as(t, "ed")
-	stored := &v1alpha1.Task{}
-	must(t, ed.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "kubectl"}, stored))
-	stored.Spec.Config.Raw = []byte(`{"image":"bitnami/kubectl:1.27","command":["kubectl","get","secrets","-A"],"clusterRole":"cluster-admin"}`)
-	must(t, ed.c.Update(ctx, stored)) // editing a runbook runs nothing and needs no right beyond update tasks
+	// Editing a runbook runs nothing and needs no right beyond update tasks.
+	must(t, ed.edit(ns, "kubectl", `{"image":"bitnami/kubectl:1.27","command":["kubectl","get","secrets","-A"],"clusterRole":"cluster-admin"}`))
 	mustRefuse(t, ed.run(t, ns, "ed-run", "kubectl"), "bind", "cluster-admin")
 	absent(t, &v1alpha1.TaskRun{}, client.ObjectKey{Namespace: ns, Name: "ed-run"})
 	absent(t, &corev1.Pod{}, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName("ed-run")})
@@ -99,10 +98,7 @@ func TestEditedTaskRunsAdmittedSnapshot(t *testing.T) {
 	admin := as(t, "root", adminGroup)
 	must(t, admin.c.Create(ctx, newTask(ns, "snap", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["echo","first"]}`)))
 	must(t, admin.run(t, ns, "snap-1", "snap"))
-	stored := &v1alpha1.Task{}
-	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "snap"}, stored))
-	stored.Spec.Config.Raw = []byte(`{"image":"busybox:1.37","command":["echo","second"]}`)
-	must(t, admin.c.Update(ctx, stored))
+	must(t, admin.edit(ns, "snap", `{"image":"busybox:1.37","command":["echo","second"]}`))
 	must(t, admin.run(t, ns, "snap-2", "snap"))
 
 	for run, want := range map[string]string{"snap-1": "first", "snap-2": "second"} {
@@ -117,4 +113,19 @@ func TestEditedTaskRunsAdmittedSnapshot(t *testing.T) {
 	changed := first.DeepCopy()
 	changed.Spec.TaskSpec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["sh","-c","evil"]}`)
 	mustRefuse(t, admin.c.Patch(ctx, changed, client.MergeFrom(first)), "immutable")
+}
+
+// edit sets the config of Task ns/name as u, as kubectl edit would: read,
+// change, write, again if the Task changed meanwhile (its status moves as
+// its runs do).
+func (u *user) edit(ns, name, config string) error {
+	ctx := context.Background()
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		stored := &v1alpha1.Task{}
+		if err := u.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, stored); err != nil {
+			return err
+		}
+		stored.Spec.Config.Raw = []byte(config)
+		return u.c.Update(ctx, stored)
+	})
 }
