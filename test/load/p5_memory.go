@@ -145,7 +145,7 @@ func finished(t *v1alpha1.TaskRun, i int) {
 	case v1alpha1.PluginCustomImage:
 		t.Status.Synchronization = nil
 		t.Status.CustomImage = &v1alpha1.CustomImageStatus{PodName: v1alpha1.PodName(t.Name),
-			ServiceAccountName: v1alpha1.DefaultServiceAccountName(t.Name), ExitCode: ptr.To[int32](0)}
+			ServiceAccountName: v1alpha1.ServiceAccountName(t.Name, t.UID), ExitCode: ptr.To[int32](0)}
 		t.Status.Message = "pod " + t.Status.CustomImage.PodName + " completed"
 		t.Status.Conditions[0].Reason, t.Status.Conditions[0].Message = controller.ReasonCompleted, t.Status.Message
 		if i%10 == 0 {

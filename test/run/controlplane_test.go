@@ -89,7 +89,7 @@ func TestDemoWithNodes(t *testing.T) {
 	// Deleting the Task hello-world took its two runs and their Pods and
 	// ServiceAccounts (owner references, kube-controller-manager's garbage
 	// collector).
-	if !regexp.MustCompile(`garbage collected: taskrun/hello-world-\S+, taskrun/hello-world-\S+, pod/hello-world-\S+-task, pod/hello-world-\S+-task, serviceaccount/hello-world-\S+-task, serviceaccount/hello-world-\S+-task,? `).MatchString(text + " ") {
+	if !regexp.MustCompile(`garbage collected: taskrun/hello-world-\S+, taskrun/hello-world-\S+, pod/hello-world-\S+-task, pod/hello-world-\S+-task, serviceaccount/hello-world-\S+, serviceaccount/hello-world-\S+,? `).MatchString(text + " ") {
 		t.Error("output lacks the garbage collection of Task hello-world's two runs, their Pods and ServiceAccounts")
 	}
 
