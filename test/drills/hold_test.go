@@ -48,6 +48,9 @@ type hold struct {
 	once    sync.Once
 	calls   atomic.Int64 // requests seen for the object, dry runs apart
 	since   atomic.Int64 // when the first request was held, Unix nanoseconds
+	// records, for a TaskRun's status, says which status write to hold:
+	// the first that records what it names (recordsChild by default).
+	records func(*v1alpha1.TaskRun) bool
 }
 
 // heldAt is when the first request was held (zero before).
@@ -122,9 +125,15 @@ func newHoldHook(t *testing.T, ns string, probe client.Object) *holdHook {
 
 // expect makes the hook hold the first qualifying request for the object.
 func (h *holdHook) expect(resource, ns, name string) *hold {
+	return h.expectStatus(resource, ns, name, recordsChild)
+}
+
+// expectStatus is expect, holding the first status write of a TaskRun that
+// records says qualifies.
+func (h *holdHook) expectStatus(resource, ns, name string, records func(*v1alpha1.TaskRun) bool) *hold {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	hd := &hold{seen: make(chan struct{}), release: make(chan struct{})}
+	hd := &hold{seen: make(chan struct{}), release: make(chan struct{}), records: records}
 	h.holds[holdKey(resource, ns, name)] = hd
 	return hd
 }
@@ -163,7 +172,7 @@ func (h *holdHook) handle(ctx context.Context, req admission.Request) admission.
 		if err := json.Unmarshal(req.Object.Raw, task); err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
-		if !recordsChild(task) {
+		if !hd.records(task) {
 			return admission.Allowed("") // a checkpoint before the child
 		}
 	}
@@ -176,6 +185,13 @@ func (h *holdHook) handle(ctx context.Context, req admission.Request) admission.
 	case <-ctx.Done():
 	}
 	return admission.Allowed("")
+}
+
+// recordsBinding: the status names the run's ClusterRoleBinding (the
+// checkpoint written after the binding is created, before the Pod).
+func recordsBinding(task *v1alpha1.TaskRun) bool {
+	ci := task.Status.CustomImage
+	return ci != nil && ci.ClusterRoleBindingName != ""
 }
 
 // recordsChild: the status names the run's Pod or Synchronization.

@@ -36,9 +36,8 @@ import (
 //
 // Each kill lands at a known point: four runs of the drill's own are held
 // by an admission webhook (holdHook) between creating their child and
-// writing the status that records it (a Pod, a Pod with its
-// ClusterRoleBinding, a Synchronization) or with a transformation's patch in
-// flight. The drill checks that precondition on the API server with the
+// writing the status that records it (a Pod, a ClusterRoleBinding, a
+// Synchronization) or with a transformation's patch in flight. The drill checks that precondition on the API server with the
 // manager dead, by the state itself (a child exists that the run's status
 // does not name, a claim without a result), before it lets them through.
 func TestKillManager(t *testing.T) {
@@ -231,8 +230,9 @@ func waitTerminal(t *testing.T, ns string, want int, timeout time.Duration) {
 
 // holdChildren creates three of the k-th kill's four held TaskRuns
 // (labelled holdLabel), of the drill's three Tasks, and returns their names
-// and holds: hold-img-k and hold-bind-k are held writing the status that
-// names their Pod, hold-sync-k the one that names its Synchronization. An admission request is held at most
+// and holds: hold-img-k is held writing the status that names its Pod,
+// hold-bind-k the one that names its ClusterRoleBinding (the checkpoint
+// before its Pod), hold-sync-k the one that names its Synchronization. An admission request is held at most
 // 30 s (the webhook's timeout); a status write is then retried and held
 // again.
 func holdChildren(t *testing.T, ns string, k int, hooks *holdHook) ([]string, map[string]*hold) {
@@ -245,7 +245,11 @@ func holdChildren(t *testing.T, ns string, k int, hooks *holdHook) ([]string, ma
 		kit.NewTaskRun(ns, fmt.Sprintf("hold-sync-%d", k), syncTask),
 	} {
 		run.Labels = map[string]string{holdLabel: "true"}
-		holds["the status write of "+run.Name] = hooks.expect("taskruns/status", ns, run.Name)
+		records := recordsChild
+		if strings.HasPrefix(run.Name, "hold-bind-") {
+			records = recordsBinding
+		}
+		holds["the status write of "+run.Name] = hooks.expectStatus("taskruns/status", ns, run.Name, records)
 		names = append(names, run.Name)
 		if err := admin.Client.Create(t.Context(), run); err != nil {
 			t.Fatalf("create taskrun %s: %v", run.Name, err)
