@@ -166,17 +166,6 @@ func (c *RawClient) create(ctx context.Context, ns, resource string, body []byte
 	return out, nil
 }
 
-// TaskRunJSON is a one-off TaskRun document (spec.taskSpec) with config as
-// raw JSON bytes.
-func TaskRunJSON(name string, plugin v1alpha1.Plugin, config []byte) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"apiVersion":%q,"kind":"TaskRun","metadata":{"name":%q},"spec":{"taskSpec":{"plugin":%q,"config":`,
-		v1alpha1.GroupVersion.String(), name, plugin)
-	b.Write(config)
-	b.WriteString("}}}")
-	return b.Bytes()
-}
-
 // TaskJSON is a Task document with config as raw JSON bytes.
 func TaskJSON(name string, plugin v1alpha1.Plugin, config []byte) []byte {
 	var b bytes.Buffer
