@@ -156,7 +156,12 @@ func (r *TaskRunReconciler) firstRun(ctx context.Context, run *v1alpha1.TaskRun)
 		return "", nil
 	}
 	task := &v1alpha1.Task{}
-	if err := r.client.Get(ctx, client.ObjectKey{Namespace: run.Namespace, Name: name}, task); err != nil {
+	key := client.ObjectKey{Namespace: run.Namespace, Name: name}
+	err := r.client.Get(ctx, key, task)
+	if apierrors.IsNotFound(err) {
+		err = r.reader.Get(ctx, key, task) // a Task created a moment ago: not cached yet
+	}
+	if err != nil {
 		return "", client.IgnoreNotFound(err) // a Task deleted since: its runs go with it
 	}
 	if task.Spec.ConcurrencyPolicy != v1alpha1.ConcurrencyForbid {
