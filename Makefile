@@ -137,6 +137,11 @@ envtest-run: ## What `make envtest` builds, plus kube-controller-manager, kube-s
 	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) HELM_VERSION=$(HELM_VERSION) KWOK_VERSION=$(KWOK_VERSION) \
 	WITH_KUBECTL=1 WITH_HELM=1 WITH_CONTROLPLANE=1 hack/envtest-bins.sh $(ENVTEST_DIR)
 
+.PHONY: envtest-node
+envtest-node: ## What `make envtest-run` builds, plus kubelet and kube-proxy for a real node (internal/node).
+	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) HELM_VERSION=$(HELM_VERSION) KWOK_VERSION=$(KWOK_VERSION) \
+	WITH_KUBECTL=1 WITH_HELM=1 WITH_CONTROLPLANE=1 WITH_NODE=1 hack/envtest-bins.sh $(ENVTEST_DIR)
+
 .PHONY: run
 run: envtest-run build ## Local control plane with a simulated node (kwok), CRDs, webhooks, the manager, the samples applied; Ctrl-C stops it all.
 	go run ./cmd/taskgate-local $(RUN_ARGS)
