@@ -114,7 +114,7 @@ func demo(ctx context.Context, o options, cp *controlPlane, mgr *manager, out io
 	fmt.Fprintf(out, "\n==> the wrong Tasks (%s) were refused:\n%s\n", rel(wrong), indent(refusal))
 	note := noNodesNote
 	if o.nodes {
-		note = simulatedNote
+		note = nodeNote(o)
 	}
 	fmt.Fprintf(out, "\n%s\n\nThe manager's log: %s\nUse the cluster from another shell:\n\nexport KUBECONFIG=%s\n",
 		note, rel(filepath.Join(o.stateDir, "manager.log")), cp.kubeconfig)
