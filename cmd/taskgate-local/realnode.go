@@ -35,7 +35,7 @@ func nodeConfig(o options, out io.Writer) node.Config {
 		Assets:         o.assetsDir,
 		RepoRoot:       testutil.RepoRoot(),
 		TaskgateBinary: o.managerBinary,
-		Log: funcr.New(func(_, args string) { fmt.Fprintln(out, "    node:", args) }, funcr.Options{}),
+		Log:            funcr.New(func(_, args string) { fmt.Fprintln(out, "    node:", args) }, funcr.Options{}),
 	}
 }
 

@@ -3,8 +3,8 @@ package node
 import (
 	"context"
 	"errors"
-	"net"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"

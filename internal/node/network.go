@@ -162,7 +162,7 @@ func ours(chain string) bool {
 func iptablesChains() []string {
 	var chains []string
 	for _, bin := range []string{"iptables", "ip6tables"} {
-		out, err := exec.Command(bin+"-save").Output()
+		out, err := exec.Command(bin + "-save").Output()
 		if err != nil {
 			continue
 		}
