@@ -272,11 +272,22 @@ func namedProcesses(names ...string) map[int]string {
 			continue
 		}
 		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err == nil && slices.Contains(names, strings.TrimSpace(string(comm))) {
+		if err == nil && slices.Contains(names, strings.TrimSpace(string(comm))) && !zombie(pid) {
 			procs[pid] = strings.TrimSpace(string(comm))
 		}
 	}
 	return procs
+}
+
+// zombie reports a process that has exited and waits for its parent
+// (init, for a reparented shim) to reap it: nothing of it runs.
+func zombie(pid int) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z'
 }
 
 // Diff says what after has that before had not, one line per thing; empty
