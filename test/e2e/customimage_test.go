@@ -24,8 +24,32 @@ import (
 // runTimeout bounds one run: a Pod on an idle node starts in seconds.
 const runTimeout = 2 * time.Minute
 
-func TestHelloWorldSamplePrintsToItsLog(t *testing.T) {
-	t.Parallel()
+// TestCustomImage runs custom-image's behaviours with real containers, in
+// parallel, each in a namespace of its own. They are subtests of one test
+// so that they finish before the release's tests (release_test.go), which
+// end with the uninstall, start.
+func TestCustomImage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"HelloWorldSamplePrintsToItsLog", testHelloWorldSamplePrintsToItsLog},
+		{"ExitCodeAndStderrReachTheRun", testExitCodeAndStderrReachTheRun},
+		{"RetriesRunAFailingCommandAgain", testRetriesRunAFailingCommandAgain},
+		{"TimeoutKillsTheContainer", testTimeoutKillsTheContainer},
+		{"RestrictedNamespaceRunsAsNonRoot", testRestrictedNamespaceRunsAsNonRoot},
+		{"EnvFromASecret", testEnvFromASecret},
+		{"KubectlSampleReachesTheAPIServerWithItsClusterRole", testKubectlSampleReachesTheAPIServerWithItsClusterRole},
+		{"KubectlWithoutClusterRoleIsRefusedInsideThePod", testKubectlWithoutClusterRoleIsRefusedInsideThePod},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t)
+		})
+	}
+}
+
+func testHelloWorldSamplePrintsToItsLog(t *testing.T) {
 	ns := namespace(t, nil)
 	plugin, cfg := sampleConfig(t, "custom-image-hello-world.yaml")
 	r := runPlugin(t, ns, plugin, cfg, runTimeout)
@@ -37,8 +61,7 @@ func TestHelloWorldSamplePrintsToItsLog(t *testing.T) {
 	}
 }
 
-func TestExitCodeAndStderrReachTheRun(t *testing.T) {
-	t.Parallel()
+func testExitCodeAndStderrReachTheRun(t *testing.T) {
 	ns := namespace(t, nil)
 	r := runPlugin(t, ns, v1alpha1.PluginCustomImage, map[string]any{
 		"image":   images.Busybox,
@@ -56,8 +79,7 @@ func TestExitCodeAndStderrReachTheRun(t *testing.T) {
 	}
 }
 
-func TestRetriesRunAFailingCommandAgain(t *testing.T) {
-	t.Parallel()
+func testRetriesRunAFailingCommandAgain(t *testing.T) {
 	ns := namespace(t, nil)
 	r := runPlugin(t, ns, v1alpha1.PluginCustomImage, map[string]any{
 		"image":   images.Busybox,
@@ -82,8 +104,7 @@ func TestRetriesRunAFailingCommandAgain(t *testing.T) {
 	}
 }
 
-func TestTimeoutKillsTheContainer(t *testing.T) {
-	t.Parallel()
+func testTimeoutKillsTheContainer(t *testing.T) {
 	ns := namespace(t, nil)
 	start := time.Now()
 	r := runPlugin(t, ns, v1alpha1.PluginCustomImage, map[string]any{
@@ -129,8 +150,7 @@ func waitNoProcess(t *testing.T, argv ...string) {
 	}
 }
 
-func TestRestrictedNamespaceRunsAsNonRoot(t *testing.T) {
-	t.Parallel()
+func testRestrictedNamespaceRunsAsNonRoot(t *testing.T) {
 	ns := namespace(t, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
 	r := runPlugin(t, ns, v1alpha1.PluginCustomImage, map[string]any{
 		"image":           images.Busybox,
@@ -145,8 +165,7 @@ func TestRestrictedNamespaceRunsAsNonRoot(t *testing.T) {
 	}
 }
 
-func TestEnvFromASecret(t *testing.T) {
-	t.Parallel()
+func testEnvFromASecret(t *testing.T) {
 	ns := namespace(t, nil)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, StringData: map[string]string{"password": "s3cr3t-from-secret"}}
 	if err := cluster.admin.Client.Create(context.Background(), secret); err != nil {
@@ -166,8 +185,7 @@ func TestEnvFromASecret(t *testing.T) {
 	}
 }
 
-func TestKubectlSampleReachesTheAPIServerWithItsClusterRole(t *testing.T) {
-	t.Parallel()
+func testKubectlSampleReachesTheAPIServerWithItsClusterRole(t *testing.T) {
 	ns := namespace(t, nil)
 	plugin, cfg := sampleConfig(t, "custom-image-kubectl.yaml")
 	r := runPlugin(t, ns, plugin, cfg, runTimeout)
@@ -192,8 +210,7 @@ func TestKubectlSampleReachesTheAPIServerWithItsClusterRole(t *testing.T) {
 	})
 }
 
-func TestKubectlWithoutClusterRoleIsRefusedInsideThePod(t *testing.T) {
-	t.Parallel()
+func testKubectlWithoutClusterRoleIsRefusedInsideThePod(t *testing.T) {
 	ns := namespace(t, nil)
 	plugin, cfg := sampleConfig(t, "custom-image-kubectl.yaml")
 	delete(cfg, "clusterRole")
