@@ -140,23 +140,11 @@ func busyboxFiles(ctx context.Context, src string) ([]file, error) {
 		if applet == "bin/busybox" || !strings.Contains(applet, "/") {
 			continue
 		}
-		rel, err := relTo(path.Dir(applet), "bin/busybox")
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, file{name: applet, mode: 0o777, link: rel})
+		// A relative link, as an image's links are: "bin/sh" -> "../bin/busybox".
+		up := strings.Repeat("../", strings.Count(applet, "/"))
+		files = append(files, file{name: applet, mode: 0o777, link: up + "bin/busybox"})
 	}
 	return files, nil
-}
-
-// relTo is the relative link from directory dir to target (both relative
-// to the root).
-func relTo(dir, target string) (string, error) {
-	depth := strings.Count(dir, "/") + 1
-	if dir == "." || dir == "" {
-		depth = 0
-	}
-	return strings.Repeat("../", depth) + target, nil
 }
 
 // BusyboxImage is busybox from the static binary at src (Debian's

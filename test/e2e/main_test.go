@@ -22,7 +22,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/astronetes/taskgate/internal/node"
@@ -34,7 +33,6 @@ var cluster struct {
 	cp    *testutil.ControlPlane
 	node  *node.Node
 	admin *testutil.Identity // an ordinary cluster-admin (not system:masters), as make run's user
-	kube  kubernetes.Interface
 	// taskgate is the binary the image holds, for the version check.
 	taskgate string
 	// helmHome isolates helm's config and cache from the user's.
@@ -123,9 +121,6 @@ func setUp(cfg node.Config) error {
 		}
 	})
 	if err := cluster.node.Start(ctx, cluster.cp.Env); err != nil {
-		return err
-	}
-	if cluster.kube, err = kubernetes.NewForConfig(cluster.cp.Config); err != nil {
 		return err
 	}
 	if cluster.admin, err = cluster.cp.AddAdmin(ctx, "e2e-admin", adminsGroup); err != nil {
