@@ -41,21 +41,30 @@ type runResult struct {
 // Failed). config is anything that marshals to the plugin's config.
 func runPlugin(t *testing.T, ns string, plugin v1alpha1.Plugin, config any, timeout time.Duration) runResult {
 	t.Helper()
-	ctx := context.Background()
-	raw, err := json.Marshal(config)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
+	return waitRun(t, startRun(t, ns, "e2e-", plugin, config), timeout)
+}
+
+// startRun creates a run of plugin with config in ns, named from prefix,
+// and returns its key. With waitRun, the one place that says what a run
+// is.
+func startRun(t *testing.T, ns, prefix string, plugin v1alpha1.Plugin, config any) client.ObjectKey {
+	t.Helper()
 	task := &v1alpha1.Task{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-", Namespace: ns},
-		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: raw}},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix, Namespace: ns},
+		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: rawJSON(t, config)},
 	}
-	if err := cluster.admin.Client.Create(ctx, task); err != nil {
+	if err := cluster.admin.Client.Create(context.Background(), task); err != nil {
 		t.Fatalf("create a %s run in %s: %v", plugin, ns, err)
 	}
-	key := client.ObjectKeyFromObject(task)
+	return client.ObjectKeyFromObject(task)
+}
+
+// waitRun waits up to timeout until the run has finished and returns it.
+func waitRun(t *testing.T, key client.ObjectKey, timeout time.Duration) runResult {
+	t.Helper()
+	var task v1alpha1.Task
 	testutil.EventuallyWithin(t, timeout, fmt.Sprintf("run %s to finish", key), func() error {
-		if err := cluster.admin.Client.Get(ctx, key, task); err != nil {
+		if err := cluster.admin.Client.Get(context.Background(), key, &task); err != nil {
 			return err
 		}
 		if task.Status.Phase != v1alpha1.TaskSucceeded && task.Status.Phase != v1alpha1.TaskFailed {
@@ -63,16 +72,17 @@ func runPlugin(t *testing.T, ns string, plugin v1alpha1.Plugin, config any, time
 		}
 		return nil
 	})
-	r := runResult{Namespace: ns, Name: task.Name, Phase: task.Status.Phase, Message: task.Status.Message}
-	for _, c := range task.Status.Conditions {
+	st := task.Status
+	r := runResult{Namespace: key.Namespace, Name: key.Name, Phase: st.Phase, Message: st.Message}
+	for _, c := range st.Conditions {
 		if c.Type == v1alpha1.ConditionSucceeded {
 			r.Reason = c.Reason
 		}
 	}
-	if ci := task.Status.CustomImage; ci != nil {
+	if ci := st.CustomImage; ci != nil {
 		r.PodName, r.ExitCode, r.Attempts, r.BindingName = ci.PodName, ci.ExitCode, ci.Attempts, ci.ClusterRoleBindingName
 	}
-	t.Logf("run %s/%s: %s (%s): %s", ns, r.Name, r.Phase, r.Reason, r.Message)
+	t.Logf("run %s: %s (%s): %s", key, r.Phase, r.Reason, r.Message)
 	return r
 }
 

@@ -123,15 +123,10 @@ func TestReleaseLeaderTakeover(t *testing.T) {
 	}
 	leaseDuration := time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, 15)) * time.Second
 	const runs = 4
-	var names []string
+	var keys []client.ObjectKey
 	for i := 0; i < runs; i++ {
-		task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{GenerateName: "inflight-", Namespace: ns}, Spec: v1alpha1.TaskSpec{
-			Plugin: v1alpha1.PluginCustomImage,
-			Config: rawJSON(t, map[string]any{"image": images.Busybox, "command": []string{"sh", "-c", "sleep 8; echo done"}})}}
-		if err := cluster.admin.Client.Create(ctx, task); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, task.Name)
+		keys = append(keys, startRun(t, ns, "inflight-", v1alpha1.PluginCustomImage,
+			map[string]any{"image": images.Busybox, "command": []string{"sh", "-c", "sleep 8; echo done"}}))
 	}
 	// Wait until the runs' Pods exist: in flight, not merely admitted.
 	testutil.EventuallyWithin(t, time.Minute, "every run's Pod created", func() error {
@@ -169,19 +164,13 @@ func TestReleaseLeaderTakeover(t *testing.T) {
 		_ = os.WriteFile(f, []byte(fmt.Sprintf("%.1f\n", takeover.Seconds())), 0o644)
 	}
 	// Every run completes, exactly once: one attempt, one Pod.
-	for _, name := range names {
-		var task v1alpha1.Task
-		testutil.EventuallyWithin(t, 2*time.Minute, "run "+name+" to finish", func() error {
-			if err := cluster.admin.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &task); err != nil {
-				return err
-			}
-			if task.Status.Phase != v1alpha1.TaskSucceeded {
-				return fmt.Errorf("phase %q: %s", task.Status.Phase, task.Status.Message)
-			}
-			return nil
-		})
-		if ci := task.Status.CustomImage; ci == nil || len(ci.Attempts) > 1 {
-			t.Errorf("run %s: attempts %+v, want exactly one", name, ci)
+	for _, key := range keys {
+		r := waitRun(t, key, 2*time.Minute)
+		if r.Phase != v1alpha1.TaskSucceeded {
+			t.Errorf("run %s: %s: %s", key, r.Phase, r.Message)
+		}
+		if len(r.Attempts) > 1 {
+			t.Errorf("run %s: attempts %+v, want exactly one", key, r.Attempts)
 		}
 	}
 	var pods corev1.PodList
