@@ -161,8 +161,8 @@ node-packages: ## Install the Debian packages a real node needs (as root; apt-ge
 E2E_ARGS ?=
 
 .PHONY: test-e2e
-test-e2e: envtest-node node-packages ## The end-to-end suite on a real node (root): custom-image with real containers, the chart installed by helm.
-	TASKGATE_E2E=require go test -count=1 -timeout 25m ./test/e2e/ $(E2E_ARGS)
+test-e2e: envtest-node node-packages build ## The end-to-end suite on a real node (root): custom-image with real containers, the chart installed by helm.
+	TASKGATE_E2E=require TASKGATE_E2E_BINARY=$(abspath $(BIN_DIR)/taskgate) go test -count=1 -timeout 25m ./test/e2e/ $(E2E_ARGS)
 
 # make run starts a real node where it can (root); RUN_ARGS=--node=kwok skips it.
 RUN_NODE_DEPS := $(if $(and $(filter 0,$(shell id -u)),$(if $(findstring --node=kwok,$(RUN_ARGS)),,yes)),envtest-node node-packages)

@@ -92,13 +92,18 @@ func setUp(cfg node.Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
-	binDir, err := os.MkdirTemp("", "taskgate-e2e-bin-")
-	if err != nil {
-		return err
-	}
-	cleanups = append(cleanups, func() error { return os.RemoveAll(binDir) })
-	if cluster.taskgate, err = testutil.BuildTaskgate(testutil.RepoRoot(), binDir); err != nil {
-		return err
+	// make test-e2e builds bin/taskgate first (make build) and names it;
+	// a bare go test builds its own.
+	var err error
+	if cluster.taskgate = os.Getenv("TASKGATE_E2E_BINARY"); cluster.taskgate == "" {
+		binDir, err := os.MkdirTemp("", "taskgate-e2e-bin-")
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, func() error { return os.RemoveAll(binDir) })
+		if cluster.taskgate, err = testutil.BuildTaskgate(testutil.RepoRoot(), binDir); err != nil {
+			return err
+		}
 	}
 	cfg.TaskgateBinary = cluster.taskgate
 	if cluster.node, err = node.Prepare(ctx, cfg); err != nil {
