@@ -62,7 +62,7 @@ type kubeletParams struct {
 }
 
 // startKubelet starts the kubelet and waits for its /healthz.
-func startKubelet(ctx context.Context, dir, name, nodeIP, kubeconfig, clientCA, socket string) (*proc, error) {
+func startKubelet(ctx context.Context, dir, assets, name, nodeIP, kubeconfig, clientCA, socket string) (*proc, error) {
 	kdir := filepath.Join(dir, "kubelet")
 	if err := os.MkdirAll(filepath.Join(kdir, "pod-logs"), 0o755); err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func startKubelet(ctx context.Context, dir, name, nodeIP, kubeconfig, clientCA, 
 	if err := errors.Join(err, f.Close()); err != nil {
 		return nil, fmt.Errorf("kubelet config: %w", err)
 	}
-	p, err := startProc("kubelet", filepath.Join(dir, "kubelet.log"), nil, "kubelet",
+	p, err := startProc("kubelet", filepath.Join(dir, "kubelet.log"), nil, filepath.Join(assets, "kubelet"),
 		"--config="+conf, "--kubeconfig="+kubeconfig, "--root-dir="+filepath.Join(kdir, "root"),
 		"--cert-dir="+filepath.Join(kdir, "pki"), "--hostname-override="+name, "--node-ip="+nodeIP, "--v=1")
 	if err != nil {
@@ -120,7 +120,7 @@ iptables:
 
 // startKubeProxy writes the configuration (also for `kube-proxy --cleanup`)
 // and starts kube-proxy.
-func startKubeProxy(ctx context.Context, dir, name, nodeIP, podCIDR, kubeconfig string) (*proc, string, error) {
+func startKubeProxy(ctx context.Context, dir, assets, name, nodeIP, podCIDR, kubeconfig string) (*proc, string, error) {
 	healthz, err := freePort("127.0.0.1")
 	if err != nil {
 		return nil, "", err
@@ -139,7 +139,7 @@ func startKubeProxy(ctx context.Context, dir, name, nodeIP, podCIDR, kubeconfig 
 	if err := errors.Join(err, f.Close()); err != nil {
 		return nil, "", fmt.Errorf("kube-proxy config: %w", err)
 	}
-	p, err := startProc("kube-proxy", filepath.Join(dir, "kube-proxy.log"), nil, "kube-proxy", "--config="+conf, "--v=1")
+	p, err := startProc("kube-proxy", filepath.Join(dir, "kube-proxy.log"), nil, filepath.Join(assets, "kube-proxy"), "--config="+conf, "--v=1")
 	if err != nil {
 		return nil, conf, err
 	}

@@ -328,7 +328,7 @@ func (n *Node) Start(ctx context.Context, env *envtest.Environment) error {
 	if err := n.writeKubeletServingCert(); err != nil {
 		return err
 	}
-	kubelet, err := startKubelet(ctx, n.cfg.Dir, n.cfg.Name, n.cfg.Network.NodeIP, kubeletConf,
+	kubelet, err := startKubelet(ctx, n.cfg.Dir, n.cfg.Assets, n.cfg.Name, n.cfg.Network.NodeIP, kubeletConf,
 		filepath.Join(n.apiCertDir, "ca.crt"), n.containerd.socket)
 	n.add(kubelet)
 	if err != nil {
@@ -338,7 +338,7 @@ func (n *Node) Start(ctx context.Context, env *envtest.Environment) error {
 	if err != nil {
 		return err
 	}
-	n.kubeProxy, n.proxyConf, err = startKubeProxy(ctx, n.cfg.Dir, n.cfg.Name, n.cfg.Network.NodeIP, n.cfg.Network.PodCIDR, proxyConf)
+	n.kubeProxy, n.proxyConf, err = startKubeProxy(ctx, n.cfg.Dir, n.cfg.Assets, n.cfg.Name, n.cfg.Network.NodeIP, n.cfg.Network.PodCIDR, proxyConf)
 	n.add(n.kubeProxy)
 	if err != nil {
 		return err
