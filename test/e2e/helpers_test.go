@@ -49,14 +49,23 @@ func runPlugin(t *testing.T, ns string, plugin v1alpha1.Plugin, config any, time
 // is.
 func startRun(t *testing.T, ns, prefix string, plugin v1alpha1.Plugin, config any) client.ObjectKey {
 	t.Helper()
+	key, err := createRun(ns, prefix, plugin, rawJSON(t, config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// createRun is startRun returning the error (admission's refusal, say).
+func createRun(ns, prefix string, plugin v1alpha1.Plugin, config runtime.RawExtension) (client.ObjectKey, error) {
 	task := &v1alpha1.Task{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix, Namespace: ns},
-		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: rawJSON(t, config)},
+		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: config},
 	}
 	if err := cluster.admin.Client.Create(context.Background(), task); err != nil {
-		t.Fatalf("create a %s run in %s: %v", plugin, ns, err)
+		return client.ObjectKey{}, fmt.Errorf("create a %s run in %s: %w", plugin, ns, err)
 	}
-	return client.ObjectKeyFromObject(task)
+	return client.ObjectKeyFromObject(task), nil
 }
 
 // waitRun waits up to timeout until the run has finished and returns it.

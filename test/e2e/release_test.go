@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,18 +106,98 @@ func TestReleaseUpgradeRollsBothReplicas(t *testing.T) {
 	if !strings.Contains(out, "deployed") || !strings.Contains(out, "superseded") {
 		t.Errorf("helm history after an upgrade:\n%s", out)
 	}
-	// The upgraded release admits and runs.
+	// The upgraded release admits and runs. Right after `helm upgrade
+	// --wait` returns, a webhook call may still time out for a moment (the
+	// API server's connection to a replaced Pod, Service endpoints being
+	// updated): a minute is allowed, and the time is logged.
 	ns := namespace(t, nil)
 	plugin, cfg := sampleConfig(t, "custom-image-hello-world.yaml")
-	if r := runPlugin(t, ns, plugin, cfg, runTimeout); r.Phase != v1alpha1.TaskSucceeded {
+	raw := rawJSON(t, cfg)
+	upgraded := time.Now()
+	var key client.ObjectKey
+	testutil.EventuallyEvery(t, time.Minute, time.Second, "the upgraded release to admit a run", func() error {
+		var err error
+		key, err = createRun(ns, "e2e-", plugin, raw)
+		return err
+	})
+	t.Logf("UPGRADE: the first run was admitted %s after helm upgrade --wait returned", time.Since(upgraded).Round(100*time.Millisecond))
+	if r := waitRun(t, key, runTimeout); r.Phase != v1alpha1.TaskSucceeded {
 		t.Errorf("hello-world after the upgrade: %s: %s", r.Phase, r.Message)
 	}
 }
 
-// TestReleaseLeaderTakeover kills the leader's Pod (no grace: its Lease is
-// not released) while runs are in flight: the other replica takes the
-// Lease within the lease duration and every run completes exactly once.
+// TestReleaseLeaderTakeover takes the leader away while runs are in
+// flight, twice: its Pod deleted (the manager gets SIGTERM and releases its
+// Lease: the other replica takes over at once), and its process killed
+// with SIGKILL on the node (the Lease is not released: the other replica
+// takes it once it expires, within the lease duration and a retry). Every
+// run completes, exactly once.
 func TestReleaseLeaderTakeover(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kill func(t *testing.T, pod string)
+		// within bounds the takeover, given the Lease's duration.
+		within func(lease time.Duration) time.Duration
+	}{
+		{"PodDeleted", deletePod, func(time.Duration) time.Duration { return 10 * time.Second }},
+		// controller-runtime's retry period is 2 s (jittered up to 1.2x);
+		// a few seconds more for a loaded machine.
+		{"ProcessKilled", killManagerProcess, func(lease time.Duration) time.Duration { return lease + 8*time.Second }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, lease := takeover(t, tc.kill)
+			t.Logf("TAKEOVER %s: %s (lease duration %s)", tc.name, d.Round(100*time.Millisecond), lease)
+			if max := tc.within(lease); d > max {
+				t.Errorf("takeover took %s, more than %s", d, max)
+			}
+			if f := os.Getenv("TASKGATE_E2E_TAKEOVER_FILE"); f != "" {
+				line := fmt.Sprintf("%s %.1f s (lease duration %s)\n", tc.name, d.Seconds(), lease)
+				if fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+					_, _ = fh.WriteString(line)
+					_ = fh.Close()
+				}
+			}
+		})
+	}
+}
+
+func deletePod(t *testing.T, pod string) {
+	t.Helper()
+	if err := cluster.cp.Client.Delete(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: releaseNamespace}},
+		client.GracePeriodSeconds(0)); err != nil {
+		t.Fatalf("delete leader Pod %s: %v", pod, err)
+	}
+}
+
+// killManagerProcess sends SIGKILL to the manager of pod on this machine
+// (the node is here): found by its command line and its HOSTNAME, which
+// the kubelet sets to the Pod's name.
+func killManagerProcess(t *testing.T, pod string) {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if strings.HasPrefix(string(cmdline), "/taskgate\x00manager\x00") &&
+			slices.Contains(strings.Split(string(environ), "\x00"), "HOSTNAME="+pod) {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill -9 %d (%s): %v", pid, pod, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no manager process of Pod %s on this machine", pod)
+}
+
+// takeover starts runs, takes the leader away with kill once their Pods
+// exist, and returns how long until another replica held the Lease, and
+// the Lease's duration. It checks that every run then completes once, and
+// waits until both replicas are Ready again.
+func takeover(t *testing.T, kill func(*testing.T, string)) (time.Duration, time.Duration) {
 	ctx := context.Background()
 	ns := namespace(t, nil)
 	old, lease, err := leader(ctx)
@@ -140,11 +223,8 @@ func TestReleaseLeaderTakeover(t *testing.T) {
 		return nil
 	})
 	killed := time.Now()
-	if err := cluster.cp.Client.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: old, Namespace: releaseNamespace}},
-		client.GracePeriodSeconds(0)); err != nil {
-		t.Fatalf("kill leader %s: %v", old, err)
-	}
-	var takeover time.Duration
+	kill(t, old)
+	var d time.Duration
 	testutil.EventuallyEvery(t, 2*leaseDuration+30*time.Second, 100*time.Millisecond, "another replica to take the Lease", func() error {
 		holder, _, err := leader(ctx)
 		if err != nil {
@@ -153,16 +233,9 @@ func TestReleaseLeaderTakeover(t *testing.T) {
 		if holder == old {
 			return fmt.Errorf("still held by %s", old)
 		}
-		takeover = time.Since(killed)
+		d = time.Since(killed)
 		return nil
 	})
-	t.Logf("leader %s killed; another replica took the Lease after %s (lease duration %s)", old, takeover.Round(100*time.Millisecond), leaseDuration)
-	if takeover > leaseDuration+5*time.Second {
-		t.Errorf("takeover took %s, more than the lease duration %s (+5 s of retry period)", takeover, leaseDuration)
-	}
-	if f := os.Getenv("TASKGATE_E2E_TAKEOVER_FILE"); f != "" {
-		_ = os.WriteFile(f, []byte(fmt.Sprintf("%.1f\n", takeover.Seconds())), 0o644)
-	}
 	// Every run completes, exactly once: one attempt, one Pod.
 	for _, key := range keys {
 		r := waitRun(t, key, 2*time.Minute)
@@ -181,8 +254,9 @@ func TestReleaseLeaderTakeover(t *testing.T) {
 		t.Errorf("%d Pods for %d runs: a run ran twice", len(pods.Items), runs)
 	}
 	if err := waitReplicasReady(ctx, 2, 2*time.Minute); err != nil {
-		t.Error(err)
+		t.Fatal(err)
 	}
+	return d, leaseDuration
 }
 
 func TestReleaseUninstallLeavesNothingRunning(t *testing.T) {
