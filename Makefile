@@ -28,7 +28,7 @@ generate: ## Generate deepcopy code for the API types.
 manifests: ## Generate the CRDs and copy them into the chart (files/: templates/ renders them, so helm upgrade updates them).
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=config/crd
 	mkdir -p charts/taskgate/files
-	cp config/crd/automation.astronetes.io_tasks.yaml config/crd/automation.astronetes.io_synchronizations.yaml charts/taskgate/files/
+	cp config/crd/automation.astronetes.io_tasks.yaml config/crd/automation.astronetes.io_taskruns.yaml config/crd/automation.astronetes.io_synchronizations.yaml charts/taskgate/files/
 
 .PHONY: fmt
 fmt:

@@ -79,3 +79,42 @@ func TestParseMode(t *testing.T) {
 		t.Error("ParseMode(root) succeeded")
 	}
 }
+
+// The requester's clients are cached and reused, keyed by the whole
+// identity: a later run by the same user with fewer groups, another uid or
+// other extra never acts with the old ones (issue 20: keyed by username
+// alone, a group taken away would still be acted with).
+func TestForKeysOnWholeIdentity(t *testing.T) {
+	f, err := NewFactory(ModeRequester, &rest.Config{Host: "https://127.0.0.1:1"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := v1alpha1.Requester{Username: "alice", UID: "u-1", Groups: []string{"dev", "system:authenticated"},
+		Extra: map[string][]string{"scopes": {"a"}}}
+	variants := map[string]v1alpha1.Requester{
+		"fewer groups": {Username: "alice", UID: "u-1", Groups: []string{"system:authenticated"}, Extra: base.Extra},
+		"another uid":  {Username: "alice", UID: "u-2", Groups: base.Groups, Extra: base.Extra},
+		"other extra":  {Username: "alice", UID: "u-1", Groups: base.Groups, Extra: map[string][]string{"scopes": {"b"}}},
+		"no extra":     {Username: "alice", UID: "u-1", Groups: base.Groups},
+	}
+	first, err := f.For(&base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := base
+	if again, err := f.For(&same); err != nil || again != first {
+		t.Fatalf("For(same identity) = %p, %v; want the cached clients %p", again, err, first)
+	}
+	for name, r := range variants {
+		c, err := f.For(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c == first {
+			t.Errorf("%s: For returned the clients of %+v for %+v", name, base, r)
+		}
+		if !reflect.DeepEqual(c.Requester, &r) {
+			t.Errorf("%s: clients act as %+v, want %+v", name, c.Requester, r)
+		}
+	}
+}

@@ -1,6 +1,6 @@
-// Package children builds the objects a Task creates, in one place, so that
-// the controller creates exactly what admission's server-side dry run (the
-// preflight) showed the API server.
+// Package children builds the objects a TaskRun creates, in one place, so
+// that the controller creates exactly what admission's server-side dry run
+// (the preflight) showed the API server.
 package children
 
 import (
@@ -15,43 +15,54 @@ import (
 // ContainerName is the name of the one container of a custom-image Pod.
 const ContainerName = "task"
 
-// TaskNamespaceLabel on a ClusterRoleBinding names the namespace of the Task
-// that created it; with v1alpha1.TaskLabel and v1alpha1.TaskUIDLabel it
-// identifies the Task, since cluster-scoped objects cannot carry an owner
-// reference to a namespaced one.
+// TaskNamespaceLabel on a ClusterRoleBinding names the namespace of the
+// TaskRun that created it; with v1alpha1.TaskRunLabel and
+// v1alpha1.TaskRunUIDLabel it identifies the run, since cluster-scoped
+// objects cannot carry an owner reference to a namespaced one.
 const TaskNamespaceLabel = "automation.astronetes.io/task-namespace"
 
-// Meta is the metadata every namespaced child of a Task starts from: its
-// name, the Task's namespace and the task label.
-func Meta(task *v1alpha1.Task, name string) metav1.ObjectMeta {
+// Meta is the metadata every namespaced child of a run starts from: its
+// name, the run's namespace and the labels naming the run and its Task.
+func Meta(run *v1alpha1.TaskRun, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name:      name,
-		Namespace: task.Namespace,
-		Labels:    map[string]string{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)},
+		Namespace: run.Namespace,
+		Labels:    Labels(run),
 	}
 }
 
-// OwnerReference makes task the controller of a namespaced child. It does not
+// Labels name the TaskRun (v1alpha1.TaskRunLabel) and, unless it is a
+// one-off run, its Task (v1alpha1.TaskLabel).
+func Labels(run *v1alpha1.TaskRun) map[string]string {
+	l := map[string]string{v1alpha1.TaskRunLabel: v1alpha1.TaskLabelValue(run.Name)}
+	if t := run.TaskName(); t != "" {
+		l[v1alpha1.TaskLabel] = v1alpha1.TaskLabelValue(t)
+	}
+	return l
+}
+
+// OwnerReference makes run the controller of a namespaced child. It does not
 // set blockOwnerDeletion: a child created as the requester would otherwise
-// need `update tasks/finalizers` where the OwnerReferencesPermissionEnforcement
-// admission plugin runs, and the garbage collector removes children without it.
-// Empty before the Task has a UID (a preflight at admission).
-func OwnerReference(task *v1alpha1.Task) []metav1.OwnerReference {
-	if task.UID == "" {
+// need `update taskruns/finalizers` where the
+// OwnerReferencesPermissionEnforcement admission plugin runs, and the garbage
+// collector removes children without it. Empty before the run has a UID (a
+// preflight at admission).
+func OwnerReference(run *v1alpha1.TaskRun) []metav1.OwnerReference {
+	if run.UID == "" {
 		return nil
 	}
 	return []metav1.OwnerReference{{
 		APIVersion: v1alpha1.GroupVersion.String(),
-		Kind:       "Task",
-		Name:       task.Name,
-		UID:        task.UID,
+		Kind:       "TaskRun",
+		Name:       run.Name,
+		UID:        run.UID,
 		Controller: ptr.To(true),
 	}}
 }
 
-// Pod is a custom-image Task's Pod: one container, never restarted, so the
-// Task runs the command exactly once.
-func Pod(task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, serviceAccount string) *corev1.Pod {
+// Pod is a custom-image run's Pod: one container, never restarted, so the
+// run executes the command exactly once per attempt.
+func Pod(task *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig, serviceAccount string) *corev1.Pod {
 	container := corev1.Container{
 		Name:            ContainerName,
 		Image:           cfg.Image,
@@ -59,7 +70,7 @@ func Pod(task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, serviceAccount st
 		Args:            cfg.Args,
 		Env:             cfg.Env,
 		SecurityContext: SecurityContext(cfg.SecurityContext),
-		// The log tail reaches the Task's message when a failing container
+		// The log tail reaches the run's message when a failing container
 		// wrote no termination message.
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
@@ -123,9 +134,9 @@ func SecurityContext(sc *v1alpha1.CustomImageSecurityContext) *corev1.SecurityCo
 // container add.
 const NetBindService corev1.Capability = "NET_BIND_SERVICE"
 
-// ClusterRoleBinding binds a custom-image Task's clusterRole to its
-// ServiceAccount, labelled with the Task's name, namespace and UID.
-func ClusterRoleBinding(task *v1alpha1.Task, clusterRole, serviceAccount string) *rbacv1.ClusterRoleBinding {
+// ClusterRoleBinding binds a custom-image run's clusterRole to its
+// ServiceAccount, labelled with the run's name, namespace and UID.
+func ClusterRoleBinding(task *v1alpha1.TaskRun, clusterRole, serviceAccount string) *rbacv1.ClusterRoleBinding {
 	return &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name),
@@ -138,21 +149,19 @@ func ClusterRoleBinding(task *v1alpha1.Task, clusterRole, serviceAccount string)
 	}
 }
 
-// BindingLabels identify the Task a cluster-scoped child belongs to.
-func BindingLabels(task *v1alpha1.Task) map[string]string {
-	l := map[string]string{
-		v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name),
-		TaskNamespaceLabel: task.Namespace,
-	}
-	if task.UID != "" {
-		l[v1alpha1.TaskUIDLabel] = string(task.UID)
+// BindingLabels identify the run a cluster-scoped child belongs to.
+func BindingLabels(run *v1alpha1.TaskRun) map[string]string {
+	l := Labels(run)
+	l[TaskNamespaceLabel] = run.Namespace
+	if run.UID != "" {
+		l[v1alpha1.TaskRunUIDLabel] = string(run.UID)
 	}
 	return l
 }
 
-// BoundFor reports whether crb was created for task: by the Task's UID, so a
-// later Task of the same name never inherits an earlier one's binding.
-func BoundFor(crb *rbacv1.ClusterRoleBinding, task *v1alpha1.Task) bool {
-	return task.UID != "" && crb.Labels[v1alpha1.TaskUIDLabel] == string(task.UID) &&
-		crb.Labels[TaskNamespaceLabel] == task.Namespace
+// BoundFor reports whether crb was created for run: by the run's UID, so a
+// later run of the same name never inherits an earlier one's binding.
+func BoundFor(crb *rbacv1.ClusterRoleBinding, run *v1alpha1.TaskRun) bool {
+	return run.UID != "" && crb.Labels[v1alpha1.TaskRunUIDLabel] == string(run.UID) &&
+		crb.Labels[TaskNamespaceLabel] == run.Namespace
 }

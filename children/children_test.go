@@ -61,7 +61,8 @@ func TestSecurityContext(t *testing.T) {
 // The placement fields reach the Pod as given, and the container keeps its
 // log tail as the termination message.
 func TestPodPlacement(t *testing.T) {
-	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "t", Namespace: "ns", UID: "u"}}
+	task := &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "t-1", Namespace: "ns", UID: "u"},
+		Spec: v1alpha1.TaskRunSpec{TaskRef: &v1alpha1.TaskRef{Name: "t"}}}
 	cfg := &v1alpha1.CustomImageConfig{
 		Image: "busybox:1.36", Command: []string{"true"},
 		NodeSelector:                 map[string]string{"kubernetes.io/os": "linux"},
@@ -74,6 +75,9 @@ func TestPodPlacement(t *testing.T) {
 	if spec.NodeSelector["kubernetes.io/os"] != "linux" || len(spec.Tolerations) != 1 || spec.Tolerations[0].Key != "k" ||
 		len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "reg" || !ptr.Equal(spec.AutomountServiceAccountToken, ptr.To(false)) {
 		t.Errorf("pod spec = %+v", spec)
+	}
+	if pod.Labels[v1alpha1.TaskLabel] != "t" || pod.Labels[v1alpha1.TaskRunLabel] != "t-1" || pod.OwnerReferences[0].Kind != "TaskRun" {
+		t.Errorf("pod labels %v, owners %v: want the Task's and the run's names, owned by the TaskRun", pod.Labels, pod.OwnerReferences)
 	}
 	if p := spec.Containers[0].TerminationMessagePolicy; p != corev1.TerminationMessageFallbackToLogsOnError {
 		t.Errorf("terminationMessagePolicy = %q", p)

@@ -13,7 +13,7 @@ import (
 // its own clock (time.Now's monotonic reading). status.startTime and
 // completionTime are stored in whole seconds, so a duration computed from
 // them turns a 300 ms transformation into 0 s or 1 s; one measured from the
-// mark does not. A Task started by an earlier process or another replica has
+// mark does not. A run started by an earlier process or another replica has
 // no mark and falls back to the whole-second timestamps.
 type startMarks struct {
 	mu    sync.Mutex
@@ -21,52 +21,52 @@ type startMarks struct {
 }
 
 type startMark struct {
-	uid types.UID // a Task re-created under the same name is another Task
+	uid types.UID // a run re-created under the same name is another Task
 	at  time.Time
 }
 
-// start records now as task's start unless it already has a mark: a
+// start records now as run's start unless it already has a mark: a
 // reconcile that sets startTime again because its first write was lost
 // keeps the first mark.
-func (s *startMarks) start(task *v1alpha1.Task, now time.Time) {
+func (s *startMarks) start(run *v1alpha1.TaskRun, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := types.NamespacedName{Namespace: task.Namespace, Name: task.Name}
-	if m, ok := s.marks[key]; ok && m.uid == task.UID {
+	key := types.NamespacedName{Namespace: run.Namespace, Name: run.Name}
+	if m, ok := s.marks[key]; ok && m.uid == run.UID {
 		return
 	}
 	if s.marks == nil {
 		s.marks = map[types.NamespacedName]startMark{}
 	}
-	s.marks[key] = startMark{uid: task.UID, at: now}
+	s.marks[key] = startMark{uid: run.UID, at: now}
 }
 
-// take returns and forgets task's mark.
-func (s *startMarks) take(task *v1alpha1.Task) (time.Time, bool) {
+// take returns and forgets run's mark.
+func (s *startMarks) take(run *v1alpha1.TaskRun) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := types.NamespacedName{Namespace: task.Namespace, Name: task.Name}
+	key := types.NamespacedName{Namespace: run.Namespace, Name: run.Name}
 	m, ok := s.marks[key]
 	delete(s.marks, key)
-	return m.at, ok && m.uid == task.UID
+	return m.at, ok && m.uid == run.UID
 }
 
-// forget drops the mark of a Task that is gone or being deleted, so that
-// Tasks that never finish do not hold memory.
+// forget drops the mark of a run that is gone or being deleted, so that
+// runs that never finish do not hold memory.
 func (s *startMarks) forget(key types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.marks, key)
 }
 
-// runDuration is how long a Task that just finished took: from this
-// process's mark to now where it started the Task, else from status.startTime
+// runDuration is how long a run that just finished took: from this
+// process's mark to now where it started the run, else from status.startTime
 // to status.completionTime (whole seconds).
-func (r *TaskReconciler) runDuration(task *v1alpha1.Task) (time.Duration, bool) {
-	if at, ok := r.starts.take(task); ok {
+func (r *TaskRunReconciler) runDuration(run *v1alpha1.TaskRun) (time.Duration, bool) {
+	if at, ok := r.starts.take(run); ok {
 		return r.clock.Since(at), true
 	}
-	start, end := task.Status.StartTime, task.Status.CompletionTime
+	start, end := run.Status.StartTime, run.Status.CompletionTime
 	if start == nil || end == nil {
 		return 0, false
 	}

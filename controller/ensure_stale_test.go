@@ -34,37 +34,37 @@ type ensureCase struct {
 	plugin v1alpha1.Plugin
 	config string
 	// child is the child as the earlier reconcile created it.
-	child func(task *v1alpha1.Task) client.Object
+	child func(task *v1alpha1.TaskRun) client.Object
 	// ensure runs the step with d and returns the child it went on with.
-	ensure func(ctx context.Context, d *deps, task *v1alpha1.Task) (client.Object, error)
+	ensure func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error)
 	// list lists every child of this kind of task.
-	list func(task *v1alpha1.Task) (client.ObjectList, []client.ListOption)
+	list func(task *v1alpha1.TaskRun) (client.ObjectList, []client.ListOption)
 }
 
 const staleImageConfig = `{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`
 
-func customImageStatus(task *v1alpha1.Task) *v1alpha1.CustomImageStatus {
+func customImageStatus(task *v1alpha1.TaskRun) *v1alpha1.CustomImageStatus {
 	if task.Status.CustomImage == nil {
-		task.Status.CustomImage = &v1alpha1.CustomImageStatus{ServiceAccountName: v1alpha1.DefaultServiceAccountName(task.Name)}
+		task.Status.CustomImage = &v1alpha1.CustomImageStatus{ServiceAccountName: v1alpha1.ServiceAccountName(task.Name, task.UID)}
 	}
 	return task.Status.CustomImage
 }
 
 func ensureCases() []ensureCase {
-	byTask := func(task *v1alpha1.Task) []client.ListOption {
-		return []client.ListOption{client.InNamespace(task.Namespace), client.MatchingLabels{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)}}
+	byTask := func(task *v1alpha1.TaskRun) []client.ListOption {
+		return []client.ListOption{client.InNamespace(task.Namespace), client.MatchingLabels{v1alpha1.TaskRunLabel: v1alpha1.TaskLabelValue(task.Name)}}
 	}
 	return []ensureCase{
 		{
 			name: "service account", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
-			child: func(task *v1alpha1.Task) client.Object {
-				sa := &corev1.ServiceAccount{ObjectMeta: children.Meta(task, v1alpha1.DefaultServiceAccountName(task.Name))}
+			child: func(task *v1alpha1.TaskRun) client.Object {
+				sa := &corev1.ServiceAccount{ObjectMeta: children.Meta(task, v1alpha1.ServiceAccountName(task.Name, task.UID))}
 				sa.OwnerReferences = children.OwnerReference(task)
 				return sa
 			},
-			ensure: func(ctx context.Context, d *deps, task *v1alpha1.Task) (client.Object, error) {
+			ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
 				st := customImageStatus(task)
-				if err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, st, &noCheckpoint{}); err != nil {
+				if err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, &v1alpha1.CustomImageConfig{}, st, &noCheckpoint{}); err != nil {
 					return nil, err
 				}
 				sa := &corev1.ServiceAccount{}
@@ -74,7 +74,7 @@ func ensureCases() []ensureCase {
 				}
 				return sa, err
 			},
-			list: func(task *v1alpha1.Task) (client.ObjectList, []client.ListOption) {
+			list: func(task *v1alpha1.TaskRun) (client.ObjectList, []client.ListOption) {
 				return &corev1.ServiceAccountList{}, byTask(task)
 			},
 		},
@@ -82,31 +82,31 @@ func ensureCases() []ensureCase {
 		podCase("pod of a later attempt", 1, byTask), // the attempt recorded before its Pod is created
 		{
 			name: "cluster role binding", plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
-			child: func(task *v1alpha1.Task) client.Object {
-				return children.ClusterRoleBinding(task, "view", v1alpha1.DefaultServiceAccountName(task.Name))
+			child: func(task *v1alpha1.TaskRun) client.Object {
+				return children.ClusterRoleBinding(task, "view", v1alpha1.ServiceAccountName(task.Name, task.UID))
 			},
-			ensure: func(ctx context.Context, d *deps, task *v1alpha1.Task) (client.Object, error) {
-				if err := (&customImageRunner{deps: d}).ensureBinding(ctx, task, "view", v1alpha1.DefaultServiceAccountName(task.Name)); err != nil {
+			ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
+				if err := (&customImageRunner{deps: d}).ensureBinding(ctx, task, "view", v1alpha1.ServiceAccountName(task.Name, task.UID)); err != nil {
 					return nil, err
 				}
 				crb := &rbacv1.ClusterRoleBinding{}
 				err := d.reader.Get(ctx, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)}, crb)
 				return crb, err
 			},
-			list: func(task *v1alpha1.Task) (client.ObjectList, []client.ListOption) {
-				return &rbacv1.ClusterRoleBindingList{}, []client.ListOption{client.MatchingLabels{v1alpha1.TaskUIDLabel: string(task.UID)}}
+			list: func(task *v1alpha1.TaskRun) (client.ObjectList, []client.ListOption) {
+				return &rbacv1.ClusterRoleBindingList{}, []client.ListOption{client.MatchingLabels{v1alpha1.TaskRunUIDLabel: string(task.UID)}}
 			},
 		},
 		{
 			name: "synchronization", plugin: v1alpha1.PluginRunSync, config: staleSyncConfig,
-			child: func(task *v1alpha1.Task) client.Object {
+			child: func(task *v1alpha1.TaskRun) client.Object {
 				cfg, err := decodeConfig[v1alpha1.RunSynchronizationConfig](task)
 				if err != nil {
 					panic(err) // a constant config
 				}
 				return newSynchronization(task, cfg)
 			},
-			ensure: func(ctx context.Context, d *deps, task *v1alpha1.Task) (client.Object, error) {
+			ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
 				// The whole step: the Task must also record the existing one.
 				if _, err := (&runSyncRunner{deps: d}).run(ctx, task, &noCheckpoint{}); err != nil {
 					return nil, err
@@ -118,34 +118,40 @@ func ensureCases() []ensureCase {
 				err := d.reader.Get(ctx, types.NamespacedName{Namespace: task.Namespace, Name: task.Status.Synchronization.Name}, sync)
 				return sync, err
 			},
-			list: func(task *v1alpha1.Task) (client.ObjectList, []client.ListOption) {
+			list: func(task *v1alpha1.TaskRun) (client.ObjectList, []client.ListOption) {
 				return &v1alpha1.SynchronizationList{}, byTask(task)
 			},
 		},
 	}
 }
 
+// podToken is the creation token the earlier reconcile of podCase wrote.
+const podToken = "token-of-the-earlier-reconcile"
+
 // podCase is the ensurePod step for the Pod of the given attempt, recorded
 // in the status before the step runs.
-func podCase(name string, attempt int32, byTask func(*v1alpha1.Task) []client.ListOption) ensureCase {
+func podCase(name string, attempt int32, byTask func(*v1alpha1.TaskRun) []client.ListOption) ensureCase {
 	imageCfg := &v1alpha1.CustomImageConfig{Image: "busybox:1.36", Command: []string{"true"}, ClusterRole: "view"}
 	return ensureCase{
 		name: name, plugin: v1alpha1.PluginCustomImage, config: staleImageConfig,
-		child: func(task *v1alpha1.Task) client.Object {
-			pod := children.Pod(task, imageCfg, v1alpha1.DefaultServiceAccountName(task.Name))
+		child: func(task *v1alpha1.TaskRun) client.Object {
+			pod := children.Pod(task, imageCfg, v1alpha1.ServiceAccountName(task.Name, task.UID))
 			pod.Name = v1alpha1.AttemptPodName(task.Name, attempt)
+			// As the earlier reconcile created it: with the token it
+			// checkpointed first.
+			pod.Annotations = map[string]string{v1alpha1.CreationTokenAnnotation: podToken}
 			return pod
 		},
-		ensure: func(ctx context.Context, d *deps, task *v1alpha1.Task) (client.Object, error) {
+		ensure: func(ctx context.Context, d *deps, task *v1alpha1.TaskRun) (client.Object, error) {
 			st := customImageStatus(task)
-			st.Attempt = attempt
-			pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, st)
+			st.Attempt, st.CreationToken = attempt, podToken
+			pod, err := (&customImageRunner{deps: d}).ensurePod(ctx, task, imageCfg, st, &noCheckpoint{})
 			if err == nil && pod == nil {
 				err = errors.New("ensurePod returned no Pod")
 			}
 			return pod, err
 		},
-		list: func(task *v1alpha1.Task) (client.ObjectList, []client.ListOption) {
+		list: func(task *v1alpha1.TaskRun) (client.ObjectList, []client.ListOption) {
 			return &corev1.PodList{}, byTask(task)
 		},
 	}
@@ -161,7 +167,7 @@ const staleSyncConfig = `{"template":{"spec":{"plugin":"kubernetes-to-kubernetes
 // Task but was never recorded is replaced, never kept beside another (see
 // ensureServiceAccount), and what the status records is what exists.
 func TestEnsureStaleCacheFindsExisting(t *testing.T) {
-	forEachEnsureCase(t, "stale-", func(t *testing.T, cp *kit.ControlPlane, tt ensureCase, task *v1alpha1.Task) {
+	forEachEnsureCase(t, "stale-", func(t *testing.T, cp *kit.ControlPlane, tt ensureCase, task *v1alpha1.TaskRun) {
 		ctx := t.Context()
 		first := tt.child(task)
 		createChild(t, cp, first, "the child an earlier reconcile made")
@@ -201,7 +207,7 @@ func TestEnsureStaleCacheFindsExisting(t *testing.T) {
 // not the Task's is never adopted, also when the cache cannot see it: the
 // step fails with errNameConflict and the object stays as it was.
 func TestEnsureStaleCacheNameTaken(t *testing.T) {
-	forEachEnsureCase(t, "taken-", func(t *testing.T, cp *kit.ControlPlane, tt ensureCase, task *v1alpha1.Task) {
+	forEachEnsureCase(t, "taken-", func(t *testing.T, cp *kit.ControlPlane, tt ensureCase, task *v1alpha1.TaskRun) {
 		ctx := t.Context()
 		// Someone else's: same name and labels, no owner reference
 		// (or, for the binding, another Task's UID).
@@ -209,6 +215,9 @@ func TestEnsureStaleCacheNameTaken(t *testing.T) {
 		other.UID = "00000000-0000-0000-0000-000000000000"
 		squatter := tt.child(other)
 		squatter.SetOwnerReferences(nil)
+		// Under the run's own child name: the ServiceAccount's name holds
+		// part of the run's UID, so a squatter takes it once the run exists.
+		squatter.SetName(tt.child(task).GetName())
 		createChild(t, cp, squatter, "squatter")
 		d := envDeps(t, cp.Config, &staleCache{Client: cp.Client, hide: hideChildren})
 		_, err := tt.ensure(ctx, d, task)
@@ -233,12 +242,12 @@ func TestEnsureStaleCacheNameTaken(t *testing.T) {
 // forEachEnsureCase runs body as a subtest for each ensure case, on one
 // control plane, with the case's Task (named prefix+case) created and the
 // ServiceAccount its Pod needs (see podServiceAccount).
-func forEachEnsureCase(t *testing.T, prefix string, body func(t *testing.T, cp *kit.ControlPlane, tt ensureCase, task *v1alpha1.Task)) {
+func forEachEnsureCase(t *testing.T, prefix string, body func(t *testing.T, cp *kit.ControlPlane, tt ensureCase, task *v1alpha1.TaskRun)) {
 	cp := controlPlane(t)
 	ns := envNamespace(t, cp)
 	for _, tt := range ensureCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			task := newEnvTask(t, cp.Client, ns, prefix+sanitize(tt.name), tt.plugin, tt.config)
+			task := newEnvRun(t, cp.Client, ns, prefix+sanitize(tt.name), tt.plugin, tt.config)
 			podServiceAccount(t, cp.Client, task, tt)
 			body(t, cp, tt, task)
 		})
@@ -258,12 +267,12 @@ func createChild(t *testing.T, cp *kit.ControlPlane, obj client.Object, what str
 // podServiceAccount creates the ServiceAccount the Pod and binding cases
 // name (ServiceAccount admission refuses a Pod without it), unlabelled so
 // that the stale cache sees it; the service account case makes its own.
-func podServiceAccount(t *testing.T, c client.Client, task *v1alpha1.Task, tt ensureCase) {
+func podServiceAccount(t *testing.T, c client.Client, task *v1alpha1.TaskRun, tt ensureCase) {
 	t.Helper()
 	if tt.plugin != v1alpha1.PluginCustomImage || tt.name == "service account" {
 		return
 	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: task.Namespace, Name: v1alpha1.DefaultServiceAccountName(task.Name)}}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: task.Namespace, Name: v1alpha1.ServiceAccountName(task.Name, task.UID)}}
 	if err := c.Create(t.Context(), sa); err != nil {
 		t.Fatalf("create service account: %v", err)
 	}

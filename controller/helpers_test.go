@@ -113,10 +113,11 @@ func TestCompile(t *testing.T) {
 }
 
 func TestNewSynchronizationTaskLabelWins(t *testing.T) {
-	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "t", Namespace: "ns"}}
+	task := &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "t", Namespace: "ns"},
+		Spec: v1alpha1.TaskRunSpec{TaskRef: &v1alpha1.TaskRef{Name: "runbook"}}}
 	cfg := &v1alpha1.RunSynchronizationConfig{Template: v1alpha1.SynchronizationTemplate{
 		Metadata: v1alpha1.SynchronizationTemplateMeta{
-			Labels:      map[string]string{"team": "a", v1alpha1.TaskLabel: "spoofed"},
+			Labels:      map[string]string{"team": "a", v1alpha1.TaskLabel: "spoofed", v1alpha1.TaskRunLabel: "spoofed"},
 			Annotations: map[string]string{"note": "x"},
 		},
 		Spec: v1alpha1.SynchronizationSpec{Plugin: "kubernetes-to-kubernetes"},
@@ -125,8 +126,13 @@ func TestNewSynchronizationTaskLabelWins(t *testing.T) {
 	if sync.Name != v1alpha1.SynchronizationName("t") || sync.Namespace != "ns" {
 		t.Errorf("name = %s/%s", sync.Namespace, sync.Name)
 	}
-	if sync.Labels[v1alpha1.TaskLabel] != "t" || sync.Labels["team"] != "a" || sync.Annotations["note"] != "x" {
+	if sync.Labels[v1alpha1.TaskLabel] != "runbook" || sync.Labels[v1alpha1.TaskRunLabel] != "t" || sync.Labels["team"] != "a" || sync.Annotations["note"] != "x" {
 		t.Errorf("metadata = %v %v", sync.Labels, sync.Annotations)
+	}
+	// A one-off run has no Task: the template's task label is dropped.
+	task.Spec.TaskRef = nil
+	if l := newSynchronization(task, cfg).Labels; l[v1alpha1.TaskLabel] != "" || l[v1alpha1.TaskRunLabel] != "t" {
+		t.Errorf("one-off run's labels = %v, want no task label and taskrun=t", l)
 	}
 	if cfg.Template.Metadata.Labels[v1alpha1.TaskLabel] != "spoofed" {
 		t.Error("the Task's config was modified")

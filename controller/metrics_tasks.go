@@ -15,25 +15,25 @@ import (
 	"github.com/astronetes/taskgate/registry"
 )
 
-// tasks is the taskgate_tasks gauge: the Tasks that exist, by plugin and
+// tasks is the taskgate_tasks gauge: the runs that exist, by plugin and
 // phase, counted from the manager's cache at every scrape. Counting on
 // scrape, rather than keeping a gauge up to date in Reconcile, cannot drift:
-// a missed event, a Task deleted while the controller was down, or a restart
+// a missed event, a run deleted while the controller was down, or a restart
 // never leaves a stale count behind.
 //
 // Only the elected leader reports it (taskSource needs leader election):
 // with several replicas, sum(taskgate_tasks) counts each Task once, and a
-// replica that is not the leader does not cache Tasks for it.
+// replica that is not the leader does not cache runs for it.
 var tasks = &taskCounter{
 	desc: prometheus.NewDesc("taskgate_tasks",
-		"Tasks that exist, by plugin and phase (Pending, Running, Succeeded, Failed), as the leading controller's cache holds them; "+
-			"a Task the controller has not seen yet is Pending.",
+		"runs that exist, by plugin and phase (Pending, Running, Succeeded, Failed), as the leading controller's cache holds them; "+
+			"a run the controller has not seen yet is Pending.",
 		[]string{"plugin", "phase"}, nil),
 	sources: map[*taskSource]struct{}{},
 }
 
 // collectTimeout bounds one scrape's wait for the cache (it waits only
-// while the Task informer syncs, after a start).
+// while the run informer syncs, after a start).
 const collectTimeout = 5 * time.Second
 
 var phases = []v1alpha1.TaskPhase{v1alpha1.TaskPending, v1alpha1.TaskRunning, v1alpha1.TaskSucceeded, v1alpha1.TaskFailed}
@@ -53,7 +53,7 @@ func (c *taskCounter) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 // Collect implements prometheus.Collector. Every known plugin and phase is
 // reported, 0 included, so that an alert on a phase has a series to watch
 // before its first Task. Nothing is reported while no manager leads, or when
-// the cache cannot be read: a partial count would look like Tasks gone.
+// the cache cannot be read: a partial count would look like runs gone.
 func (c *taskCounter) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	sources := slices.Collect(maps.Keys(c.sources))
@@ -70,18 +70,18 @@ func (c *taskCounter) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, s := range sources {
 		ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
-		list := &v1alpha1.TaskList{}
+		list := &v1alpha1.TaskRunList{}
 		// Read-only: the cache's own objects, not copies of every Task.
 		err := s.reader.List(ctx, list, client.UnsafeDisableDeepCopy)
 		cancel()
 		if err != nil {
-			s.log.Error(err, "taskgate_tasks not reported: cannot list Tasks from the cache")
+			s.log.Error(err, "taskgate_tasks not reported: cannot list runs from the cache")
 			return
 		}
 		for i := range list.Items {
 			t := &list.Items[i]
 			phase, _ := taskPhase(t.Status.Conditions)
-			counts[key{registry.Label(t.Spec.Plugin), string(phase)}]++
+			counts[key{registry.Label(t.Plugin()), string(phase)}]++
 		}
 	}
 	for k, n := range counts {

@@ -44,7 +44,7 @@ func TestObserveFinished(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := metav1.NewTime(time.Now().Add(-90 * time.Second))
-			task := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: tt.plugin}}
+			task := &v1alpha1.TaskRun{Spec: v1alpha1.TaskRunSpec{TaskSpec: &v1alpha1.PluginSpec{Plugin: tt.plugin}}}
 			task.Status.StartTime = &start
 			fail(task, tt.reason, "slow")
 			deriveStatus(task, metav1.Now())
@@ -122,8 +122,8 @@ func TestRunDuration(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktesting.NewFakePassiveClock(t0)
-			r := &TaskReconciler{deps: &deps{clock: clk}}
-			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "t", UID: "a"}}
+			r := &TaskRunReconciler{deps: &deps{clock: clk}}
+			task := &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "t", UID: "a"}}
 			task.Status.StartTime, task.Status.CompletionTime = &start, &end
 			for _, m := range tt.marks {
 				marked := task.DeepCopy()
@@ -156,8 +156,8 @@ func TestFinishedTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &TaskReconciler{finishedTaskTTL: tt.deflt}
-			got, set := r.finishedTTL(&v1alpha1.Task{Spec: v1alpha1.TaskSpec{TTLSecondsAfterFinished: tt.spec}})
+			r := &TaskRunReconciler{finishedTaskTTL: tt.deflt}
+			got, set := r.finishedTTL(&v1alpha1.TaskRun{Spec: v1alpha1.TaskRunSpec{TTLSecondsAfterFinished: tt.spec}})
 			if got != tt.want || set != tt.wantSet {
 				t.Errorf("finishedTTL() = %v, %v; want %v, %v", got, set, tt.want, tt.wantSet)
 			}
@@ -183,7 +183,7 @@ func TestTaskCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	mk := func(name string, p v1alpha1.Plugin, status metav1.ConditionStatus, reason string) client.Object {
-		task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Spec: v1alpha1.TaskSpec{Plugin: p}}
+		task := &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Spec: v1alpha1.TaskRunSpec{TaskSpec: &v1alpha1.PluginSpec{Plugin: p}}}
 		if reason != "" {
 			task.Status.Conditions = cond(status, reason, "")
 		}

@@ -1,14 +1,14 @@
 package controller
 
-// Reasons of the Task's Succeeded condition. While the condition is Unknown
+// Reasons of the run's Succeeded condition. While the condition is Unknown
 // the reason says how far the run got (and, through taskPhase, whether the
-// Task is Pending or Running); once it is True or False it says how it ended.
+// run is Pending or Running); once it is True or False it says how it ended.
 const (
-	// ReasonPending: the Task was accepted and is waiting for its workload to start.
+	// ReasonPending: the run was accepted and is waiting for its workload to start.
 	ReasonPending = "Pending"
 	// ReasonRunning: the workload (the Pod) is running.
 	ReasonRunning = "Running"
-	// ReasonPatching: a transformation claimed the Task and is patching objects.
+	// ReasonPatching: a transformation claimed the run and is patching objects.
 	ReasonPatching = "Patching"
 
 	// ReasonCompleted: the custom-image Pod exited 0.
@@ -19,7 +19,7 @@ const (
 	// it succeeded, having nothing to do, and says so (a Warning Event too):
 	// most often a typo in resources, namespaces, names or labelSelector.
 	ReasonNothingMatched = "NothingMatched"
-	// ReasonSynchronizationCreated: the Synchronization exists; the Task's job is done.
+	// ReasonSynchronizationCreated: the Synchronization exists; the run's job is done.
 	ReasonSynchronizationCreated = "SynchronizationCreated"
 	// ReasonSynchronizationSucceeded: the Synchronization itself reports success.
 	ReasonSynchronizationSucceeded = "SynchronizationSucceeded"
@@ -38,8 +38,8 @@ const (
 	// and belongs to someone else.
 	ReasonNameConflict = "NameConflict"
 	// ReasonServiceAccountReplaced: the ServiceAccount taskgate created for
-	// the Task (status.customImage.serviceAccountUID) was deleted or
-	// replaced while the Task ran; the binding is removed.
+	// the run (status.customImage.serviceAccountUID) was deleted or
+	// replaced while the run was going; the binding is removed.
 	ReasonServiceAccountReplaced = "ServiceAccountReplaced"
 	// ReasonBindForbidden (--act-as=controller only): the API server refused
 	// the manager the ClusterRoleBinding for config.clusterRole; the
@@ -55,7 +55,7 @@ const (
 	// another reason than RBAC (PodSecurity, a quota, a policy webhook, an
 	// invalid spec); the message is the API server's own.
 	ReasonPodRejected = "PodRejected"
-	// ReasonNoRequester: the Task has no spec.requester (it predates
+	// ReasonNoRequester: the run has no spec.requester (it predates
 	// requester recording, or the webhook was not installed), so in
 	// --act-as=requester there is nobody to act as.
 	ReasonNoRequester = "NoRequester"
@@ -72,17 +72,25 @@ const (
 	ReasonPatchFailed = "PatchFailed"
 	// ReasonInterrupted: a transformation was claimed by an earlier reconcile
 	// that stopped before recording its result; patching again could apply the
-	// operations twice, so the Task fails instead.
+	// operations twice, so the run fails instead.
 	ReasonInterrupted = "Interrupted"
 	// ReasonSynchronizationFailed: the Synchronization reports failure.
 	ReasonSynchronizationFailed = "SynchronizationFailed"
 	// ReasonSynchronizationNotServed: the cluster has no Synchronization API
 	// (neither the Astronetes CRD nor the chart's minimal one).
 	ReasonSynchronizationNotServed = "SynchronizationNotServed"
+	// ReasonConcurrencyForbidden: the run's Task has concurrencyPolicy Forbid
+	// and another run of it was admitted first and has not finished (two
+	// TaskRuns admitted at the same instant: the later one fails, naming the
+	// earlier); nothing was started.
+	ReasonConcurrencyForbidden = "ConcurrencyForbidden"
+	// ReasonNoSnapshot: the TaskRun has no spec.taskSpec, which admission
+	// records (the webhook was not installed): there is nothing admitted to run.
+	ReasonNoSnapshot = "NoSnapshot"
 )
 
-// Reasons of the Kubernetes Events the controller records on a Task: one
-// for each object it creates or removes while the Task runs (a Pod, its
+// Reasons of the Kubernetes Events the controller records on a run: one
+// for each object it creates or removes while the run runs (a Pod, its
 // ServiceAccount, a ClusterRoleBinding) and one for the outcome. An action
 // whose outcome is known in the same reconcile (a transformation's patches, a
 // Synchronization's creation) has no Event of its own: the outcome's Event

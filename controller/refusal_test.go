@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
@@ -38,7 +39,7 @@ func TestRefusedPod(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			task := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Requester: tt.requester}}
+			task := &v1alpha1.TaskRun{Spec: v1alpha1.TaskRunSpec{Requester: tt.requester}}
 			err := failPermanent(task, refusedPod(tt.err, "create pod p as alice"))
 			if tt.wantReason == "" {
 				if err == nil || isFinished(&task.Status) {
@@ -62,8 +63,10 @@ func TestRefusedPod(t *testing.T) {
 	}
 }
 
-// Child clients are not held to client-go's default rate limit, but a
-// higher one, or none, is kept.
+// Child clients are not held to client-go's default rate limit, a higher
+// one is kept, and none gets one: every requester's clients have a real
+// client-side limit, a token bucket of their own (issue 20: with the
+// manager's QPS -1 the children had none).
 func TestChildConfig(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -71,17 +74,22 @@ func TestChildConfig(t *testing.T) {
 		burst     int
 		wantQPS   float32
 		wantBurst int
+		shared    bool
 	}{
 		{name: "client-go default", wantQPS: childQPS, wantBurst: childBurst},
 		{name: "controller-runtime default", qps: 20, burst: 30, wantQPS: childQPS, wantBurst: childBurst},
 		{name: "higher kept", qps: 1000, burst: 2000, wantQPS: 1000, wantBurst: 2000},
-		{name: "unlimited kept", qps: -1, wantQPS: -1, wantBurst: childBurst},
+		{name: "unlimited gets the limit", qps: -1, wantQPS: childQPS, wantBurst: childBurst},
+		{name: "a shared limiter is not passed on", qps: 20, burst: 30, wantQPS: childQPS, wantBurst: childBurst, shared: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := &rest.Config{QPS: tt.qps, Burst: tt.burst}
+			if tt.shared {
+				cfg.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
+			}
 			got := childConfig(cfg)
-			if got.QPS != tt.wantQPS || got.Burst != tt.wantBurst || cfg.QPS != tt.qps {
+			if got.QPS != tt.wantQPS || got.Burst != tt.wantBurst || cfg.QPS != tt.qps || got.RateLimiter != nil {
 				t.Errorf("childConfig = %v/%d (input now %v), want %v/%d", got.QPS, got.Burst, cfg.QPS, tt.wantQPS, tt.wantBurst)
 			}
 		})

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,108 +29,116 @@ type customImageRunner struct {
 	*deps
 }
 
-// watch watches the Pods and ServiceAccounts the Tasks created.
+// watch watches the Pods and ServiceAccounts the runs created.
 func (c *customImageRunner) watch(_ ctrl.Manager, b *builder.Builder) *builder.Builder {
 	return b.Owns(&corev1.Pod{}).Owns(&corev1.ServiceAccount{})
 }
 
-func (c *customImageRunner) run(ctx context.Context, task *v1alpha1.Task, cp checkpointer) (time.Duration, error) {
-	cfg, err := decodeConfig[v1alpha1.CustomImageConfig](task)
-	if err == nil && cfg.Namespace != "" && cfg.Namespace != task.Namespace {
-		err = fmt.Errorf("%w: config.namespace %q: the Pod runs in the Task's namespace %q", errInvalidConfig, cfg.Namespace, task.Namespace)
+func (c *customImageRunner) run(ctx context.Context, run *v1alpha1.TaskRun, cp checkpointer) (time.Duration, error) {
+	cfg, err := decodeConfig[v1alpha1.CustomImageConfig](run)
+	if err == nil && cfg.Namespace != "" && cfg.Namespace != run.Namespace {
+		err = fmt.Errorf("%w: config.namespace %q: the Pod runs in the run's namespace %q", errInvalidConfig, cfg.Namespace, run.Namespace)
 	}
 	if err != nil {
-		return 0, failPermanent(task, err)
+		return 0, failPermanent(run, err)
 	}
-	st := task.Status.CustomImage
+	st := run.Status.CustomImage
 	if st == nil {
 		st = &v1alpha1.CustomImageStatus{}
-		task.Status.CustomImage = st
+		run.Status.CustomImage = st
 	}
 	st.ServiceAccountName = cfg.ServiceAccountName
 	if st.ServiceAccountName == "" {
-		st.ServiceAccountName = v1alpha1.DefaultServiceAccountName(task.Name)
+		st.ServiceAccountName = v1alpha1.ServiceAccountName(run.Name, run.UID)
 	}
 
-	pod, err := c.start(ctx, task, cfg, st, cp)
+	pod, err := c.start(ctx, run, cfg, st, cp)
 	if err != nil {
-		if err := failPermanent(task, err); err != nil {
-			return c.notStarted(ctx, task, cfg, err)
+		if err := failPermanent(run, err); err != nil {
+			return c.notStarted(ctx, run, cfg, err)
 		}
 		return 0, nil
 	}
 	for {
 		if pod == nil {
-			fail(task, ReasonPodDeleted, fmt.Sprintf("pod %s was deleted before it finished; it is not recreated: create a new Task to run again", st.PodName))
+			fail(run, ReasonPodDeleted, fmt.Sprintf("pod %s was deleted before it finished; it is not recreated: create a new Task to run again", st.PodName))
 			return 0, nil
 		}
 		st.PodName = pod.Name
-		if !c.follow(task, pod, cfg) {
+		if !c.follow(run, pod, cfg) {
 			break
 		}
-		if started, err := c.nextAttempt(ctx, task, cfg, pod, cp); err != nil || !started {
+		if started, err := c.nextAttempt(ctx, run, cfg, pod, cp); err != nil || !started {
 			return 0, err
 		}
 		// The same path as the first Pod: created as the requester, never
 		// after the deadline.
-		if pod, err = c.ensurePod(ctx, task, cfg, st); err != nil {
-			if err := failPermanent(task, err); err != nil {
-				return c.notStarted(ctx, task, cfg, err)
+		if pod, err = c.ensurePod(ctx, run, cfg, st, cp); err != nil {
+			if err := failPermanent(run, err); err != nil {
+				return c.notStarted(ctx, run, cfg, err)
 			}
 			return 0, nil
 		}
 	}
-	if isFinished(&task.Status) || cfg.TimeoutSeconds == nil {
+	if isFinished(&run.Status) || cfg.TimeoutSeconds == nil {
 		return 0, nil
 	}
-	return c.enforceTimeout(ctx, task, pod, cfg)
+	return c.enforceTimeout(ctx, run, pod, cfg)
 }
 
 // start creates what the Pod needs and the Pod, or returns the Pod that
 // exists; nil if it existed once and is gone.
-func (c *customImageRunner) start(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig,
+func (c *customImageRunner) start(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig,
 	st *v1alpha1.CustomImageStatus, cp checkpointer) (*corev1.Pod, error) {
-	if err := c.ensureServiceAccount(ctx, task, st, cp); err != nil {
+	if cfg.ClusterRole != "" || cfg.ServiceAccountName == "" {
+		// On every reconcile, not only before the binding or the
+		// ServiceAccount is created: someone who strips the finalizer of a
+		// running run, or deletes it with --cascade=orphan, must not leave
+		// either behind once it is deleted.
+		if err := c.setFinalizer(ctx, run, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.ensureServiceAccount(ctx, run, cfg, st, cp); err != nil {
 		return nil, err
 	}
 	if cfg.ClusterRole != "" {
-		// On every reconcile, not only before the binding is created:
-		// someone who strips the finalizer of a running Task must not
-		// leave a binding behind once it is deleted.
-		if err := c.setFinalizer(ctx, task, true); err != nil {
-			return nil, err
-		}
 		if st.ClusterRoleBindingName == "" {
-			if err := c.ensureBinding(ctx, task, cfg.ClusterRole, st.ServiceAccountName); err != nil {
+			if err := c.ensureBinding(ctx, run, cfg.ClusterRole, st.ServiceAccountName); err != nil {
 				return nil, err
 			}
-			st.ClusterRoleBindingName = v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
+			st.ClusterRoleBindingName = v1alpha1.ClusterRoleBindingName(run.Namespace, run.Name)
 		}
 	}
-	return c.ensurePod(ctx, task, cfg, st)
+	return c.ensurePod(ctx, run, cfg, st, cp)
 }
 
-// ensureServiceAccount creates the Task's own ServiceAccount unless the user
+// ensureServiceAccount creates the run's own ServiceAccount unless the user
 // named one: a named one is used as is, since the Pod is created as the
 // requester, who could run a Pod with it by hand. It is created as the
-// manager itself: a ServiceAccount carries no rights until something binds
-// it.
+// manager itself, under a name nobody could use before the run existed
+// (v1alpha1.ServiceAccountName: part of the run's random UID), so no
+// RoleBinding made in advance can name it; it carries no rights until
+// something binds it, and it is deleted when the run ends (cleanup, under
+// the run's finalizer, so also when the run is deleted with
+// --cascade=orphan).
 //
-// The default-named one is the Task's only if its UID is the one recorded in
+// The run's own one is the run's only if its UID is the one recorded in
 // status.customImage.serviceAccountUID, which is written (a checkpoint)
 // before anything is bound to it. One that someone else created first (a
 // namespace editor squatting the name to get a token bound to an admin's
-// clusterRole) fails the Task with ReasonNameConflict; one that claims this
+// clusterRole) fails the run with ReasonNameConflict; one that claims this
 // Task as its controller but is not recorded (a reconcile that stopped
-// before recording it, or someone who read the Task's UID and raced) has
+// before recording it, or someone who read the run's UID and raced) has
 // nothing bound to it yet and is replaced; one that changed or vanished
-// after it was recorded fails the Task with ReasonServiceAccountReplaced.
-func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1alpha1.Task, st *v1alpha1.CustomImageStatus, cp checkpointer) error {
+// after it was recorded fails the run with ReasonServiceAccountReplaced.
+func (c *customImageRunner) ensureServiceAccount(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig,
+	st *v1alpha1.CustomImageStatus, cp checkpointer) error {
 	name := st.ServiceAccountName
-	if name != v1alpha1.DefaultServiceAccountName(task.Name) {
+	if cfg.ServiceAccountName != "" {
 		return nil
 	}
-	key := types.NamespacedName{Namespace: task.Namespace, Name: name}
+	key := types.NamespacedName{Namespace: run.Namespace, Name: name}
 	sa := &corev1.ServiceAccount{}
 	err := c.client.Get(ctx, key, sa)
 	switch {
@@ -137,7 +146,7 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 		return nil
 	case err == nil || (apierrors.IsNotFound(err) && st.ServiceAccountUID != ""):
 		// Another UID in the cache, or the recorded one missing from it.
-		done, err := c.claimServiceAccount(ctx, task, st, key)
+		done, err := c.claimServiceAccount(ctx, run, st, key)
 		if err != nil || done {
 			return err
 		}
@@ -145,10 +154,10 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 		return fmt.Errorf("get service account %s: %w", key, err)
 	}
 	// Never recorded and not in the cache: created straight away; AlreadyExists
-	// finds one the cache cannot hold (without the task label).
+	// finds one the cache cannot hold (without the run label).
 	for replaced := false; ; replaced = true {
-		sa = &corev1.ServiceAccount{ObjectMeta: children.Meta(task, name)}
-		sa.OwnerReferences = children.OwnerReference(task)
+		sa = &corev1.ServiceAccount{ObjectMeta: children.Meta(run, name)}
+		sa.OwnerReferences = children.OwnerReference(run)
 		err := c.client.Create(ctx, sa)
 		if err == nil {
 			break
@@ -156,7 +165,7 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 		if !apierrors.IsAlreadyExists(err) || replaced {
 			return fmt.Errorf("create service account %s: %w", key, err)
 		}
-		done, err := c.claimServiceAccount(ctx, task, st, key)
+		done, err := c.claimServiceAccount(ctx, run, st, key)
 		if err != nil || done {
 			return err
 		}
@@ -166,33 +175,33 @@ func (c *customImageRunner) ensureServiceAccount(ctx context.Context, task *v1al
 		return fmt.Errorf("record service account %s: %w", key, err)
 	}
 	log.FromContext(ctx).Info("service account created", "serviceAccount", klog.KObj(sa), "uid", sa.UID)
-	c.event(task, corev1.EventTypeNormal, EventServiceAccountCreated, "Create", "created service account %s", name)
+	c.event(run, corev1.EventTypeNormal, EventServiceAccountCreated, "Create", "created service account %s", name)
 	return nil
 }
 
-// claimServiceAccount judges the ServiceAccount of the Task's default name
+// claimServiceAccount judges the ServiceAccount of the run's default name
 // when the cache does not show the recorded one (see ensureServiceAccount).
-// Every verdict here deletes a ServiceAccount or fails the Task, and the
+// Every verdict here deletes a ServiceAccount or fails the run, and the
 // cache may lag behind this controller's own last steps (a replacement it
 // made, a checkpoint it wrote), so it judges what the API server holds: the
-// Task is read again, and one newer than the Task being reconciled is
+// Task is read again, and one newer than the run being reconciled is
 // retried rather than judged; then the ServiceAccount. done reports that the
-// live one is the recorded one; one that claims the Task but was never
+// live one is the recorded one; one that claims the run but was never
 // recorded is deleted, to be created again by the caller.
-func (c *customImageRunner) claimServiceAccount(ctx context.Context, task *v1alpha1.Task, st *v1alpha1.CustomImageStatus, key types.NamespacedName) (done bool, err error) {
-	live := &v1alpha1.Task{}
-	if err := c.reader.Get(ctx, client.ObjectKeyFromObject(task), live); err != nil {
-		return false, fmt.Errorf("get task %s/%s: %w", task.Namespace, task.Name, err)
+func (c *customImageRunner) claimServiceAccount(ctx context.Context, run *v1alpha1.TaskRun, st *v1alpha1.CustomImageStatus, key types.NamespacedName) (done bool, err error) {
+	live := &v1alpha1.TaskRun{}
+	if err := c.reader.Get(ctx, client.ObjectKeyFromObject(run), live); err != nil {
+		return false, fmt.Errorf("get taskrun %s/%s: %w", run.Namespace, run.Name, err)
 	}
-	if live.ResourceVersion != task.ResourceVersion {
-		return false, fmt.Errorf("task %s/%s changed since it was read (resourceVersion %s, now %s): retrying on the newer one",
-			task.Namespace, task.Name, task.ResourceVersion, live.ResourceVersion)
+	if live.ResourceVersion != run.ResourceVersion {
+		return false, fmt.Errorf("taskrun %s/%s changed since it was read (resourceVersion %s, now %s): retrying on the newer one",
+			run.Namespace, run.Name, run.ResourceVersion, live.ResourceVersion)
 	}
 	sa := &corev1.ServiceAccount{}
 	err = c.reader.Get(ctx, key, sa)
 	switch {
 	case apierrors.IsNotFound(err) && st.ServiceAccountUID != "":
-		return false, fmt.Errorf("%w: service account %s was deleted while the Task ran", errServiceAccountReplaced, key)
+		return false, fmt.Errorf("%w: service account %s was deleted while the run was going", errServiceAccountReplaced, key)
 	case apierrors.IsNotFound(err):
 		return false, nil
 	case err != nil:
@@ -200,41 +209,41 @@ func (c *customImageRunner) claimServiceAccount(ctx context.Context, task *v1alp
 	case st.ServiceAccountUID == sa.UID:
 		return true, nil
 	case st.ServiceAccountUID != "":
-		return false, fmt.Errorf("%w: service account %s/%s was replaced while the Task ran (UID %s; taskgate created %s)",
+		return false, fmt.Errorf("%w: service account %s/%s was replaced while the run was going (UID %s; taskgate created %s)",
 			errServiceAccountReplaced, sa.Namespace, sa.Name, sa.UID, st.ServiceAccountUID)
-	case !metav1.IsControlledBy(sa, task):
-		return false, fmt.Errorf("%w: service account %s/%s exists and was not created by this Task; taskgate never adopts it "+
-			"(whoever holds it would get the Task's clusterRole): delete it or name a service account in config.serviceAccountName",
+	case !metav1.IsControlledBy(sa, run):
+		return false, fmt.Errorf("%w: service account %s/%s exists and was not created by this run; taskgate never adopts it "+
+			"(whoever holds it would get the run's clusterRole): delete it or name a service account in config.serviceAccountName",
 			errNameConflict, sa.Namespace, sa.Name)
 	}
 	err = c.client.Delete(ctx, sa, client.Preconditions{UID: &sa.UID})
 	if client.IgnoreNotFound(err) != nil {
 		return false, fmt.Errorf("delete unrecorded service account %s/%s: %w", sa.Namespace, sa.Name, err)
 	}
-	log.FromContext(ctx).Info("replaced a service account that names this Task as its owner but that taskgate did not record creating",
+	log.FromContext(ctx).Info("replaced a service account that names this run as its owner but that taskgate did not record creating",
 		"serviceAccount", klog.KObj(sa), "uid", sa.UID)
 	return false, nil
 }
 
-// ensureBinding binds clusterRole to the Task's ServiceAccount, as the
+// ensureBinding binds clusterRole to the run's ServiceAccount, as the
 // requester: the API server then demands of them what it demands of anyone
 // (create clusterrolebindings, and bind on the role or every right in it).
 // The caller has put the finalizer on first, so the binding can never
-// outlive a Task that is deleted between the two steps.
-func (c *customImageRunner) ensureBinding(ctx context.Context, task *v1alpha1.Task, clusterRole, serviceAccount string) error {
-	clients, err := c.clientsFor(task)
+// outlive a run that is deleted between the two steps.
+func (c *customImageRunner) ensureBinding(ctx context.Context, run *v1alpha1.TaskRun, clusterRole, serviceAccount string) error {
+	clients, err := c.clientsFor(run)
 	if err != nil {
 		return err
 	}
-	crb := children.ClusterRoleBinding(task, clusterRole, serviceAccount)
+	crb := children.ClusterRoleBinding(run, clusterRole, serviceAccount)
 	name := crb.Name
 	err = clients.Client.Create(ctx, crb)
 	if apierrors.IsAlreadyExists(err) {
 		if err := c.reader.Get(ctx, client.ObjectKey{Name: name}, crb); err != nil {
 			return fmt.Errorf("get cluster role binding %s: %w", name, err)
 		}
-		if !children.BoundFor(crb, task) {
-			return fmt.Errorf("%w: cluster role binding %s exists and was not created by this Task", errNameConflict, name)
+		if !children.BoundFor(crb, run) {
+			return fmt.Errorf("%w: cluster role binding %s exists and was not created by this run", errNameConflict, name)
 		}
 		return nil
 	}
@@ -248,21 +257,44 @@ func (c *customImageRunner) ensureBinding(ctx context.Context, task *v1alpha1.Ta
 		return refused(err, ReasonForbidden, fmt.Sprintf("create cluster role binding %s (ClusterRole %s) as %s", name, clusterRole, actingAs(clients)))
 	}
 	log.FromContext(ctx).Info("cluster role binding created", "clusterRoleBinding", klog.KObj(crb), "clusterRole", clusterRole)
-	c.event(task, corev1.EventTypeNormal, EventClusterRoleBindingCreated, "Create",
+	c.event(run, corev1.EventTypeNormal, EventClusterRoleBindingCreated, "Create",
 		"bound cluster role %s to service account %s with %s", clusterRole, serviceAccount, name)
 	return nil
 }
 
-// cleanup removes the Task's ClusterRoleBinding, if it is still there.
-func (c *customImageRunner) cleanup(ctx context.Context, task *v1alpha1.Task) error {
-	name := v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
+// cleanup removes the run's ClusterRoleBinding and the ServiceAccount
+// taskgate created for it (by its recorded UID), if they are still there.
+func (c *customImageRunner) cleanup(ctx context.Context, run *v1alpha1.TaskRun) error {
+	if err := c.removeBinding(ctx, run); err != nil {
+		return err
+	}
+	st := run.Status.CustomImage
+	if st == nil || st.ServiceAccountUID == "" || st.ServiceAccountName == "" {
+		return nil
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: run.Namespace, Name: st.ServiceAccountName}}
+	uid := st.ServiceAccountUID
+	err := c.client.Delete(ctx, sa, client.Preconditions{UID: &uid})
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		return nil // gone, or not the one taskgate created
+	case err != nil:
+		return fmt.Errorf("delete service account %s/%s: %w", sa.Namespace, sa.Name, err)
+	}
+	log.FromContext(ctx).Info("service account removed", "serviceAccount", klog.KObj(sa))
+	return nil
+}
+
+// removeBinding removes the run's ClusterRoleBinding, if it is still there.
+func (c *customImageRunner) removeBinding(ctx context.Context, run *v1alpha1.TaskRun) error {
+	name := v1alpha1.ClusterRoleBindingName(run.Namespace, run.Name)
 	crb := &rbacv1.ClusterRoleBinding{}
 	if err := c.reader.Get(ctx, client.ObjectKey{Name: name}, crb); apierrors.IsNotFound(err) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("get cluster role binding %s: %w", name, err)
 	}
-	if !children.BoundFor(crb, task) {
+	if !children.BoundFor(crb, run) {
 		return nil // someone else's: never delete it
 	}
 	err := c.client.Delete(ctx, crb, client.Preconditions{UID: &crb.UID})
@@ -270,19 +302,28 @@ func (c *customImageRunner) cleanup(ctx context.Context, task *v1alpha1.Task) er
 		return fmt.Errorf("delete cluster role binding %s: %w", name, err)
 	}
 	log.FromContext(ctx).Info("cluster role binding removed", "clusterRoleBinding", klog.KObj(crb))
-	c.event(task, corev1.EventTypeNormal, EventClusterRoleBindingRemoved, "Delete", "removed cluster role binding %s", name)
+	c.event(run, corev1.EventTypeNormal, EventClusterRoleBindingRemoved, "Delete", "removed cluster role binding %s", name)
 	return nil
 }
 
-// ensurePod returns the Pod of the Task's current attempt
+// ensurePod returns the Pod of the run's current attempt
 // (status.customImage.attempt), creating it the first time. It returns nil
 // if the Pod existed once (status.customImage.podName names it) and is gone:
 // a Pod is never recreated, since its command may not be safe to run twice.
-func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, st *v1alpha1.CustomImageStatus) (*corev1.Pod, error) {
-	key := types.NamespacedName{Namespace: task.Namespace, Name: v1alpha1.AttemptPodName(task.Name, st.Attempt)}
+//
+// No Pod is ever adopted on its name, labels or owner reference: a Pod under
+// the attempt's name is this run's only if its UID is the recorded podUID,
+// or, when the controller stopped before recording it, if it carries the
+// creationToken this run checkpointed before creating it in an earlier
+// reconcile. Anything else (a namespace editor who pre-created the next
+// attempt's Pod with an owner reference to the run) fails the run
+// NameConflict, which removes its binding.
+func (c *customImageRunner) ensurePod(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig,
+	st *v1alpha1.CustomImageStatus, cp checkpointer) (*corev1.Pod, error) {
+	key := types.NamespacedName{Namespace: run.Namespace, Name: v1alpha1.AttemptPodName(run.Name, st.Attempt)}
 	pod := &corev1.Pod{}
 	err := c.client.Get(ctx, key, pod)
-	if apierrors.IsNotFound(err) && st.PodName == key.Name {
+	if apierrors.IsNotFound(err) && (st.PodName == key.Name || st.PodUID != "") {
 		// The cache may not have seen the Pod yet: ask the API server.
 		err = c.reader.Get(ctx, key, pod)
 		if apierrors.IsNotFound(err) {
@@ -290,28 +331,33 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 		}
 	}
 	if err == nil {
-		if !metav1.IsControlledBy(pod, task) {
-			return nil, fmt.Errorf("%w: pod %s exists and does not belong to this Task", errNameConflict, key.Name)
-		}
-		return pod, nil
+		return c.ownPod(ctx, pod, run, st, false)
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("get pod %s: %w", key, err)
 	}
 
-	clients, err := c.clientsFor(task)
+	clients, err := c.clientsFor(run)
 	if err != nil {
 		return nil, err
 	}
-	if left, due := c.timeLeft(task, cfg); due && left <= 0 {
+	if left, due := c.timeLeft(run, cfg); due && left <= 0 {
 		// Never start a command after its deadline (the manager was
 		// down, or creating the Pod failed until now).
 		return nil, errDeadlinePassed
 	}
-	pod = children.Pod(task, cfg, st.ServiceAccountName)
+	fresh := st.CreationToken == ""
+	if fresh {
+		st.CreationToken = string(uuid.NewUUID())
+		if err := cp.save(ctx); err != nil {
+			return nil, fmt.Errorf("record the creation token of pod %s: %w", key, err)
+		}
+	}
+	pod = children.Pod(run, cfg, st.ServiceAccountName)
 	pod.Name = key.Name
-	if left, due := c.timeLeft(task, cfg); due && st.Attempt > 0 {
-		// A later attempt has only what is left of the Task's timeout.
+	pod.Annotations = map[string]string{v1alpha1.CreationTokenAnnotation: st.CreationToken}
+	if left, due := c.timeLeft(run, cfg); due && st.Attempt > 0 {
+		// A later attempt has only what is left of the run's timeout.
 		secs := min(*cfg.TimeoutSeconds, int64((left+time.Second-1)/time.Second))
 		pod.Spec.ActiveDeadlineSeconds = ptr.To(max(1, secs))
 	}
@@ -320,24 +366,55 @@ func (c *customImageRunner) ensurePod(ctx context.Context, task *v1alpha1.Task, 
 		if err := c.reader.Get(ctx, key, pod); err != nil {
 			return nil, fmt.Errorf("get pod %s: %w", key, err)
 		}
-		if !metav1.IsControlledBy(pod, task) {
-			return nil, fmt.Errorf("%w: pod %s exists and does not belong to this Task", errNameConflict, key.Name)
-		}
-		return pod, nil
+		return c.ownPod(ctx, pod, run, st, fresh)
 	}
 	if err != nil {
 		return nil, refusedPod(err, fmt.Sprintf("create pod %s as %s", key.Name, actingAs(clients)))
 	}
+	st.PodUID = pod.UID
 	log.FromContext(ctx).Info("pod created", "pod", klog.KObj(pod), "image", cfg.Image)
-	c.event(task, corev1.EventTypeNormal, EventPodCreated, "Create", "created pod %s running %s", pod.Name, cfg.Image)
+	c.event(run, corev1.EventTypeNormal, EventPodCreated, "Create", "created pod %s running %s", pod.Name, cfg.Image)
 	return pod, nil
 }
 
-// follow sets the Task's condition from its Pod's phase. It returns true,
+// ownPod returns pod if this run created it (see ensurePod), recording its
+// UID, and errNameConflict otherwise. fresh says the creation token was
+// written in this reconcile, so no Pod of this run can carry it yet. The
+// verdict fails the run, and the cache may hold the run as it was before
+// this controller's own last checkpoints, so a run that is not fresh is
+// read again from the API server first, and one newer than the run being
+// reconciled is retried rather than judged.
+func (c *customImageRunner) ownPod(ctx context.Context, pod *corev1.Pod, run *v1alpha1.TaskRun, st *v1alpha1.CustomImageStatus, fresh bool) (*corev1.Pod, error) {
+	switch {
+	case st.PodUID != "" && pod.UID == st.PodUID:
+		return pod, nil
+	case st.PodUID == "" && !fresh && st.CreationToken != "" && metav1.IsControlledBy(pod, run) &&
+		pod.Annotations[v1alpha1.CreationTokenAnnotation] == st.CreationToken:
+		st.PodUID = pod.UID
+		return pod, nil
+	}
+	if !fresh {
+		live := &v1alpha1.TaskRun{}
+		if err := c.reader.Get(ctx, client.ObjectKeyFromObject(run), live); err != nil {
+			return nil, fmt.Errorf("get taskrun %s/%s: %w", run.Namespace, run.Name, err)
+		}
+		if live.ResourceVersion != run.ResourceVersion {
+			return nil, fmt.Errorf("%w: taskrun %s/%s changed since it was read (resourceVersion %s, now %s)",
+				errStaleStatus, run.Namespace, run.Name, run.ResourceVersion, live.ResourceVersion)
+		}
+	}
+	log.FromContext(ctx).Info("pod not adopted: this run did not record creating it", "pod", klog.KObj(pod), "uid", pod.UID,
+		"recordedUID", st.PodUID, "tokenMatches", st.CreationToken != "" && pod.Annotations[v1alpha1.CreationTokenAnnotation] == st.CreationToken,
+		"controlledByRun", metav1.IsControlledBy(pod, run))
+	return nil, fmt.Errorf("%w: pod %s exists and was not created by this run; taskgate never adopts a Pod on its name, "+
+		"labels or owner reference: delete it and run the Task again", errNameConflict, pod.Name)
+}
+
+// follow sets the run's condition from its Pod's phase. It returns true,
 // leaving the condition as it was, when the Pod's container exited non-zero
 // and an attempt is left (config.retries): the caller starts the next one.
-func (c *customImageRunner) follow(task *v1alpha1.Task, pod *corev1.Pod, cfg *v1alpha1.CustomImageConfig) (retry bool) {
-	st := task.Status.CustomImage
+func (c *customImageRunner) follow(run *v1alpha1.TaskRun, pod *corev1.Pod, cfg *v1alpha1.CustomImageConfig) (retry bool) {
+	st := run.Status.CustomImage
 	term := terminated(pod)
 	if term != nil {
 		st.ExitCode = &term.ExitCode
@@ -347,31 +424,31 @@ func (c *customImageRunner) follow(task *v1alpha1.Task, pod *corev1.Pod, cfg *v1
 	}
 	switch pod.Status.Phase {
 	case corev1.PodSucceeded:
-		succeed(task, ReasonCompleted, fmt.Sprintf("pod %s completed", pod.Name)+attemptSuffix(st, cfg))
+		succeed(run, ReasonCompleted, fmt.Sprintf("pod %s completed", pod.Name)+attemptSuffix(st, cfg))
 	case corev1.PodFailed:
 		switch {
 		case pod.Status.Reason == "DeadlineExceeded":
-			// The Task's timeout covers every attempt: never retried.
-			fail(task, ReasonTimeout, fmt.Sprintf("pod %s ran past its deadline of %ds", pod.Name, deref(pod.Spec.ActiveDeadlineSeconds)))
+			// The run's timeout covers every attempt: never retried.
+			fail(run, ReasonTimeout, fmt.Sprintf("pod %s ran past its deadline of %ds", pod.Name, deref(pod.Spec.ActiveDeadlineSeconds)))
 		case term != nil && term.ExitCode != 0 && st.Attempt < deref(cfg.Retries):
 			return true
 		case term != nil:
-			fail(task, ReasonPodFailed, exitMessage(pod.Name, term)+attemptSuffix(st, cfg))
+			fail(run, ReasonPodFailed, exitMessage(pod.Name, term)+attemptSuffix(st, cfg))
 		default:
-			fail(task, ReasonPodFailed, fmt.Sprintf("pod %s failed: %s %s", pod.Name, pod.Status.Reason, pod.Status.Message)+attemptSuffix(st, cfg))
+			fail(run, ReasonPodFailed, fmt.Sprintf("pod %s failed: %s %s", pod.Name, pod.Status.Reason, pod.Status.Message)+attemptSuffix(st, cfg))
 		}
 	case corev1.PodRunning:
-		setProgress(task, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
+		setProgress(run, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
 	case corev1.PodUnknown:
 		// The node stopped reporting; the Pod may still run there.
-		setProgress(task, ReasonRunning, fmt.Sprintf("pod %s is in an unknown state: %s", pod.Name, pod.Status.Message))
+		setProgress(run, ReasonRunning, fmt.Sprintf("pod %s is in an unknown state: %s", pod.Name, pod.Status.Message))
 	default:
-		setProgress(task, ReasonPending, pendingMessage(pod))
+		setProgress(run, ReasonPending, pendingMessage(pod))
 	}
 	return false
 }
 
-// terminated is the state of the Task's container once it exited.
+// terminated is the state of the run's container once it exited.
 func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.Name == children.ContainerName && cs.State.Terminated != nil {

@@ -28,8 +28,8 @@ func recordAttempt(st *v1alpha1.CustomImageStatus, pod *corev1.Pod, term *corev1
 	st.Attempts = append(st.Attempts, a)
 }
 
-// attemptSuffix says, in the Task's final message, which attempt ended it;
-// nothing for a Task without retries, whose message stays as it was.
+// attemptSuffix says, in the run's final message, which attempt ended it;
+// nothing for a run without retries, whose message stays as it was.
 func attemptSuffix(st *v1alpha1.CustomImageStatus, cfg *v1alpha1.CustomImageConfig) string {
 	retries := deref(cfg.Retries)
 	if retries == 0 {
@@ -38,36 +38,36 @@ func attemptSuffix(st *v1alpha1.CustomImageStatus, cfg *v1alpha1.CustomImageConf
 	return fmt.Sprintf(" (attempt %d of %d)", st.Attempt+1, retries+1)
 }
 
-// nextAttempt moves the Task on to its next attempt after the current Pod's
+// nextAttempt moves the run on to its next attempt after the current Pod's
 // container exited non-zero. The new attempt number is written (a
 // checkpoint) before its Pod is created: a controller that stops after the
 // checkpoint creates that attempt's Pod on the next reconcile (ensurePod
 // finds it if it was created already), and one that stops before it judges
 // the same failed Pod again. Either way no attempt gets two Pods and none
-// is skipped. The failed Pod stays, owned by the Task, with its logs.
+// is skipped. The failed Pod stays, owned by the run, with its logs.
 //
 // The timeout covers every attempt: once it passed, no attempt starts and
-// the Task fails with ReasonTimeout (started is false).
-func (c *customImageRunner) nextAttempt(ctx context.Context, task *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, failed *corev1.Pod, cp checkpointer) (started bool, err error) {
-	st := task.Status.CustomImage
+// the run fails with ReasonTimeout (started is false).
+func (c *customImageRunner) nextAttempt(ctx context.Context, run *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig, failed *corev1.Pod, cp checkpointer) (started bool, err error) {
+	st := run.Status.CustomImage
 	code := deref(st.ExitCode)
 	total := deref(cfg.Retries) + 1
-	if left, due := c.timeLeft(task, cfg); due && left <= 0 {
-		fail(task, ReasonTimeout, fmt.Sprintf("attempt %d of %d failed with exit code %d (pod %s) and the timeout of %ds passed: no attempt is left time",
+	if left, due := c.timeLeft(run, cfg); due && left <= 0 {
+		fail(run, ReasonTimeout, fmt.Sprintf("attempt %d of %d failed with exit code %d (pod %s) and the timeout of %ds passed: no attempt is left time",
 			st.Attempt+1, total, code, failed.Name, deref(cfg.TimeoutSeconds)))
 		return false, nil
 	}
 	st.Attempt++
-	st.PodName = ""
+	st.PodName, st.PodUID, st.CreationToken = "", "", ""
 	st.ExitCode = nil
-	next := v1alpha1.AttemptPodName(task.Name, st.Attempt)
+	next := v1alpha1.AttemptPodName(run.Name, st.Attempt)
 	msg := fmt.Sprintf("attempt %d of %d failed with exit code %d (pod %s); starting attempt %d (pod %s)",
 		st.Attempt, total, code, failed.Name, st.Attempt+1, next)
-	setProgress(task, ReasonPending, msg)
+	setProgress(run, ReasonPending, msg)
 	if err := cp.save(ctx); err != nil {
 		return false, fmt.Errorf("record attempt %d: %w", st.Attempt, err)
 	}
 	log.FromContext(ctx).Info("attempt failed; retrying", "pod", failed.Name, "exitCode", code, "attempt", st.Attempt, "nextPod", next)
-	c.event(task, corev1.EventTypeWarning, EventPodFailed, "Retry", "%s", msg)
+	c.event(run, corev1.EventTypeWarning, EventPodFailed, "Retry", "%s", msg)
 	return true, nil
 }

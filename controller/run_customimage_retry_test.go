@@ -18,7 +18,7 @@ import (
 
 // fakeCheckpoint records the status each save would write.
 type fakeCheckpoint struct {
-	task  *v1alpha1.Task
+	task  *v1alpha1.TaskRun
 	saved []v1alpha1.CustomImageStatus
 	err   error
 }
@@ -52,7 +52,7 @@ func TestNextAttempt(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := events.NewFakeRecorder(4)
 			c := &customImageRunner{deps: &deps{clock: clocktesting.NewFakePassiveClock(start.Add(tt.elapsed)), recorder: rec}}
-			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "t", Namespace: "ns"}}
+			task := &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "t", Namespace: "ns"}}
 			task.Status.StartTime = &metav1.Time{Time: start}
 			task.Status.CustomImage = &v1alpha1.CustomImageStatus{PodName: "t-task", ExitCode: ptr.To[int32](2)}
 			cfg := &v1alpha1.CustomImageConfig{TimeoutSeconds: ptr.To[int64](60), Retries: ptr.To[int32](2)}

@@ -52,7 +52,7 @@ func TestNotStarted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &customImageRunner{deps: &deps{clock: clocktesting.NewFakePassiveClock(start.Add(tt.elapsed))}}
-			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "t", Namespace: "ns"}}
+			task := &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "t", Namespace: "ns"}}
 			task.Status.StartTime = &metav1.Time{Time: start}
 			if tt.pending != "" {
 				setProgress(task, ReasonPending, tt.pending)

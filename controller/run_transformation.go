@@ -32,19 +32,25 @@ const (
 //
 // A transformation must never apply its operations twice (a JSON patch that
 // appends to a list is not idempotent), so before the first patch it claims
-// the Task by writing an empty status.transformation, and records the counts
+// the run by writing an empty status.transformation, and records the counts
 // in the same reconcile once done. A reconcile that finds the claim but no
-// result knows an earlier one stopped mid-way and fails the Task
+// result knows an earlier one stopped mid-way and fails the run
 // (ReasonInterrupted) instead of patching again.
 //
 // Memory does not grow with object size: it lists metadata only
 // (PartialObjectMetadata), a page at a time, keeps a reference (namespace,
 // name, resourceVersion) per matched object, at most maxObjects of them, and
 // patches through the metadata client, whose answers are metadata too.
+//
+// Fair share: one requester patches one transformation at a time
+// (requesterSlots). A requester's further transformations wait, Pending,
+// without holding a worker, so one user's long transformations never occupy
+// every worker and another requester's run starts at once.
 type transformationRunner struct {
 	*deps
 	discovery  discovery.DiscoveryInterface
 	maxObjects int
+	slots      *requesterSlots
 }
 
 // target is one resource to patch and where to look for it.
@@ -65,50 +71,57 @@ type operation struct {
 	data      []byte
 }
 
-func (t *transformationRunner) run(ctx context.Context, task *v1alpha1.Task, cp checkpointer) (time.Duration, error) {
-	if task.Status.Transformation != nil {
-		fail(task, ReasonInterrupted, "an earlier attempt stopped while patching and did not record which objects it patched; "+
+func (t *transformationRunner) run(ctx context.Context, run *v1alpha1.TaskRun, cp checkpointer) (time.Duration, error) {
+	if run.Status.Transformation != nil {
+		fail(run, ReasonInterrupted, "an earlier attempt stopped while patching and did not record which objects it patched; "+
 			"the operations are not applied twice: check the objects and create a new Task to run again")
 		return 0, nil
 	}
-	cfg, err := decodeConfig[v1alpha1.TransformationConfig](task)
+	cfg, err := decodeConfig[v1alpha1.TransformationConfig](run)
 	if err != nil {
-		return 0, failPermanent(task, err)
+		return 0, failPermanent(run, err)
 	}
+	who := requesterKey(run)
+	holder, ok := t.slots.acquire(who, run.Namespace+"/"+run.Name)
+	if !ok {
+		setProgress(run, ReasonPending, fmt.Sprintf("waiting: %s's transformation %s is patching, and each requester patches one at a time", who, holder))
+		return slotRetry, nil
+	}
+	defer t.slots.release(who)
 	ops, selector, err := compile(cfg)
 	if err != nil {
-		return 0, failPermanent(task, err)
+		return 0, failPermanent(run, err)
 	}
-	targets, err := t.resolve(task, cfg)
-	if err != nil || isFinished(&task.Status) { // finished: a resource is not served, or its scope changed
+	targets, err := t.resolve(run, cfg)
+	if err != nil || isFinished(&run.Status) { // finished: a resource is not served, or its scope changed
 		return 0, err
 	}
-	clients, err := t.clientsFor(task)
+	clients, err := t.clientsFor(run)
 	if err != nil {
-		return 0, failPermanent(task, err)
+		return 0, failPermanent(run, err)
 	}
 	res := &v1alpha1.TransformationStatus{}
 	matches, err := t.collect(ctx, clients.Metadata, targets, selector, cfg.Names, res)
 	if err != nil {
-		return 0, failPermanent(task, err)
+		return 0, failPermanent(run, err)
 	}
-	if isFinished(&task.Status) {
+	if isFinished(&run.Status) {
 		return 0, nil
 	}
 	if len(matches) > t.maxObjects {
-		fail(task, ReasonTooManyObjects, fmt.Sprintf("the transformation matches more than %d objects, the most this installation patches in one Task "+
+		fail(run, ReasonTooManyObjects, fmt.Sprintf("the transformation matches more than %d objects, the most this installation patches in one Task "+
 			"(--max-transformation-objects); nothing was patched: narrow it with labelSelector, names or namespaces, or split it", t.maxObjects))
 		return 0, nil
 	}
 
-	task.Status.Transformation = &v1alpha1.TransformationStatus{}
-	setProgress(task, ReasonPatching, fmt.Sprintf("patching %d objects", len(matches)))
+	run.Status.Transformation = &v1alpha1.TransformationStatus{}
+	setProgress(run, ReasonPatching, fmt.Sprintf("patching %d objects", len(matches)))
 	if err := cp.save(ctx); err != nil {
-		return 0, fmt.Errorf("claim task before patching: %w", err)
+		return 0, fmt.Errorf("claim the run before patching: %w", err)
 	}
 
 	t.apply(ctx, clients.Metadata, matches, ops, res)
-	task.Status.Transformation = res
+	run.Status.Transformation = res
 	msg := fmt.Sprintf("matched %d objects: %d patched, %d unchanged, %d failed", res.Matched, res.Patched, res.Unchanged, res.Failed)
 	log.FromContext(ctx).Info("transformation applied", "matched", res.Matched, "patched", res.Patched,
 		"unchanged", res.Unchanged, "failed", res.Failed)
@@ -116,12 +129,12 @@ func (t *transformationRunner) run(ctx context.Context, task *v1alpha1.Task, cp 
 	// written) carries msg: no separate Event for the patching.
 	switch {
 	case res.Matched == 0:
-		succeed(task, ReasonNothingMatched, nothingMatchedMessage)
+		succeed(run, ReasonNothingMatched, nothingMatchedMessage)
 	case res.Failed > 0:
-		fail(task, ReasonPatchFailed, fmt.Sprintf("%s; first failure: %s: %s%s", msg, res.Failures[0].Object, res.Failures[0].Message,
-			actas.MastersHint(task.Spec.Requester)))
+		fail(run, ReasonPatchFailed, fmt.Sprintf("%s; first failure: %s: %s%s", msg, res.Failures[0].Object, res.Failures[0].Message,
+			actas.MastersHint(run.Spec.Requester)))
 	default:
-		succeed(task, ReasonPatched, msg)
+		succeed(run, ReasonPatched, msg)
 	}
 	// The result cannot be computed again, so try harder than usual to keep
 	// it: a write lost here would turn into ReasonInterrupted.
@@ -132,7 +145,7 @@ func (t *transformationRunner) run(ctx context.Context, task *v1alpha1.Task, cp 
 	if res.Matched == 0 {
 		// Besides the outcome's Normal Event: a selection that matches
 		// nothing is most often a mistake, and a Warning is what gets seen.
-		t.event(task, corev1.EventTypeWarning, EventNothingMatched, "Transform", "%s", nothingMatchedMessage)
+		t.event(run, corev1.EventTypeWarning, EventNothingMatched, "Transform", "%s", nothingMatchedMessage)
 	}
 	return 0, nil
 }

@@ -27,7 +27,7 @@ type requestLog struct {
 	// claimAtFirstPatch is what the API server held when the first PATCH
 	// went out: "claimed", "unclaimed", or an error.
 	claimAtFirstPatch string
-	readTask          func() (*v1alpha1.Task, error)
+	readTask          func() (*v1alpha1.TaskRun, error)
 }
 
 func (l *requestLog) add(s string) {
@@ -80,7 +80,7 @@ func (r *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 // failing instead when err is set.
 type recordingCheckpoint struct {
 	inner checkpointer
-	task  *v1alpha1.Task
+	task  *v1alpha1.TaskRun
 	log   *requestLog
 	err   error
 }
@@ -130,23 +130,23 @@ func TestTransformationClaimBeforePatch(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
-			task := newEnvTask(t, cp.Client, ns, fmt.Sprintf("claim-%d", i), v1alpha1.PluginTransformation, config)
+			task := newEnvRun(t, cp.Client, ns, fmt.Sprintf("claim-%d", i), v1alpha1.PluginTransformation, config)
 			if tt.earlier != nil {
 				task.Status.Transformation = tt.earlier
 				if err := cp.Client.Status().Update(ctx, task); err != nil {
 					t.Fatal(err)
 				}
 			}
-			log := &requestLog{readTask: func() (*v1alpha1.Task, error) {
-				got := &v1alpha1.Task{}
+			log := &requestLog{readTask: func() (*v1alpha1.TaskRun, error) {
+				got := &v1alpha1.TaskRun{}
 				return got, cp.Client.Get(context.Background(), client.ObjectKeyFromObject(task), got)
 			}}
 			cfg := rest.CopyConfig(cp.Config)
 			cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &recordingTransport{next: rt, log: log} })
 			d := envDeps(t, cfg, nil)
-			r := &TaskReconciler{deps: d}
+			r := &TaskRunReconciler{deps: d}
 			run := &transformationRunner{deps: d, discovery: discoveryFor(t, cp.Config), maxObjects: 10}
-			cp := &recordingCheckpoint{inner: &attempt{r: r, task: task, saved: task.Status.DeepCopy()}, task: task, log: log, err: tt.saveErr}
+			cp := &recordingCheckpoint{inner: &attempt{r: r, run: task, saved: task.Status.DeepCopy()}, task: task, log: log, err: tt.saveErr}
 
 			_, err := run.run(ctx, task, cp)
 			if (err != nil) != tt.wantErr {

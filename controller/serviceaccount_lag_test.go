@@ -43,9 +43,9 @@ func TestServiceAccountCacheLag(t *testing.T) {
 	cp := controlPlane(t)
 	ns := envNamespace(t, cp)
 	ctx := t.Context()
-	setup := func(t *testing.T, name string) (*v1alpha1.Task, types.NamespacedName, *corev1.ServiceAccount, *corev1.ServiceAccount) {
-		task := newEnvTask(t, cp.Client, ns, name, v1alpha1.PluginCustomImage, staleImageConfig)
-		key := types.NamespacedName{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName(task.Name)}
+	setup := func(t *testing.T, name string) (*v1alpha1.TaskRun, types.NamespacedName, *corev1.ServiceAccount, *corev1.ServiceAccount) {
+		task := newEnvRun(t, cp.Client, ns, name, v1alpha1.PluginCustomImage, staleImageConfig)
+		key := types.NamespacedName{Namespace: ns, Name: v1alpha1.ServiceAccountName(task.Name, task.UID)}
 		mk := func() *corev1.ServiceAccount {
 			sa := &corev1.ServiceAccount{ObjectMeta: children.Meta(task, key.Name)}
 			sa.OwnerReferences = children.OwnerReference(task)
@@ -64,7 +64,7 @@ func TestServiceAccountCacheLag(t *testing.T) {
 		st := customImageStatus(task)
 		st.ServiceAccountUID = current.UID
 		d := envDeps(t, cp.Config, &laggingCache{Client: cp.Client, key: key, old: old})
-		if err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, st, &noCheckpoint{}); err != nil {
+		if err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, &v1alpha1.CustomImageConfig{}, st, &noCheckpoint{}); err != nil {
 			t.Fatalf("cache one step behind the controller's own replacement: %v; want the recorded ServiceAccount (UID %s) accepted", err, current.UID)
 		}
 		if st.ServiceAccountUID != current.UID {
@@ -82,7 +82,7 @@ func TestServiceAccountCacheLag(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := envDeps(t, cp.Config, cp.Client)
-		err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, stale, customImageStatus(stale), &noCheckpoint{})
+		err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, stale, &v1alpha1.CustomImageConfig{}, customImageStatus(stale), &noCheckpoint{})
 		if err == nil || errors.Is(err, errServiceAccountReplaced) || errors.Is(err, errNameConflict) {
 			t.Fatalf("with a Task older than the API server's: %v; want a retry error", err)
 		}
@@ -97,7 +97,7 @@ func TestServiceAccountCacheLag(t *testing.T) {
 		st := customImageStatus(task)
 		st.ServiceAccountUID = old.UID // what taskgate recorded is gone; another stands in its place
 		d := envDeps(t, cp.Config, cp.Client)
-		err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, st, &noCheckpoint{})
+		err := (&customImageRunner{deps: d}).ensureServiceAccount(ctx, task, &v1alpha1.CustomImageConfig{}, st, &noCheckpoint{})
 		if !errors.Is(err, errServiceAccountReplaced) {
 			t.Fatalf("recorded ServiceAccount replaced on the API server: %v; want ServiceAccountReplaced", err)
 		}

@@ -7,35 +7,35 @@ import (
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
-// setProgress marks task as still going: the Succeeded condition is Unknown
+// setProgress marks run as still going: the Succeeded condition is Unknown
 // and reason says how far it got (ReasonPending keeps the phase Pending).
-func setProgress(task *v1alpha1.Task, reason, message string) {
-	setSucceeded(task, metav1.ConditionUnknown, reason, message)
+func setProgress(run *v1alpha1.TaskRun, reason, message string) {
+	setSucceeded(run, metav1.ConditionUnknown, reason, message)
 }
 
-// succeed ends task successfully.
-func succeed(task *v1alpha1.Task, reason, message string) {
-	setSucceeded(task, metav1.ConditionTrue, reason, message)
+// succeed ends run successfully.
+func succeed(run *v1alpha1.TaskRun, reason, message string) {
+	setSucceeded(run, metav1.ConditionTrue, reason, message)
 }
 
-// fail ends task unsuccessfully.
-func fail(task *v1alpha1.Task, reason, message string) {
-	setSucceeded(task, metav1.ConditionFalse, reason, message)
+// fail ends run unsuccessfully.
+func fail(run *v1alpha1.TaskRun, reason, message string) {
+	setSucceeded(run, metav1.ConditionFalse, reason, message)
 }
 
-func setSucceeded(task *v1alpha1.Task, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(&task.Status.Conditions, metav1.Condition{
+func setSucceeded(run *v1alpha1.TaskRun, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{
 		Type:               v1alpha1.ConditionSucceeded,
 		Status:             status,
 		Reason:             reason,
 		Message:            message,
-		ObservedGeneration: task.Generation,
+		ObservedGeneration: run.Generation,
 	})
 }
 
-// isFinished reports whether the Task reached Succeeded or Failed. A finished
+// isFinished reports whether the run reached Succeeded or Failed. A finished
 // Task is never run again.
-func isFinished(status *v1alpha1.TaskStatus) bool {
+func isFinished(status *v1alpha1.TaskRunStatus) bool {
 	c := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionSucceeded)
 	return c != nil && c.Status != metav1.ConditionUnknown
 }
@@ -62,17 +62,17 @@ func taskPhase(conditions []metav1.Condition) (v1alpha1.TaskPhase, string) {
 // deriveStatus fills the status fields that follow from the conditions: the
 // phase and message, the completion time once finished, and the generation
 // the status describes. Call it before every status write.
-func deriveStatus(task *v1alpha1.Task, now metav1.Time) {
-	st := &task.Status
+func deriveStatus(run *v1alpha1.TaskRun, now metav1.Time) {
+	st := &run.Status
 	st.Phase, st.Message = taskPhase(st.Conditions)
 	if isFinished(st) && st.CompletionTime == nil {
 		st.CompletionTime = now.DeepCopy()
 	}
-	st.ObservedGeneration = task.Generation
+	st.ObservedGeneration = run.Generation
 }
 
 // result is the value of the "result" metric label for a finished Task.
-func result(status *v1alpha1.TaskStatus) string {
+func result(status *v1alpha1.TaskRunStatus) string {
 	if status.Phase == v1alpha1.TaskSucceeded {
 		return "succeeded"
 	}

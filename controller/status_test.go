@@ -49,21 +49,21 @@ func TestDeriveStatus(t *testing.T) {
 	earlier := metav1.NewTime(now.Add(-time.Hour))
 	tests := []struct {
 		name           string
-		set            func(*v1alpha1.Task)
+		set            func(*v1alpha1.TaskRun)
 		completionTime *metav1.Time
 		wantCompletion *metav1.Time
 		wantPhase      v1alpha1.TaskPhase
 	}{
-		{name: "running has no completion time", set: func(t *v1alpha1.Task) { setProgress(t, ReasonRunning, "r") },
+		{name: "running has no completion time", set: func(t *v1alpha1.TaskRun) { setProgress(t, ReasonRunning, "r") },
 			wantPhase: v1alpha1.TaskRunning},
-		{name: "finished gets completion time", set: func(t *v1alpha1.Task) { succeed(t, ReasonCompleted, "ok") },
+		{name: "finished gets completion time", set: func(t *v1alpha1.TaskRun) { succeed(t, ReasonCompleted, "ok") },
 			wantPhase: v1alpha1.TaskSucceeded, wantCompletion: &now},
-		{name: "completion time is kept", set: func(t *v1alpha1.Task) { fail(t, ReasonPodFailed, "no") },
+		{name: "completion time is kept", set: func(t *v1alpha1.TaskRun) { fail(t, ReasonPodFailed, "no") },
 			completionTime: &earlier, wantPhase: v1alpha1.TaskFailed, wantCompletion: &earlier},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
+			task := &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
 			task.Status.CompletionTime = tt.completionTime
 			tt.set(task)
 			deriveStatus(task, now)
@@ -112,7 +112,7 @@ func TestMirror(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			task := &v1alpha1.Task{}
+			task := &v1alpha1.TaskRun{}
 			sync := &v1alpha1.Synchronization{ObjectMeta: metav1.ObjectMeta{Name: "s"}}
 			sync.Status.Conditions = tt.conditions
 			mirror(task, sync)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,17 +20,17 @@ import (
 	"github.com/astronetes/taskgate/children"
 )
 
-// bindingNamePrefix starts the name of every ClusterRoleBinding a Task
+// bindingNamePrefix starts the name of every ClusterRoleBinding a run
 // creates (v1alpha1.ClusterRoleBindingName). The sweeper deletes nothing
 // else, whatever labels someone puts on it.
 const bindingNamePrefix = "taskgate."
 
-// sweeper removes ClusterRoleBindings a Task created whose Task is gone or
+// sweeper removes ClusterRoleBindings a run created whose Task is gone or
 // finished: the finalizer normally removes them, but a finalizer can be
 // stripped (the webhook refuses that, the controller does not rely on it) or
 // a cleanup can be cut short. It runs on the leader, at start and every
 // interval, reads from the API server, and logs what it removes (no Events:
-// the Task is usually gone).
+// the run is usually gone).
 type sweeper struct {
 	client   client.Client
 	reader   client.Reader
@@ -51,7 +52,7 @@ func (s *sweeper) Start(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error(err, "sweep of task cluster role bindings failed; trying again later", "interval", s.interval.String())
+			s.log.Error(err, "sweep of run cluster role bindings failed; trying again later", "interval", s.interval.String())
 		}
 		select {
 		case <-ctx.Done():
@@ -61,10 +62,27 @@ func (s *sweeper) Start(ctx context.Context) error {
 	}
 }
 
-// sweep runs once. The bindings are listed before the Tasks, so a binding
-// created after the Task list was read cannot be taken for an orphan.
+// sweep runs once, over the bindings of runs (v1alpha1.TaskRunUIDLabel)
+// and those a taskgate before TaskRuns made for a Task
+// (v1alpha1.TaskUIDLabel), whose Tasks hold the run status themselves.
 func (s *sweeper) sweep(ctx context.Context) error {
-	req, err := labels.NewRequirement(v1alpha1.TaskUIDLabel, selection.Exists, nil)
+	runs := func(ctx context.Context, ns string) (sets.Set[types.UID], error) {
+		return liveUIDs(ctx, s.reader, ns, &v1alpha1.TaskRunList{}, func(l *v1alpha1.TaskRunList) []v1alpha1.TaskRun { return l.Items },
+			func(r *v1alpha1.TaskRun) (types.UID, *v1alpha1.TaskRunStatus) { return r.UID, &r.Status })
+	}
+	legacy := func(ctx context.Context, ns string) (sets.Set[types.UID], error) {
+		return liveUIDs(ctx, s.reader, ns, &v1alpha1.TaskList{}, func(l *v1alpha1.TaskList) []v1alpha1.Task { return l.Items },
+			func(t *v1alpha1.Task) (types.UID, *v1alpha1.TaskRunStatus) { return t.UID, &t.Status.TaskRunStatus })
+	}
+	return errors.Join(s.sweepLabel(ctx, v1alpha1.TaskRunUIDLabel, runs), s.sweepLabel(ctx, v1alpha1.TaskUIDLabel, legacy))
+}
+
+// sweepLabel removes the bindings carrying uidLabel whose owner (by that
+// UID, in the namespace the binding names) is not among live's. The bindings
+// are listed before the owners, so a binding created after the owner list
+// was read cannot be taken for an orphan.
+func (s *sweeper) sweepLabel(ctx context.Context, uidLabel string, live func(context.Context, string) (sets.Set[types.UID], error)) error {
+	req, err := labels.NewRequirement(uidLabel, selection.Exists, nil)
 	if err != nil {
 		return err
 	}
@@ -80,54 +98,55 @@ func (s *sweeper) sweep(ctx context.Context) error {
 			break
 		}
 	}
-	live := map[string]sets.Set[types.UID]{} // namespace -> UIDs of its unfinished Tasks
+	byNamespace := map[string]sets.Set[types.UID]{} // namespace -> UIDs of its unfinished owners
 	for i := range bindings {
 		crb := &bindings[i]
 		ns := crb.Labels[children.TaskNamespaceLabel]
 		if ns == "" || !strings.HasPrefix(crb.Name, bindingNamePrefix) {
-			continue // not one a Task created
+			continue // not one taskgate created
 		}
-		uids, ok := live[ns]
+		uids, ok := byNamespace[ns]
 		if !ok {
-			if uids, err = s.liveTasks(ctx, ns); err != nil {
+			if uids, err = live(ctx, ns); err != nil {
 				return err
 			}
-			live[ns] = uids
+			byNamespace[ns] = uids
 		}
-		if uids.Has(types.UID(crb.Labels[v1alpha1.TaskUIDLabel])) {
+		if uids.Has(types.UID(crb.Labels[uidLabel])) {
 			continue
 		}
 		err := s.client.Delete(ctx, crb, client.Preconditions{UID: &crb.UID})
 		if client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete cluster role binding %s: %w", crb.Name, err)
 		}
-		s.log.Info("removed a cluster role binding whose task is gone or finished", "clusterRoleBinding", crb.Name,
-			"taskNamespace", ns, "task", crb.Labels[v1alpha1.TaskLabel], "taskUID", crb.Labels[v1alpha1.TaskUIDLabel])
+		s.log.Info("removed a cluster role binding whose run is gone or finished", "clusterRoleBinding", crb.Name,
+			"namespace", ns, "taskrun", crb.Labels[v1alpha1.TaskRunLabel], "task", crb.Labels[v1alpha1.TaskLabel], "uid", crb.Labels[uidLabel])
 	}
 	return nil
 }
 
-// finishedGrace is how long after a Task finished the sweeper leaves its
-// binding to the Task's own cleanup, which also records an Event.
+// finishedGrace is how long after a run finished the sweeper leaves its
+// binding to the run's own cleanup, which also records an Event.
 const finishedGrace = time.Minute
 
-// liveTasks returns the UIDs of the Tasks in ns that have not finished, or
-// finished less than finishedGrace ago.
-func (s *sweeper) liveTasks(ctx context.Context, ns string) (sets.Set[types.UID], error) {
+// liveUIDs returns the UIDs of the objects in ns (TaskRuns, or legacy Tasks)
+// whose run has not finished, or finished less than finishedGrace ago.
+func liveUIDs[L client.ObjectList, T any](ctx context.Context, reader client.Reader, ns string, page L,
+	items func(L) []T, status func(*T) (types.UID, *v1alpha1.TaskRunStatus)) (sets.Set[types.UID], error) {
 	uids := sets.New[types.UID]()
 	opts := &client.ListOptions{Namespace: ns, Limit: listPageSize}
 	for {
-		page := &v1alpha1.TaskList{}
-		if err := s.reader.List(ctx, page, opts); err != nil {
-			return nil, fmt.Errorf("list tasks in %s: %w", ns, err)
+		if err := reader.List(ctx, page, opts); err != nil {
+			return nil, fmt.Errorf("list %T in %s: %w", page, ns, err)
 		}
-		for i := range page.Items {
-			st := &page.Items[i].Status
+		all := items(page)
+		for i := range all {
+			uid, st := status(&all[i])
 			if !isFinished(st) || st.CompletionTime == nil || time.Since(st.CompletionTime.Time) < finishedGrace {
-				uids.Insert(page.Items[i].UID)
+				uids.Insert(uid)
 			}
 		}
-		if opts.Continue = page.Continue; opts.Continue == "" {
+		if opts.Continue = page.GetContinue(); opts.Continue == "" {
 			return uids, nil
 		}
 	}

@@ -2,237 +2,201 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
+	"slices"
 
-	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/children"
 )
 
-// TaskReconciler carries out admitted Tasks, once each, through the runner of
-// the Task's plugin.
+// Defaults of the run history a Task keeps, like a CronJob's.
+const (
+	DefaultSuccessfulRunsHistoryLimit int32 = 3
+	DefaultFailedRunsHistoryLimit     int32 = 1
+)
+
+// TaskReconciler keeps a Task's status (its last run, how many runs are
+// going) and its run history: of its finished TaskRuns it keeps the newest
+// spec.successfulRunsHistoryLimit succeeded and spec.failedRunsHistoryLimit
+// failed ones (else the installation's defaults) and deletes the rest, with
+// their children, as a CronJob does with its Jobs. It never runs anything.
 //
-// Its RBAC is written in one place, the chart's ClusterRole
-// (charts/taskgate/templates/rbac.yaml), not in +kubebuilder:rbac markers:
-// the rules depend on the chart's values (actAs, enableController,
-// enableWebhooks, transformationRules, allowedClusterRoles), which markers
-// cannot express, and the tests run the manager under that rendered role
-// (test/testutil), so a rule it lacks fails them. In --act-as=requester mode
-// the manager has no right of its own to create Pods, bindings or
-// Synchronizations, nor to patch anything a transformation names: it sends
-// those writes as the requester.
+// A run belongs to a Task by its controller owner reference, which the
+// webhook sets from the Task it resolved at admission (name and UID): a
+// TaskRun that merely carries the Task's name or label is never counted,
+// nor deleted, as one of its runs.
+//
+// A Task created by a taskgate before TaskRuns may hold the finalizer and a
+// ClusterRoleBinding of its own run; this reconciler removes both (the
+// binding only when it carries that Task's UID) and never runs it again.
 type TaskReconciler struct {
-	*deps
-	runners map[v1alpha1.Plugin]runner
-	// finishedTaskTTL is Options.FinishedTaskTTL: how long a finished Task
-	// without spec.ttlSecondsAfterFinished is kept; 0 keeps it.
-	finishedTaskTTL time.Duration
-	// starts time the Tasks this process started, for the duration metric.
-	starts startMarks
+	client          client.Client
+	reader          client.Reader // ClusterRoleBindings, which are never cached
+	successfulLimit int32
+	failedLimit     int32
 }
 
-// Reconcile reads a Task, lets its plugin's runner take the next step, and
-// writes the status once, if it changed. A finished Task is never run again:
-// its reconciles only remove what its finalizer guards and, once its time to
-// live passed, the Task itself.
+// Reconcile reads a Task and its runs and brings status and history up to date.
 func (r *TaskReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	task := &v1alpha1.Task{}
 	if err := r.client.Get(ctx, req.NamespacedName, task); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.starts.forget(req.NamespacedName)
-		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	run := r.runners[task.Spec.Plugin]
+	if controllerutil.ContainsFinalizer(task, v1alpha1.Finalizer) {
+		if err := r.releaseLegacy(ctx, task); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if !task.DeletionTimestamp.IsZero() {
-		r.starts.forget(req.NamespacedName)
-		return ctrl.Result{}, r.cleanup(ctx, task, run)
+		return ctrl.Result{}, nil // its runs go with it (owner references)
 	}
-	if isFinished(&task.Status) {
-		return r.afterFinish(ctx, task, run)
+	list := &v1alpha1.TaskRunList{}
+	if err := r.client.List(ctx, list, client.InNamespace(task.Namespace),
+		client.MatchingLabels{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("list runs of task %s/%s: %w", task.Namespace, task.Name, err)
 	}
-
-	a := &attempt{r: r, task: task, saved: task.Status.DeepCopy()}
-	requeueAfter, err := r.step(ctx, task, run, a)
-	if err == nil {
-		err = a.save(ctx)
-	}
-	switch {
-	case errors.Is(err, errStaleStatus):
-		// The watch event carrying the newer Task triggers the next
-		// reconcile; the requeue is a safety net.
-		log.FromContext(ctx).V(1).Info("status not written: the cached task was stale")
-		return ctrl.Result{RequeueAfter: time.Second}, nil
-	case errors.Is(err, errTaskGone):
-		return ctrl.Result{}, nil // its children go with it (owner references)
-	case err != nil:
-		return ctrl.Result{}, err
-	}
-	if !isFinished(&task.Status) {
-		return ctrl.Result{RequeueAfter: requeueAfter}, nil
-	}
-	r.finished(ctx, task)
-	return r.afterFinish(ctx, task, run)
-}
-
-// afterFinish is every reconcile of a finished Task: what its finalizer
-// guards goes first (the binding), then, once its time to live passed, the
-// Task.
-func (r *TaskReconciler) afterFinish(ctx context.Context, task *v1alpha1.Task, run runner) (ctrl.Result, error) {
-	if err := r.cleanup(ctx, task, run); err != nil {
-		return ctrl.Result{}, err
-	}
-	return r.expire(ctx, task)
-}
-
-// step starts the clock on a new Task and hands it to its runner.
-func (r *TaskReconciler) step(ctx context.Context, task *v1alpha1.Task, run runner, cp checkpointer) (time.Duration, error) {
-	if task.Status.StartTime == nil {
-		// In whole seconds, as the API server stores it, so the status
-		// written compares equal to the status read back; the duration
-		// metric is timed from r.starts, to the nanosecond.
-		at := r.clock.Now()
-		r.starts.start(task, at)
-		now := metav1.NewTime(at).Rfc3339Copy()
-		task.Status.StartTime = &now
-		setProgress(task, ReasonPending, "starting")
-	}
-	if run == nil {
-		fail(task, ReasonUnknownPlugin, fmt.Sprintf("this controller has no runner for plugin %q", task.Spec.Plugin))
-		return 0, nil
-	}
-	// Before anything is created: a Task nobody can be acted for must not
-	// leave even a ServiceAccount behind.
-	if r.actAs.Mode() == actas.ModeRequester && (task.Spec.Requester == nil || task.Spec.Requester.Username == "") {
-		fail(task, ReasonNoRequester, noRequesterMessage)
-		return 0, nil
-	}
-	return run.run(ctx, task, cp)
-}
-
-// finished reports a Task that this reconcile made finished: an Event, a log
-// line and the metrics, exactly once per Task.
-func (r *TaskReconciler) finished(ctx context.Context, task *v1alpha1.Task) {
-	d, timed := r.runDuration(task)
-	observeFinished(task, d, timed)
-	c := task.Status
-	log.FromContext(ctx).Info("task finished", "phase", c.Phase, "reason", finishReason(&c), "message", c.Message,
-		"duration", d.String())
-	if c.Phase == v1alpha1.TaskSucceeded {
-		r.event(task, corev1.EventTypeNormal, EventSucceeded, "Finish", "%s", c.Message)
-	} else {
-		r.event(task, corev1.EventTypeWarning, EventFailed, "Finish", "%s", c.Message)
-	}
-}
-
-// cleanup removes what the Task's finalizer guards, then the finalizer. It
-// also runs without the finalizer when the status names a binding: someone
-// may have stripped the finalizer of a finished Task (the sweeper catches a
-// binding whose Task is gone altogether).
-func (r *TaskReconciler) cleanup(ctx context.Context, task *v1alpha1.Task, run runner) error {
-	has := controllerutil.ContainsFinalizer(task, v1alpha1.Finalizer)
-	if !has && (task.Status.CustomImage == nil || task.Status.CustomImage.ClusterRoleBindingName == "") {
-		return nil
-	}
-	if c, ok := run.(cleaner); ok {
-		if err := c.cleanup(ctx, task); err != nil {
-			return err
+	runs := make([]*v1alpha1.TaskRun, 0, len(list.Items))
+	for i := range list.Items {
+		if metav1.IsControlledBy(&list.Items[i], task) {
+			runs = append(runs, &list.Items[i])
 		}
 	}
-	if !has {
-		return nil
+	if err := r.prune(ctx, task, runs); err != nil {
+		return ctrl.Result{}, err
 	}
-	return r.setFinalizer(ctx, task, false)
+	return ctrl.Result{}, r.writeStatus(ctx, task, runs)
 }
 
-// setFinalizer adds or removes the Task's finalizer with an optimistic-locked
-// patch of a copy, so that the status this reconcile is building is not
-// overwritten by the server's answer.
-func (d *deps) setFinalizer(ctx context.Context, task *v1alpha1.Task, present bool) error {
-	patched := task.DeepCopy()
-	var changed bool
-	if present {
-		changed = controllerutil.AddFinalizer(patched, v1alpha1.Finalizer)
-	} else {
-		changed = controllerutil.RemoveFinalizer(patched, v1alpha1.Finalizer)
+// writeStatus records the Task's last run and its count of unfinished runs,
+// with a merge patch of those fields alone, if they changed.
+func (r *TaskReconciler) writeStatus(ctx context.Context, task *v1alpha1.Task, runs []*v1alpha1.TaskRun) error {
+	var last *v1alpha1.TaskRun
+	var active int32
+	for _, run := range runs {
+		if run.DeletionTimestamp.IsZero() && !isFinished(&run.Status) {
+			active++
+		}
+		if last == nil || createdBefore(last, run) {
+			last = run
+		}
 	}
-	if !changed {
+	var ref *v1alpha1.RunReference
+	if last != nil {
+		phase, _ := taskPhase(last.Status.Conditions)
+		ref = &v1alpha1.RunReference{Name: last.Name, Phase: phase, StartTime: last.Status.StartTime, CompletionTime: last.Status.CompletionTime}
+	}
+	if equality.Semantic.DeepEqual(task.Status.LastRun, ref) && task.Status.ActiveRuns == active {
 		return nil
 	}
-	base := client.MergeFromWithOptions(task, client.MergeFromWithOptimisticLock{})
-	if err := d.client.Patch(ctx, patched, base); err != nil {
-		return fmt.Errorf("update finalizers of task %s/%s: %w", task.Namespace, task.Name, err)
+	base := task.DeepCopy()
+	task.Status.LastRun, task.Status.ActiveRuns = ref, active
+	if err := r.client.Status().Patch(ctx, task, client.MergeFrom(base)); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("update status of task %s/%s: %w", task.Namespace, task.Name, err))
 	}
-	task.Finalizers = patched.Finalizers
-	task.ResourceVersion = patched.ResourceVersion
 	return nil
 }
 
-// errStaleStatus: the reconcile worked from a cached Task whose status has
-// since moved on. Nothing was written; the newer Task is reconciled next.
-var errStaleStatus = errors.New("task status changed since it was read")
-
-// errTaskGone: the Task was deleted while it was being reconciled.
-var errTaskGone = errors.New("task deleted")
-
-// attempt is one reconcile's view of a Task's status: what the API server
-// holds (saved) and what the runner made of it (task.Status).
-type attempt struct {
-	r     *TaskReconciler
-	task  *v1alpha1.Task
-	saved *v1alpha1.TaskStatus
-}
-
-// save writes the Task's status if it differs from what the API server holds.
-func (a *attempt) save(ctx context.Context) error {
-	deriveStatus(a.task, metav1.NewTime(a.r.clock.Now()).Rfc3339Copy())
-	if equality.Semantic.DeepEqual(a.saved, &a.task.Status) {
-		return nil
+// prune deletes the finished runs beyond the Task's history limits, oldest
+// first, each with a UID precondition (a run re-created under the same name
+// is another run) and background propagation (its children go after it).
+func (r *TaskReconciler) prune(ctx context.Context, task *v1alpha1.Task, runs []*v1alpha1.TaskRun) error {
+	var succeeded, failed []*v1alpha1.TaskRun
+	for _, run := range runs {
+		if !run.DeletionTimestamp.IsZero() || !isFinished(&run.Status) {
+			continue
+		}
+		if phase, _ := taskPhase(run.Status.Conditions); phase == v1alpha1.TaskSucceeded {
+			succeeded = append(succeeded, run)
+		} else {
+			failed = append(failed, run)
+		}
 	}
-	err := a.r.client.Status().Update(ctx, a.task)
-	if apierrors.IsConflict(err) {
-		err = a.updateFresh(ctx)
+	limit := func(p *int32, def int32) int {
+		if p != nil {
+			return int(*p)
+		}
+		return int(def)
 	}
-	if apierrors.IsNotFound(err) {
-		return errTaskGone
+	excess := append(oldest(succeeded, limit(task.Spec.SuccessfulRunsHistoryLimit, r.successfulLimit)),
+		oldest(failed, limit(task.Spec.FailedRunsHistoryLimit, r.failedLimit))...)
+	for _, run := range excess {
+		uid := run.UID
+		err := r.client.Delete(ctx, run, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("delete taskrun %s/%s beyond the task's history limit: %w", run.Namespace, run.Name, err)
+		}
+		log.FromContext(ctx).Info("taskrun deleted: beyond its task's history limit", "taskrun", klog.KObj(run), "phase", run.Status.Phase)
 	}
-	if err != nil {
-		return fmt.Errorf("update status of task %s/%s: %w", a.task.Namespace, a.task.Name, err)
-	}
-	a.saved = a.task.Status.DeepCopy()
 	return nil
 }
 
-// updateFresh handles a conflict caused by a change elsewhere in the Task
-// (labels, finalizers): it writes the status onto a fresh copy, but only
-// while the stored status is still the one this reconcile worked from.
-// Otherwise the reconcile saw a stale Task and must start over; the conflict
-// is returned and the request is retried.
-func (a *attempt) updateFresh(ctx context.Context) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		fresh := &v1alpha1.Task{}
-		if err := a.r.reader.Get(ctx, client.ObjectKeyFromObject(a.task), fresh); err != nil {
-			return err
-		}
-		if !equality.Semantic.DeepEqual(a.saved, &fresh.Status) {
-			return errStaleStatus
-		}
-		fresh.Status = *a.task.Status.DeepCopy()
-		if err := a.r.client.Status().Update(ctx, fresh); err != nil {
-			return err
-		}
-		*a.task = *fresh
+// oldest returns the runs beyond the newest keep of them, by completion.
+func oldest(runs []*v1alpha1.TaskRun, keep int) []*v1alpha1.TaskRun {
+	if len(runs) <= keep {
 		return nil
+	}
+	slices.SortFunc(runs, func(a, b *v1alpha1.TaskRun) int {
+		at, bt := a.Status.CompletionTime, b.Status.CompletionTime
+		switch {
+		case at == nil || bt == nil || at.Equal(bt):
+			if createdBefore(a, b) {
+				return 1
+			}
+			return -1
+		case at.Before(bt):
+			return 1
+		}
+		return -1
 	})
+	return runs[keep:]
+}
+
+// releaseLegacy removes what a Task created by a taskgate before TaskRuns
+// left under its finalizer: the ClusterRoleBinding of its own run (only
+// one that carries the Task's UID), then the finalizer. Such a Task is
+// never run again; its status and children stay.
+func (r *TaskReconciler) releaseLegacy(ctx context.Context, task *v1alpha1.Task) error {
+	name := v1alpha1.ClusterRoleBindingName(task.Namespace, task.Name)
+	crb := &rbacv1.ClusterRoleBinding{}
+	err := r.reader.Get(ctx, client.ObjectKey{Name: name}, crb)
+	switch {
+	case err == nil && task.UID != "" && crb.Labels[v1alpha1.TaskUIDLabel] == string(task.UID) && crb.Labels[children.TaskNamespaceLabel] == task.Namespace:
+		if err := r.client.Delete(ctx, crb, client.Preconditions{UID: &crb.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete cluster role binding %s of task %s/%s: %w", name, task.Namespace, task.Name, err)
+		}
+		log.FromContext(ctx).Info("removed the cluster role binding of a task created before TaskRuns", "clusterRoleBinding", name)
+	case err != nil && !apierrors.IsNotFound(err):
+		return fmt.Errorf("get cluster role binding %s: %w", name, err)
+	}
+	patched := task.DeepCopy()
+	controllerutil.RemoveFinalizer(patched, v1alpha1.Finalizer)
+	if err := r.client.Patch(ctx, patched, client.MergeFromWithOptions(task, client.MergeFromWithOptimisticLock{})); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("remove finalizer of task %s/%s: %w", task.Namespace, task.Name, err))
+	}
+	*task = *patched
+	return nil
+}
+
+// setup registers the Task controller: Tasks, and the TaskRuns they own.
+func (r *TaskReconciler) setup(mgr ctrl.Manager, workers int) error {
+	err := ctrl.NewControllerManagedBy(mgr).Named("task").
+		For(&v1alpha1.Task{}).
+		Owns(&v1alpha1.TaskRun{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("controller task: %w", err)
+	}
+	return nil
 }

@@ -18,15 +18,15 @@ import (
 
 // resolve maps every listed resource through the API server's discovery,
 // asked now rather than from a cache, so the scope it compares with what
-// admission checked is the scope the patches will meet. It fails the Task if
+// admission checked is the scope the patches will meet. It fails the run if
 // a resource is not served (ReasonResourceNotFound) or was checked as
 // namespaced and is cluster-scoped now (ReasonScopeChanged: patching it
 // would reach objects in every namespace, which admission never checked),
 // and returns an error only for what a retry may fix.
-func (t *transformationRunner) resolve(task *v1alpha1.Task, cfg *v1alpha1.TransformationConfig) ([]target, error) {
+func (t *transformationRunner) resolve(run *v1alpha1.TaskRun, cfg *v1alpha1.TransformationConfig) ([]target, error) {
 	namespaces := slices.Compact(slices.Sorted(slices.Values(cfg.Namespaces)))
 	if len(namespaces) == 0 {
-		namespaces = []string{task.Namespace}
+		namespaces = []string{run.Namespace}
 	}
 	var targets []target
 	seen := map[schema.GroupVersionResource]bool{}
@@ -51,12 +51,12 @@ func (t *transformationRunner) resolve(task *v1alpha1.Task, cfg *v1alpha1.Transf
 			if alt := findAlias(list, gvr.Resource); alt != "" {
 				msg += fmt.Sprintf("; did you mean %q?", resourceName(gvr.GroupVersion().WithResource(alt)))
 			}
-			fail(task, ReasonResourceNotFound, msg)
+			fail(run, ReasonResourceNotFound, msg)
 			return nil, nil
 		}
 		if !res.Namespaced && r.Scope == v1alpha1.ScopeNamespaced {
-			fail(task, ReasonScopeChanged, fmt.Sprintf("resource %q was checked at admission as namespaced, in the listed namespaces only, "+
-				"but is cluster-scoped now; nothing was patched: create the Task again to have it checked cluster-wide", r.String()))
+			fail(run, ReasonScopeChanged, fmt.Sprintf("resource %q was checked at admission as namespaced, in the listed namespaces only, "+
+				"but is cluster-scoped now; nothing was patched: create the run again to have it checked cluster-wide", r.String()))
 			return nil, nil
 		}
 		if seen[gvr] {
@@ -138,7 +138,7 @@ func (t *transformationRunner) collect(ctx context.Context, md metadata.Interfac
 }
 
 // apply patches every match, counting the outcomes in res. Failures are
-// counted, never returned: the Task is claimed, so this runs once.
+// counted, never returned: the run is claimed, so this runs once.
 func (t *transformationRunner) apply(ctx context.Context, md metadata.Interface, matches []match, ops []operation, res *v1alpha1.TransformationStatus) {
 	for _, m := range matches {
 		res.Matched++
@@ -182,7 +182,7 @@ func addFailure(res *v1alpha1.TransformationStatus, object, message string) {
 	}
 }
 
-// resourceName spells gvr as the Task's resources are spelled in messages
+// resourceName spells gvr as the run's resources are spelled in messages
 // (v1alpha1.GroupVersionResource.String).
 func resourceName(gvr schema.GroupVersionResource) string {
 	return v1alpha1.GroupVersionResource{Group: gvr.Group, Version: gvr.Version, Resource: gvr.Resource}.String()

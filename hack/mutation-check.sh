@@ -63,17 +63,33 @@ mutation "duplicate children" controller/run_customimage.go \
 	$'\terr = clients.Client.Create(ctx, pod)\n\tif apierrors.IsAlreadyExists(err) {\n\t\tpod.Name, pod.ResourceVersion = pod.Name+"-2", ""\n\t\treturn pod, clients.Client.Create(ctx, pod)\n\t}\n\tif apierrors.IsAlreadyExists(err) {\n' \
 	"./controller/ -run ^TestEnsureStale"
 mutation "binding removal" controller/run_customimage.go \
-	$'func (c *customImageRunner) cleanup(ctx context.Context, task *v1alpha1.Task) error {\n' \
-	$'func (c *customImageRunner) cleanup(ctx context.Context, task *v1alpha1.Task) error {\n\tif true {\n\t\treturn nil\n\t}\n' \
-	"./test/controller/ -run ^(TestClusterRoleBinding|TestClusterRoleBindingAsRequester|TestStrippedFinalizerAndSweeper)$"
+	$'func (c *customImageRunner) cleanup(ctx context.Context, run *v1alpha1.TaskRun) error {\n' \
+	$'func (c *customImageRunner) cleanup(ctx context.Context, run *v1alpha1.TaskRun) error {\n\tif true {\n\t\treturn nil\n\t}\n' \
+	"./test/controller/ -run ^(TestClusterRoleBinding|TestClusterRoleBindingAsRequester|TestStrippedFinalizerAndSweeper|TestRunsHaveTheirOwnBinding)$"
 mutation "at-most-once claim" controller/run_transformation.go \
-	$'\tif err := cp.save(ctx); err != nil {\n\t\treturn 0, fmt.Errorf("claim task before patching: %w", err)\n\t}\n' \
+	$'\tif err := cp.save(ctx); err != nil {\n\t\treturn 0, fmt.Errorf("claim the run before patching: %w", err)\n\t}\n' \
 	'' \
 	"./controller/ -run ^TestTransformationClaimBeforePatch$; ./test/drills/ -run ^TestKillDuringPatch$"
 mutation "timeout" controller/run_customimage_timeout.go \
 	$'\tif left > 0 {\n\t\treturn left, nil\n\t}\n' \
 	$'\tif true {\n\t\treturn left, nil\n\t}\n' \
 	"./controller/; ./test/controller/ -run ^TestCustomImageTimeout$"
+mutation "adoption by label" controller/task_controller.go \
+	'		if metav1.IsControlledBy(&list.Items[i], task) {' \
+	'		if true {' \
+	"./test/controller/ -run ^TestTaskNeverAdoptsOnNameOrLabel$"
+mutation "history order" controller/task_controller.go \
+	$'\t\tcase at.Before(bt):\n\t\t\treturn 1\n' \
+	$'\t\tcase at.Before(bt):\n\t\t\treturn -1\n' \
+	"./test/controller/ -run ^TestTaskRunHistory$"
+mutation "concurrency forbid" controller/taskrun_controller.go \
+	'	if task.Spec.ConcurrencyPolicy != v1alpha1.ConcurrencyForbid {' \
+	'	if true {' \
+	"./test/controller/ -run ^TestConcurrencyPolicyInTheController$"
+mutation "legacy binding UID" controller/task_controller.go \
+	'crb.Labels[v1alpha1.TaskUIDLabel] == string(task.UID) && ' \
+	'' \
+	"./test/controller/ -run ^TestLegacyTaskReleased$"
 mutation "strict schema" schemas/validate.go \
 	'if sc == nil || sc.Properties[name] != nil {' \
 	'if true {' \

@@ -26,7 +26,7 @@ const TaskSchemaFile = "task.json"
 // $ids, and both find the same file, with no network.
 
 // Bundle returns every file of the schema bundle, by its slash-separated
-// path in the bundle: task.json, a schema per Task plugin (run-synchronization's
+// path in the bundle: task.json, taskrun.json, a schema per Task plugin (run-synchronization's
 // dispatching template.spec.config to the synchronization plugins') and a
 // schema per synchronization plugin under synchronization/.
 func (set *Set) Bundle() (map[string][]byte, error) {
@@ -54,9 +54,14 @@ func (set *Set) Bundle() (map[string][]byte, error) {
 	}
 	task, err := set.taskSchema()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", TaskSchemaFile, err)
 	}
 	files[TaskSchemaFile] = task
+	run, err := set.taskRunSchema()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", TaskRunSchemaFile, err)
+	}
+	files[TaskRunSchemaFile] = run
 	return files, nil
 }
 
@@ -84,35 +89,56 @@ func (set *Set) WriteBundle(dir string) ([]string, error) {
 // webhook check it, spec.config dispatched on spec.plugin to the plugin's
 // schema plus the rules of its admission code that a schema can state.
 func (set *Set) taskSchema() ([]byte, error) {
-	spec, err := set.specSchema()
+	spec, err := set.pluginSpecSchema("The runbook: which plugin runs and how, and how its runs are kept. Creating or editing a Task runs nothing; a TaskRun runs it.")
 	if err != nil {
 		return nil, err
 	}
+	limit := func(kind string, def int) map[string]any {
+		return map[string]any{"description": fmt.Sprintf("How many %s TaskRuns of this Task are kept; older ones are deleted. Unset: the installation's default (%d unless set).", kind, def),
+			"type": "integer", "minimum": 0, "maximum": maxInt32}
+	}
+	properties := spec["properties"].(map[string]any)
+	properties["concurrencyPolicy"] = map[string]any{"description": "Allow (the default): runs of this Task may overlap. Forbid: a TaskRun is refused while another run of this Task has not finished.",
+		"enum": []any{string(v1alpha1.ConcurrencyAllow), string(v1alpha1.ConcurrencyForbid)}}
+	properties["successfulRunsHistoryLimit"] = limit("succeeded", 3)
+	properties["failedRunsHistoryLimit"] = limit("failed", 1)
+	properties["requester"] = requesterSchema("Deprecated and ignored: recorded on Tasks by taskgate before TaskRuns; a run's requester is the TaskRun's.")
+	properties["ttlSecondsAfterFinished"] = ttlSchema("Deprecated and ignored on a Task: set it on the TaskRun.")
+	return set.document(TaskSchemaFile, "Task", "A whole Task document, as the API server and the taskgate admission webhook check it.", spec)
+}
+
+// maxInt32 bounds the CRD's int32 fields.
+const maxInt32 = 2147483647
+
+// document is a whole-object schema file: apiVersion, kind, metadata, the
+// given spec, and the $defs the plugins' rules and metadata refer to.
+func (set *Set) document(id, kind, description string, spec map[string]any) ([]byte, error) {
 	defs := ruleDefs()
-	defs["objectMeta"] = objectMetaSchema()
+	defs["objectMeta"] = objectMetaSchema(kind)
 	return encode(map[string]any{
 		"$schema": "https://json-schema.org/draft/2020-12/schema",
-		"$id":     TaskSchemaFile,
-		"title":   "Task (" + v1alpha1.GroupVersion.String() + ")",
-		"description": "A whole Task document, as the API server and the taskgate admission webhook check it. Written by `taskgate schemas`; the plugins' schemas beside it hold spec.config. " +
+		"$id":     id,
+		"title":   kind + " (" + v1alpha1.GroupVersion.String() + ")",
+		"description": description + " Written by `taskgate schemas`; the plugins' schemas beside it hold the plugin configurations. " +
 			"Left to `taskgate validate` and the webhook: " + strings.Join(TaskSchemaUndecided, "; ") + ".",
 		"type":                 "object",
 		"additionalProperties": false,
 		"required":             []any{"apiVersion", "kind", "metadata", "spec"},
 		"properties": map[string]any{
-			"apiVersion": map[string]any{"description": "The Task API's group and version.", "const": v1alpha1.GroupVersion.String()},
-			"kind":       map[string]any{"description": "Always Task.", "const": "Task"},
+			"apiVersion": map[string]any{"description": "The automation API's group and version.", "const": v1alpha1.GroupVersion.String()},
+			"kind":       map[string]any{"description": "Always " + kind + ".", "const": kind},
 			"metadata":   ref("#/$defs/objectMeta"),
 			"spec":       spec,
-			"status":     map[string]any{"description": "Written by the controller; ignored when the Task is created.", "type": "object"},
+			"status":     map[string]any{"description": "Written by the controller; ignored when the " + kind + " is created.", "type": "object"},
 		},
 		"$defs": defs,
 	})
 }
 
-// specSchema is spec: one branch per plugin of v1alpha1.Plugins, each
-// holding spec.config to the plugin's schema and its admission rules.
-func (set *Set) specSchema() (map[string]any, error) {
+// pluginSpecSchema is a plugin and its config (a Task's spec, a TaskRun's
+// spec.taskSpec): one branch per plugin of v1alpha1.Plugins, each holding
+// config to the plugin's schema and its admission rules.
+func (set *Set) pluginSpecSchema(description string) (map[string]any, error) {
 	plugins := make([]any, len(v1alpha1.Plugins))
 	var dispatch []any
 	rules := pluginRules()
@@ -120,7 +146,7 @@ func (set *Set) specSchema() (map[string]any, error) {
 		name := string(p)
 		plugins[i] = name
 		if _, ok := set.plugins[name]; !ok {
-			return nil, fmt.Errorf("task.json: plugin %s has no schema", name)
+			return nil, fmt.Errorf("plugin %s has no schema", name)
 		}
 		config := []any{ref(name + ".json")}
 		if r, ok := rules[name]; ok {
@@ -132,50 +158,57 @@ func (set *Set) specSchema() (map[string]any, error) {
 		})
 	}
 	return map[string]any{
-		"description":          "Which plugin runs and how. Immutable once created.",
+		"description":          description,
 		"type":                 "object",
 		"additionalProperties": false,
 		"required":             []any{"plugin", "config"},
 		"properties": map[string]any{
 			"plugin": map[string]any{"description": "The automation to run.", "enum": plugins},
 			"config": map[string]any{"description": "The plugin's configuration, checked against its schema (<plugin>.json beside this file).", "type": "object"},
-			"requester": map[string]any{
-				"description":          "Who created the Task; set by the admission webhook, which replaces anything written here.",
-				"type":                 "object",
-				"additionalProperties": false,
-				"required":             []any{"username"},
-				"properties": map[string]any{
-					"username": map[string]any{"description": "The user's name.", "type": "string"},
-					"uid":      map[string]any{"description": "The user's UID.", "type": "string"},
-					"groups":   map[string]any{"description": "The user's groups.", "type": "array", "items": map[string]any{"type": "string"}},
-					"extra":    map[string]any{"description": "The authenticator's extra attributes.", "type": "object", "additionalProperties": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}},
-				},
-			},
-			"ttlSecondsAfterFinished": map[string]any{"description": "Seconds a finished Task is kept before the controller deletes it; 0 deletes it at once.", "type": "integer", "minimum": 0, "maximum": 2147483647},
 		},
 		"allOf": dispatch,
 	}, nil
 }
 
+// requesterSchema is a Requester: who created the object.
+func requesterSchema(description string) map[string]any {
+	return map[string]any{
+		"description":          description,
+		"type":                 "object",
+		"additionalProperties": false,
+		"required":             []any{"username"},
+		"properties": map[string]any{
+			"username": map[string]any{"description": "The user's name.", "type": "string"},
+			"uid":      map[string]any{"description": "The user's UID.", "type": "string"},
+			"groups":   map[string]any{"description": "The user's groups.", "type": "array", "items": map[string]any{"type": "string"}},
+			"extra":    map[string]any{"description": "The authenticator's extra attributes.", "type": "object", "additionalProperties": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}},
+		},
+	}
+}
+
+func ttlSchema(description string) map[string]any {
+	return map[string]any{"description": description, "type": "integer", "minimum": 0, "maximum": maxInt32}
+}
+
 // objectMetaSchema is metadata as the API server checks it for a
 // namespaced custom resource (ValidateObjectMeta with NameIsDNSSubdomain):
 // a name or a generateName, a namespace name, labels and annotations.
-func objectMetaSchema() map[string]any {
+func objectMetaSchema(kind string) map[string]any {
 	open := map[string]any{}
 	str := map[string]any{"type": "string"}
 	return map[string]any{
-		"description":          "Standard object metadata. The Task's name must be a DNS subdomain (lower case, digits, '-' and '.'); without a namespace, kubectl's current one is used.",
+		"description":          "Standard object metadata. The " + kind + "'s name must be a DNS subdomain (lower case, digits, '-' and '.'); without a namespace, kubectl's current one is used.",
 		"type":                 "object",
 		"additionalProperties": false,
 		"anyOf":                []any{map[string]any{"required": []any{"name"}}, map[string]any{"required": []any{"generateName"}}},
 		"properties": map[string]any{
-			"name":            map[string]any{"description": "Name of the Task: a DNS subdomain, at most 253 characters, e.g. restore-from-dr.", "type": "string", "minLength": 1, "maxLength": 253, "pattern": PatternDNSSubdomain},
+			"name":            map[string]any{"description": "Name of the " + kind + ": a DNS subdomain, at most 253 characters, e.g. restore-from-dr.", "type": "string", "minLength": 1, "maxLength": 253, "pattern": PatternDNSSubdomain},
 			"generateName":    map[string]any{"description": "Prefix of a name the API server generates when name is left out, e.g. nightly-.", "type": "string", "maxLength": 253, "pattern": PatternGenerateName},
-			"namespace":       map[string]any{"description": "Namespace of the Task: a DNS label, at most 63 characters.", "type": "string", "maxLength": 63, "pattern": PatternDNSLabel},
-			"labels":          map[string]any{"description": "Labels of the Task.", "$ref": "#/$defs/labels"},
-			"annotations":     map[string]any{"description": "Annotations of the Task.", "$ref": "#/$defs/annotations", "additionalProperties": str},
+			"namespace":       map[string]any{"description": "Namespace of the " + kind + ": a DNS label, at most 63 characters.", "type": "string", "maxLength": 63, "pattern": PatternDNSLabel},
+			"labels":          map[string]any{"description": "Labels of the " + kind + ".", "$ref": "#/$defs/labels"},
+			"annotations":     map[string]any{"description": "Annotations of the " + kind + ".", "$ref": "#/$defs/annotations", "additionalProperties": str},
 			"finalizers":      map[string]any{"description": "Finalizers; taskgate adds its own.", "type": "array", "items": ref("#/$defs/labelKey")},
-			"ownerReferences": map[string]any{"description": "Objects the Task belongs to.", "type": "array", "items": map[string]any{"type": "object"}},
+			"ownerReferences": map[string]any{"description": "Objects the " + kind + " belongs to.", "type": "array", "items": map[string]any{"type": "object"}},
 			// Set by the API server; accepted as kubectl get -o yaml prints them.
 			"generation": map[string]any{"type": "integer", "minimum": 0},
 			"uid":        open, "resourceVersion": open, "creationTimestamp": open,

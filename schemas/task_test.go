@@ -131,7 +131,7 @@ func TestTaskSchemaFormats(t *testing.T) {
 // by relative paths and that each file's $id is its own path.
 func TestBundleReferences(t *testing.T) {
 	files := bundle(t)
-	want := []string{"task.json", "custom-image.json", "kubernetes-object-transformation.json", "run-synchronization.json",
+	want := []string{"task.json", "taskrun.json", "custom-image.json", "kubernetes-object-transformation.json", "run-synchronization.json",
 		"synchronization/kubernetes-to-kubernetes.json", "synchronization/kubernetes-to-bucket.json"}
 	if len(files) != len(want) {
 		t.Errorf("bundle holds %d files, want %v", len(files), want)
@@ -161,11 +161,14 @@ func TestBundleReferences(t *testing.T) {
 		}
 	}
 	for _, p := range v1alpha1.Plugins {
-		if !bytes.Contains(files["task.json"], []byte(`"$ref": "`+string(p)+`.json"`)) {
-			t.Errorf("task.json does not dispatch to %s.json", p)
+		for _, f := range []string{"task.json", "taskrun.json"} {
+			if !bytes.Contains(files[f], []byte(`"$ref": "`+string(p)+`.json"`)) {
+				t.Errorf("%s does not dispatch to %s.json", f, p)
+			}
 		}
 	}
 	compileBundle(t, files, "task.json")
+	compileBundle(t, files, "taskrun.json")
 }
 
 func refs(v any, out []string) []string {
@@ -197,8 +200,8 @@ func TestBundleWithSyncOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(written) != 7 {
-		t.Errorf("wrote %v, want 7 files", written)
+	if len(written) != 8 {
+		t.Errorf("wrote %v, want 8 files", written)
 	}
 	files := map[string][]byte{}
 	for _, p := range written {

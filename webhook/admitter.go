@@ -1,6 +1,9 @@
-// Package webhook admits Tasks: it fills in defaults and refuses a Task whose
-// spec.config does not fit its plugin, with one field error per bad field.
-// The same Admitter serves the admission webhooks and `taskgate validate`.
+// Package webhook admits Tasks and TaskRuns. A Task (a runbook) is checked
+// and defaulted: a spec.config that does not fit its plugin is refused with
+// one field error per bad field. A TaskRun gets the snapshot of what it runs
+// and its requester, then the same checks on that snapshot, the access
+// checks for its creator, concurrencyPolicy and the preflight. The same
+// Admitter serves the admission webhooks and `taskgate validate`.
 package webhook
 
 import (

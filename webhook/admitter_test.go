@@ -66,9 +66,10 @@ func TestDefaults(t *testing.T) {
 		want map[string]string // key in spec.config -> JSON value
 		none []string          // keys that must stay unset
 	}{
-		{name: "custom-image namespace and service account",
+		{name: "custom-image namespace; the ServiceAccount is the run's",
 			task: task(v1alpha1.PluginCustomImage, "{image: busybox:1.36, command: [echo]}"),
-			want: map[string]string{"namespace": `"shop"`, "serviceAccountName": `"t1-task"`, "timeoutSeconds": "3600", "retries": "0"}},
+			want: map[string]string{"namespace": `"shop"`, "timeoutSeconds": "3600", "retries": "0"},
+			none: []string{"serviceAccountName"}},
 		{name: "custom-image keeps user values",
 			task: task(v1alpha1.PluginCustomImage, "{image: busybox:1.36, command: [echo], serviceAccountName: runner, timeoutSeconds: 5}"),
 			want: map[string]string{"serviceAccountName": `"runner"`, "timeoutSeconds": "5"}},
@@ -79,15 +80,6 @@ func TestDefaults(t *testing.T) {
 			task: task(v1alpha1.PluginTransformation, "{resources: [{version: v1, resource: namespaces}], operations: [{mergePatch: {a: 1}}]}"),
 			none: []string{"namespaces"}},
 	}
-	longTask := task(v1alpha1.PluginCustomImage, "{image: busybox:1.36, command: [echo]}")
-	longTask.Name = long
-	tests = append(tests, struct {
-		name string
-		task *v1alpha1.Task
-		want map[string]string
-		none []string
-	}{name: "long Task name gives a length-safe service account", task: longTask,
-		want: map[string]string{"serviceAccountName": `"` + v1alpha1.DefaultServiceAccountName(long) + `"`}})
 
 	a := newTestAdmitter(t)
 	for _, tt := range tests {
@@ -111,7 +103,7 @@ func TestDefaults(t *testing.T) {
 			}
 		})
 	}
-	if n := len(v1alpha1.DefaultServiceAccountName(long)); n > 63 {
+	if n := len(v1alpha1.ServiceAccountName(long, "0f8c2a4e-1b2d-4c3e-9f00-123456789abc")); n > 63 {
 		t.Errorf("service account name of %d characters", n)
 	}
 }
@@ -126,7 +118,7 @@ func TestValidateTaskLevel(t *testing.T) {
 	}{
 		{name: "unknown plugin", task: task("custom-imag", "{}"), want: `spec.plugin: Unsupported value: "custom-imag": did you mean "custom-image"?`},
 		{name: "no plugin", task: task("", "{}"), want: "spec.plugin: Required value"},
-		{name: "no config", task: &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}, want: "spec.config: Required value"},
+		{name: "no config", task: &v1alpha1.Task{Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: v1alpha1.PluginCustomImage}}}, want: "spec.config: Required value"},
 		{name: "config not an object", task: task(v1alpha1.PluginCustomImage, "[1, 2]"), want: "spec.config: Invalid value"},
 		{name: "oversized", task: task(v1alpha1.PluginCustomImage, big), want: "spec.config: Too long"},
 		{name: "too deep", task: task(v1alpha1.PluginCustomImage, deep), want: "nested more than 32 levels deep"},
@@ -236,6 +228,8 @@ func TestAccessChecks(t *testing.T) {
 	}
 }
 
+// TestValidateUpdate: a Task is editable; an edit is checked again, an
+// unchanged spec (even re-encoded) is not.
 func TestValidateUpdate(t *testing.T) {
 	v := &Validator{Admitter: newTestAdmitter(t)}
 	old := task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x]}")
@@ -247,8 +241,13 @@ func TestValidateUpdate(t *testing.T) {
 	}
 	changed := old.DeepCopy()
 	changed.Spec.Config.Raw = []byte(`{"command":["y"],"image":"a:1"}`)
-	_, err := v.ValidateUpdate(context.Background(), old, changed)
-	if err == nil || !strings.Contains(err.Error(), "spec: Forbidden: spec is immutable") {
-		t.Errorf("spec change: got %v, want spec is immutable", err)
+	if _, err := v.ValidateUpdate(context.Background(), old, changed); err != nil {
+		t.Errorf("edit refused: %v", err)
+	}
+	wrong := old.DeepCopy()
+	wrong.Spec.Config.Raw = []byte(`{"comand":["y"],"image":"a:1"}`)
+	_, err := v.ValidateUpdate(context.Background(), old, wrong)
+	if err == nil || !strings.Contains(err.Error(), "spec.config.comand") {
+		t.Errorf("wrong edit: got %v, want the schema's refusal of spec.config.comand", err)
 	}
 }

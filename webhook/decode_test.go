@@ -42,7 +42,7 @@ func TestValidateAsWritten(t *testing.T) {
 	a := newTestAdmitter(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tk := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: tt.plugin, Config: runtime.RawExtension{Raw: []byte(tt.config)}}}
+			tk := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: tt.plugin, Config: runtime.RawExtension{Raw: []byte(tt.config)}}}}
 			tk.Name, tk.Namespace = "t1", "shop"
 			errs, _ := a.Validate(tk)
 			if len(errs) != len(tt.want) {

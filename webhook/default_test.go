@@ -50,19 +50,19 @@ func TestDefaultCases(t *testing.T) {
 		wantErr string
 	}{
 		{name: "custom-image all defaults", plugin: v1alpha1.PluginCustomImage, config: `{"command":["echo"],"image":"busybox"}`,
-			want: `{"command":["echo"],"image":"busybox","namespace":"shop","retries":0,"serviceAccountName":"t1-task","timeoutSeconds":3600}`},
+			want: `{"command":["echo"],"image":"busybox","namespace":"shop","retries":0,"timeoutSeconds":3600}`},
 		{name: "custom-image none missing", plugin: v1alpha1.PluginCustomImage,
 			config: `{"command":["echo"],"image":"busybox","namespace":"x","retries":0,"serviceAccountName":"s","timeoutSeconds":5}`},
 		{name: "custom-image spaced, keys unsorted", plugin: v1alpha1.PluginCustomImage, config: `{"image": "busybox", "command": ["echo"]}`,
-			want: `{"command":["echo"],"image":"busybox","namespace":"shop","retries":0,"serviceAccountName":"t1-task","timeoutSeconds":3600}`},
+			want: `{"command":["echo"],"image":"busybox","namespace":"shop","retries":0,"timeoutSeconds":3600}`},
 		{name: "custom-image escaped", plugin: v1alpha1.PluginCustomImage, config: `{"command":["a\u003cb\n"],"image":"busybox"}`,
-			want: `{"command":["a\u003cb\n"],"image":"busybox","namespace":"shop","retries":0,"serviceAccountName":"t1-task","timeoutSeconds":3600}`},
+			want: `{"command":["a\u003cb\n"],"image":"busybox","namespace":"shop","retries":0,"timeoutSeconds":3600}`},
 		{name: "custom-image numbers kept as written", plugin: v1alpha1.PluginCustomImage, config: `{"command":["echo"],"image":"busybox","timeoutSeconds":6e1}`,
-			want: `{"command":["echo"],"image":"busybox","namespace":"shop","retries":0,"serviceAccountName":"t1-task","timeoutSeconds":6e1}`},
+			want: `{"command":["echo"],"image":"busybox","namespace":"shop","retries":0,"timeoutSeconds":6e1}`},
 		// As the API server stores it with fieldValidation Ignore or Warn:
 		// the last value (Validate refuses it as written, see admitter_test).
 		{name: "custom-image repeated key keeps the last", plugin: v1alpha1.PluginCustomImage, config: `{"command":["echo"],"image":"busybox","namespace":5,"namespace":"other"}`,
-			want: `{"command":["echo"],"image":"busybox","namespace":"other","retries":0,"serviceAccountName":"t1-task","timeoutSeconds":3600}`},
+			want: `{"command":["echo"],"image":"busybox","namespace":"other","retries":0,"timeoutSeconds":3600}`},
 		{name: "transformation namespaced", plugin: v1alpha1.PluginTransformation, config: `{"operations":[],"resources":[{"group":"apps","resource":"deployments","version":"v1"}]}`,
 			want: `{"namespaces":["shop"],"operations":[],"resources":[{"group":"apps","resource":"deployments","scope":"Namespaced","version":"v1"}]}`},
 		{name: "transformation cluster-scoped", plugin: v1alpha1.PluginTransformation, config: `{"operations":[],"resources":[{"resource":"nodes","version":"v1"}]}`,
@@ -84,7 +84,7 @@ func TestDefaultCases(t *testing.T) {
 	a := withSyncDefaults(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tk := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: tt.plugin, Config: runtime.RawExtension{Raw: []byte(tt.config)}}}
+			tk := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: tt.plugin, Config: runtime.RawExtension{Raw: []byte(tt.config)}}}}
 			tk.Name, tk.Namespace = "t1", "shop"
 			errs := a.Default(tk)
 			if tt.wantErr != "" {

@@ -52,7 +52,7 @@ func FuzzValidateDefault(f *testing.F) {
 	f.Add("custom-image", []byte(`{"image":"a","command":["x"],"namespace":5,"namespace":"other","Namespace":"x","timeoutSeconds":1e3}`))
 	a := newTestAdmitter(f)
 	f.Fuzz(func(t *testing.T, plugin string, config []byte) {
-		tk := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.Plugin(plugin), Config: runtime.RawExtension{Raw: config}}}
+		tk := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: v1alpha1.Plugin(plugin), Config: runtime.RawExtension{Raw: config}}}}
 		tk.Name, tk.Namespace = "fuzz", "default"
 		if errs := a.Default(tk); len(errs) > 0 {
 			return

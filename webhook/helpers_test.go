@@ -60,7 +60,14 @@ func task(plugin v1alpha1.Plugin, configYAML string) *v1alpha1.Task {
 	if err != nil {
 		panic(err)
 	}
-	t := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: raw}}}
+	t := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: raw}}}}
 	t.Name, t.Namespace = "t1", "shop"
 	return t
+}
+
+// inline builds a one-off TaskRun with a YAML config (spec.taskSpec), named
+// and placed as task names and places a Task.
+func inline(plugin v1alpha1.Plugin, configYAML string) *v1alpha1.TaskRun {
+	tk := task(plugin, configYAML)
+	return &v1alpha1.TaskRun{ObjectMeta: tk.ObjectMeta, Spec: v1alpha1.TaskRunSpec{TaskSpec: &tk.Spec.PluginSpec}}
 }

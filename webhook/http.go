@@ -14,14 +14,16 @@ import (
 
 // Paths the webhooks are served on (controller-runtime's conventional names
 // for the pair). AdmitPath is the single-call mode: one mutating webhook that
-// defaults and validates, registered instead of the pair.
+// defaults and validates, registered instead of the pair. Each path admits
+// Tasks and TaskRuns (the review's resource says which), so one webhook per
+// configuration registers both.
 const (
 	MutatePath   = "/mutate-automation-astronetes-io-v1alpha1-task"
 	ValidatePath = "/validate-automation-astronetes-io-v1alpha1-task"
 	AdmitPath    = "/admit-automation-astronetes-io-v1alpha1-task"
 )
 
-// maxReviewBytes bounds an AdmissionReview body: two Task objects of at most
+// maxReviewBytes bounds an AdmissionReview body: two objects of at most
 // the API server's 3 MiB request limit, plus the envelope.
 const maxReviewBytes = 7 << 20
 

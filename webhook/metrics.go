@@ -8,11 +8,11 @@ import (
 var (
 	admissionRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "taskgate_admission_requests_total",
-		Help: "Task admission requests by webhook (mutate, validate), plugin, operation and verdict (allowed, denied, error).",
-	}, []string{"webhook", "plugin", "operation", "verdict"})
+		Help: "Admission requests by webhook (mutate, validate), kind (Task, TaskRun), plugin, operation and verdict (allowed, denied, error).",
+	}, []string{"webhook", "kind", "plugin", "operation", "verdict"})
 	admissionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "taskgate_admission_duration_seconds",
-		Help:    "Time taskgate spent deciding on a Task admission request, by webhook.",
+		Help:    "Time taskgate spent deciding on an admission request (a Task or a TaskRun), by webhook.",
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 	}, []string{"webhook"})
 	accessReviewCache = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -31,12 +31,9 @@ func (customImage) Default(_ *Admitter, task *v1alpha1.Task, cfg map[string]any)
 		cfg["namespace"] = task.Namespace
 		changed = true
 	}
-	// With generateName the name may not be known yet; the controller then
-	// derives the same name itself.
-	if _, has := cfg["serviceAccountName"]; !has && task.Name != "" {
-		cfg["serviceAccountName"] = v1alpha1.DefaultServiceAccountName(task.Name)
-		changed = true
-	}
+	// No serviceAccountName default: the ServiceAccount belongs to the run,
+	// and the controller names it v1alpha1.ServiceAccountName(run's name,
+	// run's UID) when the config names none, so every run has its own.
 	return changed
 }
 
@@ -209,13 +206,13 @@ func imageWarning(image string) string {
 }
 
 // Access asks for what the run does as the requester: create the Pod in the
-// Task's namespace and, with clusterRole, create a ClusterRoleBinding to it,
+// run's namespace and, with clusterRole, create a ClusterRoleBinding to it,
 // which the API server allows only to a user who may also bind that role.
 func (customImage) Access(_ *Admitter, task *v1alpha1.Task, c *config) []AccessCheck {
 	checks := []AccessCheck{{
 		Field:      configPath,
 		Attributes: authorizationv1.ResourceAttributes{Verb: "create", Version: "v1", Resource: "pods", Namespace: task.Namespace},
-		Why:        "the Task runs its image as a Pod you create (you cannot run through a Task what you could not run by hand)",
+		Why:        "the run starts its image as a Pod you create (you cannot run through a Task what you could not run by hand)",
 	}}
 	role, _ := c.value["clusterRole"].(string)
 	if role == "" {
@@ -229,6 +226,6 @@ func (customImage) Access(_ *Admitter, task *v1alpha1.Task, c *config) []AccessC
 	}, AccessCheck{
 		Field:      crPath,
 		Attributes: authorizationv1.ResourceAttributes{Verb: "create", Group: rbacGroup, Resource: "clusterrolebindings"},
-		Why:        fmt.Sprintf("the Task binds ClusterRole %q to its ServiceAccount with a ClusterRoleBinding you create", role),
+		Why:        fmt.Sprintf("the run binds ClusterRole %q to its ServiceAccount with a ClusterRoleBinding you create", role),
 	})
 }

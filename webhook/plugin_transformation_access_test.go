@@ -213,7 +213,7 @@ func TestAccessCheckCap(t *testing.T) {
 // TestUpdateRestoresScopes: kubectl apply of an unchanged file replaces
 // resources with the file's list, which has no scope; the mutating webhooks
 // put the recorded scope back, so the second apply is not a spec change,
-// while a real change of resources still is.
+// while a real change of resources is an edit, defaulted and checked again.
 func TestUpdateRestoresScopes(t *testing.T) {
 	stored := withRequester(taskJSON("kubernetes-object-transformation",
 		`{"namespaces":["shop"],"operations":[{"mergePatch":{"a":1}}],"resources":[{"group":"apps","resource":"deployments","scope":"Namespaced","version":"v1"}]}`), `{"username":"alice"}`)
@@ -234,10 +234,17 @@ func TestUpdateRestoresScopes(t *testing.T) {
 	if _, s := serve(admit, review(admissionv1.Update, applied, stored, false), "application/json"); !s.Response.Allowed || len(s.Response.Patch) == 0 {
 		t.Errorf("single call: allowed %v, patch %s; want allowed with the scope restored", s.Response.Allowed, s.Response.Patch)
 	}
+	// A Task is editable: a real change is defaulted (its scope recorded)
+	// and checked again, and a wrong one refused.
+	if _, s := serve(admit, review(admissionv1.Update, changed, stored, false), "application/json"); !s.Response.Allowed ||
+		!strings.Contains(string(s.Response.Patch), `"resource":"statefulsets","scope":"Namespaced"`) {
+		t.Errorf("single call: an edit was %+v, patch %s; want it admitted with its scope recorded", s.Response.Result, s.Response.Patch)
+	}
+	wrong := []byte(strings.Replace(string(changed), `"resource":"statefulsets"`, `"resourcee":"statefulsets"`, 1))
 	for name, h := range map[string]http.Handler{"single call": admit, "validate": validate} {
-		_, out := serve(h, review(admissionv1.Update, changed, stored, false), "application/json")
-		if out.Response.Allowed || !strings.Contains(out.Response.Result.Message, "spec is immutable") {
-			t.Errorf("%s: a changed resource was %+v, want spec is immutable", name, out.Response.Result)
+		_, out := serve(h, review(admissionv1.Update, wrong, stored, false), "application/json")
+		if out.Response.Allowed || !strings.Contains(out.Response.Result.Message, "spec.config.resources[0].resourcee") {
+			t.Errorf("%s: a wrong edit was %+v, want refused naming spec.config.resources[0].resourcee", name, out.Response.Result)
 		}
 	}
 }

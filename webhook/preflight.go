@@ -29,35 +29,35 @@ const DefaultPreflightTimeout = 2 * time.Second
 
 // Texts of the preflight's answers, as constants so tests and docs quote them.
 const (
-	errPreflightPod     = "the API server refuses the Task's Pod (server-side dry run as %s): %s%s"
-	errPreflightBinding = "the API server refuses the Task's ClusterRoleBinding (server-side dry run as %s): %s%s"
-	warnPreflightFailed = "taskgate could not dry-run the Task's %s, so it is admitted unchecked and the run meets " +
+	errPreflightPod     = "the API server refuses the run's Pod (server-side dry run as %s): %s%s"
+	errPreflightBinding = "the API server refuses the run's ClusterRoleBinding (server-side dry run as %s): %s%s"
+	warnPreflightFailed = "taskgate could not dry-run the run's %s, so it is admitted unchecked and the run meets " +
 		"whatever the API server says then: %v"
-	warnPreflightNoServiceAccount = "the Task's Pod could not be dry-run: %v; its ServiceAccount is created when the Task " +
-		"runs, so the run meets PodSecurity, quotas and other policies then"
-	warnPreflightExists = "a %s named %q already exists: the Task fails unless it is gone when the Task runs"
+	warnPreflightNoServiceAccount = "the run's Pod could not be dry-run: %v; its ServiceAccount is created when the " +
+		"run starts, so the run meets PodSecurity, quotas and other policies then"
+	warnPreflightExists = "a %s named %q already exists: the run fails unless it is gone when the run starts"
 )
 
 // defaultServiceAccount is the ServiceAccount kube-controller-manager
 // creates in every namespace.
 const defaultServiceAccount = "default"
 
-// Preflight dry-runs a custom-image Task's Pod, and its ClusterRoleBinding
-// when it has a clusterRole, on the API server as the requester (the same
-// objects the controller creates, from package children), so that whatever
-// would refuse them at run time (RBAC and its escalation check, PodSecurity,
-// ResourceQuota, LimitRange, other webhooks) refuses the Task at
-// `kubectl apply`, with the API server's own text. One dry-run request per
-// Task, two with a clusterRole, sent at once.
+// Preflight dry-runs a custom-image TaskRun's Pod, and its
+// ClusterRoleBinding when it has a clusterRole, on the API server as the
+// requester (the same objects the controller creates, from package
+// children), so that whatever would refuse them at run time (RBAC and its
+// escalation check, PodSecurity, ResourceQuota, LimitRange, other webhooks)
+// refuses the TaskRun at `kubectl create`, with the API server's own text.
+// One dry-run request per run, two with a clusterRole, sent at once.
 //
 // The ServiceAccount admission plugin refuses a Pod whose ServiceAccount
-// does not exist, and the Task's own (<task>-task) is created only when the
-// Task runs: the Pod is dry-run with "default" instead, which PodSecurity
-// and quotas judge the same, since the Task's ServiceAccount carries no
+// does not exist, and the run's own (<run>-task) is created only when the
+// run starts: the Pod is dry-run with "default" instead, which PodSecurity
+// and quotas judge the same, since the run's ServiceAccount carries no
 // rights of its own. A user-named ServiceAccount is used when it exists,
 // else "default" too. When neither exists (a namespace just created, or a
 // cluster without kube-controller-manager) the "error looking up service
-// account" refusal is inconclusive: the Task is admitted with a warning.
+// account" refusal is inconclusive: the run is admitted with a warning.
 // So is every answer that is not a refusal (a timeout, a 5xx, a webhook
 // that cannot dry-run, a child of that name that exists already).
 type Preflight struct {
@@ -69,11 +69,11 @@ type Preflight struct {
 	Timeout time.Duration
 	// CacheTTL, when positive, remembers for that long that a requester's
 	// children of the same content (namespace, config, ServiceAccount,
-	// clusterRole; not the Task's name) passed the preflight, so that a
-	// burst of like Tasks costs one dry run per TTL instead of one each.
+	// clusterRole; not the run's name) passed the preflight, so that a
+	// burst of like runs costs one dry run per TTL instead of one each.
 	// Only clean passes are remembered (no refusal, no warning). The price,
 	// as with the access-review cache: a PodSecurity label, quota or policy
-	// tightened within the TTL meets those Tasks at run time instead of at
+	// tightened within the TTL meets those runs at run time instead of at
 	// admission, and a child name already taken is not warned about.
 	CacheTTL time.Duration
 
@@ -84,7 +84,7 @@ type Preflight struct {
 // preflightCacheSize bounds the remembered passes (32-byte keys).
 const preflightCacheSize = 4096
 
-// passKey identifies what a preflight's answer depends on, but the Task's
+// passKey identifies what a preflight's answer depends on, but the run's
 // name (which only names and labels the children): the requester, the
 // namespace, the config with the ServiceAccount the Pod is dry-run with.
 func passKey(r *v1alpha1.Requester, ns string, cfg v1alpha1.CustomImageConfig, sa string) ([32]byte, bool) {
@@ -97,20 +97,24 @@ func passKey(r *v1alpha1.Requester, ns string, cfg v1alpha1.CustomImageConfig, s
 	return sha256.Sum256(key), err == nil
 }
 
-// CustomImage dry-runs the children of a custom-image Task that passed
-// validation and the access checks, as requester r. Refusals are field
-// errors on spec.config (the Pod) and spec.config.clusterRole (the binding);
-// whatever is not a refusal is a warning.
-func (p *Preflight) CustomImage(ctx context.Context, task *v1alpha1.Task, r *v1alpha1.Requester) (field.ErrorList, []string) {
+// CustomImage dry-runs the children of a custom-image TaskRun whose
+// snapshot (spec.taskSpec) passed validation and the access checks, as
+// requester r. Refusals are field errors on spec.config (the Pod) and
+// spec.config.clusterRole (the binding), as for any config; whatever is not
+// a refusal is a warning.
+func (p *Preflight) CustomImage(ctx context.Context, run *v1alpha1.TaskRun, r *v1alpha1.Requester) (field.ErrorList, []string) {
 	var cfg v1alpha1.CustomImageConfig
-	if err := json.Unmarshal(task.Spec.Config.Raw, &cfg); err != nil {
+	if run.Spec.TaskSpec == nil {
+		return nil, []string{fmt.Sprintf(warnPreflightFailed, "Pod", "no spec.taskSpec")} // validated before: cannot happen
+	}
+	if err := json.Unmarshal(run.Spec.TaskSpec.Config.Raw, &cfg); err != nil {
 		return nil, []string{fmt.Sprintf(warnPreflightFailed, "Pod", err)} // Validate decoded it: cannot happen
 	}
 	clients, err := p.Clients(r)
 	if err != nil {
 		return nil, []string{fmt.Sprintf(warnPreflightFailed, "Pod", err)}
 	}
-	t := task.DeepCopy()
+	t := run.DeepCopy()
 	if t.Name == "" {
 		// generateName: a mutating webhook sees no name yet. A random
 		// suffix, as the API server would add, so no existing Pod collides.
@@ -118,7 +122,7 @@ func (p *Preflight) CustomImage(ctx context.Context, task *v1alpha1.Task, r *v1a
 	}
 	sa := cfg.ServiceAccountName
 	if sa == "" {
-		sa = v1alpha1.DefaultServiceAccountName(t.Name)
+		sa = v1alpha1.ServiceAccountName(t.Name, t.UID)
 	}
 	timeout := p.Timeout
 	if timeout <= 0 {
@@ -127,10 +131,10 @@ func (p *Preflight) CustomImage(ctx context.Context, task *v1alpha1.Task, r *v1a
 	var key [32]byte
 	cacheable := false
 	if p.CacheTTL > 0 {
-		// The Task's own ServiceAccount is dry-run as "default" (dryRunPod),
-		// so Tasks that differ only in their names share a key.
+		// The run's own ServiceAccount is dry-run as "default" (dryRunPod),
+		// so runs that differ only in their names share a key.
 		keySA := sa
-		if sa == v1alpha1.DefaultServiceAccountName(t.Name) {
+		if sa == v1alpha1.ServiceAccountName(t.Name, t.UID) {
 			keySA = ""
 		}
 		key, cacheable = passKey(r, t.Namespace, cfg, keySA)
@@ -168,7 +172,7 @@ func (p *Preflight) CustomImage(ctx context.Context, task *v1alpha1.Task, r *v1a
 		case isRefusal(err):
 			errs = append(errs, field.Forbidden(at, fmt.Sprintf(refusal, as, err.Error(), hint)))
 		default:
-			log.FromContext(ctx).Info("preflight inconclusive", "task", t.Name, "child", kind, "error", err.Error())
+			log.FromContext(ctx).Info("preflight inconclusive", "taskrun", t.Name, "child", kind, "error", err.Error())
 			warnings = append(warnings, fmt.Sprintf(warnPreflightFailed, kind, err))
 		}
 	}
@@ -183,10 +187,10 @@ func (p *Preflight) CustomImage(ctx context.Context, task *v1alpha1.Task, r *v1a
 }
 
 // dryRunPod dry-runs the Pod with the ServiceAccount it can name now: the
-// Task's own is created only at run time, so "default" stands in for it; a
+// run's own is created only at run time, so "default" stands in for it; a
 // user-named one is tried first and "default" if it does not exist yet.
-func (p *Preflight) dryRunPod(ctx context.Context, c client.Client, t *v1alpha1.Task, cfg *v1alpha1.CustomImageConfig, sa string) error {
-	if sa == v1alpha1.DefaultServiceAccountName(t.Name) {
+func (p *Preflight) dryRunPod(ctx context.Context, c client.Client, t *v1alpha1.TaskRun, cfg *v1alpha1.CustomImageConfig, sa string) error {
+	if sa == v1alpha1.ServiceAccountName(t.Name, t.UID) {
 		return dryRun(ctx, c, children.Pod(t, cfg, defaultServiceAccount))
 	}
 	err := dryRun(ctx, c, children.Pod(t, cfg, sa))

@@ -67,11 +67,11 @@ func TestPreflight(t *testing.T) {
 			wantSent: []string{"Pod runner", "Pod default"}},
 		{name: "no default ServiceAccount either: inconclusive", config: "{image: a:1, command: [x]}",
 			answer:   func(kind, sa string) error { return saLookup(sa) },
-			wantSent: []string{"Pod default"}, wantWarning: "the Task's Pod could not be dry-run: pods \"x\" is forbidden: error looking up service account shop/default"},
+			wantSent: []string{"Pod default"}, wantWarning: "the run's Pod could not be dry-run: pods \"x\" is forbidden: error looking up service account shop/default"},
 		{name: "PodSecurity refuses", config: "{image: a:1, command: [x]}",
 			answer:   func(string, string) error { return podSecurity },
 			wantSent: []string{"Pod default"},
-			wantErr:  `spec.config: Forbidden: the API server refuses the Task's Pod (server-side dry run as alice): pods "t1-task" is forbidden: violates PodSecurity "restricted:latest"`},
+			wantErr:  `spec.config: Forbidden: the API server refuses the run's Pod (server-side dry run as alice): pods "t1-task" is forbidden: violates PodSecurity "restricted:latest"`},
 		{name: "masters requester refused: the hint says why", config: "{image: a:1, command: [x]}", masters: true,
 			answer:   func(string, string) error { return podSecurity },
 			wantSent: []string{"Pod default"}, wantErr: "which Kubernetes does not let taskgate impersonate"},
@@ -82,11 +82,11 @@ func TestPreflight(t *testing.T) {
 				}
 				return nil
 			},
-			wantSent: []string{"ClusterRoleBinding t1-task", "Pod default"},
-			wantErr:  `spec.config.clusterRole: Forbidden: the API server refuses the Task's ClusterRoleBinding (server-side dry run as alice): clusterrolebindings.rbac.authorization.k8s.io "taskgate.shop.t1" is forbidden`},
+			wantSent: []string{"ClusterRoleBinding " + v1alpha1.ServiceAccountName("t1", ""), "Pod default"},
+			wantErr:  `spec.config.clusterRole: Forbidden: the API server refuses the run's ClusterRoleBinding (server-side dry run as alice): clusterrolebindings.rbac.authorization.k8s.io "taskgate.shop.t1" is forbidden`},
 		{name: "API server error: admitted with a warning", config: "{image: a:1, command: [x]}",
 			answer:   func(string, string) error { return apierrors.NewInternalError(errors.New("etcd is down")) },
-			wantSent: []string{"Pod default"}, wantWarning: "taskgate could not dry-run the Task's Pod, so it is admitted unchecked"},
+			wantSent: []string{"Pod default"}, wantWarning: "taskgate could not dry-run the run's Pod, so it is admitted unchecked"},
 		{name: "timeout: admitted with a warning", config: "{image: a:1, command: [x]}",
 			answer:   func(string, string) error { return apierrors.NewTimeoutError("slow", 1) },
 			wantSent: []string{"Pod default"}, wantWarning: "admitted unchecked"},
@@ -132,7 +132,7 @@ func TestPreflight(t *testing.T) {
 			p := &Preflight{Clients: func(req *v1alpha1.Requester) (*actas.Clients, error) {
 				return &actas.Clients{Client: c, Requester: req}, nil
 			}}
-			tk := task(v1alpha1.PluginCustomImage, tt.config)
+			tk := inline(v1alpha1.PluginCustomImage, tt.config)
 			if tt.generate {
 				tk.Name, tk.GenerateName = "", "run-"
 			}
@@ -208,10 +208,10 @@ func TestPreflightCache(t *testing.T) {
 			p := &Preflight{CacheTTL: tt.ttl, Clients: func(req *v1alpha1.Requester) (*actas.Clients, error) {
 				return &actas.Clients{Client: c, Requester: req}, nil
 			}}
-			first := task(v1alpha1.PluginCustomImage, "{image: a:1, command: [x]}")
+			first := inline(v1alpha1.PluginCustomImage, "{image: a:1, command: [x]}")
 			errs1, _ := p.CustomImage(context.Background(), first, alice)
 			time.Sleep(tt.wait)
-			second := task(v1alpha1.PluginCustomImage, tt.second.config)
+			second := inline(v1alpha1.PluginCustomImage, tt.second.config)
 			second.Name = tt.second.name
 			errs2, _ := p.CustomImage(context.Background(), second, tt.second.r)
 			if sentN != tt.wantSent {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 
@@ -8,6 +9,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/astronetes/taskgate/actas"
@@ -15,9 +17,9 @@ import (
 	"github.com/astronetes/taskgate/schemas"
 )
 
-// Who a Task acts as: spec.requester is recorded from the create request's
-// userInfo, and neither it nor the finalizer that guarantees the Task's
-// cleanup can be taken away afterwards.
+// Who a run acts as: a TaskRun's spec.requester is recorded from the create
+// request's userInfo, and neither it nor the finalizer that guarantees the
+// run's cleanup can be taken away afterwards.
 
 var (
 	requesterPath  = specPath.Child("requester")
@@ -27,26 +29,26 @@ var (
 // Texts of the requester and finalizer answers, as constants so tests and
 // docs quote them exactly.
 const (
-	warnRequesterReplaced = "spec.requester is recorded by taskgate as the user who creates the Task (%s); the value supplied was replaced"
-	errRequesterMismatch  = "must be the user who creates the Task (%s), as taskgate's mutating webhook records it: " +
+	warnRequesterReplaced = "spec.requester is recorded by taskgate as the user who creates the TaskRun (%s); the value supplied was replaced"
+	errRequesterMismatch  = "must be the user who creates the TaskRun (%s), as taskgate's mutating webhook records it: " +
 		"another mutating webhook changed it, or taskgate's did not run"
-	errRequesterChanged = "spec.requester records who created the Task, whose rights the Task acts with; it cannot change"
-	errSpecChanged      = "spec is immutable: a Task runs once; create a new Task (metadata.generateName works) to run again"
-	errFinalizerRemoved = "only taskgate's manager%s may remove the %s finalizer: it removes what the Task created " +
-		"(its ClusterRoleBinding) first, so that nothing outlives the Task; delete the Task and the finalizer goes once cleanup is done"
+	errRequesterChanged = "spec.requester records who created the TaskRun, whose rights the run acts with; it cannot change"
+	errSpecChanged      = "spec is immutable: a TaskRun runs what was admitted; create a new TaskRun (metadata.generateName works) to run again"
+	errFinalizerRemoved = "only taskgate's manager%s may remove the %s finalizer: it removes what the run created " +
+		"(its ClusterRoleBinding) first, so that nothing outlives it; delete the object and the finalizer goes once cleanup is done"
 )
 
-// recordRequester sets task.Spec.Requester to the user creating it. It
-// returns the patch operation that records it (nil when the Task already
+// recordRequester sets run.Spec.Requester to the user creating it. It
+// returns the patch operation that records it (nil when the run already
 // says so, as on a reinvocation) and a warning when a different requester
 // was supplied.
-func recordRequester(task *v1alpha1.Task, user authenticationv1.UserInfo) (*jsonpatch.JsonPatchOperation, []string) {
+func recordRequester(run *v1alpha1.TaskRun, user authenticationv1.UserInfo) (*jsonpatch.JsonPatchOperation, []string) {
 	r := actas.FromUserInfo(user)
-	supplied := task.Spec.Requester
+	supplied := run.Spec.Requester
 	if supplied != nil && equality.Semantic.DeepEqual(supplied, r) {
 		return nil, nil
 	}
-	task.Spec.Requester = r
+	run.Spec.Requester = r
 	op := &jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/requester", Value: r}
 	if supplied == nil {
 		return op, nil
@@ -54,12 +56,12 @@ func recordRequester(task *v1alpha1.Task, user authenticationv1.UserInfo) (*json
 	return op, []string{fmt.Sprintf(warnRequesterReplaced, actas.Describe(r))}
 }
 
-// checkRequester refuses a new Task whose spec.requester is not the user
+// checkRequester refuses a new TaskRun whose spec.requester is not the user
 // creating it. In the webhook pair the validating webhook runs after every
 // mutating one, so this catches a later webhook that rewrote the requester.
-func checkRequester(task *v1alpha1.Task, user authenticationv1.UserInfo) field.ErrorList {
+func checkRequester(run *v1alpha1.TaskRun, user authenticationv1.UserInfo) field.ErrorList {
 	want := actas.FromUserInfo(user)
-	if task.Spec.Requester != nil && equality.Semantic.DeepEqual(task.Spec.Requester, want) {
+	if run.Spec.Requester != nil && equality.Semantic.DeepEqual(run.Spec.Requester, want) {
 		return nil
 	}
 	return field.ErrorList{field.Invalid(requesterPath, field.OmitValueType{}, fmt.Sprintf(errRequesterMismatch, actas.Describe(want)))}
@@ -76,14 +78,20 @@ func accessSubject(mode actas.Mode, user authenticationv1.UserInfo) (authenticat
 	return actas.Effective(r), actas.MastersHint(r)
 }
 
-// specChanges refuses any change of spec, naming spec.requester when that
-// is what changed.
-func specChanges(old, cur v1alpha1.TaskSpec) field.ErrorList {
+// runSpecChanges refuses any change of a TaskRun's spec, naming
+// spec.requester when that is what changed. (The CRD says so too; this
+// says why.)
+func runSpecChanges(old, cur *v1alpha1.TaskRunSpec) field.ErrorList {
 	var errs field.ErrorList
 	if !equality.Semantic.DeepEqual(old.Requester, cur.Requester) {
 		errs = append(errs, field.Forbidden(requesterPath, errRequesterChanged))
 	}
-	if old.Plugin != cur.Plugin || !sameConfig(old.Config.Raw, cur.Config.Raw) {
+	o, c := *old, *cur
+	o.Requester, c.Requester = nil, nil
+	oldSnap, curSnap := o.TaskSpec, c.TaskSpec
+	o.TaskSpec, c.TaskSpec = nil, nil
+	if !equality.Semantic.DeepEqual(o, c) || (oldSnap == nil) != (curSnap == nil) ||
+		(oldSnap != nil && pluginSpecChanged(oldSnap, curSnap)) {
 		errs = append(errs, field.Forbidden(specPath, errSpecChanged))
 	}
 	return errs
@@ -100,14 +108,18 @@ func sameConfig(a, b []byte) bool {
 	return reflect.DeepEqual(av, bv)
 }
 
-// removesFinalizer reports whether an update takes away the taskgate finalizer.
-func removesFinalizer(old, cur *v1alpha1.Task) bool {
-	return controllerutil.ContainsFinalizer(old, v1alpha1.Finalizer) && !controllerutil.ContainsFinalizer(cur, v1alpha1.Finalizer)
-}
-
-func finalizerForbidden(manager string) *field.Error {
+// finalizerRule refuses an update that takes away the taskgate finalizer
+// unless the manager sends it.
+func (v *Validator) finalizerRule(ctx context.Context, old, cur client.Object) field.ErrorList {
+	if !controllerutil.ContainsFinalizer(old, v1alpha1.Finalizer) || controllerutil.ContainsFinalizer(cur, v1alpha1.Finalizer) {
+		return nil
+	}
+	if req, _ := requestFrom(ctx); v.Manager != "" && req.UserInfo.Username == v.Manager {
+		return nil
+	}
+	manager := v.Manager
 	if manager != "" {
 		manager = " (" + manager + ")"
 	}
-	return field.Forbidden(finalizersPath, fmt.Sprintf(errFinalizerRemoved, manager, v1alpha1.Finalizer))
+	return field.ErrorList{field.Forbidden(finalizersPath, fmt.Sprintf(errFinalizerRemoved, manager, v1alpha1.Finalizer))}
 }

@@ -41,11 +41,11 @@ func storedRequester(t *testing.T, obj []byte, resp *admissionv1.AdmissionRespon
 			t.Fatalf("apply %s: %v", resp.Patch, err)
 		}
 	}
-	var tk v1alpha1.Task
-	if err := json.Unmarshal(obj, &tk); err != nil {
+	var run v1alpha1.TaskRun
+	if err := json.Unmarshal(obj, &run); err != nil {
 		t.Fatal(err)
 	}
-	return tk.Spec.Requester
+	return run.Spec.Requester
 }
 
 // TestRecordRequester: both mutating handlers record the create request's
@@ -54,7 +54,7 @@ func storedRequester(t *testing.T, obj []byte, resp *admissionv1.AdmissionRespon
 func TestRecordRequester(t *testing.T) {
 	alice := authenticationv1.UserInfo{Username: "alice", UID: "u-1", Groups: []string{"dev", "system:authenticated"},
 		Extra: map[string]authenticationv1.ExtraValue{"scopes.example.com": {"a", "b"}}}
-	good := taskJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36","namespace":"shop","retries":0,"serviceAccountName":"t1-task","timeoutSeconds":3600}`)
+	good := runJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36","namespace":"shop","retries":0,"timeoutSeconds":3600}`)
 	aliceJSON, _ := json.Marshal(actas.FromUserInfo(alice))
 	tests := []struct {
 		name      string
@@ -64,13 +64,13 @@ func TestRecordRequester(t *testing.T) {
 	}{
 		{name: "none supplied: recorded", wantPatch: true},
 		{name: "another user supplied: replaced, with a warning", supplied: `{"username":"cluster-admin","groups":["system:masters"]}`,
-			wantPatch: true, wantWarn: "spec.requester is recorded by taskgate as the user who creates the Task (alice (groups dev, system:authenticated)); the value supplied was replaced"},
+			wantPatch: true, wantWarn: "spec.requester is recorded by taskgate as the user who creates the TaskRun (alice (groups dev, system:authenticated)); the value supplied was replaced"},
 		{name: "same user with fewer groups supplied: replaced", supplied: `{"username":"alice","uid":"u-1"}`, wantPatch: true, wantWarn: "the value supplied was replaced"},
 		{name: "already recorded: nothing to patch", supplied: string(aliceJSON)},
 	}
 	a := newTestAdmitter(t)
 	allowPods := fakeAuthz{map[string]bool{"create pods shop ": true}}
-	mutate, _, admit := NewHandlers(&Validator{Admitter: a, Authz: allowPods})
+	mutate, _, admit := runReviewHandlers(&Validator{Admitter: a, Authz: allowPods})
 	for _, h := range []struct {
 		name string
 		h    http.Handler
@@ -100,39 +100,56 @@ func TestRecordRequester(t *testing.T) {
 	}
 }
 
-// TestValidateUpdateProtects: spec.requester cannot change (the refusal
-// names it), and only the manager may take the finalizer away; through the
-// validating handler and the single call's UPDATE path.
+// TestValidateUpdateProtects: a TaskRun's spec.requester cannot change (the
+// refusal names it), a legacy Task keeps its deprecated requester but may
+// not set another, and only the manager may take the finalizer away, of
+// either kind; through the validating handler and the single call's UPDATE
+// path.
 func TestValidateUpdateProtects(t *testing.T) {
 	const manager = "system:serviceaccount:taskgate-system:taskgate"
 	alice := authenticationv1.UserInfo{Username: "alice", Groups: []string{"system:authenticated"}}
-	base := withRequester(taskJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36"}`), `{"username":"alice"}`)
-	finalized := []byte(strings.Replace(string(base), `"namespace":"shop"`, `"namespace":"shop","finalizers":["`+v1alpha1.Finalizer+`"]`, 1))
-	labeled := []byte(strings.Replace(string(finalized), `"namespace":"shop"`, `"namespace":"shop","labels":{"a":"b"}`, 1))
-	otherRequester := []byte(strings.Replace(string(finalized), `{"username":"alice"}`, `{"username":"mallory"}`, 1))
-	noRequester := []byte(strings.Replace(string(finalized), `"requester":{"username":"alice"},`, ``, 1))
+	finalize := func(obj []byte) []byte {
+		return []byte(strings.Replace(string(obj), `"namespace":"shop"`, `"namespace":"shop","finalizers":["`+v1alpha1.Finalizer+`"]`, 1))
+	}
+	label := func(obj []byte) []byte {
+		return []byte(strings.Replace(string(obj), `"namespace":"shop"`, `"namespace":"shop","labels":{"a":"b"}`, 1))
+	}
+	run := withRequester(runJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36"}`), `{"username":"alice"}`)
+	legacy := withRequester(taskJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36"}`), `{"username":"alice"}`)
 	tests := []struct {
 		name     string
+		kind     string // "run" or "task"
 		old, obj []byte
 		user     authenticationv1.UserInfo
 		manager  string
 		want     string // empty: allowed
 	}{
-		{name: "requester changed", old: finalized, obj: otherRequester, user: alice, manager: manager,
-			want: "spec.requester: Forbidden: " + errRequesterChanged},
-		{name: "requester removed", old: finalized, obj: noRequester, user: alice, manager: manager, want: "spec.requester: Forbidden"},
-		{name: "requester changed by the manager too", old: finalized, obj: otherRequester, user: authenticationv1.UserInfo{Username: manager}, manager: manager,
-			want: "spec.requester: Forbidden"},
-		{name: "finalizer stripped by a user who may update tasks", old: finalized, obj: base, user: alice, manager: manager,
+		{name: "requester changed", kind: "run", old: finalize(run), obj: finalize([]byte(strings.Replace(string(run), `"alice"`, `"mallory"`, 1))),
+			user: alice, manager: manager, want: "spec.requester: Forbidden: " + errRequesterChanged},
+		{name: "requester removed", kind: "run", old: finalize(run), obj: finalize([]byte(strings.Replace(string(run), `"requester":{"username":"alice"},`, ``, 1))),
+			user: alice, manager: manager, want: "spec.requester: Forbidden"},
+		{name: "requester changed by the manager too", kind: "run", old: finalize(run), obj: finalize([]byte(strings.Replace(string(run), `"alice"`, `"mallory"`, 1))),
+			user: authenticationv1.UserInfo{Username: manager}, manager: manager, want: "spec.requester: Forbidden"},
+		{name: "finalizer stripped by a user who may update taskruns", kind: "run", old: finalize(run), obj: run, user: alice, manager: manager,
 			want: "metadata.finalizers: Forbidden: only taskgate's manager (" + manager + ") may remove the " + v1alpha1.Finalizer + " finalizer"},
-		{name: "finalizer removed by the manager", old: finalized, obj: base, user: authenticationv1.UserInfo{Username: manager}, manager: manager},
-		{name: "manager unknown: nobody may", old: finalized, obj: base, user: authenticationv1.UserInfo{Username: manager},
+		{name: "finalizer removed by the manager", kind: "run", old: finalize(run), obj: run, user: authenticationv1.UserInfo{Username: manager}, manager: manager},
+		{name: "manager unknown: nobody may", kind: "run", old: finalize(run), obj: run, user: authenticationv1.UserInfo{Username: manager},
 			want: "metadata.finalizers: Forbidden: only taskgate's manager may remove"},
-		{name: "finalizer added", old: base, obj: finalized, user: alice, manager: manager},
-		{name: "labels changed, finalizer kept", old: finalized, obj: labeled, user: alice, manager: manager},
+		{name: "finalizer added", kind: "run", old: run, obj: finalize(run), user: alice, manager: manager},
+		{name: "labels changed, finalizer kept", kind: "run", old: finalize(run), obj: label(finalize(run)), user: alice, manager: manager},
+		{name: "legacy Task keeps its requester", kind: "task", old: finalize(legacy), obj: label(finalize(legacy)), user: alice, manager: manager},
+		{name: "legacy Task may not name another", kind: "task", old: finalize(legacy), obj: finalize([]byte(strings.Replace(string(legacy), `"alice"`, `"mallory"`, 1))),
+			user: alice, manager: manager, want: "spec.requester: Forbidden: " + errTaskRequester},
+		{name: "legacy Task finalizer stripped by a user", kind: "task", old: finalize(legacy), obj: legacy, user: alice, manager: manager,
+			want: "metadata.finalizers: Forbidden: only taskgate's manager"},
+		{name: "legacy Task finalizer removed by the manager", kind: "task", old: finalize(legacy), obj: legacy, user: authenticationv1.UserInfo{Username: manager}, manager: manager},
 	}
 	for _, tt := range tests {
-		_, validate, admit := NewHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: fakeAuthz{}, Manager: tt.manager})
+		v := &Validator{Admitter: newTestAdmitter(t), Authz: fakeAuthz{}, Manager: tt.manager}
+		_, validate, admit := runReviewHandlers(v)
+		if tt.kind == "task" {
+			_, validate, admit = NewHandlers(v)
+		}
 		for _, h := range []struct {
 			name string
 			h    http.Handler
@@ -171,7 +188,7 @@ func (a *askedAuthz) Allowed(_ context.Context, u authenticationv1.UserInfo, _ a
 // a refusal says why; in controller mode about the request's whole user.
 func TestAccessChecksAskAboutWhomTheRunActsAs(t *testing.T) {
 	root := authenticationv1.UserInfo{Username: "root", UID: "0", Groups: []string{"system:masters", "system:authenticated"}}
-	obj := taskJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36","namespace":"shop","retries":0,"serviceAccountName":"t1-task","timeoutSeconds":3600}`)
+	obj := runJSON("custom-image", `{"command":["echo"],"image":"busybox:1.36","namespace":"shop","retries":0,"timeoutSeconds":3600}`)
 	tests := []struct {
 		mode     actas.Mode
 		wantUser authenticationv1.UserInfo
@@ -184,7 +201,7 @@ func TestAccessChecksAskAboutWhomTheRunActsAs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("mode %q", tt.mode), func(t *testing.T) {
 			authz := &askedAuthz{}
-			_, _, admit := NewHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: authz, ActAs: tt.mode})
+			_, _, admit := runReviewHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: authz, ActAs: tt.mode})
 			_, out := serve(admit, reviewAs(admissionv1.Create, obj, nil, root), "application/json")
 			if out.Response.Allowed {
 				t.Fatal("admitted though every check is denied")

@@ -89,40 +89,64 @@ func TestSingleCallMatchesPair(t *testing.T) {
 		{"access denied", &scriptedAuthz{next: deny}},
 		{"access check fails", &scriptedAuthz{next: fail}},
 	} {
-		mutate, validate := Handlers(a, authz.authz)
-		admit := SingleCallHandler(a, authz.authz)
-		for name, obj := range admissionCases(t) {
-			t.Run(authz.name+"/"+name, func(t *testing.T) {
-				_, m := serve(mutate, review(admissionv1.Create, obj, nil, false), "application/json")
-				pair, patched := outcomeOf(t, obj, m.Response)
-				if pair.Allowed {
-					_, v := serve(validate, review(admissionv1.Create, patched, nil, false), "application/json")
-					pair, _ = outcomeOf(t, patched, v.Response)
-					pair.Warnings = append(m.Response.Warnings, v.Response.Warnings...)
+		for _, kind := range []string{"Task", "TaskRun"} {
+			mutate, validate, admit := NewHandlers(&Validator{Admitter: a, Authz: authz.authz})
+			if kind == "TaskRun" {
+				mutate, validate, admit = runReviewHandlers(&Validator{Admitter: a, Authz: authz.authz})
+			}
+			for name, obj := range admissionCases(t) {
+				if kind == "TaskRun" {
+					obj = asInlineRun(t, obj)
+				}
+				t.Run(authz.name+"/"+kind+"/"+name, func(t *testing.T) {
+					_, m := serve(mutate, review(admissionv1.Create, obj, nil, false), "application/json")
+					pair, patched := outcomeOf(t, obj, m.Response)
 					if pair.Allowed {
-						pair.Stored = string(patched)
+						_, v := serve(validate, review(admissionv1.Create, patched, nil, false), "application/json")
+						pair, _ = outcomeOf(t, patched, v.Response)
+						pair.Warnings = append(m.Response.Warnings, v.Response.Warnings...)
+						if pair.Allowed {
+							pair.Stored = string(patched)
+						}
 					}
-				}
-				_, s := serve(admit, review(admissionv1.Create, obj, nil, false), "application/json")
-				single, _ := outcomeOf(t, obj, s.Response)
-				if !reflect.DeepEqual(single, pair) {
-					t.Errorf("single call:\n%+v\npair:\n%+v", single, pair)
-				}
-				if strings.Contains(name, "/invalid/") && single.Allowed {
-					t.Errorf("invalid case admitted")
-				}
-				if !single.Allowed {
-					return
-				}
-				// A reinvocation (another webhook changed the Task since)
-				// sees the defaulted Task: nothing more to patch, still allowed.
-				_, again := serve(admit, review(admissionv1.Create, []byte(single.Stored), nil, false), "application/json")
-				if !again.Response.Allowed || len(again.Response.Patch) > 0 {
-					t.Errorf("reinvocation: allowed %v, patch %s", again.Response.Allowed, again.Response.Patch)
-				}
-			})
+					_, s := serve(admit, review(admissionv1.Create, obj, nil, false), "application/json")
+					single, _ := outcomeOf(t, obj, s.Response)
+					if !reflect.DeepEqual(single, pair) {
+						t.Errorf("single call:\n%+v\npair:\n%+v", single, pair)
+					}
+					if strings.Contains(name, "/invalid/") && single.Allowed {
+						t.Errorf("invalid case admitted")
+					}
+					if !single.Allowed {
+						return
+					}
+					// A reinvocation (another webhook changed the Task since)
+					// sees the defaulted Task: nothing more to patch, still allowed.
+					_, again := serve(admit, review(admissionv1.Create, []byte(single.Stored), nil, false), "application/json")
+					if !again.Response.Allowed || len(again.Response.Patch) > 0 {
+						t.Errorf("reinvocation: allowed %v, patch %s", again.Response.Allowed, again.Response.Patch)
+					}
+				})
+			}
 		}
 	}
+}
+
+// asInlineRun turns a Task's JSON into a one-off TaskRun of its spec.
+func asInlineRun(t *testing.T, task []byte) []byte {
+	t.Helper()
+	var obj map[string]any
+	if err := json.Unmarshal(task, &obj); err != nil {
+		t.Fatal(err)
+	}
+	obj["kind"] = "TaskRun"
+	spec, _ := obj["spec"].(map[string]any)
+	obj["spec"] = map[string]any{"taskSpec": map[string]any{"plugin": spec["plugin"], "config": spec["config"]}}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestSingleCallUpdateAndDelete(t *testing.T) {
@@ -136,15 +160,29 @@ func TestSingleCallUpdateAndDelete(t *testing.T) {
 		wantAllowed bool
 		wantText    string
 	}{
-		{name: "spec change refused", op: admissionv1.Update, obj: taskJSON("custom-image", `{"image":"busybox:1.37","command":["echo"]}`), old: good,
-			wantText: "spec is immutable"},
+		{name: "wrong edit refused", op: admissionv1.Update, obj: taskJSON("custom-image", `{"image":"busybox:1.37","comand":["echo"]}`), old: good,
+			wantText: "spec.config.comand"},
 		{name: "label change allowed, no access checks", op: admissionv1.Update, obj: labeled, old: good, wantAllowed: true},
 		{name: "old object not a Task", op: admissionv1.Update, obj: good, old: []byte(`{"spec":5}`), wantText: "must be an object"},
 		{name: "delete allowed", op: admissionv1.Delete, old: good, wantAllowed: true},
 	}
+	_, _, admitRun := runReviewHandlers(&Validator{Admitter: newTestAdmitter(t), Authz: &scriptedAuthz{next: deny}})
+	run := runJSON("custom-image", `{"image":"busybox:1.36","command":["echo"]}`)
+	tests = append(tests, struct {
+		name        string
+		op          admissionv1.Operation
+		obj, old    []byte
+		wantAllowed bool
+		wantText    string
+	}{name: "run spec change refused", op: admissionv1.Update, obj: runJSON("custom-image", `{"image":"busybox:1.37","command":["echo"]}`), old: run,
+		wantText: "spec is immutable"})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out := serve(admit, review(tt.op, tt.obj, tt.old, false), "application/json")
+			h := admit
+			if strings.HasPrefix(tt.name, "run ") {
+				h = admitRun
+			}
+			code, out := serve(h, review(tt.op, tt.obj, tt.old, false), "application/json")
 			if code != 200 || out.Response == nil {
 				t.Fatalf("HTTP %d, %+v", code, out)
 			}

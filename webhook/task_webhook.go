@@ -2,32 +2,43 @@ package webhook
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"time"
 
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
-	"github.com/astronetes/taskgate/registry"
-	"github.com/astronetes/taskgate/schemas"
 )
 
-var taskGroupKind = v1alpha1.GroupVersion.WithKind("Task").GroupKind()
+// A Task is a runbook: admitting one (CREATE, or an UPDATE that edits it)
+// checks and defaults its plugin and config, and nothing else. It runs
+// nothing, so it needs no access review, no preflight and no requester:
+// those belong to the TaskRun that runs it (taskrun_webhook.go).
 
-// Defaulter is the mutating webhook's defaulting: it fills in a new Task's
-// defaults. The mutating handlers also record spec.requester, from the
-// request's userInfo, in the same patch (see recordRequester).
+// Texts of the Task answers, as constants so tests and docs quote them.
+const (
+	errTaskRequester = "a Task runs nothing, so it has no requester: a TaskRun records who runs it " +
+		"(taskgate fills in the TaskRun's spec.requester); remove this field"
+	errTaskTTL = "a Task is never finished, so this does nothing on it: set ttlSecondsAfterFinished " +
+		"on the TaskRuns that run it; remove this field"
+)
+
+var ttlPath = specPath.Child("ttlSecondsAfterFinished")
+
+// Defaulter is the mutating webhook's defaulting: it fills in a Task's
+// defaults when it is created and when an update edits its plugin or config.
 type Defaulter struct{ Admitter *Admitter }
 
-// Validator is the validating webhook: it refuses a wrong Task with every
-// bad field at once, and one that would lend the user rights they lack.
+// Validator is the validating webhook of both kinds: it refuses a wrong Task
+// with every bad field at once; for a TaskRun it also refuses one that would
+// lend the user rights they lack (taskrun_webhook.go).
 type Validator struct {
 	Admitter *Admitter
 	// Authz checks the requesting user's rights; nil skips the checks.
@@ -40,248 +51,140 @@ type Validator struct {
 	// Manager is the manager's own username, the only user who may remove
 	// the v1alpha1.Finalizer; empty lets nobody remove it.
 	Manager string
-	// Preflight, when set, dry-runs a custom-image Task's children on the
-	// API server as the requester once the Task passed every other check.
+	// Preflight, when set, dry-runs a custom-image run's children on the
+	// API server as the requester once the run passed every other check.
 	Preflight *Preflight
+	// Reader reads Tasks and TaskRuns for TaskRun admission straight from
+	// the API server (the manager's APIReader), never from a cache that may
+	// lag behind the Task a user just edited; nil refuses every TaskRun
+	// naming a Task.
+	Reader client.Reader
 }
 
-// Default fills in a created Task's defaults; the mutating handler calls
-// it. Only CREATE is defaulted: spec is immutable, so an UPDATE has nothing
-// to fill.
+// Default fills in a Task's defaults; the mutating handler calls it on
+// CREATE and on an UPDATE that changes spec.plugin or spec.config.
 func (d *Defaulter) Default(ctx context.Context, task *v1alpha1.Task) error {
 	start := time.Now()
-	op := operation(ctx)
-	if op != "" && op != admissionv1.Create {
-		return nil
-	}
 	errs := d.Admitter.Default(task)
-	observe("mutate", task, op, start, errs, nil)
+	observe("mutate", "Task", task.Spec.Plugin, operation(ctx), start, errs, nil)
 	if len(errs) > 0 {
 		return apierrors.NewInvalid(taskGroupKind, task.Name, errs)
 	}
 	return nil
 }
 
-// ValidateCreate checks a created Task: the Task's schema and
-// plugin rules, the recorded requester, the requester's rights, and the
-// preflight, each only once everything before it passed.
+// ValidateCreate checks a created Task: its schema and plugin rules, and
+// none of the fields that belong to a run.
 func (v *Validator) ValidateCreate(ctx context.Context, task *v1alpha1.Task) (admission.Warnings, error) {
 	start := time.Now()
-	errs, warnings, checks := v.Admitter.check(task, v.Authz != nil)
-	req, hasReq := requestFrom(ctx)
-	if hasReq {
-		errs = mergeErrors(errs, checkRequester(task, req.UserInfo))
+	errs, warnings := v.Admitter.Validate(task)
+	errs = mergeErrors(errs, deprecatedFields(nil, &task.Spec))
+	return taskVerdict(task, admissionv1.Create, start, errs, warnings)
+}
+
+// ValidateUpdate checks an update: an edited plugin or config is checked
+// again as on create (an unchanged one is not, so metadata and finalizer
+// updates go through even if the schemas changed since), a deprecated
+// field may stay but not be set anew, and only the manager may remove the
+// finalizer of a Task an earlier taskgate ran.
+func (v *Validator) ValidateUpdate(ctx context.Context, oldTask, task *v1alpha1.Task) (admission.Warnings, error) {
+	start := time.Now()
+	var errs field.ErrorList
+	var warnings []string
+	if pluginSpecChanged(&oldTask.Spec.PluginSpec, &task.Spec.PluginSpec) {
+		errs, warnings = v.Admitter.Validate(task)
 	}
-	var err error
-	if len(errs) == 0 && len(checks) > 0 {
-		errs, err = v.checkAccess(ctx, task, req, checks)
-	}
-	if len(errs) == 0 && err == nil && hasReq && v.Preflight != nil && task.Spec.Plugin == v1alpha1.PluginCustomImage {
-		var more []string
-		errs, more = v.Preflight.CustomImage(ctx, task, actas.FromUserInfo(req.UserInfo))
-		warnings = append(warnings, more...)
-	}
-	observe("validate", task, admissionv1.Create, start, errs, err)
-	if err != nil {
-		return warnings, err
-	}
+	errs = mergeErrors(errs, deprecatedFields(&oldTask.Spec, &task.Spec))
+	errs = append(errs, v.finalizerRule(ctx, oldTask, task)...)
+	return taskVerdict(task, admissionv1.Update, start, errs, warnings)
+}
+
+// taskVerdict records the metrics of a Task validation and answers it.
+func taskVerdict(task *v1alpha1.Task, op admissionv1.Operation, start time.Time, errs field.ErrorList, warnings []string) (admission.Warnings, error) {
+	observe("validate", "Task", task.Spec.Plugin, op, start, errs, nil)
 	if len(errs) > 0 {
-		return warnings, apierrors.NewInvalid(taskGroupKind, task.Name, errs)
+		return nil, apierrors.NewInvalid(taskGroupKind, task.Name, errs)
 	}
 	return warnings, nil
 }
 
-// ValidateUpdate checks an update: spec cannot change, and
-// only the manager may remove the finalizer. An unchanged spec is not
-// checked again, so metadata and finalizer updates go through even if the
-// schemas changed since the Task was admitted.
-func (v *Validator) ValidateUpdate(ctx context.Context, oldTask, task *v1alpha1.Task) (admission.Warnings, error) {
-	start := time.Now()
-	errs := specChanges(oldTask.Spec, task.Spec)
-	if removesFinalizer(oldTask, task) {
-		req, _ := requestFrom(ctx)
-		if v.Manager == "" || req.UserInfo.Username != v.Manager {
-			errs = append(errs, finalizerForbidden(v.Manager))
-		}
+// deprecatedFields refuses spec.requester and spec.ttlSecondsAfterFinished
+// on a Task unless an earlier taskgate stored them (old holds the same
+// value): they belong on TaskRuns.
+func deprecatedFields(old, cur *v1alpha1.TaskSpec) field.ErrorList {
+	var errs field.ErrorList
+	if cur.Requester != nil && (old == nil || !equality.Semantic.DeepEqual(old.Requester, cur.Requester)) {
+		errs = append(errs, field.Forbidden(requesterPath, errTaskRequester))
 	}
-	observe("validate", task, admissionv1.Update, start, errs, nil)
-	if len(errs) > 0 {
-		return nil, apierrors.NewInvalid(taskGroupKind, task.Name, errs)
+	if cur.TTLSecondsAfterFinished != nil && (old == nil || !equality.Semantic.DeepEqual(old.TTLSecondsAfterFinished, cur.TTLSecondsAfterFinished)) {
+		errs = append(errs, field.Forbidden(ttlPath, errTaskTTL))
 	}
-	return nil, nil
+	return errs
 }
 
-// checkAccess asks the Authorizer about the identity the run acts as.
-func (v *Validator) checkAccess(ctx context.Context, task *v1alpha1.Task, req admission.Request, checks []AccessCheck) (field.ErrorList, error) {
-	if req.UserInfo.Username == "" {
-		return nil, apierrors.NewBadRequest("no admission request in context, or no user in it")
-	}
-	user, hint := accessSubject(v.ActAs, req.UserInfo)
-	errs, err := authorize(ctx, v.Authz, user, checks, hint)
-	if err != nil {
-		log.FromContext(ctx).Error(err, "authorization check failed", "task", task.Name)
-		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("taskgate could not check your permissions (retry): %v", err))
-	}
-	return errs, nil
+// pluginSpecChanged reports whether an update edits what runs.
+func pluginSpecChanged(old, cur *v1alpha1.PluginSpec) bool {
+	return old.Plugin != cur.Plugin || !sameConfig(old.Config.Raw, cur.Config.Raw)
 }
 
-// requestFrom is the admission request in ctx, if any.
-func requestFrom(ctx context.Context) (admission.Request, bool) {
-	req, err := admission.RequestFromContext(ctx)
-	return req, err == nil
-}
-
-func operation(ctx context.Context) admissionv1.Operation {
-	req, err := admission.RequestFromContext(ctx)
-	if err != nil {
-		return ""
-	}
-	return req.Operation
-}
-
-func observe(webhook string, task *v1alpha1.Task, op admissionv1.Operation, start time.Time, errs field.ErrorList, err error) {
-	verdict := "allowed"
-	switch {
-	case err != nil:
-		verdict = "error"
-	case len(errs) > 0:
-		verdict = "denied"
-	}
-	admissionRequests.WithLabelValues(webhook, registry.Label(task.Spec.Plugin), string(op), verdict).Inc()
-	admissionDuration.WithLabelValues(webhook).Observe(time.Since(start).Seconds())
-}
-
-// Options configure the admission webhooks.
-type Options struct {
-	// AllowedClusterRoles, when set, is the only ClusterRoles Tasks may bind.
-	AllowedClusterRoles []string
-	// SyncSchemaDir adds or overrides synchronization-plugin schemas.
-	SyncSchemaDir string
-	// AccessReviewCacheTTL, when positive, is how long an allowed
-	// SubjectAccessReview answer is reused for the same user and question
-	// (see CachedAuthorizer); zero asks the API server every time.
-	AccessReviewCacheTTL time.Duration
-	// AccessReviewDenialCacheTTL is how long a denial is reused while the
-	// cache is on: zero means DefaultAccessReviewDenialCacheTTL (at most
-	// AccessReviewCacheTTL), negative remembers no denial.
-	AccessReviewDenialCacheTTL time.Duration
-	// ActAs says whom the controller acts as; admission's access checks ask
-	// about that identity (actas.Effective of the requester by default).
-	ActAs actas.Mode
-	// Preflight, when set, dry-runs a custom-image Task's Pod and binding on
-	// the API server as the requester at admission.
-	Preflight bool
-	// PreflightCacheTTL, when positive, remembers a requester's clean
-	// preflight passes for that long (see Preflight.CacheTTL); zero dry-runs
-	// every Task.
-	PreflightCacheTTL time.Duration
-}
-
-// NewAdmitterFromOptions loads the schemas and builds the Admitter the
-// webhooks share.
-func NewAdmitterFromOptions(opts Options) (*Admitter, error) {
-	set, err := schemas.Load(opts.SyncSchemaDir)
-	if err != nil {
-		return nil, fmt.Errorf("load schemas: %w", err)
-	}
-	a := NewAdmitter(set)
-	a.AllowedClusterRoles = opts.AllowedClusterRoles
-	return a, nil
-}
-
-// setupTimeout bounds the API requests SetupWithManager makes.
-const setupTimeout = 30 * time.Second
-
-// SetupWithManager registers the Task webhooks on the manager's webhook
-// server: the mutating and validating pair, and the single-call webhook.
-// Which of them the API server calls is up to the webhook configurations.
-// It asks the API server who the manager is (actas.Self), the one user
-// that may remove a Task's finalizer.
-func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	v, err := NewValidatorForManager(mgr, opts)
-	if err != nil {
-		return err
-	}
-	mutate, validate, admit := NewHandlers(v)
-	srv := mgr.GetWebhookServer()
-	srv.Register(MutatePath, mutate)
-	srv.Register(ValidatePath, validate)
-	srv.Register(AdmitPath, admit)
-	return nil
-}
-
-// NewValidatorForManager builds the Validator SetupWithManager serves:
-// discovery for scopes, SubjectAccessReviews through the manager's client,
-// the manager's own username, and with opts.Preflight the clients that act
-// as requesters.
-func NewValidatorForManager(mgr ctrl.Manager, opts Options) (*Validator, error) {
-	mode := opts.ActAs
-	if mode == "" {
-		mode = actas.ModeRequester
-	}
-	if _, err := actas.ParseMode(string(mode)); err != nil {
-		return nil, err
-	}
-	a, err := NewAdmitterFromOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	a.Scopes = MapperScopes{Mapper: mgr.GetRESTMapper()}
-	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-	defer cancel()
-	self, err := actas.Self(ctx, mgr.GetConfig())
-	if err != nil {
-		return nil, fmt.Errorf("learn the manager's own user, the only one that may remove the %s finalizer: %w", v1alpha1.Finalizer, err)
-	}
-	v := &Validator{Admitter: a, Authz: NewAuthorizer(mgr.GetClient(), opts), ActAs: mode, Manager: self.Username}
-	if opts.Preflight {
-		f, err := actas.NewFactory(mode, mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper())
-		if err != nil {
-			return nil, fmt.Errorf("preflight clients: %w", err)
-		}
-		v.Preflight = &Preflight{Clients: f.For, CacheTTL: opts.PreflightCacheTTL}
-	}
-	return v, nil
-}
-
-// NewAuthorizer is the SubjectAccessReview authorizer the webhooks use,
-// behind a cache of answers when opts.AccessReviewCacheTTL is set.
-func NewAuthorizer(c client.Client, opts Options) Authorizer {
-	var authz Authorizer = SARAuthorizer{Client: c}
-	if opts.AccessReviewCacheTTL > 0 {
-		cached := NewCachedAuthorizer(authz, opts.AccessReviewCacheTTL, DefaultAccessReviewCacheSize)
-		if opts.AccessReviewDenialCacheTTL != 0 {
-			cached.WithDenialTTL(min(opts.AccessReviewDenialCacheTTL, opts.AccessReviewCacheTTL))
-		}
-		authz = cached
-	}
-	return authz
-}
-
-// Handlers returns the HTTP handlers of the mutating and validating webhooks
-// for a Validator with only an Admitter and an Authorizer (no preflight, no
-// manager identity: nobody may remove the finalizer).
-func Handlers(a *Admitter, authz Authorizer) (mutate, validate *ReviewHandler) {
-	mutate, validate, _ = NewHandlers(&Validator{Admitter: a, Authz: authz})
-	return mutate, validate
-}
-
-// SingleCallHandler returns the HTTP handler of the single-call webhook for
-// a Validator with only an Admitter and an Authorizer (see Handlers).
-func SingleCallHandler(a *Admitter, authz Authorizer) *ReviewHandler {
-	_, _, admit := NewHandlers(&Validator{Admitter: a, Authz: authz})
-	return admit
-}
-
-// NewHandlers returns the HTTP handlers of the three webhooks around one
-// Validator: the mutating and validating pair, and the single-call webhook,
-// a mutating webhook that defaults and then validates in the same call. The
-// single call is as strict as the pair only while no later mutating webhook
-// changes Tasks; its configuration should say reinvocationPolicy: IfNeeded.
-func NewHandlers(v *Validator) (mutate, validate, single *ReviewHandler) {
+// taskHandlers are the Task webhooks' handlers: mutating, validating and
+// the single call that does both.
+func taskHandlers(v *Validator) (mutate, validate, single handler[v1alpha1.Task]) {
 	d := &Defaulter{Admitter: v.Admitter}
-	mutate = NewReviewHandler(&admission.Webhook{Handler: defaultingHandler(d)})
-	validate = NewReviewHandler(&admission.Webhook{Handler: validatingHandler(v)})
-	single = NewReviewHandler(&admission.Webhook{Handler: singleCallHandler(d, v)})
+	mutate = handler[v1alpha1.Task]{
+		kind: taskGroupKind,
+		create: func(ctx context.Context, _ admission.Request, task *v1alpha1.Task) admission.Response {
+			return defaultTask(ctx, d, nil, task)
+		},
+		update: func(ctx context.Context, _ admission.Request, old, task *v1alpha1.Task) admission.Response {
+			return defaultTask(ctx, d, old, task)
+		},
+	}
+	validate = handler[v1alpha1.Task]{
+		kind: taskGroupKind,
+		create: func(ctx context.Context, _ admission.Request, task *v1alpha1.Task) admission.Response {
+			return validationResponse(v.ValidateCreate(ctx, task))
+		},
+		update: func(ctx context.Context, _ admission.Request, old, task *v1alpha1.Task) admission.Response {
+			return validationResponse(v.ValidateUpdate(ctx, old, task))
+		},
+	}
+	// The single call validates the Task as its own patch leaves it.
+	single = handler[v1alpha1.Task]{
+		kind: taskGroupKind,
+		create: func(ctx context.Context, req admission.Request, task *v1alpha1.Task) admission.Response {
+			return thenValidate(mutate.create(ctx, req, task), func() admission.Response { return validate.create(ctx, req, task) })
+		},
+		update: func(ctx context.Context, req admission.Request, old, task *v1alpha1.Task) admission.Response {
+			return thenValidate(mutate.update(ctx, req, old, task), func() admission.Response { return validate.update(ctx, req, old, task) })
+		},
+	}
 	return mutate, validate, single
+}
+
+// defaultTask defaults a Task in place and answers with a replace of
+// spec.config when that changed it. On UPDATE (old set) it first puts back
+// the transformation scopes the update dropped (restoreScopes), and
+// defaults only when the update edits the plugin or config; an unchanged
+// Task stays as stored. It never refuses an UPDATE: the validating webhook
+// judges it.
+func defaultTask(ctx context.Context, d *Defaulter, old, task *v1alpha1.Task) admission.Response {
+	before := string(task.Spec.Config.Raw)
+	if old != nil {
+		if task.Spec.Plugin == v1alpha1.PluginTransformation && old.Spec.Plugin == task.Spec.Plugin {
+			if cfg, changed := restoreScopes(old.Spec.Config.Raw, task.Spec.Config.Raw); changed {
+				task.Spec.Config.Raw = cfg
+			}
+		}
+		if pluginSpecChanged(&old.Spec.PluginSpec, &task.Spec.PluginSpec) {
+			_ = d.Default(ctx, task) // a Task too broken to default is refused by validation
+		}
+	} else if err := d.Default(ctx, task); err != nil {
+		return fromError(err)
+	}
+	if string(task.Spec.Config.Raw) == before {
+		return admission.Allowed("")
+	}
+	// The raw JSON goes into the patch as it is: numbers keep every digit.
+	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "replace", Path: "/spec/config", Value: json.RawMessage(task.Spec.Config.Raw)})
 }

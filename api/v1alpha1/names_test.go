@@ -3,6 +3,8 @@ package v1alpha1
 import (
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func TestAttemptPodName(t *testing.T) {
@@ -27,5 +29,28 @@ func TestAttemptPodName(t *testing.T) {
 	}
 	if AttemptPodName(long, 1) == AttemptPodName(long, 2) {
 		t.Errorf("attempts 1 and 2 of a long-named Task share a Pod name")
+	}
+}
+
+// A run's ServiceAccount cannot be named before the run exists: it carries
+// part of the run's random UID, so two runs of one name get distinct ones.
+func TestServiceAccountName(t *testing.T) {
+	long := strings.Repeat("r", 70)
+	tests := []struct {
+		run  string
+		uid  string
+		want string
+	}{
+		{run: "hello-x7k2q", uid: "0f8c2a4e-1b2d-4c3e-9f00-123456789abc", want: "hello-x7k2q-0f8c2a4e"},
+		{run: "hello-x7k2q", uid: "", want: "hello-x7k2q-sa"},
+		{run: long, uid: "0f8c2a4e-1b2d-4c3e-9f00-123456789abc", want: ChildName(long, "0f8c2a4e")},
+	}
+	for _, tt := range tests {
+		if got := ServiceAccountName(tt.run, types.UID(tt.uid)); got != tt.want || len(got) > MaxChildNameLength {
+			t.Errorf("ServiceAccountName(%q, %q) = %q, want %q", tt.run, tt.uid, got, tt.want)
+		}
+	}
+	if ServiceAccountName("r", "aaaaaaaa-0") == ServiceAccountName("r", "bbbbbbbb-0") {
+		t.Error("two runs named r share a ServiceAccount")
 	}
 }

@@ -20,13 +20,12 @@ const (
 // Plugins lists every plugin, in the order the docs give them.
 var Plugins = []Plugin{PluginCustomImage, PluginTransformation, PluginRunSync}
 
-// TaskSpec says which plugin runs and how. It is immutable: to run again,
-// create a new Task (metadata.generateName works).
-// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable; create a new Task to run again"
-type TaskSpec struct {
+// PluginSpec is what runs: a plugin and its configuration. A Task holds one
+// as its runbook; a TaskRun holds the snapshot of one it runs.
+type PluginSpec struct {
 	// Plugin is the automation to run: custom-image (run a container image as a
-	// Pod in the Task's namespace), kubernetes-object-transformation (patch
-	// existing objects) or run-synchronization (create a Synchronization from a
+	// Pod in the namespace), kubernetes-object-transformation (patch existing
+	// objects) or run-synchronization (create a Synchronization from a
 	// template).
 	// +required
 	Plugin Plugin `json:"plugin"`
@@ -39,35 +38,65 @@ type TaskSpec struct {
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Type=object
 	Config runtime.RawExtension `json:"config"`
+}
 
-	// Requester is who created the Task, as the API server authenticated them.
-	// The taskgate admission webhook sets it when the Task is created,
-	// replacing anything supplied, and it cannot change afterwards (spec is
-	// immutable). The controller sends every request that exercises or grants
-	// rights (the Pod, the ClusterRoleBinding, each list and patch, the
-	// Synchronization) impersonating this user, so the API server judges it as
-	// the user's own request. Like a CertificateSigningRequest's
-	// spec.username/groups.
+// ConcurrencyPolicy says whether runs of one Task may overlap.
+// +kubebuilder:validation:Enum=Allow;Forbid
+type ConcurrencyPolicy string
+
+// The concurrency policies of a Task.
+const (
+	// ConcurrencyAllow lets runs of a Task overlap (the default).
+	ConcurrencyAllow ConcurrencyPolicy = "Allow"
+	// ConcurrencyForbid refuses a TaskRun while another run of the same Task
+	// has not finished: at admission, and in the controller for runs admitted
+	// at the same instant (the later one fails, naming the earlier).
+	ConcurrencyForbid ConcurrencyPolicy = "Forbid"
+)
+
+// TaskSpec is a runbook: a plugin with its configuration, to be run later by
+// TaskRuns. Creating or editing a Task runs nothing; a run records the spec
+// as it was when the run was admitted, so an edit changes later runs only.
+type TaskSpec struct {
+	PluginSpec `json:",inline"`
+
+	// ConcurrencyPolicy says whether runs of this Task may overlap: Allow (the
+	// default) or Forbid (a TaskRun is refused while another run of this Task
+	// has not finished), like a CronJob's.
+	// +optional
+	ConcurrencyPolicy ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
+
+	// SuccessfulRunsHistoryLimit is how many succeeded TaskRuns of this Task
+	// are kept; older ones are deleted with their children. Unset: the
+	// installation's default (taskgate's --successful-runs-history-limit,
+	// 3 unless set). Like a CronJob's successfulJobsHistoryLimit.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SuccessfulRunsHistoryLimit *int32 `json:"successfulRunsHistoryLimit,omitempty"`
+
+	// FailedRunsHistoryLimit is how many failed TaskRuns of this Task are
+	// kept. Unset: the installation's default (--failed-runs-history-limit,
+	// 1 unless set). Like a CronJob's failedJobsHistoryLimit.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	FailedRunsHistoryLimit *int32 `json:"failedRunsHistoryLimit,omitempty"`
+
+	// Requester is deprecated and ignored: a Task created by taskgate before
+	// TaskRuns recorded its creator here. It is kept so that nothing such a
+	// Task holds is lost; a run's requester is the TaskRun's.
 	// +optional
 	Requester *Requester `json:"requester,omitempty"`
 
-	// TTLSecondsAfterFinished limits how long the Task is kept once it
-	// finished (Succeeded or Failed): when status.completionTime plus this
-	// many seconds has passed, the taskgate controller deletes the Task, and
-	// with it (through owner references) its Pod, ServiceAccount or
-	// Synchronization; its ClusterRoleBinding is removed when it finishes.
-	// 0 deletes it as soon as it finished. Unset: the installation's default
-	// applies (taskgate's --finished-task-ttl, chart value
-	// controller.finishedTaskTTL; off unless set, keeping finished Tasks);
-	// when set, this field wins over that default. Like a Job's
-	// spec.ttlSecondsAfterFinished.
+	// TTLSecondsAfterFinished is deprecated and ignored on Tasks: set it on
+	// the TaskRun. Kept so that a Task created by an earlier taskgate loses
+	// nothing.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }
 
-// Requester is the identity of the user who created a Task: the userInfo of
-// the create request, as the API server passed it to admission.
+// Requester is the identity of the user who created a TaskRun: the userInfo
+// of the create request, as the API server passed it to admission.
 type Requester struct {
 	// Username is the user's name, e.g. alice@example.com or
 	// system:serviceaccount:<namespace>:<name>.
@@ -84,12 +113,12 @@ type Requester struct {
 	Extra map[string][]string `json:"extra,omitempty"`
 }
 
-// TaskPhase is a one-word summary of where a Task is, derived from its
+// TaskPhase is a one-word summary of where a run is, derived from its
 // Succeeded condition.
 // +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
 type TaskPhase string
 
-// The phases of a Task.
+// The phases of a run.
 const (
 	TaskPending   TaskPhase = "Pending"
 	TaskRunning   TaskPhase = "Running"
@@ -97,12 +126,12 @@ const (
 	TaskFailed    TaskPhase = "Failed"
 )
 
-// ConditionSucceeded is the Task's main condition: Unknown while it runs, True
-// once it succeeded, False once it failed.
+// ConditionSucceeded is a TaskRun's main condition: Unknown while it runs,
+// True once it succeeded, False once it failed.
 const ConditionSucceeded = "Succeeded"
 
-// TaskStatus is what the controller observed of the Task's run.
-type TaskStatus struct {
+// TaskRunStatus is what the controller observed of a run.
+type TaskRunStatus struct {
 	// Phase summarises the Succeeded condition: Pending, Running, Succeeded or Failed.
 	// +optional
 	Phase TaskPhase `json:"phase,omitempty"`
@@ -112,18 +141,18 @@ type TaskStatus struct {
 	// +optional
 	Message string `json:"message,omitempty"`
 
-	// Conditions hold the Task's conditions; "Succeeded" is always present once
-	// the controller has seen the Task.
+	// Conditions hold the run's conditions; "Succeeded" is always present once
+	// the controller has seen the run.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// StartTime is when the controller started carrying out the Task.
+	// StartTime is when the controller started carrying out the run.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 
-	// CompletionTime is when the Task reached Succeeded or Failed.
+	// CompletionTime is when the run reached Succeeded or Failed.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 
@@ -146,24 +175,38 @@ type TaskStatus struct {
 
 // CustomImageStatus reports the Pod a custom-image Task runs.
 type CustomImageStatus struct {
-	// PodName is the name of the Pod, in the Task's namespace.
+	// PodName is the name of the Pod, in the run's namespace.
 	PodName string `json:"podName,omitempty"`
 	// ServiceAccountName is the ServiceAccount the Pod runs as.
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// ServiceAccountUID is the UID of the ServiceAccount taskgate created for
-	// the Task, recorded before anything is bound to it: a ServiceAccount of
+	// the run, recorded before anything is bound to it: a ServiceAccount of
 	// that name with another UID was not created by taskgate for this Task
 	// (someone created it first, or replaced it), and is never bound.
 	// +optional
 	ServiceAccountUID types.UID `json:"serviceAccountUID,omitempty"`
+	// PodUID is the UID of the Pod taskgate created for the current attempt,
+	// recorded once it exists: a Pod of that name with another UID is not
+	// this run's and is never followed, deleted or adopted.
+	// +optional
+	PodUID types.UID `json:"podUID,omitempty"`
+	// CreationToken is written (a checkpoint) before the current attempt's
+	// Pod is created, and put on that Pod as the annotation
+	// automation.astronetes.io/creation-token. A controller that stopped
+	// between creating the Pod and recording PodUID recognises its own Pod
+	// by it; a Pod found under the attempt's name in the same reconcile that
+	// wrote the token was created by somebody else, and the run fails
+	// NameConflict instead of adopting it.
+	// +optional
+	CreationToken string `json:"creationToken,omitempty"`
 	// ClusterRoleBindingName is the ClusterRoleBinding created for
-	// config.clusterRole, if any; it is removed when the Task finishes.
+	// config.clusterRole, if any; it is removed when the run finishes.
 	ClusterRoleBindingName string `json:"clusterRoleBindingName,omitempty"`
 	// ExitCode is the container's exit code once it terminated.
 	// +optional
 	ExitCode *int32 `json:"exitCode,omitempty"`
 	// Attempt is the attempt running now, counted from 0 (the first Pod,
-	// PodName); attempt n >= 1 runs Pod AttemptPodName(task, n). It is
+	// PodName); attempt n >= 1 runs Pod AttemptPodName(run, n). It is
 	// written (a checkpoint) before that attempt's Pod is created, so a
 	// restarted controller neither creates a second Pod for it nor skips it.
 	// +optional
@@ -175,9 +218,9 @@ type CustomImageStatus struct {
 	Attempts []CustomImageAttempt `json:"attempts,omitempty"`
 }
 
-// CustomImageAttempt is how one of a custom-image Task's Pods ended.
+// CustomImageAttempt is how one of a custom-image run's Pods ended.
 type CustomImageAttempt struct {
-	// Pod is the attempt's Pod; it is kept (owned by the Task) with its logs.
+	// Pod is the attempt's Pod; it is kept (owned by the TaskRun) with its logs.
 	Pod string `json:"pod"`
 	// ExitCode is the container's exit code.
 	// +optional
@@ -212,31 +255,64 @@ type ObjectFailure struct {
 }
 
 // SynchronizationRunStatus reports the Synchronization a run-synchronization
-// Task created.
+// run created.
 type SynchronizationRunStatus struct {
-	// Name of the Synchronization, in the Task's namespace.
+	// Name of the Synchronization, in the run's namespace.
 	Name string `json:"name,omitempty"`
 }
 
-// Task is one run of an Astronetes automation plugin. It runs once, when it is
-// created; its spec cannot change afterwards.
+// TaskStatus says how a Task's runs went.
+type TaskStatus struct {
+	// LastRun is the most recently created TaskRun of this Task.
+	// +optional
+	LastRun *RunReference `json:"lastRun,omitempty"`
+
+	// ActiveRuns counts this Task's TaskRuns that have not finished.
+	// +optional
+	ActiveRuns int32 `json:"activeRuns,omitempty"`
+
+	// TaskRunStatus holds, on a Task created by taskgate before TaskRuns, how
+	// that Task's own run went (phase, conditions, results). It is kept so
+	// that nothing is lost on upgrade; taskgate never sets it on a Task now,
+	// and never runs such a Task again.
+	TaskRunStatus `json:",inline"`
+}
+
+// RunReference summarises one TaskRun of a Task.
+type RunReference struct {
+	// Name of the TaskRun, in the Task's namespace.
+	Name string `json:"name"`
+	// Phase of the TaskRun: Pending, Running, Succeeded or Failed.
+	// +optional
+	Phase TaskPhase `json:"phase,omitempty"`
+	// StartTime is when the run started.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// CompletionTime is when the run finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
+// Task is a runbook: a configurable, reusable unit of work. It names a plugin
+// and its configuration, checked and defaulted at admission; it runs nothing
+// until a TaskRun names it.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=tsk,categories=astronetes
 // +kubebuilder:printcolumn:name="Plugin",type=string,JSONPath=`.spec.plugin`
-// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Last Run",type=string,JSONPath=`.status.lastRun.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.lastRun.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`
 type Task struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// Spec says which plugin runs and with what configuration.
+	// Spec is the runbook: which plugin runs, and with what configuration.
 	// +required
 	Spec TaskSpec `json:"spec"`
 
-	// Status is what the controller observed.
+	// Status says how the Task's runs went.
 	// +optional
 	Status TaskStatus `json:"status,omitzero"`
 }

@@ -22,8 +22,9 @@ import (
 const gcDemoTask = "hello-world"
 
 // showGarbageCollection deletes one custom-image Task as a user would and
-// waits until kube-controller-manager's garbage collector has removed the
-// children that name it as their owner (its Pod and ServiceAccount).
+// waits until kube-controller-manager's garbage collector has removed its
+// runs (owned by the Task) and their children (each run's Pod and
+// ServiceAccount, owned by the run), as a CronJob's Jobs go with it.
 func showGarbageCollection(ctx context.Context, cp *controlPlane, k kubectl, out io.Writer) error {
 	sel := v1alpha1.TaskLabel + "=" + v1alpha1.TaskLabelValue(gcDemoTask)
 	children, err := taskChildren(ctx, cp, metav1Default, gcDemoTask)
@@ -31,10 +32,10 @@ func showGarbageCollection(ctx context.Context, cp *controlPlane, k kubectl, out
 		return err
 	}
 	if len(children) == 0 {
-		return fmt.Errorf("Task %s has no Pod or ServiceAccount to collect", gcDemoTask)
+		return fmt.Errorf("Task %s has no TaskRun, Pod or ServiceAccount to collect", gcDemoTask)
 	}
-	fmt.Fprintf(out, "\n==> deleting Task %s: kube-controller-manager's garbage collector removes its children (owner references)\n", gcDemoTask)
-	_, _ = k.run(ctx, "get", "pods,serviceaccounts", "-n", metav1Default, "-l", sel)
+	fmt.Fprintf(out, "\n==> deleting Task %s: kube-controller-manager's garbage collector removes its runs and their children (owner references)\n", gcDemoTask)
+	_, _ = k.run(ctx, "get", "taskruns,pods,serviceaccounts", "-n", metav1Default, "-l", sel)
 	if _, err := k.run(ctx, "delete", "task", gcDemoTask, "-n", metav1Default); err != nil {
 		return fmt.Errorf("delete Task %s: %w", gcDemoTask, err)
 	}
@@ -53,16 +54,20 @@ func showGarbageCollection(ctx context.Context, cp *controlPlane, k kubectl, out
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	_, _ = k.run(ctx, "get", "pods,serviceaccounts", "-n", metav1Default, "-l", sel)
+	_, _ = k.run(ctx, "get", "taskruns,pods,serviceaccounts", "-n", metav1Default, "-l", sel)
 	fmt.Fprintf(out, "garbage collected: %s, %.1fs after the Task was deleted\n", strings.Join(children, ", "), time.Since(start).Seconds())
 	return nil
 }
 
 const metav1Default = "default"
 
-// taskChildren lists the Pods and ServiceAccounts labelled as the Task's.
+// taskChildren lists the TaskRuns, Pods and ServiceAccounts labelled as the Task's.
 func taskChildren(ctx context.Context, cp *controlPlane, ns, task string) ([]string, error) {
 	opts := []client.ListOption{client.InNamespace(ns), client.MatchingLabels{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task)}}
+	var runs v1alpha1.TaskRunList
+	if err := cp.client.List(ctx, &runs, opts...); err != nil {
+		return nil, err
+	}
 	var pods corev1.PodList
 	if err := cp.client.List(ctx, &pods, opts...); err != nil {
 		return nil, err
@@ -72,6 +77,9 @@ func taskChildren(ctx context.Context, cp *controlPlane, ns, task string) ([]str
 		return nil, err
 	}
 	var names []string
+	for _, r := range runs.Items {
+		names = append(names, "taskrun/"+r.Name)
+	}
 	for _, p := range pods.Items {
 		names = append(names, "pod/"+p.Name)
 	}

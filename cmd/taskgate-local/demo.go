@@ -34,21 +34,26 @@ var wrongTasks []byte
 // custom-image Tasks stay Pending must know that this is the cluster, not
 // taskgate.
 const noNodesNote = `No Pods run here: this control plane has no nodes (no kubelet, no scheduler),
-so custom-image Tasks are admitted and get their Pod, but stay Pending.
+so custom-image runs are admitted and get their Pod, but stay Pending.
 Transformations and synchronizations need only the API server, so they finish.`
 
 // simulatedNote is said as plainly: the Pods' phases are kwok's, not a
 // container's.
 const simulatedNote = `Pods are SIMULATED: kube-scheduler places them on ` + simulatedNode + `, a node kwok plays;
 no container runs and no image is pulled. kwok marks a Pod Running and, ` + taskPodRunTime + ` later for
-a custom-image Task's Pod, Succeeded with exit code 0 (cmd/taskgate-local/kwok-stages.yaml),
+a custom-image run's Pod, Succeeded with exit code 0 (cmd/taskgate-local/kwok-stages.yaml),
 so taskgate sees the lifecycle a kubelet would report, not what the command would do.`
 
 // taskPodRunTime is taskgate-pod-complete's delay in kwok-stages.yaml.
 const taskPodRunTime = "3s"
 
-// demo applies the samples and the wrong Tasks as a user would and prints
-// the outcome.
+//go:embed wrong-taskrun.yaml
+var wrongTaskRun []byte
+
+// demo keeps the samples as Tasks (runbooks: nothing runs), shows the wrong
+// Tasks and a TaskRun of a Task that does not exist refused, runs every
+// sample with `taskgate run` as the user (hello-world twice), and prints the
+// outcome.
 func demo(ctx context.Context, o options, cp *controlPlane, mgr *manager, out io.Writer) error {
 	samples, err := sampleFiles(o.samplesDir)
 	if err != nil {
@@ -62,10 +67,15 @@ func demo(ctx context.Context, o options, cp *controlPlane, mgr *manager, out io
 		return err
 	}
 	k := kubectl{path: o.kubectl(), kubeconfig: cp.kubeconfig, cacheDir: filepath.Join(o.stateDir, "kube-cache"), out: out}
+	fmt.Fprintln(out, "\n==> the samples are Tasks: runbooks, checked and defaulted at admission; creating them runs nothing")
 	for _, f := range samples {
 		if _, err := k.run(ctx, "apply", "-f", f); err != nil {
 			return fmt.Errorf("sample %s was not admitted: %w", f, err)
 		}
+	}
+	_, _ = k.run(ctx, "get", "tasks", "-A")
+	if seen, _ := k.run(ctx, "get", "taskruns,pods", "-A", "-l", v1alpha1.TaskLabel); !strings.Contains(seen, "No resources found") {
+		return fmt.Errorf("something ran when the Tasks were created:\n%s", seen)
 	}
 
 	wrong := filepath.Join(o.stateDir, "wrong-tasks.yaml")
@@ -78,25 +88,51 @@ func demo(ctx context.Context, o options, cp *controlPlane, mgr *manager, out io
 	}
 	fmt.Fprintln(out, "refused, as it should be: the message is below")
 
+	fmt.Fprintln(out, "\n==> running each Task with `taskgate run` as the user (it creates a TaskRun; the run acts as its creator)")
+	tg := taskgateCLI{path: o.managerBinary, kubeconfig: cp.kubeconfig, out: out}
+	runs := 0
+	for _, t := range tasks {
+		times := 1
+		if t.Name == gcDemoTask {
+			times = 2 // two runs of one runbook, each with its own record and children
+		}
+		for range times {
+			if _, err := tg.run(ctx, "run", t.Name, "-n", t.Namespace); err != nil {
+				return fmt.Errorf("taskgate run %s: %w", t.Name, err)
+			}
+			runs++
+		}
+	}
+	badRun := filepath.Join(o.stateDir, "wrong-taskrun.yaml")
+	if err := os.WriteFile(badRun, wrongTaskRun, 0o644); err != nil {
+		return err
+	}
+	runRefusal, err := k.runQuiet(ctx, "create", "-f", badRun)
+	if err == nil {
+		return fmt.Errorf("a TaskRun of a Task that does not exist was admitted:\n%s", runRefusal)
+	}
+	fmt.Fprintln(out, "refused, as it should be: the message is below")
+
 	what := "transformations and synchronizations"
 	if o.nodes {
-		what = "every sample"
+		what = "every run"
 	}
 	fmt.Fprintf(out, "\n==> waiting up to %s for %s to finish\n", o.settleTimeout, what)
-	settleErr := waitSettled(ctx, cp, o.settleTimeout, o.nodes)
+	settleErr := waitSettled(ctx, cp, o.settleTimeout, o.nodes, runs)
 	if settleErr != nil {
 		fmt.Fprintf(out, "    %v\n", settleErr)
 	}
 	fmt.Fprintln(out)
 	views := [][]string{
 		{"get", "tasks", "-A"},
-		// Who each Task acts as: recorded by the webhook at admission.
-		{"get", "tasks", "-A", "-o", "custom-columns=NAMESPACE:.metadata.namespace,NAME:.metadata.name,REQUESTER:.spec.requester.username,GROUPS:.spec.requester.groups"},
+		{"get", "taskruns", "-A"},
+		// Who each run acts as: recorded by the webhook at admission.
+		{"get", "taskruns", "-A", "-o", "custom-columns=NAMESPACE:.metadata.namespace,NAME:.metadata.name,TASK:.spec.taskRef.name,REQUESTER:.spec.requester.username,GROUPS:.spec.requester.groups"},
 		{"get", "deployments", "-A"},
 		{"get", "synchronizations", "-A", "--show-labels"},
 	}
 	if o.nodes {
-		views = append(views, []string{"get", "pods", "-A", "-o", "wide"})
+		views = append(views, []string{"get", "pods", "-A", "-o", "wide", "--show-labels"})
 	}
 	for _, args := range views {
 		_, _ = k.run(ctx, args...)
@@ -112,16 +148,37 @@ func demo(ctx context.Context, o options, cp *controlPlane, mgr *manager, out io
 	showMetrics(mgr.metricsURL, out)
 
 	fmt.Fprintf(out, "\n==> the wrong Tasks (%s) were refused:\n%s\n", rel(wrong), indent(refusal))
+	fmt.Fprintf(out, "\n==> the TaskRun of a Task that does not exist (%s) was refused:\n%s\n", rel(badRun), indent(runRefusal))
 	note := noNodesNote
 	if o.nodes {
 		note = nodeNote(o)
 	}
-	fmt.Fprintf(out, "\n%s\n\nThe manager's log: %s\nUse the cluster from another shell:\n\nexport KUBECONFIG=%s\n",
-		note, rel(filepath.Join(o.stateDir, "manager.log")), cp.kubeconfig)
+	fmt.Fprintf(out, "\n%s\n\nThe manager's log: %s\nUse the cluster from another shell:\n\nexport KUBECONFIG=%s\n%s run hello-world --follow\n",
+		note, rel(filepath.Join(o.stateDir, "manager.log")), cp.kubeconfig, rel(o.managerBinary))
 	if o.exitAfterDemo {
 		return settleErr
 	}
 	return nil
+}
+
+// taskgateCLI runs `taskgate` subcommands as the user, echoing the command
+// and its output.
+type taskgateCLI struct {
+	path, kubeconfig string
+	out              io.Writer
+}
+
+func (t taskgateCLI) run(ctx context.Context, args ...string) (string, error) {
+	fmt.Fprintf(t.out, "\n$ %s %s\n", rel(t.path), strings.Join(args, " "))
+	var buf bytes.Buffer
+	cmd := exec.CommandContext(ctx, t.path, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+t.kubeconfig)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	if s := strings.TrimSpace(buf.String()); s != "" {
+		fmt.Fprintln(t.out, s)
+	}
+	return buf.String(), err
 }
 
 // sampleFiles lists the YAML files to apply, in name order; a kustomization
@@ -175,8 +232,7 @@ func readTasks(files []string) ([]v1alpha1.Task, error) {
 	return tasks, nil
 }
 
-// createTransformationTargets creates, before the Tasks run once at
-// creation, a Deployment with 3 replicas for every transformation sample that
+// createTransformationTargets creates, before the Tasks are run, a Deployment with 3 replicas for every transformation sample that
 // patches Deployments, matching its namespaces, names and labels.
 func createTransformationTargets(ctx context.Context, cp *controlPlane, tasks []v1alpha1.Task, out io.Writer) error {
 	for _, t := range tasks {
@@ -256,31 +312,34 @@ func createDeployment(ctx context.Context, cp *controlPlane, ns, name string, la
 	return nil
 }
 
-// waitSettled waits until every Task has finished (without nodes, every
-// Task that needs no Pod) and fails when one did not, or did not succeed:
-// every sample is meant to succeed.
-func waitSettled(ctx context.Context, cp *controlPlane, timeout time.Duration, nodes bool) error {
+// waitSettled waits until the demo's runs (want of them) have finished
+// (without nodes, every run that needs no Pod) and fails when one did not,
+// or did not succeed: every sample is meant to succeed.
+func waitSettled(ctx context.Context, cp *controlPlane, timeout time.Duration, nodes bool, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
-		var list v1alpha1.TaskList
+		var list v1alpha1.TaskRunList
 		err := cp.client.List(ctx, &list)
 		var pending, failed []string
-		for _, t := range list.Items {
-			if !nodes && t.Spec.Plugin == v1alpha1.PluginCustomImage {
+		for _, r := range list.Items {
+			if !nodes && r.Plugin() == v1alpha1.PluginCustomImage {
 				continue
 			}
-			switch t.Status.Phase {
+			switch r.Status.Phase {
 			case v1alpha1.TaskSucceeded:
 			case v1alpha1.TaskFailed:
-				failed = append(failed, fmt.Sprintf("%s/%s (%s)", t.Namespace, t.Name, t.Status.Message))
+				failed = append(failed, fmt.Sprintf("%s/%s (%s)", r.Namespace, r.Name, r.Status.Message))
 			default:
-				pending = append(pending, t.Namespace+"/"+t.Name)
+				pending = append(pending, r.Namespace+"/"+r.Name)
 			}
+		}
+		if err == nil && len(list.Items) < want {
+			err = fmt.Errorf("%d TaskRuns exist, want %d", len(list.Items), want)
 		}
 		if err == nil && len(pending) == 0 {
 			if len(failed) > 0 {
-				return fmt.Errorf("samples failed: %s", strings.Join(failed, ", "))
+				return fmt.Errorf("runs failed: %s", strings.Join(failed, ", "))
 			}
 			return nil
 		}

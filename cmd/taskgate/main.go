@@ -1,22 +1,28 @@
-// Command taskgate is the Task admission webhook and controller (`taskgate
-// manager`), and the same checks offline (`taskgate validate`, `taskgate
-// schemas`).
+// Command taskgate is the Task and TaskRun admission webhook and controller
+// (`taskgate manager`), a Task's runner from a terminal (`taskgate run`), and
+// the same checks offline (`taskgate validate`, `taskgate schemas`).
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 )
 
 const usage = `taskgate makes Astronetes Tasks safe to admit and real to run.
+A Task is a runbook (a plugin and its configuration); a TaskRun runs it.
 
 Usage:
   taskgate manager [flags]              run the admission webhooks and the controller
-  taskgate validate -f FILE|DIR|- ...   check Tasks offline, as the webhook would
-  taskgate schemas [DIR]                write task.json and the plugins' JSON Schemas (default ./taskgate-schemas)
+  taskgate run TASK [-n NS] [--follow]  run a Task as the kubeconfig user: create a TaskRun, print its name;
+                                        --follow prints its phases and Pod logs, exit status the run's
+  taskgate validate -f FILE|DIR|- ...   check Tasks and TaskRuns offline, as the webhook would
+  taskgate schemas [DIR]                write task.json, taskrun.json and the plugins' JSON Schemas (default ./taskgate-schemas)
   taskgate selftest [--namespace NS]    prove the installed webhooks refuse a wrong Task (helm test)
   taskgate version
 
@@ -46,7 +52,9 @@ func main() {
 }
 
 // run dispatches to a subcommand and returns the process exit code:
-// 0 success, 1 a failure the command reports (e.g. an invalid Task), 2 usage.
+// 0 success, 1 a failure the command reports (e.g. an invalid Task, a
+// failed run), 2 usage (or, for `taskgate run`, no run started), 130 a
+// followed run left on Ctrl-C.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -61,6 +69,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runSchemas(args[1:], stdout, stderr)
 	case "selftest":
 		return runSelftest(args[1:], stdout, stderr)
+	case "run":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runRun(ctx, args[1:], stdout, stderr, newPodLogs)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "taskgate", buildVersion())
 		return 0

@@ -120,3 +120,24 @@ func TestTestCertRotationFlag(t *testing.T) {
 		t.Errorf("usage text (error %v) should list --cert-rotation and not --%s:\n%s", err, testCertRotationFlag, usage.String())
 	}
 }
+
+// TestHelpListsEveryCommand: `taskgate help` names each command the
+// dispatcher knows, and each one it names is known.
+func TestHelpListsEveryCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"help"}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, name := range []string{"manager", "run", "validate", "schemas", "selftest", "version"} {
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(stdout.String(), "\n  taskgate "+name+" ") && !strings.Contains(stdout.String(), "\n  taskgate "+name+"\n") {
+				t.Errorf("help does not list %q:\n%s", name, stdout.String())
+			}
+			var errOut bytes.Buffer
+			run([]string{name, "-h"}, nil, io.Discard, &errOut)
+			if strings.Contains(errOut.String(), "unknown command") {
+				t.Errorf("help lists %q, which is not a command", name)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -51,6 +53,7 @@ type managerFlags struct {
 	preflightCacheTTL                  time.Duration
 	maxTransformationObjects           int
 	finishedTaskTTL                    time.Duration
+	successfulRunsHistory, failedRuns  int
 	logFormat, logLevel                string
 	testCertRotation                   string
 	testRotation                       *testRotation // testCertRotation parsed; nil when unset
@@ -93,7 +96,11 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	fs.DurationVar(&f.preflightCacheTTL, "preflight-cache-ttl", 0, "how long a requester's clean preflight is reused for Tasks that differ from it only in their names (refusals and inconclusive answers are never reused); meanwhile a tightened PodSecurity label, quota or policy stops such Tasks at run time instead of at kubectl apply; 0: off")
 	fs.IntVar(&f.maxTransformationObjects, "max-transformation-objects", 0, fmt.Sprintf("most objects one transformation may match (the Task fails TooManyObjects before any patch beyond it); 0: the default, %d", controller.DefaultMaxTransformationObjects))
 	fs.DurationVar(&f.finishedTaskTTL, "finished-task-ttl", 0,
-		"how long a finished Task is kept when its spec.ttlSecondsAfterFinished is unset (which wins): then the controller deletes it with its children; 0 keeps finished Tasks")
+		"how long a finished TaskRun is kept when its spec.ttlSecondsAfterFinished is unset (which wins): then the controller deletes it with its children; 0 keeps finished TaskRuns (within their Task's history limits)")
+	fs.IntVar(&f.successfulRunsHistory, "successful-runs-history-limit", int(controller.DefaultSuccessfulRunsHistoryLimit),
+		"succeeded TaskRuns kept per Task when its spec.successfulRunsHistoryLimit is unset; older ones are deleted with their children")
+	fs.IntVar(&f.failedRuns, "failed-runs-history-limit", int(controller.DefaultFailedRunsHistoryLimit),
+		"failed TaskRuns kept per Task when its spec.failedRunsHistoryLimit is unset")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: info or debug")
 	// Testing only, left out of the usage text (see testRotation).
@@ -133,7 +140,10 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 		return nil, fmt.Errorf("--max-transformation-objects=%d: want 0 (the default) or a positive number", f.maxTransformationObjects)
 	}
 	if f.finishedTaskTTL < 0 {
-		return nil, fmt.Errorf("--finished-task-ttl=%v: want 0 (keep finished Tasks) or a positive duration", f.finishedTaskTTL)
+		return nil, fmt.Errorf("--finished-task-ttl=%v: want 0 (keep finished TaskRuns) or a positive duration", f.finishedTaskTTL)
+	}
+	if f.successfulRunsHistory < 0 || f.failedRuns < 0 || f.successfulRunsHistory > math.MaxInt32 || f.failedRuns > math.MaxInt32 {
+		return nil, fmt.Errorf("--successful-runs-history-limit=%d, --failed-runs-history-limit=%d: want 0 or more", f.successfulRunsHistory, f.failedRuns)
 	}
 	if f.accessReviewCacheTTL < 0 {
 		return nil, fmt.Errorf("--access-review-cache-ttl=%v: want 0 (off) or a positive duration", f.accessReviewCacheTTL)
@@ -346,7 +356,8 @@ func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 	}
 	if f.enableController {
 		if err := controller.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: f.maxConcurrent,
-			ActAs: actas.Mode(f.actAs), MaxTransformationObjects: f.maxTransformationObjects, FinishedTaskTTL: f.finishedTaskTTL}); err != nil {
+			ActAs: actas.Mode(f.actAs), MaxTransformationObjects: f.maxTransformationObjects, FinishedTaskTTL: f.finishedTaskTTL,
+			SuccessfulRunsHistoryLimit: ptr.To(int32(f.successfulRunsHistory)), FailedRunsHistoryLimit: ptr.To(int32(f.failedRuns))}); err != nil {
 			return fmt.Errorf("set up controller: %w", err)
 		}
 	}

@@ -9,10 +9,12 @@ import (
 
 const schemasUsage = "Usage: taskgate schemas [--sync-schema-dir DIR] [OUTDIR]\n\n" +
 	"Writes, for editors and CI linters, task.json (a whole Task: metadata, spec, and spec.config\n" +
-	"checked against its plugin's schema), the JSON Schema of each Task plugin, and of each\n" +
+	"checked against its plugin's schema), taskrun.json (a whole TaskRun: spec.taskRef, or\n" +
+	"spec.taskSpec checked as a Task's spec is), the JSON Schema of each plugin, and of each\n" +
 	"synchronization plugin under synchronization/. The files refer to each other by relative\n" +
 	"paths and need no network, e.g. in YAML:\n" +
-	"  # yaml-language-server: $schema=OUTDIR/task.json\n"
+	"  # yaml-language-server: $schema=OUTDIR/task.json\n" +
+	"  # yaml-language-server: $schema=OUTDIR/taskrun.json\n"
 
 func runSchemas(args []string, stdout, stderr io.Writer) int {
 	fs := subcommandFlags("schemas", schemasUsage, stderr)

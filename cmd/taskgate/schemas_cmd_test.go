@@ -38,7 +38,7 @@ func TestSchemasCommand(t *testing.T) {
 			t.Errorf("%s differs from schemas/%s", f, f)
 		}
 	}
-	for _, f := range []string{"task.json", "run-synchronization.json"} {
+	for _, f := range []string{"task.json", "taskrun.json", "run-synchronization.json"} {
 		got, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil || !bytes.Contains(got, []byte(`"$ref": "synchronization/kubernetes-to-kubernetes.json"`)) && f == "run-synchronization.json" {
 			t.Errorf("%s: %v; want it written, dispatching to the synchronization schemas", f, err)
@@ -81,20 +81,25 @@ var undecided = map[string]string{
 }
 
 // TestTaskSchemaGivesTheWebhooksVerdict writes the bundle with `taskgate
-// schemas`, compiles task.json from those files with no network, and holds
-// its verdict to taskgate validate's (the API server's checks and the
-// webhook's admission) on every schema test case and sample.
+// schemas`, compiles task.json and taskrun.json from those files with no
+// network, and holds their verdicts to taskgate validate's (the API
+// server's checks and the webhook's admission) on every schema test case
+// and sample: as a Task, and as a TaskRun carrying the same spec inline.
 func TestTaskSchemaGivesTheWebhooksVerdict(t *testing.T) {
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"schemas", dir}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("taskgate schemas: exit %d: %s", code, stderr.String())
 	}
-	abs, _ := filepath.Abs(filepath.Join(dir, "task.json"))
-	taskSchema, err := offlineCompiler(t, dir).Compile((&url.URL{Scheme: "file", Path: abs}).String())
-	if err != nil {
-		t.Fatalf("compile task.json offline: %v", err)
+	compile := func(file string) *jsonschema.Schema {
+		abs, _ := filepath.Abs(filepath.Join(dir, file))
+		s, err := offlineCompiler(t, dir).Compile((&url.URL{Scheme: "file", Path: abs}).String())
+		if err != nil {
+			t.Fatalf("compile %s offline: %v", file, err)
+		}
+		return s
 	}
+	taskSchema, taskRunSchema := compile("task.json"), compile("taskrun.json")
 	set, err := schemas.Load("")
 	if err != nil {
 		t.Fatal(err)
@@ -117,26 +122,33 @@ func TestTaskSchemaGivesTheWebhooksVerdict(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, ok := checkDocument(a, document{source: file, line: 1, data: data})
-			if !ok || r.verdict() == "skipped" {
-				t.Fatalf("not a Task: %+v", r)
-			}
-			webhookValid := r.verdict() == "valid"
-			if wantInvalid := strings.Contains(name, "/invalid/") || strings.Contains(name, "bad-samples/"); wantInvalid == webhookValid {
-				t.Fatalf("the case's folder says otherwise than taskgate validate (valid=%v): %v", webhookValid, r.errs)
-			}
-			schemaErr := taskSchema.Validate(instance(t, data))
-			schemaValid := schemaErr == nil
-			if reason, listed := undecided[name]; listed {
-				seen[name] = true
-				if webhookValid || !schemaValid {
-					t.Fatalf("listed as undecided by task.json (%s), but webhook valid=%v, task.json valid=%v (%v): remove it from the list",
-						reason, webhookValid, schemaValid, schemaErr)
+			wantInvalid := strings.Contains(name, "/invalid/") || strings.Contains(name, "bad-samples/")
+			for _, c := range []struct {
+				schema *jsonschema.Schema
+				file   string
+				data   []byte
+			}{{taskSchema, "task.json", data}, {taskRunSchema, "taskrun.json", asTaskRun(t, data)}} {
+				r, ok := checkDocument(a, document{source: file, line: 1, data: c.data})
+				if !ok || r.verdict() == "skipped" {
+					t.Fatalf("not a Task or TaskRun: %+v", r)
 				}
-				return
-			}
-			if schemaValid != webhookValid {
-				t.Errorf("task.json valid=%v, webhook valid=%v\nwebhook: %v\ntask.json: %v", schemaValid, webhookValid, r.errs, schemaErr)
+				webhookValid := r.verdict() == "valid"
+				if wantInvalid == webhookValid {
+					t.Fatalf("%s: the case's folder says otherwise than taskgate validate (valid=%v): %v", r.kind(), webhookValid, r.errs)
+				}
+				schemaErr := c.schema.Validate(instance(t, c.data))
+				schemaValid := schemaErr == nil
+				if reason, listed := undecided[name]; listed {
+					seen[name] = true
+					if webhookValid || !schemaValid {
+						t.Fatalf("listed as undecided by %s (%s), but webhook valid=%v, %s valid=%v (%v): remove it from the list",
+							c.file, reason, webhookValid, c.file, schemaValid, schemaErr)
+					}
+					continue
+				}
+				if schemaValid != webhookValid {
+					t.Errorf("%s valid=%v, webhook valid=%v\nwebhook: %v\n%s: %v", c.file, schemaValid, webhookValid, r.errs, c.file, schemaErr)
+				}
 			}
 		})
 	}
@@ -145,6 +157,29 @@ func TestTaskSchemaGivesTheWebhooksVerdict(t *testing.T) {
 			t.Errorf("undecided case %s not found", name)
 		}
 	}
+}
+
+// asTaskRun is the Task document data as a TaskRun that carries its spec
+// inline (spec.taskSpec), keeping the run's own spec fields
+// (ttlSecondsAfterFinished) in the run's spec.
+func asTaskRun(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := doc["spec"].(map[string]any)
+	runSpec := map[string]any{"taskSpec": spec}
+	if ttl, ok := spec["ttlSecondsAfterFinished"]; ok {
+		runSpec["ttlSecondsAfterFinished"] = ttl
+		delete(spec, "ttlSecondsAfterFinished")
+	}
+	doc["kind"], doc["spec"] = "TaskRun", runSpec
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // instance decodes a YAML document as a JSON Schema validator sees it.

@@ -100,7 +100,7 @@ func selftest(ctx context.Context, c client.Client, namespace string, interval t
 func selftestOnce(ctx context.Context, c client.Client, namespace string) (string, error) {
 	task := &v1alpha1.Task{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "taskgate-selftest-", Namespace: namespace},
-		Spec:       v1alpha1.TaskSpec{Plugin: v1alpha1.PluginTransformation},
+		Spec:       v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: v1alpha1.PluginTransformation}},
 	}
 	task.Spec.Config.Raw = []byte(`{"resources":[{"group":"apps","version":"v1","resource":"deployments"}],` +
 		`"operations":[{"jsonPatch":[{"op":"replace","path":"/spec/replicas","value":1}]}],"` +

@@ -1,22 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/storage/names"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -57,8 +54,12 @@ func (d document) String() string { return fmt.Sprintf("%s:%d", d.file(), d.line
 
 // result is the verdict on one document.
 type result struct {
-	doc      document
-	task     *v1alpha1.Task // nil when the document was skipped or is not readable
+	doc  document
+	task *v1alpha1.Task // nil when the document was skipped, is not readable or is a TaskRun
+	run  *v1alpha1.TaskRun
+	// taskRef is the Task the run names (namespace/name), resolved
+	// against the input's Tasks once every document is checked.
+	taskRef  *client.ObjectKey
 	errs     field.ErrorList
 	warnings []string
 	// skipped says why a document was not checked (it is not a Task).
@@ -75,22 +76,59 @@ func (r result) verdict() string {
 	return "valid"
 }
 
-// name names the Task as messages do: "Task namespace/name".
-func (r result) name() string {
+// object is the Task or TaskRun the document holds (nil when skipped or
+// not readable).
+func (r result) object() client.Object {
 	switch {
-	case r.task == nil:
-		return "document"
-	case r.task.Name == "" && r.task.GenerateName != "":
-		return fmt.Sprintf("Task %s/%s*", r.task.Namespace, r.task.GenerateName)
+	case r.task != nil:
+		return r.task
+	case r.run != nil:
+		return r.run
 	}
-	return fmt.Sprintf("Task %s/%s", r.task.Namespace, r.task.Name)
+	return nil
+}
+
+// meta is the metadata of the Task or TaskRun the document holds.
+func (r result) meta() *metav1.ObjectMeta {
+	if r.run != nil {
+		return &r.run.ObjectMeta
+	}
+	return &r.task.ObjectMeta
+}
+
+// kind is the kind of the document's object: Task, TaskRun, or "" when it
+// holds neither.
+func (r result) kind() string {
+	switch {
+	case r.task != nil:
+		return "Task"
+	case r.run != nil:
+		return "TaskRun"
+	}
+	return ""
+}
+
+// name names the Task or TaskRun as messages do: "Task namespace/name".
+func (r result) name() string {
+	o := r.object()
+	switch {
+	case o == nil:
+		return "document"
+	case o.GetName() == "" && o.GetGenerateName() != "":
+		return fmt.Sprintf("%s %s/%s*", r.kind(), o.GetNamespace(), o.GetGenerateName())
+	}
+	return fmt.Sprintf("%s %s/%s", r.kind(), o.GetNamespace(), o.GetName())
 }
 
 const validateUsage = "Usage: taskgate validate -f FILE|DIR|- [-f ...] [-o text|yaml|json|junit]\n\n" +
-	"Checks Tasks as the API server and the admission webhook would and fills in their defaults.\n" +
-	"Documents that are not Tasks (and Helm templates that are not YAML) are skipped with a note.\n" +
+	"Checks Tasks and TaskRuns as the API server and the admission webhook would and fills in their defaults.\n" +
+	"A TaskRun's inline spec.taskSpec is checked as a Task's spec is (errors name spec.taskSpec.config...).\n" +
+	"A TaskRun's spec.taskRef is resolved against the Tasks of the same input: the run is invalid when\n" +
+	"that Task is; a Task that is not in the input leaves nothing to check offline (it is resolved at\n" +
+	"admission), which a warning says.\n" +
+	"Documents of other kinds (and Helm templates that are not YAML) are skipped with a note.\n" +
 	"A summary line (valid, invalid, skipped) goes to standard error.\n" +
-	"Exit status: 0 all valid, 1 some invalid, 2 usage or read errors or no Task in the input.\n"
+	"Exit status: 0 all valid, 1 some invalid, 2 usage or read errors or no Task or TaskRun in the input.\n"
 
 func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset := subcommandFlags("validate", validateUsage, stderr)
@@ -127,6 +165,7 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			results = append(results, r)
 		}
 	}
+	resolveTaskRefs(results)
 	s := summarize(results)
 	if err := report(results, s, *output, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "taskgate validate:", err)
@@ -136,7 +175,7 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, s)
 	switch {
 	case s.Valid+s.Invalid == 0:
-		fmt.Fprintln(stderr, "taskgate validate: no Task ("+v1alpha1.GroupVersion.String()+") found in the input")
+		fmt.Fprintln(stderr, "taskgate validate: no Task or TaskRun ("+v1alpha1.GroupVersion.String()+") found in the input")
 		return 2
 	case s.Invalid > 0:
 		return 1
@@ -150,7 +189,7 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // validation. ok is false for an empty document, which is not reported.
 func checkDocument(a *webhook.Admitter, d document) (r result, ok bool) {
 	r = result{doc: d}
-	dec := decodeTask(d.data)
+	dec := decodeDocument(d.data)
 	switch {
 	case dec.empty:
 		return r, false
@@ -158,16 +197,19 @@ func checkDocument(a *webhook.Admitter, d document) (r result, ok bool) {
 		r.skipped = dec.skip
 		return r, true
 	}
-	r.task, r.errs = dec.task, dec.errs
+	r.task, r.run, r.errs = dec.task, dec.run, dec.errs
 	if !dec.decoded {
 		return r, true
 	}
 	// The API server's own checks (the fields it knows, metadata, the
-	// CRD's rules) come before admission's; as there, a Task they refuse
-	// goes no further, which also spares errors about defaults derived
-	// from a bad name.
-	if r.errs = append(r.errs, validateMeta(r.task)...); len(r.errs) > 0 {
+	// CRD's rules) come before admission's; as there, an object they
+	// refuse goes no further, which also spares errors about defaults
+	// derived from a bad name.
+	if r.errs = append(r.errs, validateMeta(r.meta())...); len(r.errs) > 0 {
 		return r, true
+	}
+	if r.run != nil {
+		return checkTaskRun(a, r), true
 	}
 	if r.errs = a.Default(r.task); len(r.errs) == 0 {
 		r.errs, r.warnings = a.Validate(r.task)
@@ -177,8 +219,8 @@ func checkDocument(a *webhook.Admitter, d document) (r result, ok bool) {
 
 // validateMeta checks metadata as the API server does for a namespaced
 // custom resource, after it generated the name from generateName.
-func validateMeta(task *v1alpha1.Task) field.ErrorList {
-	meta := task.ObjectMeta.DeepCopy()
+func validateMeta(objMeta *metav1.ObjectMeta) field.ErrorList {
+	meta := objMeta.DeepCopy()
 	generated := meta.Name == "" && meta.GenerateName != ""
 	if generated {
 		meta.Name = names.SimpleNameGenerator.GenerateName(meta.GenerateName)
@@ -209,20 +251,21 @@ var documentPath = field.NewPath("<document>")
 // decoded is one document, decoded.
 type decoded struct {
 	task *v1alpha1.Task
+	run  *v1alpha1.TaskRun
 	errs field.ErrorList
-	// decoded is true when task holds the document (perhaps less unknown
-	// fields), so the checks of admission can run on it.
+	// decoded is true when task or run holds the document (perhaps less
+	// unknown fields), so the checks of admission can run on it.
 	decoded bool
-	// skip says why a document that is not a Task, or is a template and
-	// not YAML, is not checked.
+	// skip says why a document that is not a Task or a TaskRun, or is a
+	// template and not YAML, is not checked.
 	skip string
 	// empty is true for a document with nothing in it.
 	empty bool
 }
 
-// decodeTask decodes one document as the API server would: strictly, with
-// the CRD's rules outside spec.config.
-func decodeTask(data []byte) decoded {
+// decodeDocument decodes one document as the API server would: strictly,
+// with the CRD's rules outside the plugin's config.
+func decodeDocument(data []byte) decoded {
 	jsonData, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		if bytes.Contains(data, []byte("{{")) {
@@ -237,127 +280,57 @@ func decodeTask(data []byte) decoded {
 	if err := json.Unmarshal(jsonData, &head); err != nil {
 		return decoded{skip: "not a Kubernetes object (not a YAML mapping)"}
 	}
-	if head.Kind != "Task" || head.APIVersion != v1alpha1.GroupVersion.String() {
+	if (head.Kind != "Task" && head.Kind != "TaskRun") || head.APIVersion != v1alpha1.GroupVersion.String() {
 		what := strings.TrimSpace(head.APIVersion + " " + head.Kind)
 		if what == "" {
 			what = "a document without apiVersion and kind"
 		}
-		return decoded{skip: what + " is not a Task (" + v1alpha1.GroupVersion.String() + ")"}
+		return decoded{skip: what + " is not a Task or TaskRun (" + v1alpha1.GroupVersion.String() + ")"}
+	}
+	if head.Kind == "TaskRun" {
+		return decodeTaskRun(jsonData)
 	}
 	task := &v1alpha1.Task{}
-	// Strict, as kubectl's server-side field validation would be.
-	strictErrs, err := sigsjson.UnmarshalStrict(jsonData, task)
-	if task.Namespace == "" {
-		task.Namespace = "default"
-	}
-	if err != nil {
-		return decoded{task: task, errs: field.ErrorList{field.Invalid(documentPath, field.OmitValueType{}, err.Error())}}
-	}
-	var errs field.ErrorList
-	for _, e := range strictErrs {
-		errs = append(errs, field.Invalid(documentPath, field.OmitValueType{}, e.Error()))
+	errs, ok := decodeStrict(jsonData, task)
+	if !ok {
+		return decoded{task: task, errs: errs}
 	}
 	// The CRD's own schema holds the rules of the spec outside
 	// spec.config (the webhook's schemas cover spec.config only); the API
 	// server enforces them, and so does this check, so "valid" here means
 	// the API server stores the Task.
-	if ttl := task.Spec.TTLSecondsAfterFinished; ttl != nil && *ttl < 0 {
-		errs = append(errs, field.Invalid(field.NewPath("spec", "ttlSecondsAfterFinished"), *ttl, "should be greater than or equal to 0"))
+	spec := task.Spec
+	errs = append(errs, notNegative(runSpecPath.Child("ttlSecondsAfterFinished"), spec.TTLSecondsAfterFinished)...)
+	errs = append(errs, notNegative(runSpecPath.Child("successfulRunsHistoryLimit"), spec.SuccessfulRunsHistoryLimit)...)
+	errs = append(errs, notNegative(runSpecPath.Child("failedRunsHistoryLimit"), spec.FailedRunsHistoryLimit)...)
+	if p := spec.ConcurrencyPolicy; p != "" && p != v1alpha1.ConcurrencyAllow && p != v1alpha1.ConcurrencyForbid {
+		errs = append(errs, field.NotSupported(runSpecPath.Child("concurrencyPolicy"), p, []v1alpha1.ConcurrencyPolicy{v1alpha1.ConcurrencyAllow, v1alpha1.ConcurrencyForbid}))
 	}
 	return decoded{task: task, errs: errs, decoded: true}
 }
 
-func readDocuments(inputs []string, stdin io.Reader) ([]document, error) {
-	var docs []document
-	for _, in := range inputs {
-		paths, err := expand(in)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range paths {
-			var r io.Reader = stdin
-			if p != "-" {
-				f, err := os.Open(p)
-				if err != nil {
-					return nil, err
-				}
-				defer f.Close()
-				r = f
-			}
-			more, err := splitDocuments(p, r)
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", p, err)
-			}
-			docs = append(docs, more...)
-		}
-	}
-	return docs, nil
-}
-
-// splitDocuments splits a multi-document YAML stream where
-// k8s.io/apimachinery's YAMLReader would (a line starting with "---" and
-// nothing but a comment after it), keeping the line each document starts
-// on, which that reader does not report.
-func splitDocuments(source string, r io.Reader) ([]document, error) {
-	var docs []document
-	var buf bytes.Buffer
-	start, lineNo := 0, 0
-	flush := func() {
-		if buf.Len() > 0 {
-			docs = append(docs, document{source: source, line: max(start, 1), data: bytes.Clone(buf.Bytes())})
-		}
-		buf.Reset()
-		start = 0
-	}
-	br := bufio.NewReader(r)
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			lineNo++
-			if rest, isSep := bytes.CutPrefix(line, []byte("---")); isSep && (len(bytes.TrimSpace(rest)) == 0 || bytes.TrimSpace(rest)[0] == '#') {
-				flush()
-			} else {
-				if t := bytes.TrimSpace(line); start == 0 && len(t) > 0 && t[0] != '#' {
-					start = lineNo
-				}
-				buf.Write(line)
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			flush()
-			return docs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-}
-
-// expand turns a directory into its manifest files, sorted.
-func expand(in string) ([]string, error) {
-	if in == "-" {
-		return []string{"-"}, nil
-	}
-	info, err := os.Stat(in)
-	if err != nil {
-		return nil, err
-	}
-	if !info.IsDir() {
-		return []string{in}, nil
-	}
-	var out []string
-	err = filepath.WalkDir(in, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".yaml", ".yml", ".json":
-			if !d.IsDir() {
-				out = append(out, p)
-			}
-		}
+// notNegative is the CRD's minimum of 0 on an optional integer, in the
+// API server's words.
+func notNegative(path *field.Path, v *int32) field.ErrorList {
+	if v == nil || *v >= 0 {
 		return nil
-	})
-	sort.Strings(out)
-	return out, err
+	}
+	return field.ErrorList{field.Invalid(path, *v, "should be greater than or equal to 0")}
+}
+
+// decodeStrict decodes a Task or TaskRun strictly, as kubectl's
+// server-side field validation would, in namespace default unless it
+// names one. ok is false when the document does not decode at all.
+func decodeStrict(jsonData []byte, obj client.Object) (errs field.ErrorList, ok bool) {
+	strictErrs, err := sigsjson.UnmarshalStrict(jsonData, obj)
+	if obj.GetNamespace() == "" {
+		obj.SetNamespace("default")
+	}
+	if err != nil {
+		return field.ErrorList{field.Invalid(documentPath, field.OmitValueType{}, err.Error())}, false
+	}
+	for _, e := range strictErrs {
+		errs = append(errs, field.Invalid(documentPath, field.OmitValueType{}, e.Error()))
+	}
+	return errs, true
 }

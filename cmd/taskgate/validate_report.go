@@ -7,9 +7,8 @@ import (
 	"io"
 	"strings"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
-
-	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
 // summary counts the verdicts; its String is the line every run prints.
@@ -52,8 +51,8 @@ func report(results []result, s summary, output string, stdout, stderr io.Writer
 	return nil
 }
 
-// reportText writes a verdict for people: valid Tasks (or, with asYAML,
-// the defaulted Tasks) to stdout, everything else to stderr.
+// reportText writes a verdict for people: valid Tasks and TaskRuns (or,
+// with asYAML, the defaulted objects) to stdout, everything else to stderr.
 func reportText(r result, asYAML bool, stdout, stderr io.Writer) {
 	for _, w := range r.warnings {
 		fmt.Fprintf(stderr, "%s: %s: warning: %s\n", r.doc, r.name(), w)
@@ -71,7 +70,7 @@ func reportText(r result, asYAML bool, stdout, stderr io.Writer) {
 			fmt.Fprintf(stdout, "%s: %s is valid\n", r.doc, r.name())
 			return
 		}
-		out, err := yaml.Marshal(printable(r.task))
+		out, err := yaml.Marshal(printable(r.object()))
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %s: encode: %v\n", r.doc, r.name(), err)
 			return
@@ -81,8 +80,8 @@ func reportText(r result, asYAML bool, stdout, stderr io.Writer) {
 }
 
 // printable drops the empty status and creation timestamp a Go struct would print.
-func printable(task *v1alpha1.Task) map[string]any {
-	raw, _ := json.Marshal(task)
+func printable(obj client.Object) map[string]any {
+	raw, _ := json.Marshal(obj)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
 	delete(m, "status")
@@ -102,6 +101,7 @@ type jsonResult struct {
 	Source       string      `json:"source"`
 	Line         int         `json:"line"`
 	Verdict      string      `json:"verdict"`
+	Kind         string      `json:"kind,omitempty"`
 	Namespace    string      `json:"namespace,omitempty"`
 	Name         string      `json:"name,omitempty"`
 	GenerateName string      `json:"generateName,omitempty"`
@@ -122,8 +122,9 @@ func reportJSON(results []result, s summary, w io.Writer) error {
 	out := jsonReport{Summary: s, Results: []jsonResult{}}
 	for _, r := range results {
 		jr := jsonResult{Source: r.doc.file(), Line: r.doc.line, Verdict: r.verdict(), Skipped: r.skipped, Warnings: r.warnings}
-		if r.task != nil {
-			jr.Namespace, jr.Name, jr.GenerateName = r.task.Namespace, r.task.Name, r.task.GenerateName
+		if o := r.object(); o != nil {
+			jr.Kind = r.kind()
+			jr.Namespace, jr.Name, jr.GenerateName = o.GetNamespace(), o.GetName(), o.GetGenerateName()
 		}
 		for _, e := range r.errs {
 			jr.Errors = append(jr.Errors, jsonError{Field: e.Field, Reason: string(e.Type), Detail: e.Detail, Message: e.Error()})

@@ -62,16 +62,7 @@ spec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}
 	task := func(meta string) string {
 		return "apiVersion: automation.astronetes.io/v1alpha1\nkind: Task\nmetadata: " + meta + "\nspec: {plugin: custom-image, config: {image: busybox:1.36, command: [echo]}}\n"
 	}
-	tests := []struct {
-		name       string
-		args       []string
-		stdin      string
-		wantCode   int
-		wantOut    []string
-		wantErr    []string
-		notWantOut []string
-		notWantErr []string
-	}{
+	tests := []validateCase{
 		{name: "samples valid", args: []string{"validate", "-f", "../../config/samples"}, wantCode: 0,
 			wantOut: []string{"run-synchronization.yaml:3: Task default/restore-from-dr is valid", "custom-image-hello-world.yaml:2: Task default/hello-world is valid"},
 			wantErr: []string{"authorization checks", "were skipped", `"busybox" has no tag`, "summary: 4 valid, 0 invalid, 0 skipped"}},
@@ -91,7 +82,7 @@ spec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}
 			wantErr: []string{"summary: 0 valid, 0 invalid, 1 skipped", "no Task"}},
 		{name: "stdin yaml output", args: []string{"validate", "-f", "-", "-o", "yaml"}, wantCode: 0,
 			stdin:   task("{name: s}"),
-			wantOut: []string{"serviceAccountName: s-task", "namespace: default", "timeoutSeconds: 3600"}, notWantOut: []string{"status", "is valid"},
+			wantOut: []string{"namespace: default", "timeoutSeconds: 3600"}, notWantOut: []string{"status", "is valid", "serviceAccountName"},
 			wantErr: []string{"summary: 1 valid, 0 invalid, 0 skipped"}},
 		{name: "stdin is named in messages", args: []string{"validate", "-f", "-"}, wantCode: 1,
 			stdin: task("{name: Bad_Name}"), wantErr: []string{`<stdin>:1: Task default/Bad_Name is invalid`, `metadata.name: Invalid value: "Bad_Name"`}},
@@ -130,6 +121,23 @@ spec: {plugin: custom-image, config: {image: busybox:1.36, comand: [echo]}}
 			wantErr: []string{`spec.config.clusterRole: Unsupported value: "cluster-admin"`}},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: []string{`unknown command "frobnicate"`}},
 	}
+	checkValidateCases(t, tests)
+}
+
+// validateCase is a run of `taskgate validate` and what it must print.
+type validateCase struct {
+	name       string
+	args       []string
+	stdin      string
+	wantCode   int
+	wantOut    []string
+	wantErr    []string
+	notWantOut []string
+	notWantErr []string
+}
+
+func checkValidateCases(t *testing.T, tests []validateCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -213,13 +221,13 @@ func TestValidateJSONOutput(t *testing.T) {
 		t.Errorf("no summary line on stderr:\n%s", stderr.String())
 	}
 	tests := []struct {
-		name, file, verdict string
-		line                int
-		fields              []string
-		warning, skipped    string
+		name, file, verdict, kind string
+		line                      int
+		fields                    []string
+		warning, skipped          string
 	}{
-		{name: "good", file: "a-tasks.yaml", line: 1, verdict: "valid", warning: `"busybox" has no tag`},
-		{name: "Bad_Name", file: "a-tasks.yaml", line: 6, verdict: "invalid", fields: []string{"metadata.name"}},
+		{name: "good", kind: "Task", file: "a-tasks.yaml", line: 1, verdict: "valid", warning: `"busybox" has no tag`},
+		{name: "Bad_Name", kind: "Task", file: "a-tasks.yaml", line: 6, verdict: "invalid", fields: []string{"metadata.name"}},
 		{file: "b-deploy.yaml", line: 1, verdict: "skipped", skipped: "apps/v1 Deployment is not a Task"},
 		{file: "c-chart.yaml", line: 1, verdict: "skipped", skipped: "not YAML but a template"},
 	}
@@ -229,8 +237,8 @@ func TestValidateJSONOutput(t *testing.T) {
 	for i, tt := range tests {
 		r := got.Results[i]
 		t.Run(tt.file+"/"+tt.verdict, func(t *testing.T) {
-			if filepath.Base(r.Source) != tt.file || r.Line != tt.line || r.Verdict != tt.verdict || r.Name != tt.name {
-				t.Errorf("result %+v, want %s:%d %s %s", r, tt.file, tt.line, tt.name, tt.verdict)
+			if filepath.Base(r.Source) != tt.file || r.Line != tt.line || r.Verdict != tt.verdict || r.Name != tt.name || r.Kind != tt.kind {
+				t.Errorf("result %+v, want %s:%d %s %s %s", r, tt.file, tt.line, tt.kind, tt.name, tt.verdict)
 			}
 			var fields []string
 			for _, e := range r.Errors {

@@ -32,10 +32,10 @@ func TestSamplesAdmittedWithDefaults(t *testing.T) {
 		warn string
 	}{
 		{file: "custom-image-hello-world.yaml", name: "hello-world",
-			want: map[string]string{"namespace": `"samples"`, "serviceAccountName": `"hello-world-task"`, "timeoutSeconds": "3600", "retries": "0", "image": `"busybox"`},
+			want: map[string]string{"namespace": `"samples"`, "timeoutSeconds": "3600", "retries": "0", "image": `"busybox"`},
 			warn: `spec.config.image "busybox" has no tag`},
 		{file: "custom-image-kubectl.yaml", name: "kubectl",
-			want: map[string]string{"clusterRole": `"cluster-admin"`, "serviceAccountName": `"kubectl-task"`},
+			want: map[string]string{"clusterRole": `"cluster-admin"`, "namespace": `"samples"`},
 			warn: "cluster-admin"},
 		{file: "transformation-set-replica-to-1.yaml", name: "set-replica-to-1",
 			want: map[string]string{"namespaces": `["samples"]`}},
@@ -58,6 +58,9 @@ func TestSamplesAdmittedWithDefaults(t *testing.T) {
 			var cfg map[string]json.RawMessage
 			if err := json.Unmarshal(task.Spec.Config.Raw, &cfg); err != nil {
 				t.Fatal(err)
+			}
+			if sa, has := cfg["serviceAccountName"]; has {
+				t.Errorf("stored serviceAccountName %s: a Task's ServiceAccount belongs to its runs, none is defaulted", sa)
 			}
 			for k, v := range tt.want {
 				if got := string(cfg[k]); got != v {
@@ -141,9 +144,9 @@ func mustRead(t *testing.T, path string) string {
 func TestDryRun(t *testing.T) {
 	ns := namespace(t, "dryrun")
 	good := taskYAML("dry", ns, v1alpha1.PluginCustomImage, "image: busybox:1.36\ncommand: [echo]")
-	out, err := kubectl(t, good, "apply", "--dry-run=server", "-o", "jsonpath={.spec.config.serviceAccountName}", "-f", "-")
-	if err != nil || !strings.Contains(out, "dry-task") {
-		t.Fatalf("server dry-run: %v\n%s (want the defaulted serviceAccountName)", err, out)
+	out, err := kubectl(t, good, "apply", "--dry-run=server", "-o", "jsonpath={.spec.config.namespace}", "-f", "-")
+	if err != nil || out != ns {
+		t.Fatalf("server dry-run: %v\n%s (want the defaulted namespace %s)", err, out, ns)
 	}
 	var task v1alpha1.Task
 	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "dry"}, &task); !apierrors.IsNotFound(err) {
@@ -185,17 +188,17 @@ func TestMalformedReviewOverTLS(t *testing.T) {
 	}
 }
 
-// TestGenerateName: a Task created with metadata.generateName is admitted.
-// The API server generates the name after mutating admission (before
-// validating admission), so taskgate's mutating webhook, in either mode,
-// sees no name to derive the ServiceAccount default from and leaves
-// serviceAccountName unset; the controller then derives the same name,
-// v1alpha1.DefaultServiceAccountName (test/controller covers that half).
+// TestGenerateName: a TaskRun created with metadata.generateName, as
+// `taskgate run` creates one, is admitted (preflight included: the dry-run
+// Pod is named as the API server would name it). No serviceAccountName is
+// defaulted into the snapshot, nor into a Task: the ServiceAccount belongs to
+// the run, and the controller derives v1alpha1.DefaultServiceAccountName
+// from the run's name (test/controller covers that half).
 func TestGenerateName(t *testing.T) {
 	ns := namespace(t, "generated")
-	doc := strings.Replace(taskYAML("", ns, v1alpha1.PluginCustomImage, "image: busybox:1.36\ncommand: [echo]"),
-		"  name: \n", "  generateName: run-\n", 1)
-	out, err := kubectl(t, doc, "create", "-o", "jsonpath={.metadata.name} {.spec.config.serviceAccountName}", "-f", "-")
+	must(t, k8s.Create(context.Background(), newTask(ns, "hello", v1alpha1.PluginCustomImage, echoConfig)))
+	doc := strings.Replace(runYAML("", ns, "hello"), "  name: \n", "  generateName: run-\n", 1)
+	out, err := kubectl(t, doc, "create", "-o", "jsonpath={.metadata.name} {.spec.taskSpec.config.serviceAccountName}", "-f", "-")
 	if err != nil {
 		t.Fatalf("create: %v\n%s", err, out)
 	}
@@ -204,8 +207,8 @@ func TestGenerateName(t *testing.T) {
 		t.Fatalf("stored name %q, want one generated from run-", name)
 	}
 	if sa != "" {
-		t.Errorf("stored serviceAccountName %q, want none: the mutating webhook cannot know the generated name %s (the controller derives %q)",
-			sa, name, v1alpha1.DefaultServiceAccountName(name))
+		t.Errorf("stored serviceAccountName %q, want none: the run's own ServiceAccount is named by the controller from the run's name %s and UID",
+			sa, name)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,29 +19,27 @@ import (
 	"github.com/astronetes/taskgate/webhook"
 )
 
-// The two refusals of a spec change, told apart by their text: the CRD's
-// CEL rule (x-kubernetes-validations, self == oldSelf), which the API
-// server applies before it calls any validating webhook, and taskgate's
-// webhook (webhook/requester.go), the one that answers where the CRD has no
-// such rule (installed from an older chart, or edited by hand).
+// The two refusals of a change of a TaskRun's spec, told apart by their
+// text: the CRD's CEL rule (x-kubernetes-validations, self == oldSelf),
+// which the API server applies before it calls any validating webhook, and
+// taskgate's webhook (webhook/requester.go), the one that answers where the
+// CRD has no such rule (installed from an older chart, or edited by hand).
+// A Task's spec is editable (TestTaskIsARunbook).
 const (
-	crdImmutable     = "spec is immutable; create a new Task to run again"
-	webhookImmutable = "spec is immutable: a Task runs once; create a new Task (metadata.generateName works) to run again"
+	crdImmutable     = "spec is immutable: a TaskRun runs what was admitted; create a new TaskRun to run again"
+	webhookImmutable = "spec is immutable: a TaskRun runs what was admitted; create a new TaskRun (metadata.generateName works) to run again"
 )
 
-const tasksCRD = "tasks.automation.astronetes.io"
+const taskRunsCRD = "taskruns.automation.astronetes.io"
 
-// TestSpecImmutable changes a stored Task's spec with the CRD's rule in
+// TestSpecImmutable changes a stored TaskRun's spec with the CRD's rule in
 // place and with it removed; each time exactly the expected refusal comes
 // back. The single-call webhook is a mutating one, called before the API
 // server's schema validation, so in that mode taskgate answers in both
 // cases. Labels may still change: only spec is frozen.
 func TestSpecImmutable(t *testing.T) {
 	ns := namespace(t, "immutable")
-	doc := taskYAML("once", ns, v1alpha1.PluginCustomImage, "image: busybox:1.36\ncommand: [echo]")
-	if out, err := kubectl(t, doc, "apply", "-f", "-"); err != nil {
-		t.Fatalf("create: %v\n%s", err, out)
-	}
+	must(t, k8s.Create(context.Background(), inlineRun(ns, "once", v1alpha1.PluginCustomImage, echoConfig)))
 	withRule := crdImmutable
 	if singleCall {
 		withRule = webhookImmutable
@@ -76,28 +75,28 @@ func TestSpecImmutable(t *testing.T) {
 			})
 		})
 	}
-	if out, err := kubectl(t, "", "label", "-n", ns, "task", "once", "team=a"); err != nil {
+	if out, err := kubectl(t, "", "label", "-n", ns, "taskrun", "once", "team=a"); err != nil {
 		t.Errorf("label: %v\n%s; want labels changeable", err, out)
 	}
 }
 
-// changeImage updates the Task's spec.config.image as the admin.
+// changeImage updates the TaskRun's spec.taskSpec.config.image as the admin.
 func changeImage(t *testing.T, ns, name, image string) error {
 	t.Helper()
 	ctx := context.Background() // also from a Cleanup, after t.Context is done
-	var task v1alpha1.Task
-	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &task))
-	task.Spec.Config = runtime.RawExtension{Raw: []byte(`{"image":"` + image + `","command":["echo"]}`)}
-	return k8s.Update(ctx, &task)
+	var run v1alpha1.TaskRun
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &run))
+	run.Spec.TaskSpec.Config = runtime.RawExtension{Raw: []byte(`{"image":"` + image + `","command":["echo"]}`)}
+	return k8s.Update(ctx, &run)
 }
 
-// removeImmutabilityRule removes the x-kubernetes-validations of the Task
-// CRD's spec until the test ends, then puts them back and waits until the
-// API server applies them again.
+// removeImmutabilityRule removes the x-kubernetes-validations of the
+// TaskRun CRD's spec until the test ends, then puts them back and waits
+// until the API server applies them again.
 func removeImmutabilityRule(t *testing.T) {
 	t.Helper()
 	var crd apiextensionsv1.CustomResourceDefinition
-	must(t, k8s.Get(t.Context(), client.ObjectKey{Name: tasksCRD}, &crd))
+	must(t, k8s.Get(t.Context(), client.ObjectKey{Name: taskRunsCRD}, &crd))
 	saved := make([]apiextensionsv1.ValidationRules, len(crd.Spec.Versions))
 	for i := range crd.Spec.Versions {
 		spec := specSchema(t, &crd, i)
@@ -105,15 +104,15 @@ func removeImmutabilityRule(t *testing.T) {
 		spec.XValidations = nil
 		crd.Spec.Versions[i].Schema.OpenAPIV3Schema.Properties["spec"] = spec
 	}
-	if len(saved) == 0 || len(saved[0]) == 0 || saved[0][0].Rule != "self == oldSelf" {
-		t.Fatalf("the Task CRD's spec has validations %+v; want the rule self == oldSelf to remove", saved)
+	if len(saved) == 0 || !slices.ContainsFunc(saved[0], func(r apiextensionsv1.ValidationRule) bool { return r.Rule == "self == oldSelf" }) {
+		t.Fatalf("the TaskRun CRD's spec has validations %+v; want the rule self == oldSelf to remove", saved)
 	}
 	must(t, k8s.Update(t.Context(), &crd))
 	t.Cleanup(func() {
 		ctx := context.Background()
 		var crd apiextensionsv1.CustomResourceDefinition
-		if err := k8s.Get(ctx, client.ObjectKey{Name: tasksCRD}, &crd); err != nil {
-			t.Fatalf("get the Task CRD to restore it: %v", err)
+		if err := k8s.Get(ctx, client.ObjectKey{Name: taskRunsCRD}, &crd); err != nil {
+			t.Fatalf("get the TaskRun CRD to restore it: %v", err)
 		}
 		for i := range crd.Spec.Versions {
 			spec := specSchema(t, &crd, i)
@@ -121,15 +120,14 @@ func removeImmutabilityRule(t *testing.T) {
 			crd.Spec.Versions[i].Schema.OpenAPIV3Schema.Properties["spec"] = spec
 		}
 		if err := k8s.Update(ctx, &crd); err != nil {
-			t.Fatalf("restore the Task CRD's immutability rule: %v", err)
+			t.Fatalf("restore the TaskRun CRD's immutability rule: %v", err)
 		}
 		if singleCall {
 			return // taskgate answers first in this mode: nothing tells the rule is served
 		}
 		ns := namespace(t, "immutable-restored")
-		doc := taskYAML("probe", ns, v1alpha1.PluginCustomImage, "image: busybox:1.36\ncommand: [echo]")
-		if out, err := kubectl(t, doc, "apply", "-f", "-"); err != nil {
-			t.Fatalf("create: %v\n%s", err, out)
+		if err := k8s.Create(ctx, inlineRun(ns, "probe", v1alpha1.PluginCustomImage, echoConfig)); err != nil {
+			t.Fatalf("create: %v", err)
 		}
 		testutil.Eventually(t, "the CRD's rule served again", func() error {
 			if err := changeImage(t, ns, "probe", "busybox:1.99"); err == nil || !strings.Contains(err.Error(), crdImmutable) {
@@ -144,11 +142,11 @@ func specSchema(t *testing.T, crd *apiextensionsv1.CustomResourceDefinition, ver
 	t.Helper()
 	v := crd.Spec.Versions[version]
 	if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
-		t.Fatalf("the Task CRD's version %s has no schema", v.Name)
+		t.Fatalf("the CRD's version %s has no schema", v.Name)
 	}
 	spec, ok := v.Schema.OpenAPIV3Schema.Properties["spec"]
 	if !ok {
-		t.Fatalf("the Task CRD's version %s has no spec property", v.Name)
+		t.Fatalf("the CRD's version %s has no spec property", v.Name)
 	}
 	return spec
 }
@@ -171,7 +169,7 @@ func TestConfigBounds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: strings.ReplaceAll(tt.name, " ", "-"), Namespace: ns},
-				Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage, Config: runtime.RawExtension{Raw: []byte(tt.config)}}}
+				Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: v1alpha1.PluginCustomImage, Config: runtime.RawExtension{Raw: []byte(tt.config)}}}}
 			err := k8s.Create(t.Context(), task)
 			var status apierrors.APIStatus
 			if err == nil || !errors.As(err, &status) || !strings.Contains(err.Error(), `admission webhook "`) || !strings.Contains(err.Error(), tt.want) {

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/testutil"
@@ -44,4 +45,63 @@ func taskYAML(name, ns string, plugin v1alpha1.Plugin, config string) string {
 		b.WriteString("    " + line + "\n")
 	}
 	return b.String()
+}
+
+// runsRule lets a user create and read TaskRuns, as the chart's aggregated
+// edit role does.
+var runsRule = rule("automation.astronetes.io", "taskruns", "get", "list", "watch", "create", "delete")
+
+// readTasksRule lets a user read Tasks, as the chart's aggregated view role does.
+var readTasksRule = rule("automation.astronetes.io", "tasks", "get", "list", "watch")
+
+// newTask is a Task with a JSON config.
+func newTask(ns, name string, plugin v1alpha1.Plugin, config string) *v1alpha1.Task {
+	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: plugin}}}
+	task.Spec.Config.Raw = []byte(config)
+	return task
+}
+
+// runOf is a TaskRun of the named Task.
+func runOf(ns, name, task string) *v1alpha1.TaskRun {
+	return &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.TaskRunSpec{TaskRef: &v1alpha1.TaskRef{Name: task}}}
+}
+
+// inlineRun is a one-off TaskRun of a JSON config (spec.taskSpec).
+func inlineRun(ns, name string, plugin v1alpha1.Plugin, config string) *v1alpha1.TaskRun {
+	run := &v1alpha1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.TaskRunSpec{TaskSpec: &v1alpha1.PluginSpec{Plugin: plugin}}}
+	run.Spec.TaskSpec.Config.Raw = []byte(config)
+	return run
+}
+
+// runYAML is a TaskRun manifest of the named Task.
+func runYAML(name, ns, task string) string {
+	return "apiVersion: automation.astronetes.io/v1alpha1\nkind: TaskRun\nmetadata:\n  name: " + name + "\n  namespace: " + ns +
+		"\nspec:\n  taskRef:\n    name: " + task + "\n"
+}
+
+// getRun reads a TaskRun as the admin.
+func getRun(t *testing.T, ns, name string) *v1alpha1.TaskRun {
+	t.Helper()
+	var run v1alpha1.TaskRun
+	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &run))
+	return &run
+}
+
+// absentRun fails the test when the TaskRun was stored.
+func absentRun(t *testing.T, ns, name string) {
+	t.Helper()
+	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &v1alpha1.TaskRun{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("TaskRun %s/%s: %v, want not stored", ns, name, err)
+	}
+}
+
+// refused fails the test unless err is a refusal containing want.
+func refused(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want a refusal containing %q", err, want)
+	}
 }

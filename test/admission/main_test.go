@@ -62,6 +62,9 @@ func TestMain(m *testing.M) {
 		if err := addUsers(context.Background()); err != nil {
 			return err
 		}
+		if err := installPolicies(context.Background()); err != nil {
+			return err
+		}
 		_, err := cp.StartManager(managerCfg, ctrl.Options{WebhookServer: cp.WebhookServer()},
 			func(mgr ctrl.Manager) error { return webhook.SetupWithManager(mgr, webhookOptions()) })
 		return err

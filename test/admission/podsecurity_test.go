@@ -18,6 +18,7 @@ func TestPodSecurityFields(t *testing.T) {
 		name    string
 		config  string
 		refused bool
+		run     bool     // the Task is admitted; create a TaskRun of it
 		want    []string // in kubectl's output
 	}{
 		{name: "privileged", refused: true, config: plainImage + "\nsecurityContext: {privileged: true}",
@@ -26,16 +27,22 @@ func TestPodSecurityFields(t *testing.T) {
 			want: []string{"spec.config.securityContext.allowPrivilegeEscalation: Unsupported value: true"}},
 		{name: "a capability restricted forbids", refused: true, config: plainImage + "\nsecurityContext: {capabilities: {add: [SYS_ADMIN]}}",
 			want: []string{`spec.config.securityContext.capabilities.add[0]: Unsupported value: "SYS_ADMIN"`}},
-		{name: "non-root is admitted in a restricted namespace", config: nonRoot + "\nautomountServiceAccountToken: false\nnodeSelector: {kubernetes.io/os: linux}",
-			want: []string{"task.automation.astronetes.io/ps-d created"}},
-		{name: "a default Task is refused with PodSecurity's text", refused: true, config: plainImage,
-			want: []string{"the API server refuses the Task's Pod", `violates PodSecurity "restricted:latest"`, "runAsNonRoot != true",
+		{name: "a non-root run is admitted in a restricted namespace", config: nonRoot + "\nautomountServiceAccountToken: false\nnodeSelector: {kubernetes.io/os: linux}",
+			run: true, want: []string{"taskrun.automation.astronetes.io/ps-d created"}},
+		{name: "a run of a default Task is refused with PodSecurity's text", refused: true, config: plainImage, run: true,
+			want: []string{"the API server refuses the run's Pod", `violates PodSecurity "restricted:latest"`, "runAsNonRoot != true",
 				`securityContext.runAsNonRoot=true`}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			name := "ps-" + string(rune('a'+i))
 			out, err := kubectl(t, taskYAML(name, restricted, v1alpha1.PluginCustomImage, tt.config), "apply", "-f", "-")
+			if tt.run {
+				if err != nil {
+					t.Fatalf("the Task refused: %v\n%s", err, out)
+				}
+				out, err = kubectl(t, runYAML(name, restricted, name), "create", "-f", "-")
+			}
 			if tt.refused != (err != nil) {
 				t.Errorf("refused %v, want %v:\n%s", err != nil, tt.refused, out)
 			}

@@ -97,9 +97,9 @@ func TestPreflightCacheRequesters(t *testing.T) {
 	p := &webhook.Preflight{Clients: f.For, CacheTTL: time.Minute}
 	const config = `{"image":"busybox:1.36","command":["echo","hi"]}`
 	errText := func(name string, r *v1alpha1.Requester) string {
-		task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage, Requester: r}}
-		task.Spec.Config.Raw = []byte(config)
-		errs, _ := p.CustomImage(ctx, task, r)
+		run := inlineRun(ns, name, v1alpha1.PluginCustomImage, config)
+		run.Spec.Requester = r
+		errs, _ := p.CustomImage(ctx, run, r)
 		if len(errs) == 0 {
 			return ""
 		}

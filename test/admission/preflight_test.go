@@ -25,9 +25,10 @@ func podSecurityNamespace(t *testing.T, name, level string) string {
 	return namespace(t, name)
 }
 
-// TestPreflight: the API server's own admission refuses a custom-image Task
-// at kubectl apply when it would refuse its Pod at run time, in its own
-// words; where it would not, the Task is admitted.
+// TestPreflight: the API server's own admission refuses a TaskRun of a
+// custom-image Task at kubectl create when it would refuse its Pod at run
+// time, in its own words; where it would not, the run is admitted. The
+// Task itself is admitted everywhere: it runs nothing.
 func TestPreflight(t *testing.T) {
 	ctx := context.Background()
 	restricted := podSecurityNamespace(t, "psa-restricted", "restricted")
@@ -50,7 +51,7 @@ func TestPreflight(t *testing.T) {
 		refused  bool
 	}{
 		{name: "restricted namespace refuses the Pod with PodSecurity's text", ns: restricted, refused: true,
-			want: []string{"spec.config: Forbidden: the API server refuses the Task's Pod (server-side dry run as " + adminUser + ")",
+			want: []string{"spec.taskSpec.config: Forbidden: the API server refuses the run's Pod (server-side dry run as " + adminUser + ")",
 				`violates PodSecurity "restricted:latest"`, "runAsNonRoot != true"}},
 		{name: "kubectl --dry-run=server is refused the same", ns: restricted, args: []string{"--dry-run=server"}, refused: true,
 			want: []string{`violates PodSecurity "restricted:latest"`}},
@@ -58,20 +59,21 @@ func TestPreflight(t *testing.T) {
 			want: []string{`violates PodSecurity "restricted:latest"`}},
 		{name: "baseline namespace admits it", ns: baseline},
 		{name: "a quota of no Pods refuses it", ns: quota, refused: true,
-			want: []string{"the API server refuses the Task's Pod", "exceeded quota: no-pods"}},
+			want: []string{"the API server refuses the run's Pod", "exceeded quota: no-pods"}},
 		{name: "no ServiceAccount to dry-run with: admitted with a warning", ns: noSA,
-			want: []string{"Warning: the Task's Pod could not be dry-run", `error looking up service account no-default-sa/default`}},
+			want: []string{"Warning: the run's Pod could not be dry-run", `error looking up service account no-default-sa/default`}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			name := "pf-" + string(rune('a'+i))
-			doc := taskYAML(name, tt.ns, v1alpha1.PluginCustomImage, plainImage)
-			verb := "apply"
+			if out, err := kubectl(t, taskYAML(name, tt.ns, v1alpha1.PluginCustomImage, plainImage), "apply", "-f", "-"); err != nil {
+				t.Fatalf("the Task refused: %v\n%s", err, out)
+			}
+			doc := runYAML(name, tt.ns, name)
 			if tt.generate {
 				doc = strings.Replace(doc, "  name: "+name+"\n", "  generateName: pf-\n", 1)
-				verb = "create"
 			}
-			out, err := kubectl(t, doc, append([]string{verb, "-f", "-"}, tt.args...)...)
+			out, err := kubectl(t, doc, append([]string{"create", "-f", "-"}, tt.args...)...)
 			if tt.refused != (err != nil) {
 				t.Errorf("refused %v, want %v:\n%s", err != nil, tt.refused, out)
 			}
@@ -85,7 +87,7 @@ func TestPreflight(t *testing.T) {
 }
 
 // TestPreflightOff: with the preflight off the same Validator admits the
-// Task the restricted namespace refuses, its access checks still answered
+// run the restricted namespace refuses, its access checks still answered
 // by the API server; with it on, built as the manager builds it, refuses.
 func TestPreflightOff(t *testing.T) {
 	ctx := context.Background()
@@ -96,17 +98,17 @@ func TestPreflightOff(t *testing.T) {
 	must(t, err)
 	a, err := webhook.NewAdmitterFromOptions(webhook.Options{})
 	must(t, err)
-	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "off", Namespace: ns}, Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}
-	task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["echo"]}`)
+	task := newTask(ns, "off", v1alpha1.PluginCustomImage, echoConfig)
 	if errs := a.Default(task); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	task.Spec.Requester = actas.FromUserInfo(admin)
+	run := inlineRun(ns, "off", task.Spec.Plugin, string(task.Spec.Config.Raw))
+	run.Spec.Requester = actas.FromUserInfo(admin)
 	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Create, UserInfo: admin, Namespace: ns}}
 	reqCtx := admission.NewContextWithRequest(ctx, req)
 
 	off := &webhook.Validator{Admitter: a, Authz: webhook.SARAuthorizer{Client: manager}}
-	if _, err := off.ValidateCreate(reqCtx, task.DeepCopy()); err != nil {
+	if _, err := off.ValidateRunCreate(reqCtx, run.DeepCopy()); err != nil {
 		t.Errorf("preflight off: refused %v", err)
 	}
 	// The manager's own discovery, as SetupWithManager passes mgr.GetRESTMapper():
@@ -114,7 +116,7 @@ func TestPreflightOff(t *testing.T) {
 	f, err := actas.NewFactory(actas.ModeRequester, managerCfg, testutil.Scheme(), manager.RESTMapper())
 	must(t, err)
 	on := &webhook.Validator{Admitter: a, Authz: webhook.SARAuthorizer{Client: manager}, Preflight: &webhook.Preflight{Clients: f.For}}
-	if _, err := on.ValidateCreate(reqCtx, task.DeepCopy()); err == nil || !strings.Contains(err.Error(), `violates PodSecurity "restricted:latest"`) {
+	if _, err := on.ValidateRunCreate(reqCtx, run.DeepCopy()); err == nil || !strings.Contains(err.Error(), `violates PodSecurity "restricted:latest"`) {
 		t.Errorf("preflight on: %v, want PodSecurity's refusal", err)
 	}
 }

@@ -18,12 +18,12 @@ import (
 
 // Rules a test's requesters hold in their namespace.
 var (
-	createTasks = rbacv1.PolicyRule{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tasks"}, Verbs: []string{"create", "get"}}
-	createPods  = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create"}}
+	createTaskRuns = rbacv1.PolicyRule{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"taskruns"}, Verbs: []string{"create", "get"}}
+	createPods     = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create"}}
 )
 
-// The custom-image Pod is created as the Task's requester: one who may not
-// create Pods gets a Failed Task with the API server's refusal and no Pod;
+// The custom-image Pod is created as the run's requester: one who may not
+// create Pods gets a Failed run with the API server's refusal and no Pod;
 // one who may gets their Pod. The manager itself may not create Pods (checked
 // first), so a Pod that exists was created as the requester.
 func TestCustomImageActsAsRequester(t *testing.T) {
@@ -40,9 +40,9 @@ func TestCustomImageActsAsRequester(t *testing.T) {
 		wantReason string
 		wantText   []string
 	}{
-		{name: "tasks-only", requester: newRequester(t, ns, "tasks-only", []rbacv1.PolicyRule{createTasks}, nil),
+		{name: "tasks-only", requester: newRequester(t, ns, "tasks-only", []rbacv1.PolicyRule{createTaskRuns}, nil),
 			wantReason: controller.ReasonForbidden, wantText: []string{`cannot create resource "pods"`, "tasks-only@" + ns}},
-		{name: "pod-creator", requester: newRequester(t, ns, "pod-creator", []rbacv1.PolicyRule{createTasks, createPods}, nil), wantPod: true},
+		{name: "pod-creator", requester: newRequester(t, ns, "pod-creator", []rbacv1.PolicyRule{createTaskRuns, createPods}, nil), wantPod: true},
 		{name: "masters-only", requester: masters,
 			wantReason: controller.ReasonForbidden, wantText: []string{`cannot create resource "pods"`, "which Kubernetes does not let taskgate impersonate"}},
 		{name: "admin-by-group", requester: adminRequester, wantPod: true},
@@ -51,14 +51,14 @@ func TestCustomImageActsAsRequester(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			mustCreate(t, withRequester(makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")), tt.requester))
+			mustCreate(t, withRequester(makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")), tt.requester))
 			if tt.wantPod {
 				pod := waitForPod(t, ns, tt.name)
-				task := waitForTask(t, ns, tt.name, v1alpha1.TaskPending)
+				task := waitForRun(t, ns, tt.name, v1alpha1.TaskPending)
 				isControlledBy(t, pod, task)
 				return
 			}
-			task := waitForTask(t, ns, tt.name, v1alpha1.TaskFailed)
+			task := waitForRun(t, ns, tt.name, v1alpha1.TaskFailed)
 			c := succeededCondition(t, task)
 			if c.Reason != tt.wantReason {
 				t.Errorf("reason = %s (%s), want %s", c.Reason, c.Message, tt.wantReason)
@@ -71,14 +71,14 @@ func TestCustomImageActsAsRequester(t *testing.T) {
 			wantEventNote(t, task, controller.EventFailed, tt.wantText...)
 			wantAbsent(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName(tt.name)}, &corev1.Pod{})
 			if tt.requester == nil { // nothing at all is created for nobody
-				wantAbsent(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName(tt.name)}, &corev1.ServiceAccount{})
+				wantAbsent(t, client.ObjectKey{Namespace: ns, Name: runSA(t, ns, tt.name)}, &corev1.ServiceAccount{})
 			}
 		})
 	}
 }
 
 // A Pod the API server's admission refuses (here PodSecurity "restricted")
-// fails the Task as PodRejected with the API server's own text; no Pod.
+// fails the run as PodRejected with the API server's own text; no Pod.
 func TestCustomImagePodRejected(t *testing.T) {
 	t.Parallel()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tg-restricted-",
@@ -86,8 +86,8 @@ func TestCustomImagePodRejected(t *testing.T) {
 	mustCreate(t, ns)
 	startManager(t, ns.Name)
 
-	mustCreate(t, makeTask(t, ns.Name, "loose", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
-	task := waitForTask(t, ns.Name, "loose", v1alpha1.TaskFailed)
+	mustCreate(t, makeRun(t, ns.Name, "loose", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
+	task := waitForRun(t, ns.Name, "loose", v1alpha1.TaskFailed)
 	if c := succeededCondition(t, task); c.Reason != controller.ReasonPodRejected || !strings.Contains(c.Message, "violates PodSecurity") {
 		t.Errorf("condition = %s: %s, want PodRejected with the PodSecurity refusal", c.Reason, c.Message)
 	}
@@ -108,9 +108,9 @@ func TestControllerModeUsesOwnIdentity(t *testing.T) {
 	if mayCreatePods(t, nobody.Username, nil, ns) {
 		t.Fatalf("%s may create pods", nobody.Username)
 	}
-	mustCreate(t, withRequester(makeTask(t, ns, "own", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")), nobody))
+	mustCreate(t, withRequester(makeRun(t, ns, "own", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")), nobody))
 	pod := waitForPod(t, ns, "own")
-	isControlledBy(t, pod, waitForTask(t, ns, "own", v1alpha1.TaskPending))
+	isControlledBy(t, pod, waitForRun(t, ns, "own", v1alpha1.TaskPending))
 }
 
 // mayCreatePods asks the API server whether user (in groups) may create
@@ -133,9 +133,9 @@ func wantAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
 	}
 }
 
-// wantEventNote waits for the Task's Event of reason and checks that its
+// wantEventNote waits for the run's Event of reason and checks that its
 // note contains each of notes.
-func wantEventNote(t *testing.T, task *v1alpha1.Task, reason string, notes ...string) {
+func wantEventNote(t *testing.T, task *v1alpha1.TaskRun, reason string, notes ...string) {
 	t.Helper()
 	events := waitForEventsList(t, task, reason)
 	for _, e := range events {

@@ -24,8 +24,8 @@ import (
 
 // The ClusterRoleBinding is created as the requester: bind on the role alone
 // is not enough (Kubernetes also wants create clusterrolebindings), bind and
-// create together get the binding, labelled with the Task's UID and removed
-// when the Task finishes.
+// create together get the binding, labelled with the run's UID and removed
+// when the run finishes.
 func TestClusterRoleBindingAsRequester(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -38,12 +38,12 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 		wantBind bool
 		wantText string
 	}{
-		{name: "bind-only", nsRules: []rbacv1.PolicyRule{createTasks, createPods}, cluster: []rbacv1.PolicyRule{bindView},
+		{name: "bind-only", nsRules: []rbacv1.PolicyRule{createTaskRuns, createPods}, cluster: []rbacv1.PolicyRule{bindView},
 			wantText: `cannot create resource "clusterrolebindings"`},
-		{name: "bind-and-create", nsRules: []rbacv1.PolicyRule{createTasks, createPods}, cluster: []rbacv1.PolicyRule{bindView, createCRBs}, wantBind: true},
-		// The binding is made, the Pod is refused: the Task fails, and
+		{name: "bind-and-create", nsRules: []rbacv1.PolicyRule{createTaskRuns, createPods}, cluster: []rbacv1.PolicyRule{bindView, createCRBs}, wantBind: true},
+		// The binding is made, the Pod is refused: the run fails, and
 		// failing is a way of finishing, so the binding goes.
-		{name: "binding-but-no-pods", nsRules: []rbacv1.PolicyRule{createTasks}, cluster: []rbacv1.PolicyRule{bindView, createCRBs},
+		{name: "binding-but-no-pods", nsRules: []rbacv1.PolicyRule{createTaskRuns}, cluster: []rbacv1.PolicyRule{bindView, createCRBs},
 			wantText: `cannot create resource "pods"`},
 	}
 	for _, tt := range tests {
@@ -52,10 +52,10 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 			requester := newRequester(t, ns, tt.name, tt.nsRules, tt.cluster)
 			cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "pods", "-A")
 			cfg.ClusterRole = "view"
-			mustCreate(t, withRequester(makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg), requester))
+			mustCreate(t, withRequester(makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg), requester))
 			crbKey := client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, tt.name)}
 			if !tt.wantBind {
-				task := waitForTask(t, ns, tt.name, v1alpha1.TaskFailed)
+				task := waitForRun(t, ns, tt.name, v1alpha1.TaskFailed)
 				c := succeededCondition(t, task)
 				if c.Reason != controller.ReasonForbidden || !strings.Contains(c.Message, tt.wantText) {
 					t.Errorf("condition = %s: %s, want Forbidden saying %s", c.Reason, c.Message, tt.wantText)
@@ -66,24 +66,26 @@ func TestClusterRoleBindingAsRequester(t *testing.T) {
 				return
 			}
 			pod := waitForPod(t, ns, tt.name)
-			task := &v1alpha1.Task{}
+			task := &v1alpha1.TaskRun{}
 			mustGet(t, ns, tt.name, task)
 			crb := &rbacv1.ClusterRoleBinding{}
 			mustGet(t, "", crbKey.Name, crb)
-			if crb.Labels[v1alpha1.TaskUIDLabel] != string(task.UID) || crb.RoleRef.Name != "view" {
-				t.Errorf("binding labels %v, role %s; want the Task's UID %s and view", crb.Labels, crb.RoleRef.Name, task.UID)
+			if crb.Labels[v1alpha1.TaskRunUIDLabel] != string(task.UID) || crb.RoleRef.Name != "view" {
+				t.Errorf("binding labels %v, role %s; want the run's UID %s and view", crb.Labels, crb.RoleRef.Name, task.UID)
 			}
 			setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
-			waitForTask(t, ns, tt.name, v1alpha1.TaskSucceeded)
+			waitForRun(t, ns, tt.name, v1alpha1.TaskSucceeded)
 			waitForAbsent(t, crbKey, &rbacv1.ClusterRoleBinding{})
 		})
 	}
 }
 
-// A ServiceAccount with the default name that the Task did not create (a
-// namespace editor squatting it to get a token bound to an admin's
-// clusterRole) is never adopted, whether or not it carries the task label:
-// the Task fails NameConflict naming it, and nothing is bound or run.
+// A ServiceAccount that a namespace editor prepared under a name a run's
+// could have (the old "<run>-task", "<run>-sa"), labelled as the run's and
+// its Task's or not, is never used nor bound: a run's own ServiceAccount
+// holds part of the run's UID, which exists only once the run does. (One
+// squatting the real name after the run exists fails the run NameConflict:
+// controller/ensure_stale_test.go.)
 func TestServiceAccountSquatting(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -92,29 +94,34 @@ func TestServiceAccountSquatting(t *testing.T) {
 		labels map[string]string
 	}{
 		{name: "unlabelled"},
-		{name: "labelled", labels: map[string]string{v1alpha1.TaskLabel: "labelled"}},
+		{name: "labelled", labels: map[string]string{v1alpha1.TaskRunLabel: "labelled"}},
+		{name: "task-labelled", labels: map[string]string{v1alpha1.TaskLabel: "task-labelled", v1alpha1.TaskRunLabel: "task-labelled"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			saName := v1alpha1.DefaultServiceAccountName(tt.name)
-			mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: saName, Labels: tt.labels}})
+			guesses := []string{v1alpha1.ChildName(tt.name, "task"), v1alpha1.ServiceAccountName(tt.name, "")}
+			for _, g := range guesses {
+				mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: g, Labels: tt.labels}})
+			}
 			cfg := customImage("busybox:1.36", "true")
 			cfg.ClusterRole = "cluster-admin"
-			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg))
-			task := waitForTask(t, ns, tt.name, v1alpha1.TaskFailed)
-			if c := succeededCondition(t, task); c.Reason != controller.ReasonNameConflict || !strings.Contains(c.Message, ns+"/"+saName) {
-				t.Errorf("condition = %s: %s, want NameConflict naming %s/%s", c.Reason, c.Message, ns, saName)
+			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg))
+			pod := waitForPod(t, ns, tt.name)
+			own := runSA(t, ns, tt.name)
+			crb := &rbacv1.ClusterRoleBinding{}
+			mustGet(t, "", v1alpha1.ClusterRoleBindingName(ns, tt.name), crb)
+			if pod.Spec.ServiceAccountName != own || len(crb.Subjects) != 1 || crb.Subjects[0].Name != own || slices.Contains(guesses, own) {
+				t.Errorf("pod runs as %s, binding subjects %v; want only the run's own %s, none of the prepared %v",
+					pod.Spec.ServiceAccountName, crb.Subjects, own, guesses)
 			}
-			wantAbsent(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, tt.name)}, &rbacv1.ClusterRoleBinding{})
-			wantAbsent(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName(tt.name)}, &corev1.Pod{})
 		})
 	}
 }
 
 // The finalizer is put back by the controller when someone strips it from a
-// running Task; a binding left by a Task deleted without its finalizer while
-// no controller ran is removed by the sweeper, and a new Task of the same
+// run still going; a binding left by a run deleted without its finalizer while
+// no controller ran is removed by the sweeper, and a new run of the same
 // name does not inherit it.
 func TestStrippedFinalizerAndSweeper(t *testing.T) {
 	t.Parallel()
@@ -124,12 +131,12 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 
 	cfg := customImage("busybox:1.36", "sleep", "3600")
 	cfg.ClusterRole = "view"
-	mustCreate(t, makeTask(t, ns, "job", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "job", v1alpha1.PluginCustomImage, cfg))
 	pod := waitForPod(t, ns, "job")
 	crbKey := client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "job")}
 	old := &rbacv1.ClusterRoleBinding{}
 	mustGet(t, "", crbKey.Name, old)
-	task := &v1alpha1.Task{}
+	task := &v1alpha1.TaskRun{}
 	mustGet(t, ns, "job", task)
 
 	stripFinalizer(t, task)
@@ -143,47 +150,47 @@ func TestStrippedFinalizerAndSweeper(t *testing.T) {
 		return nil
 	})
 
-	// With no controller running, strip it again and delete the Task: it
+	// With no controller running, strip it again and delete the run: it
 	// is gone at once and its binding stays behind.
 	stop()
 	stripFinalizer(t, task)
 	if err := k8sClient.Delete(t.Context(), task); err != nil {
 		t.Fatal(err)
 	}
-	waitForAbsent(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{})
+	waitForAbsent(t, client.ObjectKeyFromObject(task), &v1alpha1.TaskRun{})
 	mustGet(t, "", crbKey.Name, &rbacv1.ClusterRoleBinding{})
-	// envtest has no garbage collector: remove the old Task's Pod and
+	// envtest has no garbage collector: remove the old run's Pod and
 	// ServiceAccount as it would.
-	for _, obj := range []client.Object{pod, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("job")}}} {
+	for _, obj := range []client.Object{pod, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.ServiceAccountName(task.Name, task.UID)}}} {
 		if err := k8sClient.Delete(t.Context(), obj, client.GracePeriodSeconds(0)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mustCreate(t, makeTask(t, ns, "job", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
+	mustCreate(t, makeRun(t, ns, "job", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
 
 	startManagerWith(t, ns, opts)
 	waitForAbsent(t, crbKey, &rbacv1.ClusterRoleBinding{})
 	waitForPod(t, ns, "job")
-	fresh := waitForTask(t, ns, "job", v1alpha1.TaskPending)
+	fresh := waitForRun(t, ns, "job", v1alpha1.TaskPending)
 	if fresh.UID == task.UID || fresh.Status.CustomImage.ClusterRoleBindingName != "" {
 		t.Errorf("new task %s: status %+v, want its own run without a binding", fresh.UID, fresh.Status.CustomImage)
 	}
 	crbs := &rbacv1.ClusterRoleBindingList{}
-	if err := k8sClient.List(t.Context(), crbs, client.MatchingLabels{v1alpha1.TaskLabel: "job"}); err != nil {
+	if err := k8sClient.List(t.Context(), crbs, client.MatchingLabels{v1alpha1.TaskRunLabel: "job"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, crb := range crbs.Items {
 		for _, s := range crb.Subjects {
-			if s.Namespace == ns && s.Name == v1alpha1.DefaultServiceAccountName("job") {
+			if s.Namespace == ns && s.Name == runSA(t, ns, "job") {
 				t.Errorf("binding %s still binds %s to the new Task's service account", crb.Name, crb.RoleRef.Name)
 			}
 		}
 	}
 }
 
-// stripFinalizer removes the Task's finalizers, as a user who may update
-// Tasks could without the webhook.
-func stripFinalizer(t *testing.T, task *v1alpha1.Task) {
+// stripFinalizer removes the run's finalizers, as a user who may update
+// TaskRuns could without the webhook.
+func stripFinalizer(t *testing.T, task *v1alpha1.TaskRun) {
 	t.Helper()
 	testutil.Eventually(t, "finalizer stripped", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
@@ -206,7 +213,7 @@ func waitForAbsent(t *testing.T, key client.ObjectKey, obj client.Object) {
 }
 
 // waitForFinalizerGone waits until the controller removed its finalizer.
-func waitForFinalizerGone(t *testing.T, task *v1alpha1.Task) {
+func waitForFinalizerGone(t *testing.T, task *v1alpha1.TaskRun) {
 	t.Helper()
 	testutil.Eventually(t, "finalizer removed", func() error {
 		if err := get(t, client.ObjectKeyFromObject(task), task); err != nil {
@@ -219,22 +226,22 @@ func waitForFinalizerGone(t *testing.T, task *v1alpha1.Task) {
 	})
 }
 
-// A ServiceAccount under the Task's default name that claims the Task as
-// its controller, created by someone who read the Task's UID and raced the
+// A ServiceAccount under the run's default name that claims the run as
+// its controller, created by someone who read the run's UID and raced the
 // controller, is never bound: taskgate records the UID of the one it
 // creates before binding anything, and replaces one it did not record.
-// Once the binding exists, replacing the ServiceAccount fails the Task and
+// Once the binding exists, replacing the ServiceAccount fails the run and
 // removes the binding, so the replacement's tokens never hold the role.
 func TestServiceAccountRace(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	cfg := customImage("busybox:1.36", "sleep", "3600")
 	cfg.ClusterRole = "view"
-	task := makeTask(t, ns, "raced", v1alpha1.PluginCustomImage, cfg)
+	task := makeRun(t, ns, "raced", v1alpha1.PluginCustomImage, cfg)
 	mustCreate(t, task) // no controller runs yet: the squatter wins the race
-	squat := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("raced"),
-		Labels:          map[string]string{v1alpha1.TaskLabel: "raced"},
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Task", Name: "raced", UID: task.UID, Controller: ptr.To(true)}}}}
+	squat := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: runSA(t, ns, "raced"),
+		Labels:          map[string]string{v1alpha1.TaskRunLabel: "raced"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "TaskRun", Name: "raced", UID: task.UID, Controller: ptr.To(true)}}}}
 	mustCreate(t, squat)
 	startManager(t, ns)
 
@@ -250,13 +257,13 @@ func TestServiceAccountRace(t *testing.T) {
 	}
 	mustGet(t, "", v1alpha1.ClusterRoleBindingName(ns, "raced"), &rbacv1.ClusterRoleBinding{})
 
-	// Replaced while the Task runs: the Task fails and the binding goes.
+	// Replaced while the run runs: the run fails and the binding goes.
 	if err := k8sClient.Delete(t.Context(), sa); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: squat.Name,
-		Labels: map[string]string{v1alpha1.TaskLabel: "raced"}}})
-	failed := waitForTask(t, ns, "raced", v1alpha1.TaskFailed)
+		Labels: map[string]string{v1alpha1.TaskRunLabel: "raced"}}})
+	failed := waitForRun(t, ns, "raced", v1alpha1.TaskFailed)
 	if c := succeededCondition(t, failed); c.Reason != controller.ReasonServiceAccountReplaced {
 		t.Errorf("condition = %s: %s, want ServiceAccountReplaced", c.Reason, c.Message)
 	}
@@ -270,15 +277,18 @@ func TestServiceAccountRace(t *testing.T) {
 }
 
 // The sweeper alone (its manager watches another namespace, so no reconcile
-// of these Tasks runs) removes a binding whose Task finished a while ago,
-// and keeps one whose Task still runs and one that only looks like a
-// Task's (a name taskgate never gives, whatever its labels).
-func TestSweeperRemovesBindingsOfFinishedTasks(t *testing.T) {
+// of these runs or Tasks runs) removes a binding whose run finished a while
+// ago, and one an earlier taskgate made for a Task (labelled with the Task's
+// UID) whose own run finished; it keeps one whose run still runs, in either
+// form, and one that only looks like a run's (a name taskgate never gives,
+// whatever its labels).
+func TestSweeperRemovesBindingsOfFinishedRuns(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	finishedLongAgo := metav1.NewTime(time.Now().Add(-10 * time.Minute).Truncate(time.Second))
 	tests := []struct {
 		name        string
+		legacy      bool // a Task of an earlier taskgate, not a TaskRun
 		finished    bool
 		bindingName string
 		wantRemoved bool
@@ -286,31 +296,39 @@ func TestSweeperRemovesBindingsOfFinishedTasks(t *testing.T) {
 		{name: "finished", finished: true, wantRemoved: true},
 		{name: "running"},
 		{name: "lookalike", finished: true, bindingName: "lookalike-" + ns},
+		{name: "legacy-finished", legacy: true, finished: true, wantRemoved: true},
+		{name: "legacy-running", legacy: true},
 	}
 	for _, tt := range tests {
-		task := makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true"))
-		mustCreate(t, task)
+		status := runningStatus(ns, tt.name)
 		if tt.finished {
-			task.Status = v1alpha1.TaskStatus{Phase: v1alpha1.TaskSucceeded, StartTime: &finishedLongAgo, CompletionTime: &finishedLongAgo,
-				Conditions: []metav1.Condition{{Type: v1alpha1.ConditionSucceeded, Status: metav1.ConditionTrue,
-					Reason: controller.ReasonCompleted, Message: "done", LastTransitionTime: finishedLongAgo}}}
-			if err := k8sClient.Status().Update(t.Context(), task); err != nil {
-				t.Fatal(err)
-			}
+			status = succeededStatus(finishedLongAgo)
 		}
-		crb := children.ClusterRoleBinding(task, "view", "someone")
+		if tt.legacy {
+			legacyBinding(t, ns, tt.name, legacyTask(t, ns, tt.name, status).UID)
+			continue
+		}
+		run := makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true"))
+		mustCreate(t, run)
+		run.Status = status
+		if err := k8sClient.Status().Update(t.Context(), run); err != nil {
+			t.Fatal(err)
+		}
+		crb := children.ClusterRoleBinding(run, "view", "someone")
 		if tt.bindingName != "" {
 			crb.Name = tt.bindingName
 		}
 		mustCreate(t, crb)
 	}
-	// Each sweep lists the bindings from the API server once: counting those
-	// lists tells when a whole sweep has run after the removal.
+	// Each sweep lists the bindings of runs, then the legacy ones, from the
+	// API server: counting the latter tells when a whole sweep has run
+	// after the removals.
 	var sweeps atomic.Int64
 	cfg := rest.CopyConfig(managerCfg)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/clusterrolebindings") && r.URL.Query().Get("watch") == "" {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/clusterrolebindings") && r.URL.Query().Get("watch") == "" &&
+				strings.Contains(r.URL.Query().Get("labelSelector"), v1alpha1.TaskUIDLabel) {
 				sweeps.Add(1)
 			}
 			return rt.RoundTrip(r)
@@ -318,8 +336,12 @@ func TestSweeperRemovesBindingsOfFinishedTasks(t *testing.T) {
 	})
 	startManagerWith(t, newNamespace(t), managerOptions{config: cfg, controller: controller.Options{SweepInterval: 200 * time.Millisecond}})
 
-	waitForAbsent(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "finished")}, &rbacv1.ClusterRoleBinding{})
-	// The sweep that removed it may still be going; the one after next
+	for _, tt := range tests {
+		if tt.wantRemoved {
+			waitForAbsent(t, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, tt.name)}, &rbacv1.ClusterRoleBinding{})
+		}
+	}
+	// The sweep that removed them may still be going; the one after next
 	// starts only once the next has finished.
 	removedBy := sweeps.Load()
 	testutil.Eventually(t, "two more sweeps", func() error {

@@ -20,30 +20,61 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// makeTask builds a Task of plugin with cfg (any value that marshals to the
-// plugin's config) as its spec.config, requested by adminRequester (set
-// here as the mutating webhook would; use withRequester for another).
+// makeRun builds a one-off TaskRun (spec.taskSpec inline, no Task) of
+// plugin with cfg (any value that marshals to the plugin's config) as its
+// config, requested by adminRequester (set here as the mutating webhook
+// would; use withRequester for another).
+func makeRun(t *testing.T, ns, name string, plugin v1alpha1.Plugin, cfg any) *v1alpha1.TaskRun {
+	t.Helper()
+	return &v1alpha1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.TaskRunSpec{TaskSpec: pluginSpec(t, plugin, cfg), Requester: adminRequester.DeepCopy()},
+	}
+}
+
+// makeTask builds a Task (a runbook) of plugin with cfg as its config.
 func makeTask(t *testing.T, ns, name string, plugin v1alpha1.Plugin, cfg any) *v1alpha1.Task {
+	t.Helper()
+	return &v1alpha1.Task{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.TaskSpec{PluginSpec: *pluginSpec(t, plugin, cfg)},
+	}
+}
+
+// pluginSpec is plugin with cfg marshalled as its config.
+func pluginSpec(t *testing.T, plugin v1alpha1.Plugin, cfg any) *v1alpha1.PluginSpec {
 	t.Helper()
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatalf("marshal config: %v", err)
 	}
-	return &v1alpha1.Task{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: raw}, Requester: adminRequester.DeepCopy()},
+	return &v1alpha1.PluginSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: raw}}
+}
+
+// runOf builds a TaskRun of task (created: it has a UID) as the mutating
+// webhook admits one: spec.taskRef, the Task's plugin and config as they
+// are now in spec.taskSpec, adminRequester, the task label and the Task as
+// its controller owner.
+func runOf(task *v1alpha1.Task, name string) *v1alpha1.TaskRun {
+	return &v1alpha1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Namespace: task.Namespace, Name: name,
+			Labels: map[string]string{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Task",
+				Name: task.Name, UID: task.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}},
+		Spec: v1alpha1.TaskRunSpec{TaskRef: &v1alpha1.TaskRef{Name: task.Name}, TaskSpec: task.Spec.PluginSpec.DeepCopy(),
+			Requester: adminRequester.DeepCopy()},
 	}
 }
 
-// withRequester sets the Task's requester (nil: none, as before requesters
+// withRequester sets the run's requester (nil: none, as before requesters
 // were recorded).
-func withRequester(task *v1alpha1.Task, r *v1alpha1.Requester) *v1alpha1.Task {
-	task.Spec.Requester = r
-	return task
+func withRequester(run *v1alpha1.TaskRun, r *v1alpha1.Requester) *v1alpha1.TaskRun {
+	run.Spec.Requester = r
+	return run
 }
 
 // customImage is a custom-image config as a test writes it; fields left
-// empty stay out of the Task, as if the webhook's defaulting had not run.
+// empty stay out of the config, as if the webhook's defaulting had not run.
 func customImage(image string, command ...string) v1alpha1.CustomImageConfig {
 	return v1alpha1.CustomImageConfig{Image: image, Command: command}
 }
@@ -74,38 +105,38 @@ func makeDeployment(ns, name string, replicas int32, labels map[string]string) *
 	}
 }
 
-// waitForTask waits until the Task reaches phase and returns it.
-func waitForTask(t *testing.T, ns, name string, phase v1alpha1.TaskPhase) *v1alpha1.Task {
+// waitForRun waits until the TaskRun reaches phase and returns it.
+func waitForRun(t *testing.T, ns, name string, phase v1alpha1.TaskPhase) *v1alpha1.TaskRun {
 	t.Helper()
-	task := &v1alpha1.Task{}
-	testutil.Eventually(t, "task "+name+" to be "+string(phase), func() error {
-		if err := get(t, client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
+	run := &v1alpha1.TaskRun{}
+	testutil.Eventually(t, "run "+name+" to be "+string(phase), func() error {
+		if err := get(t, client.ObjectKey{Namespace: ns, Name: name}, run); err != nil {
 			return err
 		}
-		if task.Status.Phase != phase {
-			return errNotYet("phase %q (%q)", task.Status.Phase, task.Status.Message)
+		if run.Status.Phase != phase {
+			return errNotYet("phase %q (%q)", run.Status.Phase, run.Status.Message)
 		}
 		return nil
 	})
-	return task
+	return run
 }
 
-// succeededCondition returns the Task's Succeeded condition or fails the test.
-func succeededCondition(t *testing.T, task *v1alpha1.Task) metav1.Condition {
+// succeededCondition returns the run's Succeeded condition or fails the test.
+func succeededCondition(t *testing.T, run *v1alpha1.TaskRun) metav1.Condition {
 	t.Helper()
-	c := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded)
+	c := meta.FindStatusCondition(run.Status.Conditions, v1alpha1.ConditionSucceeded)
 	if c == nil {
-		t.Fatalf("task %s has no Succeeded condition: %+v", task.Name, task.Status)
+		t.Fatalf("run %s has no Succeeded condition: %+v", run.Name, run.Status)
 	}
 	return *c
 }
 
-// waitForPod waits until the Task's Pod exists and returns it.
-func waitForPod(t *testing.T, ns, taskName string) *corev1.Pod {
+// waitForPod waits until the run's Pod exists and returns it.
+func waitForPod(t *testing.T, ns, runName string) *corev1.Pod {
 	t.Helper()
 	pod := &corev1.Pod{}
-	testutil.Eventually(t, "pod of task "+taskName, func() error {
-		return get(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName(taskName)}, pod)
+	testutil.Eventually(t, "pod of run "+runName, func() error {
+		return get(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName(runName)}, pod)
 	})
 	return pod
 }
@@ -134,36 +165,36 @@ func setPodStatus(t *testing.T, pod *corev1.Pod, phase corev1.PodPhase, exitCode
 	})
 }
 
-// taskEvents lists the Events recorded on a Task.
-func taskEvents(t *testing.T, task *v1alpha1.Task) ([]eventsv1.Event, error) {
+// runEvents lists the Events recorded on a TaskRun.
+func runEvents(t *testing.T, run *v1alpha1.TaskRun) ([]eventsv1.Event, error) {
 	list := &eventsv1.EventList{}
-	if err := k8sClient.List(t.Context(), list, client.InNamespace(task.Namespace)); err != nil {
+	if err := k8sClient.List(t.Context(), list, client.InNamespace(run.Namespace)); err != nil {
 		return nil, err
 	}
 	var out []eventsv1.Event
 	for _, e := range list.Items {
-		if e.Regarding.UID == task.UID {
+		if e.Regarding.UID == run.UID {
 			out = append(out, e)
 		}
 	}
 	return out, nil
 }
 
-// waitForEventsList waits for the Task's Events of reasons (waitForEvents)
+// waitForEventsList waits for the run's Events of reasons (waitForEvents)
 // and returns every Event recorded on it.
-func waitForEventsList(t *testing.T, task *v1alpha1.Task, reasons ...string) []eventsv1.Event {
+func waitForEventsList(t *testing.T, run *v1alpha1.TaskRun, reasons ...string) []eventsv1.Event {
 	t.Helper()
-	waitForEvents(t, task, reasons...)
-	events, err := taskEvents(t, task)
+	waitForEvents(t, run, reasons...)
+	events, err := runEvents(t, run)
 	if err != nil {
-		t.Fatalf("list the Events of Task %s: %v", task.Name, err)
+		t.Fatalf("list the Events of TaskRun %s: %v", run.Name, err)
 	}
 	return events
 }
 
-// taskEventReasons lists the reasons of the Events recorded on a Task.
-func taskEventReasons(t *testing.T, task *v1alpha1.Task) ([]string, error) {
-	events, err := taskEvents(t, task)
+// runEventReasons lists the reasons of the Events recorded on a TaskRun.
+func runEventReasons(t *testing.T, run *v1alpha1.TaskRun) ([]string, error) {
+	events, err := runEvents(t, run)
 	if err != nil {
 		return nil, err
 	}
@@ -175,19 +206,19 @@ func taskEventReasons(t *testing.T, task *v1alpha1.Task) ([]string, error) {
 	return reasons, nil
 }
 
-// wantOnlyEvent waits for the Task's Event of reason and checks it is the
-// Task's only Event and that its note contains each of notes. The recorder
-// sends a Task's Events in the order they were recorded, so any Event
+// wantOnlyEvent waits for the run's Event of reason and checks it is the
+// run's only Event and that its note contains each of notes. The recorder
+// sends a TaskRun's Events in the order they were recorded, so any Event
 // recorded before the outcome's has been stored by the time it is.
-func wantOnlyEvent(t *testing.T, task *v1alpha1.Task, reason string, notes ...string) {
+func wantOnlyEvent(t *testing.T, run *v1alpha1.TaskRun, reason string, notes ...string) {
 	t.Helper()
-	events := waitForEventsList(t, task, reason)
+	events := waitForEventsList(t, run, reason)
 	if len(events) != 1 {
 		var got []string
 		for _, e := range events {
 			got = append(got, e.Reason+": "+e.Note)
 		}
-		t.Fatalf("events on task %s = %q, want only %s", task.Name, got, reason)
+		t.Fatalf("events on run %s = %q, want only %s", run.Name, got, reason)
 	}
 	for _, n := range notes {
 		if !strings.Contains(events[0].Note, n) {
@@ -196,11 +227,11 @@ func wantOnlyEvent(t *testing.T, task *v1alpha1.Task, reason string, notes ...st
 	}
 }
 
-// waitForEvents waits until the Task carries an Event of each reason.
-func waitForEvents(t *testing.T, task *v1alpha1.Task, reasons ...string) {
+// waitForEvents waits until the run carries an Event of each reason.
+func waitForEvents(t *testing.T, run *v1alpha1.TaskRun, reasons ...string) {
 	t.Helper()
-	testutil.Eventually(t, "events on task "+task.Name, func() error {
-		got, err := taskEventReasons(t, task)
+	testutil.Eventually(t, "events on run "+run.Name, func() error {
+		got, err := runEventReasons(t, run)
 		if err != nil {
 			return err
 		}
@@ -213,16 +244,41 @@ func waitForEvents(t *testing.T, task *v1alpha1.Task, reasons ...string) {
 	})
 }
 
-// isControlledBy checks obj's controller owner reference points at task.
-func isControlledBy(t *testing.T, obj metav1.Object, task *v1alpha1.Task) {
+// isControlledBy checks obj's controller owner reference points at run and
+// that obj carries the run's label and, for a run of a Task, the Task's
+// (a one-off run has none).
+func isControlledBy(t *testing.T, obj metav1.Object, run *v1alpha1.TaskRun) {
 	t.Helper()
 	ref := metav1.GetControllerOf(obj)
-	if ref == nil || ref.UID != task.UID || ref.Kind != "Task" || ref.Name != task.Name {
-		t.Errorf("%s: controller owner reference = %+v, want Task %s (%s)", obj.GetName(), ref, task.Name, task.UID)
+	if ref == nil || ref.UID != run.UID || ref.Kind != "TaskRun" || ref.Name != run.Name {
+		t.Errorf("%s: controller owner reference = %+v, want TaskRun %s (%s)", obj.GetName(), ref, run.Name, run.UID)
 	}
-	if got := obj.GetLabels()[v1alpha1.TaskLabel]; got != v1alpha1.TaskLabelValue(task.Name) {
-		t.Errorf("%s: label %s = %q, want %q", obj.GetName(), v1alpha1.TaskLabel, got, task.Name)
+	if got := obj.GetLabels()[v1alpha1.TaskRunLabel]; got != v1alpha1.TaskLabelValue(run.Name) {
+		t.Errorf("%s: label %s = %q, want %q", obj.GetName(), v1alpha1.TaskRunLabel, got, run.Name)
 	}
+	got, ok := obj.GetLabels()[v1alpha1.TaskLabel]
+	if want := run.TaskName(); want == "" && ok || want != "" && got != v1alpha1.TaskLabelValue(want) {
+		t.Errorf("%s: label %s = %q (set %v), want %q", obj.GetName(), v1alpha1.TaskLabel, got, ok, want)
+	}
+}
+
+// listNames lists the objects of list's kind that opts select and returns
+// their names, sorted.
+func listNames(t *testing.T, list client.ObjectList, opts ...client.ListOption) []string {
+	t.Helper()
+	if err := k8sClient.List(t.Context(), list, opts...); err != nil {
+		t.Fatal(err)
+	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(items))
+	for _, o := range items {
+		names = append(names, o.(client.Object).GetName())
+	}
+	slices.Sort(names)
+	return names
 }
 
 // rawPatch is a JSON merge patch for the test client.

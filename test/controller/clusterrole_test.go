@@ -15,27 +15,27 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// config.clusterRole is bound to the Task's ServiceAccount while the Task
+// config.clusterRole is bound to the run's ServiceAccount while the run
 // runs, under a finalizer, and unbound when it finishes or is deleted.
 func TestClusterRoleBinding(t *testing.T) {
 	ns := parallelWithManager(t)
 
 	tests := []struct {
 		name string
-		end  func(t *testing.T, task *v1alpha1.Task, pod *corev1.Pod)
+		end  func(t *testing.T, task *v1alpha1.TaskRun, pod *corev1.Pod)
 	}{
-		{name: "finished", end: func(t *testing.T, task *v1alpha1.Task, pod *corev1.Pod) {
+		{name: "finished", end: func(t *testing.T, task *v1alpha1.TaskRun, pod *corev1.Pod) {
 			setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
-			task = waitForTask(t, ns, task.Name, v1alpha1.TaskSucceeded)
+			task = waitForRun(t, ns, task.Name, v1alpha1.TaskSucceeded)
 			waitForEvents(t, task, controller.EventClusterRoleBindingCreated, controller.EventClusterRoleBindingRemoved)
 			waitForFinalizerGone(t, task)
 		}},
-		{name: "deleted", end: func(t *testing.T, task *v1alpha1.Task, _ *corev1.Pod) {
+		{name: "deleted", end: func(t *testing.T, task *v1alpha1.TaskRun, _ *corev1.Pod) {
 			if err := k8sClient.Delete(t.Context(), task); err != nil {
 				t.Fatalf("delete task: %v", err)
 			}
 			testutil.Eventually(t, "task gone", func() error {
-				if err := get(t, client.ObjectKeyFromObject(task), &v1alpha1.Task{}); !apierrors.IsNotFound(err) {
+				if err := get(t, client.ObjectKeyFromObject(task), &v1alpha1.TaskRun{}); !apierrors.IsNotFound(err) {
 					return errNotYet("task still there (%v)", err)
 				}
 				return nil
@@ -47,10 +47,10 @@ func TestClusterRoleBinding(t *testing.T) {
 			t.Parallel()
 			cfg := customImage("bitnami/kubectl:1.37", "kubectl", "get", "nodes")
 			cfg.ClusterRole = "view"
-			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg))
+			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, cfg))
 			pod := waitForPod(t, ns, tt.name)
 
-			task := &v1alpha1.Task{}
+			task := &v1alpha1.TaskRun{}
 			mustGet(t, ns, tt.name, task)
 			if !slices.Contains(task.Finalizers, v1alpha1.Finalizer) {
 				t.Errorf("finalizers = %v, want %s while the binding exists", task.Finalizers, v1alpha1.Finalizer)
@@ -63,7 +63,8 @@ func TestClusterRoleBinding(t *testing.T) {
 				len(crb.Subjects) != 1 || crb.Subjects[0] != wantSubject {
 				t.Errorf("binding = %+v %+v, want view bound to %+v", crb.RoleRef, crb.Subjects, wantSubject)
 			}
-			if crb.Labels[v1alpha1.TaskLabel] != tt.name || crb.Labels[children.TaskNamespaceLabel] != ns {
+			if crb.Labels[v1alpha1.TaskRunLabel] != tt.name || crb.Labels[v1alpha1.TaskRunUIDLabel] != string(task.UID) ||
+				crb.Labels[children.TaskNamespaceLabel] != ns {
 				t.Errorf("binding labels = %v", crb.Labels)
 			}
 

@@ -20,9 +20,9 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// A custom-image Task with every optional field left out (no webhook
+// A custom-image run with every optional field left out (no webhook
 // defaulting): the controller creates the default ServiceAccount and one Pod,
-// and the Task follows the Pod from Pending through Running to Succeeded.
+// and the run follows the Pod from Pending through Running to Succeeded.
 func TestCustomImageSucceeds(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -30,15 +30,15 @@ func TestCustomImageSucceeds(t *testing.T) {
 	cfg.Args = []string{"echo hello"}
 	cfg.Env = []corev1.EnvVar{{Name: "GREETING", Value: "hello"}}
 	cfg.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}
-	mustCreate(t, makeTask(t, ns, "hello", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "hello", v1alpha1.PluginCustomImage, cfg))
 
 	pod := waitForPod(t, ns, "hello")
-	task := waitForTask(t, ns, "hello", v1alpha1.TaskPending)
+	task := waitForRun(t, ns, "hello", v1alpha1.TaskPending)
 	isControlledBy(t, pod, task)
 	spec := pod.Spec
 	if spec.RestartPolicy != corev1.RestartPolicyNever || spec.ActiveDeadlineSeconds != nil ||
-		spec.ServiceAccountName != v1alpha1.DefaultServiceAccountName("hello") || len(spec.Containers) != 1 {
-		t.Errorf("pod spec = %+v\nwant restartPolicy Never, no activeDeadlineSeconds, serviceAccountName %s, one container", spec, v1alpha1.DefaultServiceAccountName("hello"))
+		spec.ServiceAccountName != runSA(t, ns, "hello") || len(spec.Containers) != 1 {
+		t.Errorf("pod spec = %+v\nwant restartPolicy Never, no activeDeadlineSeconds, serviceAccountName %s, one container", spec, runSA(t, ns, "hello"))
 	}
 	c := spec.Containers[0]
 	if c.Name != "task" || c.Image != cfg.Image || strings.Join(c.Command, " ") != "/bin/sh -c" ||
@@ -47,17 +47,17 @@ func TestCustomImageSucceeds(t *testing.T) {
 	}
 
 	sa := &corev1.ServiceAccount{}
-	mustGet(t, ns, v1alpha1.DefaultServiceAccountName("hello"), sa)
+	mustGet(t, ns, runSA(t, ns, "hello"), sa)
 	isControlledBy(t, sa, task)
 
 	setPodStatus(t, pod, corev1.PodRunning, 0, "")
-	task = waitForTask(t, ns, "hello", v1alpha1.TaskRunning)
+	task = waitForRun(t, ns, "hello", v1alpha1.TaskRunning)
 	if c := succeededCondition(t, task); c.Status != metav1.ConditionUnknown || c.Reason != controller.ReasonRunning {
 		t.Errorf("condition while the Pod runs = %+v, want Unknown/%s", c, controller.ReasonRunning)
 	}
 
 	setPodStatus(t, pod, corev1.PodSucceeded, 0, "Completed")
-	task = waitForTask(t, ns, "hello", v1alpha1.TaskSucceeded)
+	task = waitForRun(t, ns, "hello", v1alpha1.TaskSucceeded)
 	st := task.Status
 	if c := succeededCondition(t, task); c.Status != metav1.ConditionTrue || c.Reason != controller.ReasonCompleted || st.Message != c.Message {
 		t.Errorf("condition = %+v, status message %q; want True/%s with the condition's message", c, st.Message, controller.ReasonCompleted)
@@ -72,7 +72,7 @@ func TestCustomImageSucceeds(t *testing.T) {
 	waitForEvents(t, task, controller.EventServiceAccountCreated, controller.EventPodCreated, controller.EventSucceeded)
 }
 
-// How a Pod ends decides how the Task ends; the exit code and the kubelet's
+// How a Pod ends decides how the run ends; the exit code and the kubelet's
 // reason reach the condition message and status.customImage.exitCode.
 func TestCustomImagePodOutcomes(t *testing.T) {
 	ns := parallelWithManager(t)
@@ -96,10 +96,10 @@ func TestCustomImagePodOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
+			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
 			pod := waitForPod(t, ns, tt.name)
 			setPodStatus(t, pod, tt.phase, tt.exitCode, tt.reason)
-			task := waitForTask(t, ns, tt.name, tt.wantPhase)
+			task := waitForRun(t, ns, tt.name, tt.wantPhase)
 			c := succeededCondition(t, task)
 			if c.Reason != tt.wantReason {
 				t.Errorf("reason = %q, want %q (%s)", c.Reason, tt.wantReason, c.Message)
@@ -117,20 +117,20 @@ func TestCustomImagePodOutcomes(t *testing.T) {
 }
 
 // The controller enforces timeoutSeconds itself: the Pod never starts here
-// (no kubelet), and after 2s it is deleted and the Task fails with Timeout.
+// (no kubelet), and after 2s it is deleted and the run fails with Timeout.
 func TestCustomImageTimeout(t *testing.T) {
 	ns := parallelWithManager(t)
 
 	cfg := customImage("busybox:1.36", "sleep", "3600")
 	cfg.TimeoutSeconds = ptr.To[int64](2)
 	created := time.Now()
-	mustCreate(t, makeTask(t, ns, "slow", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "slow", v1alpha1.PluginCustomImage, cfg))
 	pod := waitForPod(t, ns, "slow")
 	if d := pod.Spec.ActiveDeadlineSeconds; d == nil || *d != 2 {
 		t.Errorf("activeDeadlineSeconds = %v, want 2", d)
 	}
 
-	task := waitForTask(t, ns, "slow", v1alpha1.TaskFailed)
+	task := waitForRun(t, ns, "slow", v1alpha1.TaskFailed)
 	if d := time.Since(created); d < 2*time.Second {
 		t.Errorf("timed out %s after the Task was created, before its 2s timeout", d)
 	}
@@ -150,19 +150,19 @@ func TestCustomImageTimeout(t *testing.T) {
 	waitForEvents(t, task, controller.EventPodDeleted, controller.EventFailed)
 }
 
-// A Pod deleted under a running Task fails the Task, and is not recreated.
+// A Pod deleted under a run still going fails the run, and is not recreated.
 func TestCustomImagePodDeleted(t *testing.T) {
 	ns := parallelWithManager(t)
 
-	mustCreate(t, makeTask(t, ns, "victim", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "3600")))
+	mustCreate(t, makeRun(t, ns, "victim", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "3600")))
 	pod := waitForPod(t, ns, "victim")
 	setPodStatus(t, pod, corev1.PodRunning, 0, "")
-	waitForTask(t, ns, "victim", v1alpha1.TaskRunning)
+	waitForRun(t, ns, "victim", v1alpha1.TaskRunning)
 
 	if err := k8sClient.Delete(t.Context(), pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatalf("delete pod: %v", err)
 	}
-	task := waitForTask(t, ns, "victim", v1alpha1.TaskFailed)
+	task := waitForRun(t, ns, "victim", v1alpha1.TaskFailed)
 	if c := succeededCondition(t, task); c.Reason != controller.ReasonPodDeleted || !strings.Contains(c.Message, pod.Name) {
 		t.Errorf("condition = %+v, want reason PodDeleted naming the pod", c)
 	}
@@ -183,17 +183,17 @@ func TestCustomImageNamedServiceAccount(t *testing.T) {
 	cfg := customImage("busybox:1.36", "true")
 	cfg.ServiceAccountName = "builder"
 	cfg.Namespace = ns
-	mustCreate(t, makeTask(t, ns, "named", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "named", v1alpha1.PluginCustomImage, cfg))
 
 	pod := waitForPod(t, ns, "named")
 	if pod.Spec.ServiceAccountName != "builder" {
 		t.Errorf("pod service account = %q, want builder", pod.Spec.ServiceAccountName)
 	}
-	task := waitForTask(t, ns, "named", v1alpha1.TaskPending)
+	task := waitForRun(t, ns, "named", v1alpha1.TaskPending)
 	if task.Status.CustomImage.ServiceAccountName != "builder" {
 		t.Errorf("status service account = %q", task.Status.CustomImage.ServiceAccountName)
 	}
-	err := get(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("named")}, &corev1.ServiceAccount{})
+	err := get(t, client.ObjectKey{Namespace: ns, Name: runSA(t, ns, "named")}, &corev1.ServiceAccount{})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("default service account: %v, want NotFound", err)
 	}
@@ -209,9 +209,9 @@ func restrictedNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-// A default Task in a restricted namespace: its Pod carries the
+// A default run in a restricted namespace: its Pod carries the
 // restricted defaults but says nothing about the user, so PodSecurity
-// refuses it for runAsNonRoot alone; the Task fails at once as
+// refuses it for runAsNonRoot alone; the run fails at once as
 // PodRejected with a Warning Event, and the binding it had made is gone.
 func TestCustomImageRestrictedDefaultRejected(t *testing.T) {
 	t.Parallel()
@@ -220,8 +220,8 @@ func TestCustomImageRestrictedDefaultRejected(t *testing.T) {
 
 	cfg := customImage("busybox:1.36", "true")
 	cfg.ClusterRole = "view"
-	mustCreate(t, makeTask(t, ns, "default", v1alpha1.PluginCustomImage, cfg))
-	task := waitForTask(t, ns, "default", v1alpha1.TaskFailed)
+	mustCreate(t, makeRun(t, ns, "default", v1alpha1.PluginCustomImage, cfg))
+	task := waitForRun(t, ns, "default", v1alpha1.TaskFailed)
 	c := succeededCondition(t, task)
 	if c.Reason != controller.ReasonPodRejected || !strings.Contains(c.Message, "runAsNonRoot != true") {
 		t.Errorf("condition = %s: %s, want PodRejected for runAsNonRoot", c.Reason, c.Message)
@@ -242,7 +242,7 @@ func TestCustomImageRestrictedDefaultRejected(t *testing.T) {
 	wantAbsent(t, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName("default")}, &corev1.Pod{})
 }
 
-// A Task that runs as a non-root user gets its Pod in a restricted
+// A run that runs as a non-root user gets its Pod in a restricted
 // namespace, with the security defaults, its own securityContext merged
 // over them, and the placement fields as given.
 func TestCustomImageRestrictedNonRoot(t *testing.T) {
@@ -260,7 +260,7 @@ func TestCustomImageRestrictedNonRoot(t *testing.T) {
 	}
 	cfg.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "registry-creds"}}
 	cfg.AutomountServiceAccountToken = ptr.To(false)
-	mustCreate(t, makeTask(t, ns, "nonroot", v1alpha1.PluginCustomImage, cfg))
+	mustCreate(t, makeRun(t, ns, "nonroot", v1alpha1.PluginCustomImage, cfg))
 
 	pod := waitForPod(t, ns, "nonroot")
 	spec := pod.Spec
@@ -290,13 +290,13 @@ func TestCustomImageRestrictedNonRoot(t *testing.T) {
 	if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
 		t.Errorf("terminationMessagePolicy = %q", c.TerminationMessagePolicy)
 	}
-	isControlledBy(t, pod, waitForTask(t, ns, "nonroot", v1alpha1.TaskPending))
+	isControlledBy(t, pod, waitForRun(t, ns, "nonroot", v1alpha1.TaskPending))
 }
 
 // timeoutSeconds holds before a Pod exists. A policy webhook that is down
 // (failurePolicy Fail, nothing listening) makes the API server answer every
 // Pod create with a 500, a refusal that may pass: the controller retries,
-// the Task says why while it waits, and fails Timeout once
+// the run says why while it waits, and fails Timeout once
 // startTime+timeoutSeconds passed; no Pod was ever created.
 func TestCustomImageTimeoutWithoutPod(t *testing.T) {
 	t.Parallel()
@@ -306,8 +306,8 @@ func TestCustomImageTimeoutWithoutPod(t *testing.T) {
 
 	cfg := customImage("busybox:1.36", "true")
 	cfg.TimeoutSeconds = ptr.To[int64](4)
-	mustCreate(t, makeTask(t, ns, "blocked", v1alpha1.PluginCustomImage, cfg))
-	task := &v1alpha1.Task{}
+	mustCreate(t, makeRun(t, ns, "blocked", v1alpha1.PluginCustomImage, cfg))
+	task := &v1alpha1.TaskRun{}
 	testutil.Eventually(t, "the Task to say why its Pod is not there", func() error {
 		mustGet(t, ns, "blocked", task)
 		if !strings.Contains(task.Status.Message, "failed calling webhook") && task.Status.Phase != v1alpha1.TaskFailed {
@@ -318,7 +318,7 @@ func TestCustomImageTimeoutWithoutPod(t *testing.T) {
 	if task.Status.Phase == v1alpha1.TaskPending && !strings.Contains(task.Status.Message, "retrying until the timeout") {
 		t.Errorf("pending message = %q", task.Status.Message)
 	}
-	task = waitForTask(t, ns, "blocked", v1alpha1.TaskFailed)
+	task = waitForRun(t, ns, "blocked", v1alpha1.TaskFailed)
 	c := succeededCondition(t, task)
 	if c.Reason != controller.ReasonTimeout || !strings.Contains(c.Message, "was not created within the timeout of 4s") ||
 		!strings.Contains(c.Message, "failed calling webhook") {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
 	"github.com/astronetes/taskgate/test/testutil"
 )
@@ -57,9 +58,9 @@ type managerOptions struct {
 	controller controller.Options
 }
 
-// startManager runs a manager with the Task controller as managerUser in
+// startManager runs a manager with taskgate's controllers as managerUser in
 // --act-as=requester mode, watching only ns so that tests in parallel do not
-// reconcile each other's Tasks. The returned function stops it and waits
+// reconcile each other's runs. The returned function stops it and waits
 // until it has stopped; it also runs at the end of the test. The manager's
 // logs are printed if the test fails.
 func startManager(t *testing.T, ns string) (stop func()) {
@@ -130,4 +131,13 @@ func mustCreate(t *testing.T, obj client.Object) {
 // errNotYet says what a poll is still waiting for.
 func errNotYet(format string, args ...any) error {
 	return fmt.Errorf(format, args...)
+}
+
+// runSA is the name of the ServiceAccount taskgate creates for the TaskRun
+// ns/name, which holds part of the run's UID.
+func runSA(t *testing.T, ns, name string) string {
+	t.Helper()
+	run := &v1alpha1.TaskRun{}
+	mustGet(t, ns, name, run)
+	return v1alpha1.ServiceAccountName(run.Name, run.UID)
 }

@@ -1,11 +1,12 @@
-// Package controller_test runs the Task controller against a real
-// kube-apiserver and etcd (envtest), in-process, with the CRDs from
-// config/crd.
+// Package controller_test runs taskgate's controllers (TaskRuns, Tasks)
+// against a real kube-apiserver and etcd (envtest), in-process, with the
+// CRDs from config/crd.
 //
 // The controller runs as a user outside system:masters with exactly the
 // chart's rules (rbac_test.go), so child writes go through constrained
 // impersonation for real. The webhook does not run in this package: tests
-// set spec.requester themselves, as the mutating webhook would.
+// set what it sets on a TaskRun themselves (spec.requester, and for a run of
+// a Task spec.taskSpec, the task label and the Task as owner; see runOf).
 //
 // envtest has no kubelet, no scheduler, no garbage collector and no Job or
 // namespace controller. Tests that need a Pod to run or finish set its status

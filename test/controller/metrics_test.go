@@ -12,11 +12,11 @@ import (
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// taskgate_tasks counts the Tasks by plugin and phase as they move, and
+// taskgate_tasks counts the runs by plugin and phase as they move, and
 // forgets a deleted one; a transformation's sub-second duration lands in a
 // sub-second bucket; the finished counter carries the reason; the build info
 // is there. Not parallel, like TestMetricsObservedOnce: the gauge counts the
-// Tasks of every running manager, and only this test's runs now.
+// runs of every running manager, and only this test's runs now.
 func TestMetricsState(t *testing.T) {
 	ns := newNamespace(t)
 	startManager(t, ns)
@@ -26,10 +26,10 @@ func TestMetricsState(t *testing.T) {
 	finishedBefore := testutil.MetricValue(t, "taskgate_tasks_finished_total", nothingMatched)
 	fastBefore := bucketCount(t, "taskgate_task_duration_seconds", transformation, subSecond)
 
-	mustCreate(t, makeTask(t, ns, "pending", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
-	mustCreate(t, makeTask(t, ns, "running", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "60")))
-	mustCreate(t, makeTask(t, ns, "failed", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
-	mustCreate(t, makeTask(t, ns, "empty", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	mustCreate(t, makeRun(t, ns, "pending", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")))
+	mustCreate(t, makeRun(t, ns, "running", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "sleep", "60")))
+	mustCreate(t, makeRun(t, ns, "failed", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
+	mustCreate(t, makeRun(t, ns, "empty", v1alpha1.PluginTransformation, nothingToPatch(ns)))
 	// As the kubelet would: one Pod runs, one fails, one is never scheduled.
 	setPodStatus(t, waitForPod(t, ns, "running"), corev1.PodRunning, 0, "")
 	setPodStatus(t, waitForPod(t, ns, "failed"), corev1.PodFailed, 1, "Error")
@@ -67,8 +67,8 @@ func TestMetricsState(t *testing.T) {
 		t.Errorf("taskgate_build_info{go_version=%s} = %v, want 1", runtime.Version(), m)
 	}
 
-	// A deleted Task is not counted any more: nothing to drift.
-	task := &v1alpha1.Task{}
+	// A deleted run is not counted any more: nothing to drift.
+	task := &v1alpha1.TaskRun{}
 	mustGet(t, ns, "running", task)
 	if err := k8sClient.Delete(t.Context(), task); err != nil {
 		t.Fatal(err)
@@ -81,8 +81,8 @@ func TestMetricsState(t *testing.T) {
 func TestTransformationNothingMatched(t *testing.T) {
 	ns := parallelWithManager(t)
 
-	mustCreate(t, makeTask(t, ns, "empty", v1alpha1.PluginTransformation, nothingToPatch(ns)))
-	task := waitForTask(t, ns, "empty", v1alpha1.TaskSucceeded)
+	mustCreate(t, makeRun(t, ns, "empty", v1alpha1.PluginTransformation, nothingToPatch(ns)))
+	task := waitForRun(t, ns, "empty", v1alpha1.TaskSucceeded)
 	const want = "matched no objects: check resources, namespaces, names and labelSelector"
 	if c := succeededCondition(t, task); c.Reason != controller.ReasonNothingMatched || c.Message != want || task.Status.Message != want {
 		t.Errorf("condition %s: %q, message %q; want %s: %q", c.Reason, c.Message, task.Status.Message, controller.ReasonNothingMatched, want)
@@ -98,7 +98,7 @@ func TestTransformationNothingMatched(t *testing.T) {
 	}
 }
 
-// The finished-Tasks counter and the duration histogram see each Task once,
+// The finished-runs counter and the duration histogram see each run once,
 // at its transition to finished, however often it is reconciled afterwards.
 // Not parallel: it reads process-wide metrics, so it runs while every
 // parallel test is still waiting to start.
@@ -115,24 +115,24 @@ func TestMetricsObservedOnce(t *testing.T) {
 	finishedBefore, durationsBefore, secondsBefore := finished(), durations(), seconds()
 	created := time.Now()
 
-	mustCreate(t, makeTask(t, ns, "counted", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
+	mustCreate(t, makeRun(t, ns, "counted", v1alpha1.PluginCustomImage, customImage("busybox:1.36", "false")))
 	setPodStatus(t, waitForPod(t, ns, "counted"), corev1.PodFailed, 1, "Error")
-	task := waitForTask(t, ns, "counted", v1alpha1.TaskFailed)
+	task := waitForRun(t, ns, "counted", v1alpha1.TaskFailed)
 	testutil.Eventually(t, "task counted", func() error {
 		if got := finished() - finishedBefore; got != 1 {
 			return errNotYet("counter moved by %v", got)
 		}
 		return nil
 	})
-	// The observed duration is the Task's own, from its creation to its
+	// The observed duration is the run's own, from its creation to its
 	// end: more than nothing, less than this test has waited.
 	if got, most := seconds()-secondsBefore, time.Since(created).Seconds(); got <= 0 || got > most {
 		t.Errorf("taskgate_task_duration_seconds grew by %vs, want the Task's duration, in (0, %v]", got, most)
 	}
 
-	// Make the controller look at the finished Task again, and wait until it did.
+	// Make the controller look at the finished run again, and wait until it did.
 	reconciles := func() float64 {
-		return testutil.MetricValue(t, "controller_runtime_reconcile_total", map[string]string{"controller": "task-" + string(v1alpha1.PluginCustomImage), "result": "success"})
+		return testutil.MetricValue(t, "controller_runtime_reconcile_total", map[string]string{"controller": "taskrun-" + string(v1alpha1.PluginCustomImage), "result": "success"})
 	}
 	seen := reconciles()
 	if err := k8sClient.Patch(t.Context(), task, rawPatch(`{"metadata":{"labels":{"poke":"1"}}}`)); err != nil {

@@ -26,7 +26,7 @@ const (
 
 // adminRequester is an administrator as kubeadm makes them since 1.29:
 // cluster-admin through an ordinary group, not system:masters. Tests whose
-// point is not who may do what run their Tasks as this requester.
+// point is not who may do what create their runs as this requester.
 var adminRequester = &v1alpha1.Requester{Username: "test-admin", Groups: []string{adminGroup}}
 
 // transformationRules are the harness's chart value transformationRules:
@@ -85,7 +85,7 @@ func setUpIdentities(cp *testutil.ControlPlane) (requesterMode, controllerMode *
 
 // newRequester makes a user who holds nsRules in ns and clusterRules
 // cluster-wide, and nothing else (beyond what every authenticated user
-// has), and returns them as a Task's requester. The name is made unique
+// has), and returns them as a run's requester. The name is made unique
 // by ns.
 func newRequester(t *testing.T, ns, name string, nsRules, clusterRules []rbacv1.PolicyRule) *v1alpha1.Requester {
 	t.Helper()

@@ -22,14 +22,14 @@ func TestRunSynchronizationAsRequester(t *testing.T) {
 		rules     []rbacv1.PolicyRule
 		wantPhase v1alpha1.TaskPhase
 	}{
-		{name: "tasks-only", rules: []rbacv1.PolicyRule{createTasks}, wantPhase: v1alpha1.TaskFailed},
-		{name: "sync-creator", rules: []rbacv1.PolicyRule{createTasks, createSyncs}, wantPhase: v1alpha1.TaskSucceeded},
+		{name: "tasks-only", rules: []rbacv1.PolicyRule{createTaskRuns}, wantPhase: v1alpha1.TaskFailed},
+		{name: "sync-creator", rules: []rbacv1.PolicyRule{createTaskRuns, createSyncs}, wantPhase: v1alpha1.TaskSucceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			mustCreate(t, withRequester(makeTask(t, ns, tt.name, v1alpha1.PluginRunSync, syncConfig()), newRequester(t, ns, tt.name, tt.rules, nil)))
-			task := waitForTask(t, ns, tt.name, tt.wantPhase)
+			mustCreate(t, withRequester(makeRun(t, ns, tt.name, v1alpha1.PluginRunSync, syncConfig()), newRequester(t, ns, tt.name, tt.rules, nil)))
+			task := waitForRun(t, ns, tt.name, tt.wantPhase)
 			if tt.wantPhase == v1alpha1.TaskSucceeded {
 				sync := &v1alpha1.Synchronization{}
 				mustGet(t, ns, v1alpha1.SynchronizationName(tt.name), sync)
@@ -44,7 +44,7 @@ func TestRunSynchronizationAsRequester(t *testing.T) {
 	}
 }
 
-// A ServiceAccount requester (a GitOps controller creating Tasks) is acted
+// A ServiceAccount requester (a GitOps controller creating runs) is acted
 // as through constrained impersonation's serviceaccount mode: it gets its
 // Pod when it may create Pods, and only then.
 func TestServiceAccountRequester(t *testing.T) {
@@ -54,8 +54,8 @@ func TestServiceAccountRequester(t *testing.T) {
 		rules   []rbacv1.PolicyRule
 		wantPod bool
 	}{
-		{name: "gitops-pods", rules: []rbacv1.PolicyRule{createTasks, createPods}, wantPod: true},
-		{name: "gitops-tasks", rules: []rbacv1.PolicyRule{createTasks}},
+		{name: "gitops-pods", rules: []rbacv1.PolicyRule{createTaskRuns, createPods}, wantPod: true},
+		{name: "gitops-tasks", rules: []rbacv1.PolicyRule{createTaskRuns}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,12 +66,12 @@ func TestServiceAccountRequester(t *testing.T) {
 				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: tt.name},
 				Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: tt.name}}})
 			requester := &v1alpha1.Requester{Username: user, UID: "0000-gitops", Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns}}
-			mustCreate(t, withRequester(makeTask(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")), requester))
+			mustCreate(t, withRequester(makeRun(t, ns, tt.name, v1alpha1.PluginCustomImage, customImage("busybox:1.36", "true")), requester))
 			if tt.wantPod {
 				waitForPod(t, ns, tt.name)
 				return
 			}
-			task := waitForTask(t, ns, tt.name, v1alpha1.TaskFailed)
+			task := waitForRun(t, ns, tt.name, v1alpha1.TaskFailed)
 			if c := succeededCondition(t, task); c.Reason != controller.ReasonForbidden || !strings.Contains(c.Message, `cannot create resource "pods"`) {
 				t.Errorf("condition = %s: %s, want Forbidden with the API server's text", c.Reason, c.Message)
 			}

@@ -26,7 +26,7 @@ func retrying(retries int32) v1alpha1.CustomImageConfig {
 	return cfg
 }
 
-// waitForAttemptPod waits until attempt n's Pod of the Task exists.
+// waitForAttemptPod waits until attempt n's Pod of the run exists.
 func waitForAttemptPod(t *testing.T, ns, taskName string, n int32) *corev1.Pod {
 	t.Helper()
 	pod := &corev1.Pod{}
@@ -37,27 +37,17 @@ func waitForAttemptPod(t *testing.T, ns, taskName string, n int32) *corev1.Pod {
 	return pod
 }
 
-// podNames lists the names of the Task's Pods, sorted.
-func podNames(t *testing.T, ns, taskName string) []string {
+// podNames lists the names of the run's Pods, sorted.
+func podNames(t *testing.T, ns, runName string) []string {
 	t.Helper()
-	pods := &corev1.PodList{}
-	err := k8sClient.List(t.Context(), pods, client.InNamespace(ns),
-		client.MatchingLabels{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(taskName)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, p := range pods.Items {
-		names = append(names, p.Name)
-	}
-	slices.Sort(names)
-	return names
+	return listNames(t, &corev1.PodList{}, client.InNamespace(ns),
+		client.MatchingLabels{v1alpha1.TaskRunLabel: v1alpha1.TaskLabelValue(runName)})
 }
 
-// countEvents counts the Task's Events of reason.
-func countEvents(t *testing.T, task *v1alpha1.Task, reason string) int {
+// countEvents counts the run's Events of reason.
+func countEvents(t *testing.T, task *v1alpha1.TaskRun, reason string) int {
 	t.Helper()
-	reasons, err := taskEventReasons(t, task)
+	reasons, err := runEventReasons(t, task)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +61,7 @@ func countEvents(t *testing.T, task *v1alpha1.Task, reason string) int {
 }
 
 // attemptsOf renders status.customImage.attempts as "pod=code/reason".
-func attemptsOf(task *v1alpha1.Task) []string {
+func attemptsOf(task *v1alpha1.TaskRun) []string {
 	var out []string
 	for _, a := range task.Status.CustomImage.Attempts {
 		out = append(out, fmt.Sprintf("%s=%d/%s", a.Pod, ptr.Deref(a.ExitCode, -1), a.Reason))
@@ -79,14 +69,14 @@ func attemptsOf(task *v1alpha1.Task) []string {
 	return out
 }
 
-// Two failed attempts and a third that succeeds: the Task succeeds, each
+// Two failed attempts and a third that succeeds: the run succeeds, each
 // attempt has its own deterministic Pod (the old ones kept), status lists
 // the three, and each failed attempt has one PodFailed Event.
 func TestRetriesUntilSuccess(t *testing.T) {
 	ns := parallelWithManager(t)
 	cfg := retrying(2)
 	cfg.TimeoutSeconds = ptr.To[int64](600)
-	task := makeTask(t, ns, "flaky", v1alpha1.PluginCustomImage, cfg)
+	task := makeRun(t, ns, "flaky", v1alpha1.PluginCustomImage, cfg)
 	mustCreate(t, task)
 
 	setPodStatus(t, waitForAttemptPod(t, ns, "flaky", 0), corev1.PodFailed, 1, "Error")
@@ -97,7 +87,7 @@ func TestRetriesUntilSuccess(t *testing.T) {
 	}
 	setPodStatus(t, second, corev1.PodFailed, 2, "Error")
 	setPodStatus(t, waitForAttemptPod(t, ns, "flaky", 2), corev1.PodSucceeded, 0, "Completed")
-	got := waitForTask(t, ns, "flaky", v1alpha1.TaskSucceeded)
+	got := waitForRun(t, ns, "flaky", v1alpha1.TaskSucceeded)
 
 	if c := succeededCondition(t, got); c.Reason != controller.ReasonCompleted || !strings.Contains(c.Message, "attempt 3 of 3") {
 		t.Errorf("condition = %+v, want Completed on attempt 3 of 3", c)
@@ -120,7 +110,7 @@ func TestRetriesUntilSuccess(t *testing.T) {
 	if n := countEvents(t, got, controller.EventPodFailed); n != 2 {
 		t.Errorf("%d PodFailed events, want one per failed attempt (2)", n)
 	}
-	events, err := taskEvents(t, got)
+	events, err := runEvents(t, got)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,15 +127,15 @@ func TestRetriesUntilSuccess(t *testing.T) {
 	}
 }
 
-// When the last attempt fails too, the Task fails PodFailed and says which
+// When the last attempt fails too, the run fails PodFailed and says which
 // attempt it was.
 func TestRetriesExhausted(t *testing.T) {
 	ns := parallelWithManager(t)
-	mustCreate(t, makeTask(t, ns, "broken", v1alpha1.PluginCustomImage, retrying(1)))
+	mustCreate(t, makeRun(t, ns, "broken", v1alpha1.PluginCustomImage, retrying(1)))
 
 	setPodStatus(t, waitForAttemptPod(t, ns, "broken", 0), corev1.PodFailed, 2, "Error")
 	setPodStatus(t, waitForAttemptPod(t, ns, "broken", 1), corev1.PodFailed, 3, "Error")
-	got := waitForTask(t, ns, "broken", v1alpha1.TaskFailed)
+	got := waitForRun(t, ns, "broken", v1alpha1.TaskFailed)
 
 	c := succeededCondition(t, got)
 	if c.Reason != controller.ReasonPodFailed || !strings.Contains(c.Message, "broken-task-1") ||
@@ -163,7 +153,7 @@ func TestRetriesExhausted(t *testing.T) {
 	}
 }
 
-// A timeout and a Pod deleted under the Task end it whatever retries are
+// A timeout and a Pod deleted under the run end it whatever retries are
 // left: the timeout covers every attempt, and a deleted Pod is not a
 // failure of the command.
 func TestRetriesNotForTimeoutOrDeletion(t *testing.T) {
@@ -201,7 +191,7 @@ func TestRetriesNotForTimeoutOrDeletion(t *testing.T) {
 			cfg: func() v1alpha1.CustomImageConfig { return retrying(3) },
 			end: func(t *testing.T, pod *corev1.Pod) {
 				setPodStatus(t, pod, corev1.PodRunning, 0, "")
-				waitForTask(t, pod.Namespace, "once", v1alpha1.TaskRunning)
+				waitForRun(t, pod.Namespace, "once", v1alpha1.TaskRunning)
 				if err := k8sClient.Delete(t.Context(), pod, client.GracePeriodSeconds(0)); err != nil {
 					t.Fatal(err)
 				}
@@ -212,9 +202,9 @@ func TestRetriesNotForTimeoutOrDeletion(t *testing.T) {
 			t.Parallel()
 			ns := newNamespace(t)
 			startManager(t, ns)
-			mustCreate(t, makeTask(t, ns, "once", v1alpha1.PluginCustomImage, tt.cfg()))
+			mustCreate(t, makeRun(t, ns, "once", v1alpha1.PluginCustomImage, tt.cfg()))
 			tt.end(t, waitForAttemptPod(t, ns, "once", 0))
-			got := waitForTask(t, ns, "once", v1alpha1.TaskFailed)
+			got := waitForRun(t, ns, "once", v1alpha1.TaskFailed)
 			if c := succeededCondition(t, got); c.Reason != tt.reason {
 				t.Errorf("condition = %+v, want %s", c, tt.reason)
 			}
@@ -231,8 +221,8 @@ func TestRetriesNotForTimeoutOrDeletion(t *testing.T) {
 	}
 }
 
-// A Pod of the next attempt's name that this Task does not control is never
-// taken as that attempt's: the Task fails with NameConflict.
+// A Pod of the next attempt's name that this run does not control is never
+// taken as that attempt's: the run fails with NameConflict.
 func TestRetryNameConflict(t *testing.T) {
 	ns := parallelWithManager(t)
 	squat := &corev1.Pod{
@@ -240,10 +230,10 @@ func TestRetryNameConflict(t *testing.T) {
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox:1.36"}}},
 	}
 	mustCreate(t, squat)
-	mustCreate(t, makeTask(t, ns, "taken", v1alpha1.PluginCustomImage, retrying(1)))
+	mustCreate(t, makeRun(t, ns, "taken", v1alpha1.PluginCustomImage, retrying(1)))
 	setPodStatus(t, waitForAttemptPod(t, ns, "taken", 0), corev1.PodFailed, 1, "Error")
 
-	got := waitForTask(t, ns, "taken", v1alpha1.TaskFailed)
+	got := waitForRun(t, ns, "taken", v1alpha1.TaskFailed)
 	if c := succeededCondition(t, got); c.Reason != controller.ReasonNameConflict || !strings.Contains(c.Message, squat.Name) {
 		t.Errorf("condition = %+v, want NameConflict naming %s", c, squat.Name)
 	}

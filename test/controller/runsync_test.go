@@ -29,14 +29,14 @@ func syncConfig() v1alpha1.RunSynchronizationConfig {
 	}}
 }
 
-// The Task creates one Synchronization from its template, with the task
+// The run creates one Synchronization from its template, with the task
 // label and an owner reference added, and succeeds once it exists.
 func TestRunSynchronization(t *testing.T) {
 	ns := parallelWithManager(t)
 
 	cfg := syncConfig()
-	mustCreate(t, makeTask(t, ns, "nightly", v1alpha1.PluginRunSync, cfg))
-	task := waitForTask(t, ns, "nightly", v1alpha1.TaskSucceeded)
+	mustCreate(t, makeRun(t, ns, "nightly", v1alpha1.PluginRunSync, cfg))
+	task := waitForRun(t, ns, "nightly", v1alpha1.TaskSucceeded)
 
 	name := v1alpha1.SynchronizationName("nightly")
 	if st := task.Status.Synchronization; st == nil || st.Name != name {
@@ -57,9 +57,9 @@ func TestRunSynchronization(t *testing.T) {
 	wantOnlyEvent(t, task, controller.EventSucceeded, "synchronization "+name+" created")
 }
 
-// A Synchronization that already exists when the Task looks at it (a
+// A Synchronization that already exists when the run looks at it (a
 // restarted controller) decides the outcome if it reports one; one that
-// belongs to someone else fails the Task.
+// belongs to someone else fails the run.
 func TestRunSynchronizationExisting(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
@@ -85,7 +85,7 @@ func TestRunSynchronizationExisting(t *testing.T) {
 	}
 	// Set the scene with no controller running, then start one.
 	for _, tt := range tests {
-		task := makeTask(t, ns, tt.name, v1alpha1.PluginRunSync, syncConfig())
+		task := makeRun(t, ns, tt.name, v1alpha1.PluginRunSync, syncConfig())
 		mustCreate(t, task)
 		sync := &v1alpha1.Synchronization{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: v1alpha1.SynchronizationName(tt.name)},
@@ -93,7 +93,7 @@ func TestRunSynchronizationExisting(t *testing.T) {
 		}
 		if tt.owned {
 			sync.OwnerReferences = []metav1.OwnerReference{{
-				APIVersion: v1alpha1.GroupVersion.String(), Kind: "Task", Name: task.Name, UID: task.UID,
+				APIVersion: v1alpha1.GroupVersion.String(), Kind: "TaskRun", Name: task.Name, UID: task.UID,
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 			}}
 		}
@@ -112,7 +112,7 @@ func TestRunSynchronizationExisting(t *testing.T) {
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			task := waitForTask(t, ns, tt.name, tt.wantPhase)
+			task := waitForRun(t, ns, tt.name, tt.wantPhase)
 			c := succeededCondition(t, task)
 			if c.Reason != tt.wantReason || !strings.Contains(c.Message, tt.wantText) {
 				t.Errorf("condition = %s: %q, want %s saying %q", c.Reason, c.Message, tt.wantReason, tt.wantText)

@@ -20,7 +20,7 @@ import (
 
 // A transformation is patched as its requester, so RBAC escalation
 // prevention holds: a user who may patch Roles cannot add a rule granting
-// everything (the API server's own refusal reaches the Task, the Role stays
+// everything (the API server's own refusal reaches the run, the Role stays
 // as it was); a requester who holds every right can.
 func TestTransformationRBACEscalation(t *testing.T) {
 	ns := parallelWithManager(t)
@@ -36,9 +36,9 @@ func TestTransformationRBACEscalation(t *testing.T) {
 	before := &rbacv1.Role{}
 	mustGet(t, ns, "target", before)
 
-	mustCreate(t, withRequester(makeTask(t, ns, "escalate", v1alpha1.PluginTransformation, grantAll),
-		newRequester(t, ns, "role-patcher", []rbacv1.PolicyRule{createTasks, patchRoles}, nil)))
-	task := waitForTask(t, ns, "escalate", v1alpha1.TaskFailed)
+	mustCreate(t, withRequester(makeRun(t, ns, "escalate", v1alpha1.PluginTransformation, grantAll),
+		newRequester(t, ns, "role-patcher", []rbacv1.PolicyRule{createTaskRuns, patchRoles}, nil)))
+	task := waitForRun(t, ns, "escalate", v1alpha1.TaskFailed)
 	c := succeededCondition(t, task)
 	if c.Reason != controller.ReasonPatchFailed || !strings.Contains(c.Message, "attempting to grant RBAC permissions not currently held") {
 		t.Errorf("condition = %s: %s, want PatchFailed with the API server's escalation refusal", c.Reason, c.Message)
@@ -49,8 +49,8 @@ func TestTransformationRBACEscalation(t *testing.T) {
 		t.Errorf("role changed: %+v", after.Rules)
 	}
 
-	mustCreate(t, makeTask(t, ns, "admin-grants", v1alpha1.PluginTransformation, grantAll))
-	waitForTask(t, ns, "admin-grants", v1alpha1.TaskSucceeded)
+	mustCreate(t, makeRun(t, ns, "admin-grants", v1alpha1.PluginTransformation, grantAll))
+	waitForRun(t, ns, "admin-grants", v1alpha1.TaskSucceeded)
 	mustGet(t, ns, "target", after)
 	if len(after.Rules) != 2 || after.Rules[1].Verbs[0] != "*" {
 		t.Errorf("role rules = %+v, want the admin's rule added", after.Rules)
@@ -58,7 +58,7 @@ func TestTransformationRBACEscalation(t *testing.T) {
 }
 
 // A resource admission checked as namespaced that is cluster-scoped at run
-// time fails the Task before any patch; checked cluster-wide (or admitted
+// time fails the run before any patch; checked cluster-wide (or admitted
 // before the scope was recorded) it is patched.
 func TestTransformationScopeChanged(t *testing.T) {
 	ns := parallelWithManager(t)
@@ -87,8 +87,8 @@ func TestTransformationScopeChanged(t *testing.T) {
 				Names:      []string{obj.GetName()},
 				Operations: []v1alpha1.TransformationOperation{{MergePatch: rawJSON(fmt.Sprintf(`{"metadata":{"labels":{%q:"yes"}}}`, tt.name))}},
 			}
-			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginTransformation, cfg))
-			task := waitForTask(t, ns, tt.name, tt.wantPhase)
+			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginTransformation, cfg))
+			task := waitForRun(t, ns, tt.name, tt.wantPhase)
 			if c := succeededCondition(t, task); c.Reason != tt.wantReason {
 				t.Errorf("condition = %s: %s, want %s", c.Reason, c.Message, tt.wantReason)
 			}
@@ -104,7 +104,7 @@ func TestTransformationScopeChanged(t *testing.T) {
 	}
 }
 
-// More matched objects than Options.MaxTransformationObjects fail the Task
+// More matched objects than Options.MaxTransformationObjects fail the run
 // before any patch; as many as the bound are patched.
 func TestTransformationTooManyObjects(t *testing.T) {
 	t.Parallel()
@@ -137,8 +137,8 @@ func TestTransformationTooManyObjects(t *testing.T) {
 				LabelSelector: &metav1.LabelSelector{MatchLabels: tt.selector},
 				Operations:    []v1alpha1.TransformationOperation{{MergePatch: rawJSON(`{"data":{"touched":"yes"}}`)}},
 			}
-			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginTransformation, cfg))
-			task := waitForTask(t, ns, tt.name, tt.wantPhase)
+			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginTransformation, cfg))
+			task := waitForRun(t, ns, tt.name, tt.wantPhase)
 			if tt.wantPhase == v1alpha1.TaskSucceeded {
 				if got := task.Status.Transformation; got == nil || got.Patched != 3 {
 					t.Errorf("status.transformation = %+v, want 3 patched", got)
@@ -186,8 +186,8 @@ func TestTransformationLargeObjects(t *testing.T) {
 		{name: "first", want: v1alpha1.TransformationStatus{Matched: 6, Patched: 6}},
 		{name: "again", want: v1alpha1.TransformationStatus{Matched: 6, Unchanged: 6}},
 	} {
-		mustCreate(t, makeTask(t, ns, run.name, v1alpha1.PluginTransformation, cfg))
-		task := waitForTask(t, ns, run.name, v1alpha1.TaskSucceeded)
+		mustCreate(t, makeRun(t, ns, run.name, v1alpha1.PluginTransformation, cfg))
+		task := waitForRun(t, ns, run.name, v1alpha1.TaskSucceeded)
 		if got := task.Status.Transformation; got == nil || !equalCounts(*got, run.want) {
 			t.Errorf("%s: status.transformation = %+v, want %+v", run.name, got, run.want)
 		}

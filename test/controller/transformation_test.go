@@ -41,8 +41,8 @@ func TestTransformationScalesSelectedDeployments(t *testing.T) {
 	db := &appsv1.Deployment{}
 	mustGet(t, ns, "db", db)
 
-	mustCreate(t, makeTask(t, ns, "scale-down", v1alpha1.PluginTransformation, setReplicasToOne(web)))
-	task := waitForTask(t, ns, "scale-down", v1alpha1.TaskSucceeded)
+	mustCreate(t, makeRun(t, ns, "scale-down", v1alpha1.PluginTransformation, setReplicasToOne(web)))
+	task := waitForRun(t, ns, "scale-down", v1alpha1.TaskSucceeded)
 	want := v1alpha1.TransformationStatus{Matched: 2, Patched: 2}
 	if got := task.Status.Transformation; got == nil || !equalCounts(*got, want) {
 		t.Errorf("status.transformation = %+v, want %+v", got, want)
@@ -64,8 +64,8 @@ func TestTransformationScalesSelectedDeployments(t *testing.T) {
 	}
 	wantOnlyEvent(t, task, controller.EventSucceeded, "matched 2 objects: 2 patched, 0 unchanged, 0 failed")
 
-	mustCreate(t, makeTask(t, ns, "scale-down-again", v1alpha1.PluginTransformation, setReplicasToOne(web)))
-	task = waitForTask(t, ns, "scale-down-again", v1alpha1.TaskSucceeded)
+	mustCreate(t, makeRun(t, ns, "scale-down-again", v1alpha1.PluginTransformation, setReplicasToOne(web)))
+	task = waitForRun(t, ns, "scale-down-again", v1alpha1.TaskSucceeded)
 	want = v1alpha1.TransformationStatus{Matched: 2, Unchanged: 2}
 	if got := task.Status.Transformation; got == nil || !equalCounts(*got, want) {
 		t.Errorf("second run: status.transformation = %+v, want %+v", got, want)
@@ -104,8 +104,8 @@ func TestTransformationSelection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginTransformation, tt.cfg))
-			task := waitForTask(t, ns, tt.name, v1alpha1.TaskSucceeded)
+			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginTransformation, tt.cfg))
+			task := waitForRun(t, ns, tt.name, v1alpha1.TaskSucceeded)
 			if got := task.Status.Transformation; got == nil || !equalCounts(*got, tt.want) {
 				t.Errorf("status.transformation = %+v, want %+v", got, tt.want)
 			}
@@ -129,8 +129,8 @@ func TestTransformationSelection(t *testing.T) {
 	}
 }
 
-// A resource the API server does not serve fails the Task, naming it; an
-// operation that fails on some objects fails the Task, naming them.
+// A resource the API server does not serve fails the run, naming it; an
+// operation that fails on some objects fails the run, naming them.
 func TestTransformationFailures(t *testing.T) {
 	ns := parallelWithManager(t)
 
@@ -171,8 +171,8 @@ func TestTransformationFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mustCreate(t, makeTask(t, ns, tt.name, v1alpha1.PluginTransformation, tt.cfg))
-			task := waitForTask(t, ns, tt.name, v1alpha1.TaskFailed)
+			mustCreate(t, makeRun(t, ns, tt.name, v1alpha1.PluginTransformation, tt.cfg))
+			task := waitForRun(t, ns, tt.name, v1alpha1.TaskFailed)
 			c := succeededCondition(t, task)
 			if c.Reason != tt.wantReason || !strings.Contains(c.Message, tt.wantMessage) {
 				t.Errorf("condition = %s: %q, want %s naming %s", c.Reason, c.Message, tt.wantReason, tt.wantMessage)

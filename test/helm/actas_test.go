@@ -60,9 +60,10 @@ var (
 // ownGrants are what the manager holds as itself in both modes.
 func ownGrants() []string {
 	var g []string
-	g = append(g, expand("automation.astronetes.io", []string{"tasks"}, "get", "list", "watch", "update", "patch", "delete")...)
-	g = append(g, expand("automation.astronetes.io", []string{"tasks/status"}, "get", "update", "patch")...)
-	g = append(g, expand("automation.astronetes.io", []string{"tasks/finalizers"}, "update")...)
+	g = append(g, expand("automation.astronetes.io", []string{"tasks"}, "get", "list", "watch", "update", "patch")...)
+	g = append(g, expand("automation.astronetes.io", []string{"taskruns"}, "get", "list", "watch", "update", "patch", "delete")...)
+	g = append(g, expand("automation.astronetes.io", []string{"tasks/status", "taskruns/status"}, "get", "update", "patch")...)
+	g = append(g, expand("automation.astronetes.io", []string{"tasks/finalizers", "taskruns/finalizers"}, "update")...)
 	g = append(g, expand("", []string{"events"}, "create", "patch")...)
 	g = append(g, expand("events.k8s.io", []string{"events"}, "create", "patch")...)
 	g = append(g, expand("", []string{"serviceaccounts"}, "get", "list", "watch", "create", "delete")...)

@@ -78,31 +78,44 @@ func TestAggregateClusterRoles(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		user, verb, subresource, ns string
-		want                        bool
+		user, resource, verb, subresource, ns string
+		want                                  bool
 	}{
-		{"editor", "create", "", ns, true},
-		{"editor", "delete", "", ns, true},
-		{"editor", "list", "", ns, true},
-		{"editor", "update", "status", ns, false},
-		{"editor", "patch", "status", ns, false},
-		{"editor", "create", "", "default", false},
-		{"viewer", "list", "", ns, true},
-		{"viewer", "watch", "", ns, true},
-		{"viewer", "create", "", ns, false},
-		{"viewer", "delete", "", ns, false},
-		{"stranger", "list", "", ns, false},
+		{"editor", "tasks", "create", "", ns, true},
+		{"editor", "tasks", "delete", "", ns, true},
+		{"editor", "tasks", "list", "", ns, true},
+		{"editor", "tasks", "update", "status", ns, false},
+		{"editor", "tasks", "patch", "status", ns, false},
+		{"editor", "tasks", "create", "", "default", false},
+		{"viewer", "tasks", "list", "", ns, true},
+		{"viewer", "tasks", "watch", "", ns, true},
+		{"viewer", "tasks", "create", "", ns, false},
+		{"viewer", "tasks", "delete", "", ns, false},
+		{"stranger", "tasks", "list", "", ns, false},
+		// An editor runs Tasks (the run acts with their own rights) and
+		// removes runs; a viewer reads them; nobody but the manager writes
+		// a run's status, and its spec is immutable.
+		{"editor", "taskruns", "create", "", ns, true},
+		{"editor", "taskruns", "get", "", ns, true},
+		{"editor", "taskruns", "delete", "", ns, true},
+		{"editor", "taskruns", "update", "status", ns, false},
+		{"editor", "taskruns", "create", "", "default", false},
+		{"viewer", "taskruns", "get", "", ns, true},
+		{"viewer", "taskruns", "list", "", ns, true},
+		{"viewer", "taskruns", "watch", "", ns, true},
+		{"viewer", "taskruns", "create", "", ns, false},
+		{"stranger", "taskruns", "get", "", ns, false},
 	} {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: tc.user, Groups: []string{"system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: tc.ns, Group: "automation.astronetes.io",
-				Resource: "tasks", Subresource: tc.subresource, Verb: tc.verb},
+				Resource: tc.resource, Subresource: tc.subresource, Verb: tc.verb},
 		}}
 		if err := c.Create(ctx, sar); err != nil {
 			t.Fatalf("SubjectAccessReview: %v", err)
 		}
 		if sar.Status.Allowed != tc.want {
-			t.Errorf("%s may %s tasks/%s in %s: got %v, want %v (%s)", tc.user, tc.verb, tc.subresource, tc.ns, sar.Status.Allowed, tc.want, sar.Status.Reason)
+			t.Errorf("%s may %s %s/%s in %s: got %v, want %v (%s)", tc.user, tc.verb, tc.resource, tc.subresource, tc.ns, sar.Status.Allowed, tc.want, sar.Status.Reason)
 		}
 	}
 }

@@ -85,7 +85,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 	}
 }
 
-// checkWebhooks asserts that both webhooks touch Tasks only, fail closed,
+// checkWebhooks asserts that both webhooks touch Tasks and TaskRuns only, fail closed,
 // have no side effects, time out quickly and point at the webhook Service.
 func checkWebhooks(t *testing.T, mw *admissionv1.MutatingWebhookConfiguration, vw *admissionv1.ValidatingWebhookConfiguration, svc *corev1.Service) {
 	t.Helper()
@@ -121,9 +121,9 @@ func checkWebhooks(t *testing.T, mw *admissionv1.MutatingWebhookConfiguration, v
 		}
 		r := h.rules[0]
 		if !slices.Equal(r.APIGroups, []string{"automation.astronetes.io"}) || !slices.Equal(r.APIVersions, []string{"v1alpha1"}) ||
-			!slices.Equal(r.Resources, []string{"tasks"}) ||
+			!slices.Equal(r.Resources, []string{"tasks", "taskruns"}) ||
 			!slices.Equal(r.Operations, []admissionv1.OperationType{admissionv1.Create, admissionv1.Update}) {
-			t.Errorf("%s rule = %+v, want tasks CREATE/UPDATE only", h.name, r)
+			t.Errorf("%s rule = %+v, want tasks and taskruns CREATE/UPDATE only", h.name, r)
 		}
 		if h.fail == nil || *h.fail != admissionv1.Fail {
 			t.Errorf("%s failurePolicy = %v, want Fail", h.name, h.fail)

@@ -65,7 +65,7 @@ func TestCRDUpgradePath(t *testing.T) {
 	}
 
 	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "survives", Namespace: "default"},
-		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginTransformation}}
+		Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: v1alpha1.PluginTransformation}}}
 	task.Spec.Config.Raw = []byte(`{"resources":[{"group":"apps","version":"v1","resource":"deployments"}],"operations":[{"mergePatch":{"metadata":{"labels":{"a":"b"}}}}]}`)
 	if err := c.Create(ctx, task); err != nil {
 		t.Fatal(err)

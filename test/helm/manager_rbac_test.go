@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -99,8 +100,8 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 	}
 	var mw admissionv1.MutatingWebhookConfiguration
 	var vw admissionv1.ValidatingWebhookConfiguration
-	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-mutating"}, &mw); err != nil || len(mw.Webhooks[0].ClientConfig.CABundle) == 0 {
-		t.Errorf("no caBundle injected into taskgate-mutating: %v", err)
+	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-mutating"}, &mw); err != nil || slices.ContainsFunc(mw.Webhooks, func(h admissionv1.MutatingWebhook) bool { return len(h.ClientConfig.CABundle) == 0 }) {
+		t.Errorf("no caBundle injected into every webhook of taskgate-mutating: %v", err)
 	}
 	if run.singleCall {
 		if text := mgr.Output(); strings.Contains(text, "Webhook not found") {
@@ -108,8 +109,8 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 		}
 		return
 	}
-	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-validating"}, &vw); err != nil || len(vw.Webhooks[0].ClientConfig.CABundle) == 0 {
-		t.Errorf("no caBundle injected into taskgate-validating: %v", err)
+	if err := c.Get(ctx, client.ObjectKey{Name: "taskgate-validating"}, &vw); err != nil || slices.ContainsFunc(vw.Webhooks, func(h admissionv1.ValidatingWebhook) bool { return len(h.ClientConfig.CABundle) == 0 }) {
+		t.Errorf("no caBundle injected into every webhook of taskgate-validating: %v", err)
 	}
 	// The webhook Service does not run in envtest, so the configurations go
 	// (helm upgrade puts them back); the admission side is tested in
@@ -129,24 +130,22 @@ func checkManagerWithChartRBAC(ctx context.Context, t *testing.T, c client.Clien
 
 // checkBindForbidden, actAs=controller: with the default (empty)
 // allowedClusterRoles the chart gives the manager no bind permission, so a
-// Task asking for cluster-admin must fail with a reason that says so, not
+// run asking for cluster-admin must fail with a reason that says so, not
 // hang.
 func checkBindForbidden(ctx context.Context, t *testing.T, c client.Client, adminKubeconfig string) {
 	t.Helper()
 	ensure(ctx, t, c, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "taskgate-test-cluster-admins"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
 		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: adminsGroup}}})
-	task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "wants-cluster-admin", Namespace: "default"},
-		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage,
-			Requester: &v1alpha1.Requester{Username: adminUser, Groups: []string{adminsGroup, "system:authenticated"}}}}
-	task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["echo"],"clusterRole":"cluster-admin"}`)
+	task := customImageRun("wants-cluster-admin", &v1alpha1.Requester{Username: adminUser, Groups: []string{adminsGroup, "system:authenticated"}},
+		`,"clusterRole":"cluster-admin"`)
 	createAsRequester(ctx, t, c, adminKubeconfig, task)
 	cond := waitFailed(ctx, t, c, task, 30*time.Second)
 	if cond.Reason != "BindForbidden" || !strings.Contains(cond.Message, "allowedClusterRoles") {
-		t.Errorf("Task failed with %s: %s; want BindForbidden naming allowedClusterRoles", cond.Reason, cond.Message)
+		t.Errorf("TaskRun failed with %s: %s; want BindForbidden naming allowedClusterRoles", cond.Reason, cond.Message)
 	}
-	// The finalizer goes once the failed Task is cleaned up.
-	testutil.EventuallyWithin(t, 10*time.Second, "the failed Task's finalizers removed", func() error {
+	// The finalizer goes once the failed run is cleaned up.
+	testutil.EventuallyWithin(t, 10*time.Second, "the failed TaskRun's finalizers removed", func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}
@@ -158,10 +157,10 @@ func checkBindForbidden(ctx context.Context, t *testing.T, c client.Client, admi
 }
 
 // waitFailed waits until the Task's Succeeded condition is False and returns it.
-func waitFailed(ctx context.Context, t *testing.T, c client.Client, task *v1alpha1.Task, timeout time.Duration) metav1.Condition {
+func waitFailed(ctx context.Context, t *testing.T, c client.Client, task *v1alpha1.TaskRun, timeout time.Duration) metav1.Condition {
 	t.Helper()
 	var cond metav1.Condition
-	testutil.EventuallyWithin(t, timeout, "Task "+task.Name+" failed", func() error {
+	testutil.EventuallyWithin(t, timeout, "TaskRun "+task.Name+" failed", func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}

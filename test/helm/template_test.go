@@ -40,9 +40,13 @@ func TestTemplateDefaults(t *testing.T) {
 			t.Errorf("defaults render %d %s, want none", len(got), kind)
 		}
 	}
-	// The Task CRD only (crds.enabled, tested in crds_test.go); the Synchronization CRD never offline.
-	if crds := m.find("CustomResourceDefinition"); len(crds) != 1 || crds[0].GetName() != "tasks.automation.astronetes.io" {
-		t.Errorf("defaults render %d CRDs, want the Task CRD only", len(crds))
+	// The Task and TaskRun CRDs only (crds.enabled, tested in crds_test.go); the Synchronization CRD never offline.
+	var names []string
+	for _, crd := range m.find("CustomResourceDefinition") {
+		names = append(names, crd.GetName())
+	}
+	if slices.Sort(names); !slices.Equal(names, []string{"taskruns.automation.astronetes.io", "tasks.automation.astronetes.io"}) {
+		t.Errorf("defaults render the CRDs %v, want the Task and TaskRun CRDs only", names)
 	}
 
 	d := one[appsv1.Deployment](t, m, "Deployment")
@@ -230,9 +234,9 @@ func TestTemplateSingleCall(t *testing.T) {
 			if h.ReinvocationPolicy == nil || *h.ReinvocationPolicy != admissionv1.IfNeededReinvocationPolicy {
 				t.Errorf("reinvocationPolicy %v, want IfNeeded: a later mutating webhook's change must be validated again", h.ReinvocationPolicy)
 			}
-			if len(h.Rules) != 1 || !slices.Equal(h.Rules[0].Resources, []string{"tasks"}) ||
+			if len(h.Rules) != 1 || !slices.Equal(h.Rules[0].Resources, []string{"tasks", "taskruns"}) ||
 				!slices.Equal(h.Rules[0].Operations, []admissionv1.OperationType{admissionv1.Create, admissionv1.Update}) {
-				t.Errorf("rules %+v, want tasks CREATE/UPDATE (UPDATE carries the immutability check)", h.Rules)
+				t.Errorf("rules %+v, want tasks and taskruns CREATE/UPDATE (UPDATE carries a Task's edit and a TaskRun's immutability)", h.Rules)
 			}
 			if h.FailurePolicy == nil || *h.FailurePolicy != admissionv1.Fail || h.Name != "mtask.automation.astronetes.io" {
 				t.Errorf("webhook %s failurePolicy %v, want mtask with Fail", h.Name, h.FailurePolicy)

@@ -61,38 +61,57 @@ func TestBindAloneGetsNoBinding(t *testing.T) {
 
 	grant(t, ns, "bea", podsAndBind...)
 	grant(t, "", "bea", bindView, rule(rbacv1.GroupName, "clusterrolebindings", "create"))
-	task := newTask(ns, "bind", v1alpha1.PluginCustomImage, config)
-	must(t, as(t, "bea").create(t, task))
+	must(t, as(t, "bea").create(t, newTask(ns, "bind", v1alpha1.PluginCustomImage, config)))
 	crb := waitBinding(t, ns, "bind")
-	if crb.RoleRef.Name != "view" || crb.Labels[v1alpha1.TaskUIDLabel] != string(task.UID) {
-		t.Fatalf("binding %s: roleRef %s, labels %v; want view and the Task's UID %s", crb.Name, crb.RoleRef.Name, crb.Labels, task.UID)
+	if uid := runUID(t, ns, "bind"); crb.RoleRef.Name != "view" || crb.Labels[v1alpha1.TaskRunUIDLabel] != uid {
+		t.Fatalf("binding %s: roleRef %s, labels %v; want view and the run's UID %s", crb.Name, crb.RoleRef.Name, crb.Labels, uid)
 	}
 }
 
-// A namespace editor who creates the ServiceAccount a Task would create
-// (<task>-task) must not receive the Task's ClusterRole: the controller
-// never adopts a child it did not create.
+// A namespace editor cannot get a run's ClusterRole by preparing its
+// ServiceAccount: the name holds part of the run's random UID, so neither a
+// ServiceAccount squatting it nor a RoleBinding naming it can exist before
+// the run does (the older "<task>-task" name, which a user chose, is just
+// another ServiceAccount). The run binds only the ServiceAccount it created
+// and recorded, deletes it when it ends, and also when it is deleted with
+// --cascade=orphan. (A squatter racing in after the run exists is the
+// controller's NameConflict: controller/ensure_stale_test.go.)
 func TestServiceAccountSquatting(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t, "")
-	grant(t, ns, "eve", taskRights, rule("", "serviceaccounts", "create", "get"))
+	grant(t, ns, "eve", taskRights, rule("", "serviceaccounts", "create", "get"), rule(rbacv1.GroupName, "rolebindings", "create"))
 	eve := as(t, "eve")
-	must(t, eve.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.DefaultServiceAccountName("nightly"), Namespace: ns}}))
+	for _, guess := range []string{"nightly-task", "nightly-sa"} {
+		must(t, eve.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: guess, Namespace: ns}}))
+	}
 
 	admin := as(t, "root", adminGroup)
 	must(t, admin.create(t, newTask(ns, "nightly", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"],"clusterRole":"cluster-admin"}`)))
-	task := finished(t, ns, "nightly")
-	wantOutcome(t, task, v1alpha1.TaskFailed, "NameConflict", v1alpha1.DefaultServiceAccountName("nightly"))
-	absent(t, &rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "nightly")})
-	absent(t, &corev1.Pod{}, client.ObjectKey{Namespace: ns, Name: v1alpha1.PodName("nightly")})
-
-	// The same Task where nobody squats runs, with a ServiceAccount it owns.
-	must(t, admin.create(t, newTask(ns, "daily", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)))
-	waitPod(t, ns, v1alpha1.PodName("daily"))
+	crb := waitBinding(t, ns, "nightly")
+	run := &v1alpha1.TaskRun{}
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "nightly"}, run))
+	own := v1alpha1.ServiceAccountName("nightly", run.UID)
+	if len(crb.Subjects) != 1 || crb.Subjects[0].Name != own {
+		t.Fatalf("binding subjects %v; want only the run's own ServiceAccount %s", crb.Subjects, own)
+	}
+	pod := waitPod(t, ns, v1alpha1.PodName("nightly"))
+	if pod.Spec.ServiceAccountName != own {
+		t.Fatalf("pod runs as %s, want %s", pod.Spec.ServiceAccountName, own)
+	}
 	sa := &corev1.ServiceAccount{}
-	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.DefaultServiceAccountName("daily")}, sa))
-	if len(sa.OwnerReferences) != 1 || sa.OwnerReferences[0].Name != "daily" {
-		t.Fatalf("service account owners %v; want the Task daily", sa.OwnerReferences)
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: own}, sa))
+	if len(sa.OwnerReferences) != 1 || sa.OwnerReferences[0].Name != "nightly" || sa.OwnerReferences[0].Kind != "TaskRun" {
+		t.Fatalf("service account owners %v; want the TaskRun nightly", sa.OwnerReferences)
+	}
+
+	// Deleted with --cascade=orphan while it runs: the binding and the
+	// ServiceAccount still go (the run's finalizer), nothing is left to be
+	// bound later.
+	must(t, admin.c.Delete(ctx, run, client.PropagationPolicy(metav1.DeletePropagationOrphan)))
+	waitGone(t, &rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "nightly")})
+	waitGone(t, &corev1.ServiceAccount{}, client.ObjectKey{Namespace: ns, Name: own})
+	for _, guess := range []string{"nightly-task", "nightly-sa"} {
+		must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: guess}, &corev1.ServiceAccount{})) // eve's, untouched
 	}
 }
 
@@ -113,30 +132,31 @@ func TestBindingNamesDoNotCollide(t *testing.T) {
 
 // A requester recorded by the webhook cannot be forged at create nor
 // changed afterwards; the taskgate finalizer cannot be stripped by anyone
-// but the manager, so a binding cannot be made to outlive its Task.
+// but the manager, so a binding cannot be made to outlive its run.
 func TestRequesterAndFinalizerAreTheManagers(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t, "")
 	grant(t, ns, "mallory", taskRights, rule("", "pods", "create"))
 	mallory := as(t, "mallory")
-	forged := newTask(ns, "forged", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)
+	must(t, mallory.c.Create(ctx, newTask(ns, "forged", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"]}`)))
+	forged := newRun(ns, "forged", "forged")
 	forged.Spec.Requester = &v1alpha1.Requester{Username: "root", Groups: []string{adminGroup}}
-	must(t, mallory.create(t, forged))
+	must(t, mallory.c.Create(ctx, forged))
 	if r := requesterOf(t, ns, "forged"); r == nil || r.Username != "mallory" {
-		t.Fatalf("spec.requester = %+v; want mallory, whatever the Task said", r)
+		t.Fatalf("spec.requester = %+v; want mallory, whatever the TaskRun said", r)
 	}
-	stored := &v1alpha1.Task{}
+	stored := &v1alpha1.TaskRun{}
 	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "forged"}, stored))
 	changed := stored.DeepCopy()
 	changed.Spec.Requester = &v1alpha1.Requester{Username: "root", Groups: []string{adminGroup}}
 	mustRefuse(t, mallory.c.Patch(ctx, changed, client.MergeFrom(stored)), "spec")
 
 	admin := as(t, "root", adminGroup)
-	task := newTask(ns, "bound", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)
-	must(t, admin.create(t, task))
+	must(t, admin.create(t, newTask(ns, "bound", v1alpha1.PluginCustomImage, `{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)))
+	task := newRun(ns, "bound", "bound")
 	waitBinding(t, ns, "bound")
 	for _, u := range []*user{mallory, admin} {
-		latest := &v1alpha1.Task{}
+		latest := &v1alpha1.TaskRun{}
 		must(t, k8s.Get(ctx, client.ObjectKeyFromObject(task), latest))
 		stripped := latest.DeepCopy()
 		stripped.Finalizers = nil
@@ -144,7 +164,7 @@ func TestRequesterAndFinalizerAreTheManagers(t *testing.T) {
 	}
 	must(t, admin.c.Delete(ctx, task))
 	waitGone(t, &rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: v1alpha1.ClusterRoleBindingName(ns, "bound")})
-	waitGone(t, &v1alpha1.Task{}, client.ObjectKeyFromObject(task))
+	waitGone(t, &v1alpha1.TaskRun{}, client.ObjectKeyFromObject(task))
 }
 
 // A requester in system:masters is acted for without that group, which

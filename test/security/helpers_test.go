@@ -59,8 +59,10 @@ func rule(group, resource string, verbs ...string) rbacv1.PolicyRule {
 	return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{resource}, Verbs: verbs}
 }
 
-// taskRights are what every Task user here holds: tasks in their namespace.
-var taskRights = rule(v1alpha1.GroupVersion.Group, "tasks", "get", "list", "watch", "create", "update", "patch", "delete")
+// taskRights are what every Task user here holds: Tasks and TaskRuns in
+// their namespace (the aggregated edit role's share of them).
+var taskRights = rbacv1.PolicyRule{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tasks", "taskruns"},
+	Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}}
 
 // grant gives subject the rules in ns (a Role) or cluster-wide (ns == "").
 func grant(t *testing.T, ns, subject string, rules ...rbacv1.PolicyRule) {
@@ -95,14 +97,42 @@ func waitAllowed(t *testing.T, ns, subject string, r rbacv1.PolicyRule) {
 func newTask(ns, name string, plugin v1alpha1.Plugin, config string) *v1alpha1.Task {
 	return &v1alpha1.Task{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: []byte(config)}},
+		Spec:       v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: []byte(config)}}},
 	}
 }
 
-// create creates task as u, returning the admission error, if any.
+// newRun is a TaskRun of the Task named task, named name.
+func newRun(ns, name, task string) *v1alpha1.TaskRun {
+	return &v1alpha1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       v1alpha1.TaskRunSpec{TaskRef: &v1alpha1.TaskRef{Name: task}},
+	}
+}
+
+// create writes task as u (a runbook: no check beyond RBAC and its
+// schema) and then runs it as u with a TaskRun of the same name, so the
+// run's children carry the names the Task's would have. It returns the
+// Task's refusal, else the run's: the run is where the access checks and
+// the preflight happen.
 func (u *user) create(t *testing.T, task *v1alpha1.Task) error {
 	t.Helper()
-	return u.c.Create(context.Background(), task)
+	ctx := context.Background()
+	err := u.c.Create(ctx, task.DeepCopy())
+	if apierrors.IsAlreadyExists(err) {
+		// Another user's runbook of that name: edit it (a Task is a
+		// runbook anyone with update rights may edit).
+		err = u.edit(task.Namespace, task.Name, string(task.Spec.Config.Raw))
+	}
+	if err != nil {
+		return err
+	}
+	return u.run(t, task.Namespace, task.Name, task.Name)
+}
+
+// run creates, as u, a TaskRun named name of the Task named task.
+func (u *user) run(t *testing.T, ns, name, task string) error {
+	t.Helper()
+	return u.c.Create(context.Background(), newRun(ns, name, task))
 }
 
 // mustRefuse asserts that err is an admission refusal whose text has every want.
@@ -118,11 +148,11 @@ func mustRefuse(t *testing.T, err error, want ...string) {
 	}
 }
 
-// finished waits for the Task to reach Succeeded or Failed and returns it.
-func finished(t *testing.T, ns, name string) *v1alpha1.Task {
+// finished waits for the TaskRun to reach Succeeded or Failed and returns it.
+func finished(t *testing.T, ns, name string) *v1alpha1.TaskRun {
 	t.Helper()
-	task := &v1alpha1.Task{}
-	testutil.Eventually(t, "task "+ns+"/"+name+" finished", func() error {
+	task := &v1alpha1.TaskRun{}
+	testutil.Eventually(t, "taskrun "+ns+"/"+name+" finished", func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, task); err != nil {
 			return err
 		}
@@ -134,8 +164,8 @@ func finished(t *testing.T, ns, name string) *v1alpha1.Task {
 	return task
 }
 
-// reason is the Task's Succeeded condition reason.
-func reason(task *v1alpha1.Task) string {
+// reason is the run's Succeeded condition reason.
+func reason(task *v1alpha1.TaskRun) string {
 	for _, c := range task.Status.Conditions {
 		if c.Type == v1alpha1.ConditionSucceeded {
 			return c.Reason
@@ -144,8 +174,8 @@ func reason(task *v1alpha1.Task) string {
 	return ""
 }
 
-// wantOutcome asserts the Task's phase, reason and that its message has msg.
-func wantOutcome(t *testing.T, task *v1alpha1.Task, phase v1alpha1.TaskPhase, why, msg string) {
+// wantOutcome asserts the run's phase, reason and that its message has msg.
+func wantOutcome(t *testing.T, task *v1alpha1.TaskRun, phase v1alpha1.TaskPhase, why, msg string) {
 	t.Helper()
 	if task.Status.Phase != phase || (why != "" && reason(task) != why) || !strings.Contains(task.Status.Message, msg) {
 		t.Fatalf("task %s: phase %s reason %s message %q; want phase %s reason %s message containing %q",
@@ -161,12 +191,20 @@ func absent(t *testing.T, obj client.Object, key client.ObjectKey) {
 	}
 }
 
-// requesterOf reads the stored Task's spec.requester.
+// requesterOf reads the stored TaskRun's spec.requester.
 func requesterOf(t *testing.T, ns, name string) *v1alpha1.Requester {
 	t.Helper()
-	task := &v1alpha1.Task{}
+	task := &v1alpha1.TaskRun{}
 	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, task))
 	return task.Spec.Requester
+}
+
+// runUID is the stored TaskRun's UID, which its ClusterRoleBinding carries.
+func runUID(t *testing.T, ns, name string) string {
+	t.Helper()
+	run := &v1alpha1.TaskRun{}
+	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, run))
+	return string(run.UID)
 }
 
 func must(t *testing.T, err error) {
@@ -200,7 +238,7 @@ func waitPod(t *testing.T, ns, name string) *corev1.Pod {
 	return pod
 }
 
-// waitBinding waits until the Task's ClusterRoleBinding exists.
+// waitBinding waits until the run's ClusterRoleBinding exists.
 func waitBinding(t *testing.T, ns, task string) *rbacv1.ClusterRoleBinding {
 	t.Helper()
 	crb := &rbacv1.ClusterRoleBinding{}
@@ -228,16 +266,16 @@ func waitGone(t *testing.T, obj client.Object, key client.ObjectKey) {
 	})
 }
 
-// taskStates describes the Tasks in ns (all namespaces if ns is empty), for
-// failure messages.
+// taskStates describes the TaskRuns in ns (all namespaces if ns is empty),
+// for failure messages.
 func taskStates(ns string) string {
-	var list v1alpha1.TaskList
+	var list v1alpha1.TaskRunList
 	if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
-		return "list tasks: " + err.Error()
+		return "list taskruns: " + err.Error()
 	}
 	var b strings.Builder
 	for _, task := range list.Items {
-		fmt.Fprintf(&b, "task %s/%s: phase %q reason %q message %q\n", task.Namespace, task.Name, task.Status.Phase, reason(&task), task.Status.Message)
+		fmt.Fprintf(&b, "taskrun %s/%s: phase %q reason %q message %q\n", task.Namespace, task.Name, task.Status.Phase, reason(&task), task.Status.Message)
 	}
 	return b.String()
 }

@@ -65,7 +65,10 @@ func run(m *testing.M) int {
 	}
 	log.SetLogger(zap.New(zap.WriteTo(w), zap.UseDevMode(true)))
 
-	opts := testutil.Options{Webhooks: filepath.Join(testutil.RepoRoot(), "config", "webhook"), Configure: requireAPIServerClientCert}
+	// The ServiceAccount admission plugin on, as in every real cluster: a
+	// Pod naming a ServiceAccount that does not exist is refused.
+	opts := testutil.Options{Webhooks: filepath.Join(testutil.RepoRoot(), "config", "webhook"), Configure: requireAPIServerClientCert,
+		ServiceAccountAdmission: true}
 	code := testutil.RunSuite(m, opts, func(c *testutil.ControlPlane) error {
 		cp, driver, k8s = c, c.Config, c.Client
 		if err := cp.BindClusterRole(context.Background(), "cluster-admins", "cluster-admin", testutil.GroupSubject(adminGroup)); err != nil {

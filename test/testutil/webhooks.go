@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"testing"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -99,4 +100,31 @@ func onlyComments(doc []byte) bool {
 		}
 	}
 	return true
+}
+
+// RemoveWebhooks deletes every webhook configuration c sees for the rest
+// of the test and creates them again when it ends, so a test can show what
+// the API server does without the webhooks (the chart's policies). The API
+// server follows a moment later either way: callers wait for it.
+func RemoveWebhooks(t testing.TB, c client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	saved, err := WebhookConfigurations(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range saved {
+		if err := c.Delete(ctx, obj); err != nil {
+			t.Fatalf("delete %s: %v", obj.GetName(), err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, obj := range saved {
+			obj.SetResourceVersion("")
+			obj.SetUID("")
+			if err := c.Create(ctx, obj); err != nil {
+				t.Errorf("restore %s: %v", obj.GetName(), err)
+			}
+		}
+	})
 }
