@@ -103,7 +103,7 @@ func nodeNote(o options) string {
 // ClusterRoleBinding is gone once it ran.
 func showRealPods(ctx context.Context, o options, cp *controlPlane, out io.Writer) error {
 	k := kubectl{path: o.kubectl(), kubeconfig: cp.kubeconfig, cacheDir: filepath.Join(o.stateDir, "kube-cache"), out: out}
-	var list v1alpha1.TaskList
+	var list v1alpha1.TaskRunList
 	if err := cp.client.List(ctx, &list); err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func showRealPods(ctx context.Context, o options, cp *controlPlane, out io.Write
 	var errs []error
 	for _, t := range list.Items {
 		ci := t.Status.CustomImage
-		if t.Spec.Plugin != v1alpha1.PluginCustomImage || ci == nil || ci.PodName == "" {
+		if t.Plugin() != v1alpha1.PluginCustomImage || ci == nil || ci.PodName == "" {
 			continue
 		}
 		if _, err := k.run(ctx, "logs", "-n", t.Namespace, "pod/"+ci.PodName); err != nil {
@@ -120,7 +120,7 @@ func showRealPods(ctx context.Context, o options, cp *controlPlane, out io.Write
 		if ci.ClusterRoleBindingName != "" {
 			got, _ := k.runQuiet(ctx, "get", "clusterrolebinding", ci.ClusterRoleBindingName, "--ignore-not-found")
 			if strings.TrimSpace(got) == "" {
-				fmt.Fprintf(out, "ClusterRoleBinding %s (%s's clusterRole while it ran): gone, as it should be\n", ci.ClusterRoleBindingName, t.Name)
+				fmt.Fprintf(out, "ClusterRoleBinding %s (run %s's clusterRole while it ran): gone, as it should be\n", ci.ClusterRoleBindingName, t.Name)
 			} else {
 				errs = append(errs, fmt.Errorf("ClusterRoleBinding %s outlived its run:\n%s", ci.ClusterRoleBindingName, got))
 			}

@@ -23,8 +23,8 @@ import (
 )
 
 // runResult is a finished run as the tests read it. It is the one shape
-// the tests see, so that what a run is (a Task today; a TaskRun of a Task
-// once the object model has them) is said in runPlugin alone.
+// the tests see, so that what a run is (a TaskRun) is said in createRun
+// and waitRun alone.
 type runResult struct {
 	Namespace, Name string
 	Phase           v1alpha1.TaskPhase
@@ -56,32 +56,33 @@ func startRun(t *testing.T, ns, prefix string, plugin v1alpha1.Plugin, config an
 	return key
 }
 
-// createRun is startRun returning the error (admission's refusal, say).
+// createRun is startRun returning the error (admission's refusal, say):
+// a TaskRun with the plugin and config inline (spec.taskSpec).
 func createRun(ns, prefix string, plugin v1alpha1.Plugin, config runtime.RawExtension) (client.ObjectKey, error) {
-	task := &v1alpha1.Task{
+	run := &v1alpha1.TaskRun{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix, Namespace: ns},
-		Spec:       v1alpha1.TaskSpec{Plugin: plugin, Config: config},
+		Spec:       v1alpha1.TaskRunSpec{TaskSpec: &v1alpha1.PluginSpec{Plugin: plugin, Config: config}},
 	}
-	if err := cluster.admin.Client.Create(context.Background(), task); err != nil {
+	if err := cluster.admin.Client.Create(context.Background(), run); err != nil {
 		return client.ObjectKey{}, fmt.Errorf("create a %s run in %s: %w", plugin, ns, err)
 	}
-	return client.ObjectKeyFromObject(task), nil
+	return client.ObjectKeyFromObject(run), nil
 }
 
 // waitRun waits up to timeout until the run has finished and returns it.
 func waitRun(t *testing.T, key client.ObjectKey, timeout time.Duration) runResult {
 	t.Helper()
-	var task v1alpha1.Task
+	var run v1alpha1.TaskRun
 	testutil.EventuallyWithin(t, timeout, fmt.Sprintf("run %s to finish", key), func() error {
-		if err := cluster.admin.Client.Get(context.Background(), key, &task); err != nil {
+		if err := cluster.admin.Client.Get(context.Background(), key, &run); err != nil {
 			return err
 		}
-		if task.Status.Phase != v1alpha1.TaskSucceeded && task.Status.Phase != v1alpha1.TaskFailed {
-			return fmt.Errorf("phase %q: %s", task.Status.Phase, task.Status.Message)
+		if run.Status.Phase != v1alpha1.TaskSucceeded && run.Status.Phase != v1alpha1.TaskFailed {
+			return fmt.Errorf("phase %q: %s", run.Status.Phase, run.Status.Message)
 		}
 		return nil
 	})
-	st := task.Status
+	st := run.Status
 	r := runResult{Namespace: key.Namespace, Name: key.Name, Phase: st.Phase, Message: st.Message}
 	for _, c := range st.Conditions {
 		if c.Type == v1alpha1.ConditionSucceeded {

@@ -52,8 +52,8 @@ func TestReleaseServesWebhooksThroughItsService(t *testing.T) {
 	// A wrong Task is refused by the webhook (through the Service, by the
 	// API server), naming the field.
 	ns := namespace(t, nil)
-	wrong := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "wrong", Namespace: ns}, Spec: v1alpha1.TaskSpec{
-		Plugin: v1alpha1.PluginCustomImage, Config: rawJSON(t, map[string]any{"image": images.Busybox, "command": []string{"true"}, "imagge": "typo"})}}
+	wrong := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "wrong", Namespace: ns}, Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{
+		Plugin: v1alpha1.PluginCustomImage, Config: rawJSON(t, map[string]any{"image": images.Busybox, "command": []string{"true"}, "imagge": "typo"})}}}
 	err := cluster.admin.Client.Create(ctx, wrong)
 	if err == nil || !strings.Contains(err.Error(), "imagge") {
 		t.Fatalf("a Task with an unknown config field: %v, want a refusal naming imagge", err)
