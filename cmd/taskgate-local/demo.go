@@ -122,6 +122,9 @@ func demo(ctx context.Context, o options, cp *controlPlane, mgr *manager, out io
 	if settleErr != nil {
 		fmt.Fprintf(out, "    %v\n", settleErr)
 	}
+	if err := showRealPods(ctx, o, cp, out); err != nil { // a real node only (realnode.go)
+		return err
+	}
 	fmt.Fprintln(out)
 	views := [][]string{
 		{"get", "tasks", "-A"},

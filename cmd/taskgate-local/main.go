@@ -99,12 +99,12 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		before := node.TakeSnapshot(nodeConfig(o, out).Dir)
 		defer func() {
 			if rn != nil {
-				err = errors.Join(err, checkNothingLeft(before, nodeConfig(o, out).Dir, out))
+				err = errors.Join(err, rn.Release(context.Background()), checkNothingLeft(before, nodeConfig(o, out).Dir, out))
 			}
 		}()
 		say("preparing a real node (its own address %s on a bridge of its own)", node.DefaultNetwork.NodeIP)
 		if rn, err = prepareRealNode(ctx, o, out); err != nil {
-			return errors.Join(err, rn.Stop(context.Background()))
+			return errors.Join(err, rn.Release(context.Background()))
 		}
 	}
 
@@ -175,11 +175,6 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 
 	if err := demo(ctx, o, cp, mgr, out); err != nil {
 		return err
-	}
-	if o.realNode {
-		if err := showRealPods(ctx, o, cp, out); err != nil {
-			return err
-		}
 	}
 	if o.exitAfterDemo {
 		return nil

@@ -102,6 +102,9 @@ func nodeNote(o options) string {
 // custom-image samples' Pods, and that the kubectl sample's
 // ClusterRoleBinding is gone once it ran.
 func showRealPods(ctx context.Context, o options, cp *controlPlane, out io.Writer) error {
+	if !o.realNode {
+		return nil
+	}
 	k := kubectl{path: o.kubectl(), kubeconfig: cp.kubeconfig, cacheDir: filepath.Join(o.stateDir, "kube-cache"), out: out}
 	var list v1alpha1.TaskRunList
 	if err := cp.client.List(ctx, &list); err != nil {

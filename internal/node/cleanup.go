@@ -204,11 +204,14 @@ func removeCgroups() error {
 // clean stop it finds nothing; after a crash (of the program that owned the
 // node, or of a component) it kills the processes, unmounts, deletes the
 // interfaces, the iptables chains and the cgroups, and restores the sysctls.
-func removeLeftovers(ctx context.Context, dir string) error {
+//
+// With keepAddress the bridge holding the node's address stays: a
+// kube-apiserver serving there still runs (Stop), and Release removes it.
+func removeLeftovers(ctx context.Context, dir string, keepAddress bool) error {
 	errs := []error{killProcesses(dir)}
 	errs = append(errs, unmountAll(dir, "/run/netns", "/var/run/netns"))
 	errs = append(errs, removeNetns())
-	errs = append(errs, deleteLinks(ctx), removeChains(ctx), removeCgroups())
+	errs = append(errs, deleteLinks(ctx, keepAddress), removeChains(ctx), removeCgroups())
 	errs = append(errs, restoreSysctls(filepath.Join(dir, "sysctls.json")))
 	return errors.Join(errs...)
 }

@@ -154,7 +154,9 @@ func podSummary(p *corev1.Pod) string {
 // rules), the kubelet, containerd, kube-scheduler, kube-controller-manager
 // and the registry, and removes every trace of the node from the machine.
 // Call it before the control plane stops (the workloads are deleted
-// through it); it is safe to call after any failure, and more than once.
+// through it), and Release after; it is safe to call after any failure,
+// and more than once. The node's address stays until Release: the
+// kube-apiserver serving there hangs on its way out without it.
 func (n *Node) Stop(ctx context.Context) error {
 	if n == nil || n.stopped {
 		return nil
@@ -182,9 +184,25 @@ func (n *Node) Stop(ctx context.Context) error {
 	if n.registry != nil {
 		errs = append(errs, n.registry.stop())
 	}
-	errs = append(errs, removeLeftovers(ctx, n.cfg.Dir), n.removeData())
+	errs = append(errs, removeLeftovers(ctx, n.cfg.Dir, true), n.removeData())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop the node (logs in %s): %w", n.cfg.Dir, err)
+	}
+	return nil
+}
+
+// Release removes the node's address, once kube-apiserver, which served
+// there, has stopped; after Stop (which it calls, if it was not), nothing
+// of the node remains.
+func (n *Node) Release(ctx context.Context) error {
+	if n == nil {
+		return nil
+	}
+	if err := n.Stop(ctx); err != nil {
+		return err
+	}
+	if err := deleteLinks(ctx, false); err != nil {
+		return fmt.Errorf("remove the node's address: %w", err)
 	}
 	return nil
 }

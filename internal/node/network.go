@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -131,8 +132,13 @@ func ourLinks(ctx context.Context) []string {
 	return links
 }
 
-func deleteLinks(ctx context.Context) error {
+// deleteLinks deletes the node's interfaces; with keepAddress, not the
+// bridge holding the node's (and kube-apiserver's) address.
+func deleteLinks(ctx context.Context, keepAddress bool) error {
 	links := ourLinks(ctx)
+	if keepAddress {
+		links = slices.DeleteFunc(links, func(l string) bool { return l == hostBridge })
+	}
 	// veths first: deleting one end removes its peer in the Pod's netns.
 	for i := len(links) - 1; i >= 0; i-- {
 		if _, err := run(ctx, "ip", "link", "del", links[i]); err != nil {

@@ -140,8 +140,9 @@ func cniBinDir() string {
 
 // Prepare checks the machine, removes what a crashed node with the same
 // Dir left, saves the sysctls the node will change, and gives the node its
-// address, which kube-apiserver binds to (ConfigureAPIServer). Stop undoes
-// it; Stop is safe to call when Prepare fails.
+// address, which kube-apiserver binds to (ConfigureAPIServer). Stop and,
+// once kube-apiserver has stopped, Release undo it; both are safe to call
+// when Prepare fails.
 func Prepare(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.defaults()
 	n := &Node{cfg: cfg}
@@ -154,7 +155,7 @@ func Prepare(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := removeLeftovers(ctx, cfg.Dir); err != nil {
+	if err := removeLeftovers(ctx, cfg.Dir, false); err != nil {
 		return nil, fmt.Errorf("remove what a previous node left: %w", err)
 	}
 	if err := n.removeData(); err != nil {

@@ -31,7 +31,7 @@ func TestContainerdRunsAnImageFromTheRegistry(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := filepath.Join(os.TempDir(), "taskgate-node-unit")
-	if err := removeLeftovers(ctx, dir); err != nil {
+	if err := removeLeftovers(ctx, dir, false); err != nil {
 		t.Fatal(err)
 	}
 	_ = os.RemoveAll(dir)
@@ -58,7 +58,7 @@ func TestContainerdRunsAnImageFromTheRegistry(t *testing.T) {
 			_ = c.proc.stop(10 * time.Second)
 		}
 		_ = reg.stop()
-		if err := removeLeftovers(ctx, dir); err != nil {
+		if err := removeLeftovers(ctx, dir, false); err != nil {
 			t.Error(err)
 		}
 		_ = os.RemoveAll(dir)

@@ -156,6 +156,8 @@ func tearDown() error {
 	if cluster.cp != nil {
 		errs = append(errs, cluster.cp.Stop())
 	}
+	// The node's address last: kube-apiserver served there.
+	errs = append(errs, cluster.node.Release(context.Background()))
 	for i := len(cleanups) - 1; i >= 0; i-- {
 		errs = append(errs, cleanups[i]())
 	}
