@@ -142,9 +142,9 @@ envtest-run: ## What `make envtest` builds, plus kube-controller-manager, kube-s
 	WITH_KUBECTL=1 WITH_HELM=1 WITH_CONTROLPLANE=1 hack/envtest-bins.sh $(ENVTEST_DIR)
 
 .PHONY: envtest-node
-envtest-node: ## What `make envtest-run` builds, plus kubelet and kube-proxy for a real node (internal/node).
-	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) HELM_VERSION=$(HELM_VERSION) KWOK_VERSION=$(KWOK_VERSION) \
-	WITH_KUBECTL=1 WITH_HELM=1 WITH_CONTROLPLANE=1 WITH_NODE=1 hack/envtest-bins.sh $(ENVTEST_DIR)
+envtest-node: ## What `make envtest` builds, plus kube-controller-manager, kube-scheduler, kubelet and kube-proxy for a real node (internal/node).
+	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) HELM_VERSION=$(HELM_VERSION) \
+	WITH_KUBECTL=1 WITH_HELM=1 WITH_NODE=1 hack/envtest-bins.sh $(ENVTEST_DIR)
 
 # A real node (internal/node: make run, test/e2e) needs these Debian packages.
 NODE_PACKAGES ?= containerd runc containernetworking-plugins iptables conntrack busybox-static iproute2

@@ -11,8 +11,10 @@
 #              WITH_KUBECTL=1, WITH_KWOK=1, WITH_HELM=1 (default 0),
 #              WITH_CONTROLPLANE=1: also kube-controller-manager, kube-scheduler
 #              and kwok, for `make run` (the Makefile's envtest-run target);
-#              WITH_NODE=1: also kubelet and kube-proxy, for a real node
-#              (internal/node; the Makefile's envtest-node target).
+#              WITH_NODE=1: kube-controller-manager, kube-scheduler, kubelet and
+#              kube-proxy, for a real node (internal/node; the Makefile's
+#              envtest-node target). Cold, kubelet and kube-proxy add ~7 min
+#              wall on 2 busy cores after the others (shared packages).
 # Cost on 2 cores: ~5-10 min cold for etcd + kube-apiserver (peak ~2.4 GB RSS),
 # seconds with warm Go caches. WITH_CONTROLPLANE adds ~11 min wall on 2 busy
 # cores after kube-apiserver (3.5 min CPU: most packages are shared with it).
@@ -167,6 +169,10 @@ if [[ "${WITH_CONTROLPLANE:-0}" == 1 ]]; then
   WITH_KWOK=1
 fi
 if [[ "${WITH_NODE:-0}" == 1 ]]; then
+  # A real node's cluster: kube-controller-manager and kube-scheduler too
+  # (no kwok: nothing is simulated).
+  build_k8s kube-controller-manager 'NewControllerManagerCommand()'
+  build_k8s kube-scheduler 'NewSchedulerCommand()'
   build_k8s kubelet 'NewKubeletCommand(context.Background())'
   build_k8s kube-proxy 'NewProxyCommand()'
 fi
