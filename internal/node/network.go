@@ -56,11 +56,23 @@ func (n Network) kubernetesServiceIP() (net.IP, error) {
 }
 
 // overlaps reports a range of ours that an interface of the machine
-// already uses.
+// already uses (not the node's own bridges, which a crashed run may have
+// left: Prepare removes them).
 func (n Network) overlaps() error {
-	addrs, err := net.InterfaceAddrs()
+	ifaces, err := net.Interfaces()
 	if err != nil {
 		return err
+	}
+	var addrs []net.Addr
+	for _, i := range ifaces {
+		if i.Name == hostBridge || i.Name == podBridge {
+			continue
+		}
+		a, err := i.Addrs()
+		if err != nil {
+			return err
+		}
+		addrs = append(addrs, a...)
 	}
 	for _, c := range []string{fmt.Sprintf("%s/%d", n.NodeIP, n.NodePrefix), n.PodCIDR, n.ServiceCIDR} {
 		_, ours, err := net.ParseCIDR(c)

@@ -119,7 +119,9 @@ func setUp(cfg node.Config) error {
 		return err
 	}
 	// Whatever ends the tests (a signal, the test timeout), the node stops
-	// before the API server it drains through.
+	// before the API server it drains through. After a signal only the
+	// node's address (its bridge) stays: kube-apiserver is stopped after
+	// this, and the next run's node.Prepare removes it.
 	cluster.cp.OnStop(func() {
 		if err := cluster.node.Stop(context.Background()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
