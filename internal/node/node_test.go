@@ -21,7 +21,7 @@ func TestContainerdRunsAnImageFromTheRegistry(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (containerd)")
 	}
-	for _, bin := range []string{"containerd", "ctr", "runc"} {
+	for _, bin := range []string{"containerd", "ctr", "runc", "/bin/busybox"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("no %s: apt-get install -y %s", bin, strings.Join(Packages, " "))
 		}
