@@ -89,7 +89,9 @@ func describeRelease(ctx context.Context) string {
 	return b.String()
 }
 
-// leader is the Pod holding the manager's Lease, and the Lease.
+// leader is the Pod holding the manager's Lease, and the Lease (whose
+// holderIdentity also names the process: a restarted container in the same
+// Pod is a new holder).
 func leader(ctx context.Context) (string, *coordinationv1.Lease, error) {
 	var lease coordinationv1.Lease
 	if err := cluster.cp.Client.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: leaseName}, &lease); err != nil {
