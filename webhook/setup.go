@@ -31,6 +31,11 @@ type Options struct {
 	// cache is on: zero means DefaultAccessReviewDenialCacheTTL (at most
 	// AccessReviewCacheTTL), negative remembers no denial.
 	AccessReviewDenialCacheTTL time.Duration
+	// AccessReviewsPerSecond bounds the SubjectAccessReviews each user's
+	// creates may cost (LimitedAuthorizer): zero means
+	// DefaultAccessReviewsPerSecond, negative no bound. A create past it is
+	// refused 429 with Retry-After.
+	AccessReviewsPerSecond float32
 	// ActAs says whom the controller acts as; admission's access checks ask
 	// about that identity (actas.Effective of the requester by default).
 	ActAs actas.Mode
@@ -115,6 +120,12 @@ func NewValidatorForManager(mgr ctrl.Manager, opts Options) (*Validator, error) 
 // behind a cache of answers when opts.AccessReviewCacheTTL is set.
 func NewAuthorizer(c client.Client, opts Options) Authorizer {
 	var authz Authorizer = SARAuthorizer{Client: c}
+	switch qps := opts.AccessReviewsPerSecond; {
+	case qps == 0:
+		authz = NewLimitedAuthorizer(authz, DefaultAccessReviewsPerSecond, DefaultAccessReviewBurst)
+	case qps > 0:
+		authz = NewLimitedAuthorizer(authz, qps, max(DefaultAccessReviewBurst, int(qps)))
+	}
 	if opts.AccessReviewCacheTTL > 0 {
 		cached := NewCachedAuthorizer(authz, opts.AccessReviewCacheTTL, DefaultAccessReviewCacheSize)
 		if opts.AccessReviewDenialCacheTTL != 0 {

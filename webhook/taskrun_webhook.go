@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -203,6 +204,10 @@ func (v *Validator) checkAccess(ctx context.Context, user authenticationv1.UserI
 	}
 	subject, hint := accessSubject(v.ActAs, user)
 	errs, err := authorize(ctx, v.Authz, subject, checks, hint)
+	if errors.Is(err, errTooManyReviews) {
+		// The user's own flood: they wait, nobody else does.
+		return nil, apierrors.NewTooManyRequests(fmt.Sprintf("taskgate: %v; retry in a few seconds", err), 2)
+	}
 	if err != nil {
 		log.FromContext(ctx).Error(err, "authorization check failed", "user", user.Username)
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("taskgate could not check your permissions (retry): %v", err))

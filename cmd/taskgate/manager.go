@@ -46,6 +46,7 @@ type managerFlags struct {
 	allowedClusterRoles, syncSchemaDir string
 	accessReviewCacheTTL               time.Duration
 	accessReviewDenialTTL              time.Duration
+	accessReviewsPerSecond             float64
 	actAs                              string
 	webhookHost                        string
 	webhookClientCA                    string
@@ -91,6 +92,8 @@ func parseManagerFlags(args []string, stderr io.Writer) (*managerFlags, error) {
 	fs.StringVar(&f.webhookHost, "webhook-bind-address", "", "address the webhook server listens on; empty: all addresses (in a Pod, the Service is the way in)")
 	fs.DurationVar(&f.accessReviewDenialTTL, "access-review-denial-cache-ttl", webhook.DefaultAccessReviewDenialCacheTTL,
 		"how long the webhook reuses a denied SubjectAccessReview answer (at most --access-review-cache-ttl): a burst of refused Tasks costs one review per question; a right granted meanwhile counts after at most this long; negative disables it")
+	fs.Float64Var(&f.accessReviewsPerSecond, "access-reviews-per-second", webhook.DefaultAccessReviewsPerSecond,
+		"SubjectAccessReviews one user's creates may cost per second (burst: four TaskRuns' worth); past it their creates are refused 429 until it refills, and nobody else waits; negative: no bound")
 	fs.StringVar(&f.webhookClientCA, "webhook-client-ca", "", "PEM file of the CA whose client certificates the webhook server requires (the kube-apiserver's, from its admission configuration); empty: any client that reaches the port is answered")
 	fs.BoolVar(&f.preflight, "preflight", true, "dry-run a custom-image Task's Pod and ClusterRoleBinding as the requester at admission, so a refusal comes back at kubectl apply")
 	fs.DurationVar(&f.preflightCacheTTL, "preflight-cache-ttl", 0, "how long a requester's clean preflight is reused for Tasks that differ from it only in their names (refusals and inconclusive answers are never reused); meanwhile a tightened PodSecurity label, quota or policy stops such Tasks at run time instead of at kubectl apply; 0: off")
@@ -348,8 +351,8 @@ func splitNames(v string) []string {
 func setupComponents(mgr ctrl.Manager, f *managerFlags) error {
 	if f.enableWebhooks {
 		opts := webhook.Options{AllowedClusterRoles: splitNames(f.allowedClusterRoles), SyncSchemaDir: f.syncSchemaDir, AccessReviewCacheTTL: f.accessReviewCacheTTL,
-			AccessReviewDenialCacheTTL: f.accessReviewDenialTTL,
-			ActAs:                      actas.Mode(f.actAs), Preflight: f.preflight, PreflightCacheTTL: f.preflightCacheTTL}
+			AccessReviewDenialCacheTTL: f.accessReviewDenialTTL, AccessReviewsPerSecond: float32(f.accessReviewsPerSecond),
+			ActAs: actas.Mode(f.actAs), Preflight: f.preflight, PreflightCacheTTL: f.preflightCacheTTL}
 		if err := webhook.SetupWithManager(mgr, opts); err != nil {
 			return fmt.Errorf("set up webhooks: %w", err)
 		}
