@@ -30,7 +30,7 @@ func TestDemoWithNodes(t *testing.T) {
 	}
 	// Not --exit-after-demo: the cluster stays up for the checks below, as
 	// it does for a user after `make run`.
-	p := start(t, "--node=kwok") // the simulated node this test is about; test/e2e has the real one
+	p := start(t)
 	deadline := time.Now().Add(6 * time.Minute)
 	for !strings.Contains(p.out.String(), "Running; press Ctrl-C") {
 		if _, exited := p.wait(200 * time.Millisecond); exited || time.Now().After(deadline) {
@@ -147,7 +147,7 @@ func TestDemoWithNodes(t *testing.T) {
 // TestInterruptedWithNodes sends SIGTERM while kube-controller-manager,
 // kube-scheduler and kwok start: everything started so far must stop.
 func TestInterruptedWithNodes(t *testing.T) {
-	p := start(t, "--node=kwok") // the simulated node this test is about; test/e2e has the real one
+	p := start(t)
 	deadline := time.Now().Add(3 * time.Minute)
 	for !strings.Contains(p.out.String(), "starting kube-controller-manager") {
 		if _, exited := p.wait(100 * time.Millisecond); exited || time.Now().After(deadline) {
