@@ -37,8 +37,6 @@ func TestJudge(t *testing.T) {
 		{name: "timed out", timedOut: true, retryable: true, wantErr: "before the timeout", err: errors.New("context deadline exceeded")},
 		{name: "no RBAC", wantErr: "the test's RBAC",
 			err: apierrors.NewForbidden(tasks, "", errors.New(`User "system:serviceaccount:ns:t" cannot create resource "tasks" in API group "automation.astronetes.io" in the namespace "ns"`))},
-		{name: "requester policy instead of the mutating webhook", wantErr: "mutating webhook was not called",
-			err: apierrors.NewForbidden(tasks, "x", errors.New(`ValidatingAdmissionPolicy 'taskgate-requester' with binding 'taskgate-requester' denied request: spec.requester must be the user who creates the Task`))},
 		{name: "another webhook", wantErr: "not by taskgate's webhooks",
 			err: status(http.StatusForbidden, metav1.StatusReasonForbidden, `admission webhook "validate.kyverno.svc" denied the request: policy x`)},
 		{name: "refused for something else", wantErr: "without naming spec.config.taskgateSelftest",

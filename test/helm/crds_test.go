@@ -18,7 +18,10 @@ import (
 	"github.com/astronetes/taskgate/api/v1alpha1"
 )
 
-const taskCRD = "tasks.automation.astronetes.io"
+const (
+	taskCRD    = "tasks.automation.astronetes.io"
+	taskRunCRD = "taskruns.automation.astronetes.io"
+)
 
 // TestCRDUpgradePath installs the chart into a real kube-apiserver and
 // follows the Task CRD through what crds/ could not do: helm upgrade
@@ -199,10 +202,14 @@ func applyPlainCRD(ctx context.Context, t *testing.T, c client.Client) {
 
 func deleteTaskCRD(ctx context.Context, t *testing.T, c client.Client) {
 	t.Helper()
-	err := c.Delete(ctx, &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: taskCRD}})
-	if err != nil && !apierrors.IsNotFound(err) {
-		t.Errorf("delete Task CRD: %v", err)
-		return
+	// Both of the chart's CRDs: a TaskRun CRD kept (crds.keep) by one release
+	// would block the next release's install.
+	for _, name := range []string{taskCRD, taskRunCRD} {
+		err := c.Delete(ctx, &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: name}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete CRD %s: %v", name, err)
+			return
+		}
 	}
 	waitCRDGone(ctx, t, c)
 }
@@ -210,9 +217,9 @@ func deleteTaskCRD(ctx context.Context, t *testing.T, c client.Client) {
 func waitCRDGone(ctx context.Context, t *testing.T, c client.Client) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for getCRD(ctx, t, c, taskCRD) != nil {
+	for getCRD(ctx, t, c, taskCRD) != nil || getCRD(ctx, t, c, taskRunCRD) != nil {
 		if time.Now().After(deadline) {
-			t.Fatal("the Task CRD is still there after 60s")
+			t.Fatal("the Task or TaskRun CRD is still there after 60s")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -78,20 +78,7 @@ func inlineRun(ns, name, config string) *v1alpha1.TaskRun {
 func removeWebhooks(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	saved, err := testutil.WebhookConfigurations(ctx, k8s)
-	must(t, err)
-	for _, obj := range saved {
-		must(t, k8s.Delete(ctx, obj))
-	}
-	t.Cleanup(func() {
-		for _, obj := range saved {
-			obj.SetResourceVersion("")
-			obj.SetUID("")
-			if err := k8s.Create(ctx, obj); err != nil {
-				t.Errorf("restore %s: %v", obj.GetName(), err)
-			}
-		}
-	})
+	testutil.RemoveWebhooks(t, k8s)
 	// The API server's webhook configuration informer follows within a moment:
 	// wait until a TaskRun without a webhook default reaches the policy alone.
 	ns := newNamespace(t, "")

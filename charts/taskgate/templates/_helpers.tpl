@@ -93,11 +93,22 @@ live cluster (helm install/upgrade) already has one that another release
 installed; that release keeps managing it, as with a second taskgate release.
 */}}
 {{- define "taskgate.installTaskCRD" -}}
-{{- if .Values.crds.enabled }}
-{{- $crd := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" "tasks.automation.astronetes.io" }}
+{{- include "taskgate.installCRD" (dict "ctx" . "name" "tasks.automation.astronetes.io") }}
+{{- end }}
+{{- define "taskgate.installTaskRunCRD" -}}
+{{- include "taskgate.installCRD" (dict "ctx" . "name" "taskruns.automation.astronetes.io") }}
+{{- end }}
+
+{{/* "true" when this release installs the CRD named .name: crds.enabled, and
+the CRD is absent or already this release's (one another release or a user
+installed is left alone). */}}
+{{- define "taskgate.installCRD" -}}
+{{- $ := .ctx }}
+{{- if $.Values.crds.enabled }}
+{{- $crd := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" .name }}
 {{- $owner := dig "metadata" "annotations" "meta.helm.sh/release-name" "" ($crd | default dict) }}
 {{- $ownerNS := dig "metadata" "annotations" "meta.helm.sh/release-namespace" "" ($crd | default dict) }}
-{{- if or (not $owner) (and (eq $owner .Release.Name) (eq $ownerNS .Release.Namespace)) }}true{{ end }}
+{{- if or (not $owner) (and (eq $owner $.Release.Name) (eq $ownerNS $.Release.Namespace)) }}true{{ end }}
 {{- end }}
 {{- end }}
 
