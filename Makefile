@@ -52,15 +52,19 @@ envtest-dir: ## Print $(ENVTEST_DIR): where test/testutil finds the binaries whe
 	@echo $(ENVTEST_DIR)
 
 .PHONY: test
-test: envtest ## Unit tests, then integration tests against a real kube-apiserver + etcd.
-	# Every package outside test/ (a new one is never left out), then the integration suites.
+test: envtest ## Unit tests, integration tests against a real kube-apiserver + etcd, then (as root) the e2e suite on a real node.
+	# Every package outside test/ (a new one is never left out), then the integration suites
+	# (test/e2e last, on its own: it needs a real node).
 	go test $$(go list ./... | grep -v '/test/')
-	go test -count=1 -timeout 20m ./test/...
+	go test -count=1 -timeout 20m $$(go list ./test/... | grep -v '/test/e2e$$')
 	# The attacks again, against --act-as=controller (the chart's actAs=controller rules).
 	TASKGATE_ACT_AS=controller go test -count=1 -timeout 5m ./test/security/
 	# The admission suite again, against the single-call configuration (chart value webhook.singleCall),
 	# with the access-review cache off (the first pass runs with the shipped 10 s TTL).
 	TASKGATE_ADMISSION_MODE=single-call TASKGATE_ADMISSION_CACHE=off go test -count=1 -timeout 5m ./test/admission/
+	# Pods that really run: only where a real node can (root); elsewhere say so.
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-e2e; \
+	else echo "make test: the e2e suite (test/e2e, a real node) needs root: skipped; run make test-e2e as root"; fi
 
 # Load, faults and fuzzing: test/load, test/drills; figures in BENCHMARKS.md.
 
@@ -137,8 +141,34 @@ envtest-run: ## What `make envtest` builds, plus kube-controller-manager, kube-s
 	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) HELM_VERSION=$(HELM_VERSION) KWOK_VERSION=$(KWOK_VERSION) \
 	WITH_KUBECTL=1 WITH_HELM=1 WITH_CONTROLPLANE=1 hack/envtest-bins.sh $(ENVTEST_DIR)
 
+.PHONY: envtest-node
+envtest-node: ## What `make envtest` builds, plus kube-controller-manager, kube-scheduler, kubelet and kube-proxy for a real node (internal/node).
+	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) HELM_VERSION=$(HELM_VERSION) \
+	WITH_KUBECTL=1 WITH_HELM=1 WITH_NODE=1 hack/envtest-bins.sh $(ENVTEST_DIR)
+
+# A real node (internal/node: make run, test/e2e) needs these Debian packages.
+NODE_PACKAGES ?= containerd runc containernetworking-plugins iptables conntrack busybox-static iproute2
+
+.PHONY: node-packages
+node-packages: ## Install the Debian packages a real node needs (as root; apt-get runs only when one is missing).
+	@missing=$$(for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "a real node needs the Debian packages:" $$missing "(as root: make node-packages)"; exit 1; fi; \
+	echo "installing" $$missing; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+# E2E_ARGS go to go test, e.g. E2E_ARGS='-run TestRelease -v'.
+E2E_ARGS ?=
+
+.PHONY: test-e2e
+test-e2e: envtest-node node-packages build ## The end-to-end suite on a real node (root): custom-image with real containers, the chart installed by helm.
+	TASKGATE_E2E=require TASKGATE_E2E_BINARY=$(abspath $(BIN_DIR)/taskgate) go test -count=1 -timeout 25m ./test/e2e/ $(E2E_ARGS)
+
+# make run starts a real node where it can (root); RUN_ARGS=--node=kwok skips it.
+RUN_NODE_DEPS := $(if $(and $(filter 0,$(shell id -u)),$(if $(findstring --node=kwok,$(RUN_ARGS)),,yes)),envtest-node node-packages)
+
 .PHONY: run
-run: envtest-run build ## Local control plane with a simulated node (kwok), CRDs, webhooks, the manager, the samples applied; Ctrl-C stops it all.
+run: envtest-run build $(RUN_NODE_DEPS) ## Local control plane with a real node (root; else kwok simulates one), CRDs, webhooks, the manager, the samples applied; Ctrl-C stops it all.
 	go run ./cmd/taskgate-local $(RUN_ARGS)
 
 .PHONY: test-run

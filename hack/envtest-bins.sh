@@ -10,7 +10,11 @@
 # Knobs (env, from the Makefile): ETCD_VERSION, K8S_VERSION, KWOK_VERSION, HELM_VERSION,
 #              WITH_KUBECTL=1, WITH_KWOK=1, WITH_HELM=1 (default 0),
 #              WITH_CONTROLPLANE=1: also kube-controller-manager, kube-scheduler
-#              and kwok, for `make run` (the Makefile's envtest-run target).
+#              and kwok, for `make run` (the Makefile's envtest-run target);
+#              WITH_NODE=1: kube-controller-manager, kube-scheduler, kubelet and
+#              kube-proxy, for a real node (internal/node; the Makefile's
+#              envtest-node target). Cold, kubelet and kube-proxy add ~7 min
+#              wall on 2 busy cores after the others (shared packages).
 # Cost on 2 cores: ~5-10 min cold for etcd + kube-apiserver (peak ~2.4 GB RSS),
 # seconds with warm Go caches. WITH_CONTROLPLANE adds ~11 min wall on 2 busy
 # cores after kube-apiserver (3.5 min CPU: most packages are shared with it).
@@ -86,6 +90,8 @@ k8s_module() {
 
 # build_k8s NAME CONSTRUCTOR: cmd/NAME's main as upstream writes it (time/tzdata
 # is kube-controller-manager's, for CronJob time zones; harmless in the others).
+# CONSTRUCTOR is the call, e.g. NewSchedulerCommand() or, for the kubelet,
+# NewKubeletCommand(context.Background()).
 build_k8s() {
   local name=$1 ctor=$2
   have "$name" "$K8S_VERSION" && return
@@ -95,6 +101,7 @@ build_k8s() {
 package main
 
 import (
+	"context"
 	"os"
 	_ "time/tzdata"
 
@@ -105,7 +112,9 @@ import (
 	"k8s.io/kubernetes/cmd/$name/app"
 )
 
-func main() { os.Exit(cli.Run(app.$ctor())) }
+var _ = context.Background
+
+func main() { os.Exit(cli.Run(app.$ctor)) }
 GO
   go mod tidy >/dev/null
   go build -trimpath -ldflags "$(k8s_ldflags)" -o "$DEST/$name" "./$name"
@@ -152,12 +161,20 @@ build_helm() {
 }
 
 build_etcd
-build_k8s kube-apiserver NewAPIServerCommand
+build_k8s kube-apiserver 'NewAPIServerCommand()'
 [[ "${WITH_KUBECTL:-0}" == 1 ]] && build_kubectl
 if [[ "${WITH_CONTROLPLANE:-0}" == 1 ]]; then
-  build_k8s kube-controller-manager NewControllerManagerCommand
-  build_k8s kube-scheduler NewSchedulerCommand
+  build_k8s kube-controller-manager 'NewControllerManagerCommand()'
+  build_k8s kube-scheduler 'NewSchedulerCommand()'
   WITH_KWOK=1
+fi
+if [[ "${WITH_NODE:-0}" == 1 ]]; then
+  # A real node's cluster: kube-controller-manager and kube-scheduler too
+  # (no kwok: nothing is simulated).
+  build_k8s kube-controller-manager 'NewControllerManagerCommand()'
+  build_k8s kube-scheduler 'NewSchedulerCommand()'
+  build_k8s kubelet 'NewKubeletCommand(context.Background())'
+  build_k8s kube-proxy 'NewProxyCommand()'
 fi
 [[ "${WITH_KWOK:-0}" == 1 ]] && build_kwok
 [[ "${WITH_HELM:-0}" == 1 ]] && build_helm

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/internal/node"
 )
 
 // controlPlane is a running etcd + kube-apiserver with taskgate's CRDs and
@@ -34,7 +35,9 @@ type controlPlane struct {
 
 // startControlPlane returns a controlPlane whose stop is safe to call even
 // when starting failed half-way, so nothing it started outlives it.
-func startControlPlane(o options) (*controlPlane, error) {
+// With rn, kube-apiserver is configured for that real node (see
+// node.ConfigureAPIServer).
+func startControlPlane(o options, rn *node.Node) (*controlPlane, error) {
 	cp := &controlPlane{stateDir: o.stateDir}
 	if err := cp.prepareStateDir(); err != nil {
 		return cp, err
@@ -71,6 +74,11 @@ func startControlPlane(o options) (*controlPlane, error) {
 	cp.env.ControlPlane.APIServer = &envtest.APIServer{CertDir: filepath.Join(o.stateDir, "apiserver")}
 	for _, d := range []string{cp.env.ControlPlane.Etcd.DataDir, cp.env.ControlPlane.APIServer.CertDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			return cp, err
+		}
+	}
+	if rn != nil {
+		if err := rn.ConfigureAPIServer(cp.env); err != nil {
 			return cp, err
 		}
 	}

@@ -122,6 +122,9 @@ func demo(ctx context.Context, o options, cp *controlPlane, mgr *manager, out io
 	if settleErr != nil {
 		fmt.Fprintf(out, "    %v\n", settleErr)
 	}
+	if err := showRealPods(ctx, o, cp, out); err != nil { // a real node only (realnode.go)
+		return err
+	}
 	fmt.Fprintln(out)
 	views := [][]string{
 		{"get", "tasks", "-A"},
@@ -151,7 +154,7 @@ func demo(ctx context.Context, o options, cp *controlPlane, mgr *manager, out io
 	fmt.Fprintf(out, "\n==> the TaskRun of a Task that does not exist (%s) was refused:\n%s\n", rel(badRun), indent(runRefusal))
 	note := noNodesNote
 	if o.nodes {
-		note = simulatedNote
+		note = nodeNote(o)
 	}
 	fmt.Fprintf(out, "\n%s\n\nThe manager's log: %s\nUse the cluster from another shell:\n\nexport KUBECONFIG=%s\n%s run hello-world --follow\n",
 		note, rel(filepath.Join(o.stateDir, "manager.log")), cp.kubeconfig, rel(o.managerBinary))

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/astronetes/taskgate/internal/node"
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
@@ -40,6 +41,8 @@ type options struct {
 	chartDir      string
 	webhookConfig string
 	nodes         bool
+	node          string // --node: auto, real or kwok
+	realNode      bool   // --node resolved: a real node (internal/node), not kwok
 	exitAfterDemo bool
 	settleTimeout time.Duration
 }
@@ -54,6 +57,7 @@ func main() {
 	flag.StringVar(&o.chartDir, "chart", "charts/taskgate", "the Helm chart whose manager ClusterRole the manager runs with")
 	flag.StringVar(&o.webhookConfig, "webhook-config", "config/webhook/manifests.yaml", "the webhook configurations to install (config/webhook-single-call/manifests.yaml for single-call mode); renamed taskgate-local-* and pointed at the local manager")
 	flag.BoolVar(&o.nodes, "nodes", true, "also run kube-controller-manager, kube-scheduler and kwok with one simulated node, so Pods are scheduled and (simulated) run; false: etcd and kube-apiserver only")
+	flag.StringVar(&o.node, "node", nodeAuto, "with --nodes, the node Pods run on: real (containerd, kubelet, kube-proxy: needs root and `make envtest-node`; see docs/real-node.md), kwok (simulated), or auto: real when this machine can run it and its start-up probe passes, else kwok")
 	flag.BoolVar(&o.exitAfterDemo, "exit-after-demo", false, "stop everything and exit once the demo is printed, instead of waiting for Ctrl-C")
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", 90*time.Second, "how long to wait for the samples to finish")
 	flag.Parse()
@@ -61,6 +65,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, o, os.Stdout)
+	if fb := (errFallback{}); errors.As(err, &fb) && ctx.Err() == nil {
+		fmt.Printf("==> the real node did not start, so kwok simulates one instead:\n%s\n", indent(fb.err.Error()))
+		o.node = nodeKwok
+		err = run(ctx, o, os.Stdout)
+	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		fmt.Fprintln(os.Stderr, "taskgate-local: interrupted; everything it started is stopped")
@@ -79,12 +88,40 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
 
+	mode, err := resolveNode(o, out)
+	if err != nil {
+		return err
+	}
+	o.realNode = o.nodes && mode == nodeReal
+	var rn *node.Node
+	if o.realNode {
+		// Registered first, so it runs last: after everything has stopped.
+		before := node.TakeSnapshot(nodeConfig(o, out).Dir)
+		defer func() {
+			if rn != nil {
+				err = errors.Join(err, rn.Release(context.Background()), checkNothingLeft(before, nodeConfig(o, out).Dir, out))
+			}
+		}()
+		say("preparing a real node (its own address %s on a bridge of its own)", node.DefaultNetwork.NodeIP)
+		if rn, err = prepareRealNode(ctx, o, out); err != nil {
+			return errors.Join(err, rn.Release(context.Background()))
+		}
+	}
+
 	say("starting etcd and kube-apiserver from %s", o.assetsDir)
-	cp, err := startControlPlane(o)
+	cp, err := startControlPlane(o, rn)
 	defer func() {
 		say("stopping the control plane")
 		err = errors.Join(err, cp.stop())
 	}()
+	if rn != nil {
+		// Runs before the control plane stops: the node's workloads are
+		// deleted through it.
+		defer func() {
+			say("stopping the real node: its Pods, kube-proxy (and its iptables rules), the kubelet, containerd, kube-scheduler, kube-controller-manager")
+			err = errors.Join(err, rn.Stop(context.Background()))
+		}()
+	}
 	if err != nil {
 		return err
 	}
@@ -103,7 +140,13 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		adminUser, adminsGroup, managerUser)
 
 	var n *nodes
-	if o.nodes {
+	if o.realNode {
+		say("starting kube-controller-manager, kube-scheduler, containerd, the kubelet and kube-proxy: a real node, %s", rn.Name())
+		if err := startRealNode(ctx, o, rn, cp); err != nil {
+			return err
+		}
+		say("node %s Ready; a probe Pod ran and printed its line. Pods RUN FOR REAL here (node logs in %s)", rn.Name(), rel(rn.Logs()))
+	} else if o.nodes {
 		say("starting kube-controller-manager, kube-scheduler and kwok (one simulated node, %s)", simulatedNode)
 		n, err = startNodes(ctx, o, cp)
 		defer func() {
@@ -140,6 +183,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	var componentExited <-chan string
 	if n != nil {
 		componentExited = n.exited()
+	}
+	if rn != nil {
+		componentExited = rn.Exited()
 	}
 	select {
 	case name := <-componentExited:

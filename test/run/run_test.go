@@ -124,7 +124,9 @@ func start(t *testing.T, extra ...string) *proc {
 	t.Helper()
 	manager, local := binaries(t)
 	state := filepath.Join(t.TempDir(), "state")
-	args := append([]string{"--state-dir", state, "--manager-binary", manager, "--assets", testutil.AssetsDir()}, extra...)
+	// --node=kwok: these tests are about make run with the simulated node
+	// (a real one is test/e2e's); extra may say otherwise (the last wins).
+	args := append([]string{"--state-dir", state, "--manager-binary", manager, "--assets", testutil.AssetsDir(), "--node=kwok"}, extra...)
 	p := &proc{cmd: exec.Command(local, args...), out: &testutil.SyncBuffer{}, state: state, exited: make(chan error, 1)}
 	p.cmd.Dir = testutil.RepoRoot()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
