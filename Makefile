@@ -81,7 +81,7 @@ fuzz: ## Fuzz the admission decoder and validate+default for $(FUZZTIME) each.
 	go test ./webhook -run '^$$' -fuzz '^FuzzValidateDefault$$' -fuzztime $(FUZZTIME)
 
 .PHONY: bench
-bench: envtest ## Measure P1-P6 side by side in one run (envtest on 127.0.0.1) and write BENCHMARKS.md.
+bench: envtest-run ## Measure P1-P6 and P9 side by side in one run (envtest on 127.0.0.1; P9 needs kube-controller-manager) and write BENCHMARKS.md.
 	go run ./test/load -out BENCHMARKS.md -command 'make bench$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' $(BENCH_ARGS)
 
 .PHONY: soak

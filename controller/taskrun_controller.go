@@ -146,15 +146,22 @@ func (r *TaskRunReconciler) step(ctx context.Context, run *v1alpha1.TaskRun, rn 
 // earlier (creationTimestamp, then name, breaking ties), so of runs admitted
 // together exactly one starts, whatever order they are reconciled in: the
 // earliest never waits for a later one that has not started, and a later one
-// never starts while an earlier one is unfinished. Read from the API server,
-// not the cache, so a run created a moment ago is seen.
+// never starts while an earlier one is unfinished. The Task's policy is read
+// from the cache (a run of an Allow Task costs no request; admission checked
+// Forbid against the API server already), the runs from the API server, so
+// a run created a moment ago is seen.
 func (r *TaskRunReconciler) firstRun(ctx context.Context, run *v1alpha1.TaskRun) (string, error) {
 	name := run.TaskName()
 	if name == "" {
 		return "", nil
 	}
 	task := &v1alpha1.Task{}
-	if err := r.reader.Get(ctx, client.ObjectKey{Namespace: run.Namespace, Name: name}, task); err != nil {
+	key := client.ObjectKey{Namespace: run.Namespace, Name: name}
+	err := r.client.Get(ctx, key, task)
+	if apierrors.IsNotFound(err) {
+		err = r.reader.Get(ctx, key, task) // a Task created a moment ago: not cached yet
+	}
+	if err != nil {
 		return "", client.IgnoreNotFound(err) // a Task deleted since: its runs go with it
 	}
 	if task.Spec.ConcurrencyPolicy != v1alpha1.ConcurrencyForbid {

@@ -21,7 +21,7 @@ import (
 )
 
 // TestCertRotation replaces the webhook server's certificate while Tasks
-// are being created through the webhooks: first with one from the same CA,
+// and TaskRuns are being created through the webhooks: first with one from the same CA,
 // then with one from a new CA, trusting both CAs during the switch. Not one
 // create may fail. controller-runtime's webhook server reloads tls.crt and
 // tls.key through its certwatcher.
@@ -57,12 +57,14 @@ func TestCertRotation(t *testing.T) {
 	})
 }
 
-// withCreates creates Tasks with 4 workers for `lead`, then during rotate,
+// withCreates creates Tasks and TaskRuns of a Task (in turn) with 4 workers
+// for `lead`, then during rotate,
 // then for `lead` again, and fails the test if any create failed or too few
 // went through while rotating. Creates in flight are never cancelled: a
 // stall shows as a slow create (logged) or a webhook timeout (a failure).
 func withCreates(t *testing.T, lead time.Duration, rotateFn func()) {
 	ns := newNamespace(t, "certs")
+	runbook := createRunbook(t, ns, "runbook", customImageSpec, 1)
 	var stop atomic.Bool
 	var ok, failed, slow atomic.Int64
 	var slowest atomic.Int64 // ns
@@ -75,7 +77,11 @@ func withCreates(t *testing.T, lead time.Duration, rotateFn func()) {
 			for i := 0; !stop.Load(); i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				began := time.Now()
-				err := admin.Client.Create(ctx, customImageTask(ns, fmt.Sprintf("w%d-%05d", w, i)))
+				var obj client.Object = customImageTask(ns, fmt.Sprintf("w%d-%05d", w, i))
+				if i%2 == 1 {
+					obj = kit.NewTaskRun(ns, fmt.Sprintf("w%d-%05d", w, i), runbook.Name)
+				}
+				err := admin.Client.Create(ctx, obj)
 				cancel()
 				took := time.Since(began)
 				if took > time.Second {
@@ -107,7 +113,7 @@ func withCreates(t *testing.T, lead time.Duration, rotateFn func()) {
 	time.Sleep(lead)
 	stop.Store(true)
 	wg.Wait()
-	t.Logf("%d Tasks created (%d while rotating), %d failed, %d took over 1s, slowest %s; in %s",
+	t.Logf("%d Tasks and TaskRuns created (%d while rotating), %d failed, %d took over 1s, slowest %s; in %s",
 		ok.Load(), during, failed.Load(), slow.Load(), time.Duration(slowest.Load()).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	if during < 10 {
 		t.Errorf("only %d creates while rotating: the drill proves nothing", during)

@@ -20,9 +20,9 @@ import (
 // newNamespace creates a namespace of the test's own, with the "default"
 // ServiceAccount kube-controller-manager would create (envtest has none, and
 // the webhook's preflight dry-runs Pods that ServiceAccount admission refuses
-// without it). envtest has no namespace controller, so the test's Tasks are
-// deleted when it ends: otherwise a later drill's manager, which watches
-// every namespace, would first work through them.
+// without it). envtest has no namespace controller, so the test's TaskRuns
+// and Tasks are deleted when it ends: otherwise a later drill's manager,
+// which watches every namespace, would first work through them.
 func newNamespace(t *testing.T, prefix string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
@@ -35,27 +35,47 @@ func newNamespace(t *testing.T, prefix string) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := cp.Client.DeleteAllOf(ctx, &v1alpha1.Task{}, client.InNamespace(ns.Name)); err != nil {
-			t.Errorf("delete the Tasks of %s: %v", ns.Name, err)
+		for _, kind := range []client.Object{&v1alpha1.TaskRun{}, &v1alpha1.Task{}} {
+			if err := cp.Client.DeleteAllOf(ctx, kind, client.InNamespace(ns.Name)); err != nil {
+				t.Errorf("delete the %Ts of %s: %v", kind, ns.Name, err)
+			}
 		}
 	})
 	return ns.Name
 }
 
+// The plugin specs the drills run.
+var (
+	customImageSpec = v1alpha1.PluginSpec{Plugin: v1alpha1.PluginCustomImage,
+		Config: runtime.RawExtension{Raw: []byte(`{"image":"busybox:1.36","command":["true"]}`)}}
+	runSyncSpec = v1alpha1.PluginSpec{Plugin: v1alpha1.PluginRunSync, Config: runtime.RawExtension{Raw: []byte(
+		`{"template":{"spec":{"plugin":"kubernetes-to-kubernetes","config":{"sourceName":"dr","destinationName":"main"}}}}`)}}
+	// bindSpec binds the ClusterRole view while it runs.
+	bindSpec = v1alpha1.PluginSpec{Plugin: v1alpha1.PluginCustomImage,
+		Config: runtime.RawExtension{Raw: []byte(`{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)}}
+)
+
+// customImageTask is a custom-image Task (a runbook) named name in ns.
 func customImageTask(ns, name string) *v1alpha1.Task {
-	return &v1alpha1.Task{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage,
-			Config: runtime.RawExtension{Raw: []byte(`{"image":"busybox:1.36","command":["true"]}`)}},
-	}
+	return newTask(ns, name, customImageSpec)
 }
 
-func runSyncTask(ns, name string) *v1alpha1.Task {
-	return &v1alpha1.Task{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginRunSync, Config: runtime.RawExtension{Raw: []byte(
-			`{"template":{"spec":{"plugin":"kubernetes-to-kubernetes","config":{"sourceName":"dr","destinationName":"main"}}}}`)}},
+func newTask(ns, name string, spec v1alpha1.PluginSpec) *v1alpha1.Task {
+	return &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.TaskSpec{PluginSpec: *spec.DeepCopy()}}
+}
+
+// createRunbook creates, through the webhooks, a Task of spec named name in
+// ns that keeps every one of up to keep runs (its history limits), so that
+// a drill can count all its runs when they are done.
+func createRunbook(t *testing.T, ns, name string, spec v1alpha1.PluginSpec, keep int32) *v1alpha1.Task {
+	t.Helper()
+	task := newTask(ns, name, spec)
+	task.Spec.SuccessfulRunsHistoryLimit, task.Spec.FailedRunsHistoryLimit = &keep, &keep
+	if err := admin.Client.Create(t.Context(), task); err != nil {
+		t.Fatalf("create task %s: %v", name, err)
 	}
+	return task
 }
 
 // taskgateBinary builds ./cmd/taskgate once per test binary.

@@ -21,7 +21,7 @@ import (
 )
 
 // holdLabel marks the objects a holdHook may hold: the ConfigMaps a
-// transformation patches, and Tasks whose status write is to be held.
+// transformation patches, and TaskRuns whose status write is to be held.
 const holdLabel = "drills.taskgate.test/hold"
 
 // holdHook is a validating admission webhook of the drill's own, on the
@@ -29,8 +29,8 @@ const holdLabel = "drills.taskgate.test/hold"
 // drill releases them, so that a kill lands at a known point:
 //
 //   - an UPDATE (a PATCH) of a held ConfigMap: a transformation's patch;
-//   - the UPDATE of a held Task's status that records a child (a Pod or a
-//     Synchronization): the Task is then between creating its child and
+//   - the UPDATE of a held TaskRun's status that records a child (a Pod or a
+//     Synchronization): the run is then between creating its child and
 //     writing its status.
 //
 // It counts every request it sees per object (dry runs apart), so a drill
@@ -48,6 +48,9 @@ type hold struct {
 	once    sync.Once
 	calls   atomic.Int64 // requests seen for the object, dry runs apart
 	since   atomic.Int64 // when the first request was held, Unix nanoseconds
+	// records, for a TaskRun's status, says which status write to hold:
+	// the first that records what it names (recordsChild by default).
+	records func(*v1alpha1.TaskRun) bool
 }
 
 // heldAt is when the first request was held (zero before).
@@ -63,7 +66,7 @@ func holdKey(resource, ns, name string) string { return resource + " " + ns + "/
 var hookSeq atomic.Int64
 
 // newHoldHook registers the hook at a path of its own and a
-// ValidatingWebhookConfiguration sending it ConfigMap updates and Task
+// ValidatingWebhookConfiguration sending it ConfigMap updates and TaskRun
 // status updates of ns that carry holdLabel. It waits until the API server
 // sends the hook requests (a dry-run probe reaches it), and removes the
 // configuration, releasing whatever is held, when the test ends.
@@ -91,8 +94,8 @@ func newHoldHook(t *testing.T, ns string, probe client.Object) *holdHook {
 		ObjectMeta: metav1.ObjectMeta{Name: "drill-hold-" + ns},
 		Webhooks: []admissionregv1.ValidatingWebhook{
 			hook("configmaps.hold.drills.taskgate.test", admissionregv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}}),
-			hook("taskstatus.hold.drills.taskgate.test", admissionregv1.Rule{APIGroups: []string{v1alpha1.GroupVersion.Group},
-				APIVersions: []string{v1alpha1.GroupVersion.Version}, Resources: []string{"tasks/status"}}),
+			hook("taskrunstatus.hold.drills.taskgate.test", admissionregv1.Rule{APIGroups: []string{v1alpha1.GroupVersion.Group},
+				APIVersions: []string{v1alpha1.GroupVersion.Version}, Resources: []string{"taskruns/status"}}),
 		},
 	}
 	if err := cp.Client.Create(t.Context(), cfg); err != nil {
@@ -122,9 +125,15 @@ func newHoldHook(t *testing.T, ns string, probe client.Object) *holdHook {
 
 // expect makes the hook hold the first qualifying request for the object.
 func (h *holdHook) expect(resource, ns, name string) *hold {
+	return h.expectStatus(resource, ns, name, recordsChild)
+}
+
+// expectStatus is expect, holding the first status write of a TaskRun that
+// records says qualifies.
+func (h *holdHook) expectStatus(resource, ns, name string, records func(*v1alpha1.TaskRun) bool) *hold {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	hd := &hold{seen: make(chan struct{}), release: make(chan struct{})}
+	hd := &hold{seen: make(chan struct{}), release: make(chan struct{}), records: records}
 	h.holds[holdKey(resource, ns, name)] = hd
 	return hd
 }
@@ -158,12 +167,12 @@ func (h *holdHook) handle(ctx context.Context, req admission.Request) admission.
 	if hd == nil {
 		return admission.Allowed("")
 	}
-	if resource == "tasks/status" {
-		task := &v1alpha1.Task{}
+	if resource == "taskruns/status" {
+		task := &v1alpha1.TaskRun{}
 		if err := json.Unmarshal(req.Object.Raw, task); err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
-		if !recordsChild(task) {
+		if !hd.records(task) {
 			return admission.Allowed("") // a checkpoint before the child
 		}
 	}
@@ -178,8 +187,15 @@ func (h *holdHook) handle(ctx context.Context, req admission.Request) admission.
 	return admission.Allowed("")
 }
 
-// recordsChild: the status names the Task's Pod or Synchronization.
-func recordsChild(task *v1alpha1.Task) bool {
+// recordsBinding: the status names the run's ClusterRoleBinding (the
+// checkpoint written after the binding is created, before the Pod).
+func recordsBinding(task *v1alpha1.TaskRun) bool {
+	ci := task.Status.CustomImage
+	return ci != nil && ci.ClusterRoleBindingName != ""
+}
+
+// recordsChild: the status names the run's Pod or Synchronization.
+func recordsChild(task *v1alpha1.TaskRun) bool {
 	if ci := task.Status.CustomImage; ci != nil && ci.PodName != "" {
 		return true
 	}

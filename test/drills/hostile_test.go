@@ -2,7 +2,9 @@ package drills_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,7 +16,9 @@ import (
 )
 
 // hostileCase is a Task body sent as raw bytes, and what the refusal must
-// name. wantCode 0 means any 4xx.
+// name. wantCode 0 means any 4xx. Each is also sent as a one-off TaskRun
+// (asTaskRun: the same plugin and config as spec.taskSpec), whose refusal
+// names the same fields under spec.taskSpec.
 type hostileCase struct {
 	name      string
 	body      []byte
@@ -22,6 +26,21 @@ type hostileCase struct {
 	wantField string // a cause's field, or part of the message
 	wantText  string // part of the message
 	admit     bool   // a boundary case that must be admitted
+}
+
+// asTaskRun is the TaskRun twin of a Task case: the body's spec as a
+// one-off run's spec.taskSpec, and the fields it must name under it.
+func asTaskRun(tc hostileCase) hostileCase {
+	tc.name += " (TaskRun)"
+	tc.body = bytes.Replace(tc.body, []byte(`"kind":"Task",`), []byte(`"kind":"TaskRun",`), 1)
+	if bytes.Contains(tc.body, []byte(`"spec":{`)) {
+		tc.body = append(bytes.Replace(tc.body, []byte(`"spec":{`), []byte(`"spec":{"taskSpec":{`), 1), '}')
+	}
+	if rest, ok := strings.CutPrefix(tc.wantField, "spec."); ok {
+		tc.wantField = "spec.taskSpec." + rest
+	}
+	tc.wantText = strings.ReplaceAll(tc.wantText, "spec.config", "spec.taskSpec.config")
+	return tc
 }
 
 // sized is a custom-image config of exactly n bytes as JSON.
@@ -108,10 +127,10 @@ func hostileCases() []hostileCase {
 	}
 }
 
-// TestHostileInput sends hostile Tasks through the API server and the
-// webhooks: each gets a clear 4xx naming the field (or the boundary case is
-// admitted), the webhook server keeps serving in the same process, and its
-// heap stays bounded.
+// TestHostileInput sends hostile Tasks, and one-off TaskRuns of the same
+// specs, through the API server and the webhooks: each gets a clear 4xx
+// naming the field (or the boundary case is admitted), the webhook server
+// keeps serving in the same process, and its heap stays bounded.
 func TestHostileInput(t *testing.T) {
 	ns := newNamespace(t, "hostile")
 	raw, err := kit.NewRawClient(admin.Config)
@@ -122,13 +141,20 @@ func TestHostileInput(t *testing.T) {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	cases := append(hostileCases(), wrongTypeCases(t)...)
+	var cases []hostileCase
+	for _, tc := range append(hostileCases(), wrongTypeCases(t)...) {
+		cases = append(cases, tc, asTaskRun(tc))
+	}
 	rounds := short(2, 30)
 	for round := range rounds {
 		for _, tc := range cases {
 			body := bytes.Replace(tc.body, []byte(`"metadata":{"name":"`), []byte(fmt.Sprintf(`"metadata":{"name":"r%d-`, round)), 1)
+			create := raw.CreateTask
+			if strings.HasSuffix(tc.name, " (TaskRun)") {
+				create = raw.CreateTaskRun
+			}
 			began := time.Now()
-			res, err := raw.CreateTask(t.Context(), ns, body)
+			res, err := create(t.Context(), ns, body)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
@@ -141,13 +167,20 @@ func TestHostileInput(t *testing.T) {
 		}
 	}
 	// Still the same server, still serving: a good Task is admitted and
-	// defaulted.
+	// defaulted, and a run of it gets its snapshot and requester.
 	good := customImageTask(ns, "after-the-barrage")
 	if err := admin.Client.Create(t.Context(), good); err != nil {
 		t.Fatalf("good Task after the barrage: %v", err)
 	}
-	if !bytes.Contains(good.Spec.Config.Raw, []byte(`"serviceAccountName"`)) {
+	if !bytes.Contains(good.Spec.Config.Raw, []byte(`"namespace"`)) {
 		t.Errorf("good Task not defaulted after the barrage: %s", good.Spec.Config.Raw)
+	}
+	run := kit.NewTaskRun(ns, "after-the-barrage", good.Name)
+	if err := admin.Client.Create(t.Context(), run); err != nil {
+		t.Fatalf("good TaskRun after the barrage: %v", err)
+	}
+	if run.Spec.TaskSpec == nil || !jsonEqual(run.Spec.TaskSpec.Config.Raw, good.Spec.Config.Raw) || run.Spec.Requester == nil || run.Spec.Requester.Username != admin.Name {
+		t.Errorf("good TaskRun after the barrage: snapshot %+v, requester %+v; want the Task's spec and %s", run.Spec.TaskSpec, run.Spec.Requester, admin.Name)
 	}
 	if err := whServer.StartedChecker()(nil); err != nil {
 		t.Errorf("webhook server: %v", err)
@@ -190,4 +223,10 @@ func checkHostile(t *testing.T, tc hostileCase, res kit.RawResult) {
 	if testing.Verbose() {
 		t.Logf("%s: HTTP %d %.200s", tc.name, res.Code, msg)
 	}
+}
+
+// jsonEqual says whether a and b are the same JSON value.
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
 }

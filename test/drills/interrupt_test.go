@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
+	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
@@ -20,7 +21,7 @@ import (
 // "add" to a list, which a second application would add twice.
 const patchFinalizer = "drills.taskgate.test/patched"
 
-// transformTarget creates the ConfigMap a transformation Task patches,
+// transformTarget creates the ConfigMap a transformation run patches,
 // with a finalizer already in the list the patch appends to (envtest has
 // no namespace controller, so it blocks nothing).
 func transformTarget(t *testing.T, ns, name string, labels map[string]string) *corev1.ConfigMap {
@@ -33,15 +34,13 @@ func transformTarget(t *testing.T, ns, name string, labels map[string]string) *c
 	return cm
 }
 
-// transformTask patches the ConfigMap named target once: a JSON patch that
-// appends patchFinalizer to its finalizers.
-func transformTask(ns, name, target string) *v1alpha1.Task {
+// transformRun is a one-off TaskRun (each targets a ConfigMap of its own)
+// that patches the ConfigMap named target once: a JSON patch that appends
+// patchFinalizer to its finalizers.
+func transformRun(ns, name, target string) *v1alpha1.TaskRun {
 	cfg := fmt.Sprintf(`{"resources":[{"version":"v1","resource":"configmaps"}],"names":[%q],`+
 		`"operations":[{"jsonPatch":[{"op":"add","path":"/metadata/finalizers/-","value":%q}]}]}`, target, patchFinalizer)
-	return &v1alpha1.Task{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.TaskSpec{Plugin: v1alpha1.PluginTransformation, Config: runtime.RawExtension{Raw: []byte(cfg)}},
-	}
+	return kit.NewInlineRun(ns, name, &v1alpha1.PluginSpec{Plugin: v1alpha1.PluginTransformation, Config: runtime.RawExtension{Raw: []byte(cfg)}})
 }
 
 // timesPatched is how often patchFinalizer is in the ConfigMap's finalizers.
@@ -62,7 +61,7 @@ func timesPatched(t *testing.T, ns, name string) int {
 
 // TestKillDuringPatch: a transformation's patch is held in flight by an
 // admission webhook while `taskgate manager` is killed with SIGKILL; the
-// manager started again must not patch a second time: the Task ends
+// manager started again must not patch a second time: the TaskRun ends
 // Failed/Interrupted, the API server was sent the patch exactly once (the
 // hook counts), and the list it appends to holds the patch at most once
 // (whether the held request was applied once its client was gone is the
@@ -79,28 +78,28 @@ func TestKillDuringPatch(t *testing.T) {
 	if err := mgr.WaitOutput("Starting workers", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	task := transformTask(ns, "patch-once", "target")
+	task := transformRun(ns, "patch-once", "target")
 	if err := admin.Client.Create(t.Context(), task); err != nil {
-		t.Fatalf("create task: %v", err)
+		t.Fatalf("create taskrun: %v", err)
 	}
 	waitHeld(t, time.Minute, map[string]*hold{"the patch of configmap target": patch})
 	mgr.Kill()
 
 	// The precondition, read from the API server with the manager dead:
-	// the Task is claimed and has no result.
+	// the TaskRun is claimed and has no result.
 	if err := cp.Client.Get(t.Context(), client.ObjectKeyFromObject(task), task); err != nil {
 		t.Fatal(err)
 	}
 	if isTerminal(task) {
-		t.Fatalf("when the kill landed the Task was %s already (%s): the drill proves nothing", task.Status.Phase, task.Status.Message)
+		t.Fatalf("when the kill landed the TaskRun was %s already (%s): the drill proves nothing", task.Status.Phase, task.Status.Message)
 	}
 	if task.Status.Transformation == nil {
-		t.Errorf("when the kill landed, with the patch in flight, the API server held no claim (status.transformation) for the Task")
+		t.Errorf("when the kill landed, with the patch in flight, the API server held no claim (status.transformation) for the TaskRun")
 	}
 	patch.Release()
 
 	startManager(t, "2")
-	testutil.EventuallyEvery(t, time.Minute, 100*time.Millisecond, "the Task to finish", func() error {
+	testutil.EventuallyEvery(t, time.Minute, 100*time.Millisecond, "the TaskRun to finish", func() error {
 		if err := cp.Client.Get(t.Context(), client.ObjectKeyFromObject(task), task); err != nil {
 			return err
 		}
@@ -111,7 +110,7 @@ func TestKillDuringPatch(t *testing.T) {
 	})
 	if c := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded); task.Status.Phase != v1alpha1.TaskFailed ||
 		c == nil || c.Reason != "Interrupted" {
-		t.Errorf("Task ended %q (%s); want Failed, reason Interrupted", task.Status.Phase, conditionText(c))
+		t.Errorf("TaskRun ended %q (%s); want Failed, reason Interrupted", task.Status.Phase, conditionText(c))
 	}
 	if n := patch.calls.Load(); n != 1 {
 		t.Errorf("the API server was sent the patch %d times, want exactly once (the held one)", n)
@@ -121,7 +120,7 @@ func TestKillDuringPatch(t *testing.T) {
 	}
 }
 
-func isTerminal(task *v1alpha1.Task) bool {
+func isTerminal(task *v1alpha1.TaskRun) bool {
 	return slices.Contains([]v1alpha1.TaskPhase{v1alpha1.TaskSucceeded, v1alpha1.TaskFailed}, task.Status.Phase)
 }
 

@@ -18,32 +18,34 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/children"
+	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
-// TestKillManager kills `taskgate manager` with SIGKILL while Tasks are in
-// flight and starts it again: every custom-image and run-synchronization
-// Task ends Succeeded and ran exactly once (one Pod or one Synchronization,
-// counted by the task label), every transformation patched its ConfigMap
+// TestKillManager kills `taskgate manager` with SIGKILL while TaskRuns are
+// in flight and starts it again: every custom-image and run-synchronization
+// run ends Succeeded and ran exactly once (one Pod or one Synchronization,
+// counted by the taskrun label), every transformation patched its ConfigMap
 // at most once (once if it Succeeded; one killed mid-patch ends
-// Interrupted), no Task is lost, and no ClusterRoleBinding of the Tasks
-// with a clusterRole outlives them. The manager holds no right to create
-// Pods, bindings or Synchronizations itself: each is created as the Task's
-// requester.
+// Interrupted), no run is lost, and no ClusterRoleBinding of the runs with a
+// clusterRole outlives them. The custom-image and run-synchronization runs
+// are runs of three Tasks (many runs of one runbook, in flight together);
+// the transformations are one-off runs, each of its own ConfigMap. The
+// manager holds no right to create Pods, bindings or Synchronizations
+// itself: each is created as the run's requester.
 //
-// Each kill lands at a known point: four Tasks of the drill's own are held
+// Each kill lands at a known point: four runs of the drill's own are held
 // by an admission webhook (holdHook) between creating their child and
-// writing the status that records it (a Pod, a Pod with its
-// ClusterRoleBinding, a Synchronization) or with a transformation's patch in
-// flight. The drill checks that precondition on the API server with the
-// manager dead, by the state itself (a child exists that the Task's status
+// writing the status that records it (a Pod, a ClusterRoleBinding, a
+// Synchronization) or with a transformation's patch in flight. The drill checks that precondition on the API server with the
+// manager dead, by the state itself (a child exists that the run's status
 // does not name, a claim without a result), before it lets them through.
 func TestKillManager(t *testing.T) {
 	n := short(50, 500)
 	kills := short(1, 3)
 	ns := newNamespace(t, "kill")
 	start := time.Now()
-	defer func() { t.Logf("%d Tasks, %d kills: %s", n, kills, time.Since(start).Round(time.Millisecond)) }()
+	defer func() { t.Logf("%d TaskRuns, %d kills: %s", n, kills, time.Since(start).Round(time.Millisecond)) }()
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -56,6 +58,11 @@ func TestKillManager(t *testing.T) {
 	defer cancel()
 
 	bindings := watchBindings(ctx, t, ns)
+	// The runbooks keep every run, so that all can be counted at the end.
+	keep := int32(n + 4*kills)
+	for name, spec := range map[string]v1alpha1.PluginSpec{imgTask: customImageSpec, bindTask: bindSpec, syncTask: runSyncSpec} {
+		createRunbook(t, ns, name, spec, keep)
+	}
 	for i := 4; i < n; i += 8 {
 		transformTarget(t, ns, fmt.Sprintf("cm-%04d", i), nil)
 	}
@@ -67,7 +74,7 @@ func TestKillManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("manager started: %s", time.Since(start).Round(time.Millisecond))
-	var held []string // names of the held Tasks
+	var held []string // names of the held runs
 	names, holds := holdChildren(t, ns, 0, hooks)
 	names = append(names, holdPatch(t, ns, 0, hooks, holds))
 	created := make(chan struct{})
@@ -76,7 +83,7 @@ func TestKillManager(t *testing.T) {
 		createMixed(ctx, t, ns, n)
 	}()
 	for k := range kills {
-		// Kill once some Tasks are done and others not yet started, and
+		// Kill once some runs are done and others not yet started, and
 		// the held ones are where they are held.
 		waitTerminal(t, ns, (k+1)*n/(2*kills+1), time.Minute)
 		waitHeld(t, time.Minute, holds)
@@ -85,7 +92,7 @@ func TestKillManager(t *testing.T) {
 		}
 		held = append(held, names...)
 		mgr.Kill()
-		t.Logf("manager %d killed (SIGKILL) with %d of %d Tasks finished", k+1, countTerminal(t, ns), n+len(held))
+		t.Logf("manager %d killed (SIGKILL) with %d of %d TaskRuns finished", k+1, countTerminal(t, ns), n+len(held))
 		checkInWindow(t, ns, names)
 		hooks.releaseAll()
 		mgr = startManager(t, fmt.Sprint(k+2))
@@ -101,8 +108,8 @@ func TestKillManager(t *testing.T) {
 	t.Logf("all created: %s", time.Since(start).Round(time.Millisecond))
 	waitTerminal(t, ns, n+len(held), short(2*time.Minute, 10*time.Minute))
 	checkRanOnce(t, ns, n+len(held))
-	// Each Task with a clusterRole got its binding (created as its
-	// requester), and a finished Task's binding is removed by the
+	// Each run with a clusterRole got its binding (created as its
+	// requester), and a finished run's binding is removed by the
 	// reconcile that finishes it, or by the first one after a restart.
 	var bound []string
 	for i := 0; i < n; i += 8 {
@@ -113,10 +120,10 @@ func TestKillManager(t *testing.T) {
 	}
 	for _, name := range bound {
 		if !bindings.seen(v1alpha1.ClusterRoleBindingName(ns, name)) {
-			t.Errorf("task %s: no ClusterRoleBinding was ever created", name)
+			t.Errorf("taskrun %s: no ClusterRoleBinding was ever created", name)
 		}
 	}
-	testutil.EventuallyEvery(t, time.Minute, 200*time.Millisecond, "no ClusterRoleBinding of the namespace's Tasks", func() error {
+	testutil.EventuallyEvery(t, time.Minute, 200*time.Millisecond, "no ClusterRoleBinding of the namespace's runs", func() error {
 		crbs := &rbacv1.ClusterRoleBindingList{}
 		if err := cp.Client.List(t.Context(), crbs, client.MatchingLabels{children.TaskNamespaceLabel: ns}); err != nil {
 			return err
@@ -128,27 +135,36 @@ func TestKillManager(t *testing.T) {
 	})
 }
 
-// createMixed creates n Tasks, custom-image and run-synchronization in
-// turn (every fourth custom-image one binding the ClusterRole view while it
-// runs, and the one between them a transformation of ConfigMap cm-<i>
-// instead), through the webhooks, with 8 workers.
+// The drill's runbooks: a custom-image Task, one that binds the ClusterRole
+// view while it runs, and a run-synchronization Task.
+const (
+	imgTask  = "img"
+	bindTask = "bind"
+	syncTask = "sync"
+)
+
+// createMixed creates n TaskRuns, of the custom-image and the
+// run-synchronization Task in turn (every fourth custom-image one of the
+// Task that binds the ClusterRole view while it runs, and the one between
+// them a one-off transformation of ConfigMap cm-<i> instead), through the
+// webhooks, with 8 workers.
 func createMixed(ctx context.Context, t *testing.T, ns string, n int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n && ctx.Err() == nil; i = int(next.Add(1) - 1) {
-				task := customImageTask(ns, fmt.Sprintf("img-%04d", i))
+				run := kit.NewTaskRun(ns, fmt.Sprintf("img-%04d", i), imgTask)
 				switch {
 				case i%2 == 1:
-					task = runSyncTask(ns, fmt.Sprintf("sync-%04d", i))
+					run = kit.NewTaskRun(ns, fmt.Sprintf("sync-%04d", i), syncTask)
 				case i%8 == 0:
-					task = bindTask(ns, fmt.Sprintf("bind-%04d", i))
+					run = kit.NewTaskRun(ns, fmt.Sprintf("bind-%04d", i), bindTask)
 				case i%8 == 4:
-					task = transformTask(ns, fmt.Sprintf("xform-%04d", i), fmt.Sprintf("cm-%04d", i))
+					run = transformRun(ns, fmt.Sprintf("xform-%04d", i), fmt.Sprintf("cm-%04d", i))
 				}
-				if err := admin.Client.Create(ctx, task); err != nil {
-					t.Errorf("create task %s: %v", task.Name, err)
+				if err := admin.Client.Create(ctx, run); err != nil {
+					t.Errorf("create taskrun %s: %v", run.Name, err)
 					return
 				}
 			}
@@ -188,23 +204,23 @@ func playKubelet(ctx context.Context, t *testing.T, ns string) {
 
 func countTerminal(t *testing.T, ns string) int {
 	t.Helper()
-	tasks := &v1alpha1.TaskList{}
-	if err := cp.Client.List(t.Context(), tasks, client.InNamespace(ns)); err != nil {
-		t.Fatalf("list tasks: %v", err)
+	runs := &v1alpha1.TaskRunList{}
+	if err := cp.Client.List(t.Context(), runs, client.InNamespace(ns)); err != nil {
+		t.Fatalf("list taskruns: %v", err)
 	}
 	n := 0
-	for _, task := range tasks.Items {
-		if task.Status.Phase == v1alpha1.TaskSucceeded || task.Status.Phase == v1alpha1.TaskFailed {
+	for i := range runs.Items {
+		if isTerminal(&runs.Items[i]) {
 			n++
 		}
 	}
 	return n
 }
 
-// waitTerminal waits until at least want Tasks of ns are Succeeded or Failed.
+// waitTerminal waits until at least want TaskRuns of ns are Succeeded or Failed.
 func waitTerminal(t *testing.T, ns string, want int, timeout time.Duration) {
 	t.Helper()
-	testutil.EventuallyEvery(t, timeout, 100*time.Millisecond, fmt.Sprintf("%d finished Tasks", want), func() error {
+	testutil.EventuallyEvery(t, timeout, 100*time.Millisecond, fmt.Sprintf("%d finished TaskRuns", want), func() error {
 		if got := countTerminal(t, ns); got < want {
 			return fmt.Errorf("%d finished", got)
 		}
@@ -212,33 +228,31 @@ func waitTerminal(t *testing.T, ns string, want int, timeout time.Duration) {
 	})
 }
 
-// bindTask is a custom-image Task that binds the ClusterRole view while it runs.
-func bindTask(ns, name string) *v1alpha1.Task {
-	task := customImageTask(ns, name)
-	task.Spec.Config.Raw = []byte(`{"image":"busybox:1.36","command":["true"],"clusterRole":"view"}`)
-	return task
-}
-
-// holdChildren creates three of the k-th kill's four held Tasks (labelled
-// holdLabel) and returns their names and holds: hold-img-k and hold-bind-k
-// are held writing the status that names their Pod, hold-sync-k the one
-// that names its Synchronization. An admission request is held at most
+// holdChildren creates three of the k-th kill's four held TaskRuns
+// (labelled holdLabel), of the drill's three Tasks, and returns their names
+// and holds: hold-img-k is held writing the status that names its Pod,
+// hold-bind-k the one that names its ClusterRoleBinding (the checkpoint
+// before its Pod), hold-sync-k the one that names its Synchronization. An admission request is held at most
 // 30 s (the webhook's timeout); a status write is then retried and held
 // again.
 func holdChildren(t *testing.T, ns string, k int, hooks *holdHook) ([]string, map[string]*hold) {
 	t.Helper()
 	holds := map[string]*hold{}
 	var names []string
-	for _, task := range []*v1alpha1.Task{
-		customImageTask(ns, fmt.Sprintf("hold-img-%d", k)),
-		bindTask(ns, fmt.Sprintf("hold-bind-%d", k)),
-		runSyncTask(ns, fmt.Sprintf("hold-sync-%d", k)),
+	for _, run := range []*v1alpha1.TaskRun{
+		kit.NewTaskRun(ns, fmt.Sprintf("hold-img-%d", k), imgTask),
+		kit.NewTaskRun(ns, fmt.Sprintf("hold-bind-%d", k), bindTask),
+		kit.NewTaskRun(ns, fmt.Sprintf("hold-sync-%d", k), syncTask),
 	} {
-		task.Labels = map[string]string{holdLabel: "true"}
-		holds["the status write of "+task.Name] = hooks.expect("tasks/status", ns, task.Name)
-		names = append(names, task.Name)
-		if err := admin.Client.Create(t.Context(), task); err != nil {
-			t.Fatalf("create task %s: %v", task.Name, err)
+		run.Labels = map[string]string{holdLabel: "true"}
+		records := recordsChild
+		if strings.HasPrefix(run.Name, "hold-bind-") {
+			records = recordsBinding
+		}
+		holds["the status write of "+run.Name] = hooks.expectStatus("taskruns/status", ns, run.Name, records)
+		names = append(names, run.Name)
+		if err := admin.Client.Create(t.Context(), run); err != nil {
+			t.Fatalf("create taskrun %s: %v", run.Name, err)
 		}
 	}
 	return names, holds
@@ -252,10 +266,10 @@ func holdPatch(t *testing.T, ns string, k int, hooks *holdHook, holds map[string
 	t.Helper()
 	target := fmt.Sprintf("hold-cm-%d", k)
 	transformTarget(t, ns, target, map[string]string{holdLabel: "true"})
-	xform := transformTask(ns, fmt.Sprintf("hold-xform-%d", k), target)
+	xform := transformRun(ns, fmt.Sprintf("hold-xform-%d", k), target)
 	holds[heldPatch(k)] = hooks.expect("configmaps", ns, target)
 	if err := admin.Client.Create(t.Context(), xform); err != nil {
-		t.Fatalf("create task %s: %v", xform.Name, err)
+		t.Fatalf("create taskrun %s: %v", xform.Name, err)
 	}
 	return xform.Name
 }
@@ -263,10 +277,10 @@ func holdPatch(t *testing.T, ns string, k int, hooks *holdHook, holds map[string
 // heldPatch names the k-th kill's held patch in holds.
 func heldPatch(k int) string { return fmt.Sprintf("the patch of hold-cm-%d", k) }
 
-// listInNamespace lists the Tasks of ns and their Pods and Synchronizations.
-func listInNamespace(t *testing.T, ns string) (*v1alpha1.TaskList, *corev1.PodList, *v1alpha1.SynchronizationList) {
+// listInNamespace lists the TaskRuns of ns and their Pods and Synchronizations.
+func listInNamespace(t *testing.T, ns string) (*v1alpha1.TaskRunList, *corev1.PodList, *v1alpha1.SynchronizationList) {
 	t.Helper()
-	tasks := &v1alpha1.TaskList{}
+	tasks := &v1alpha1.TaskRunList{}
 	pods := &corev1.PodList{}
 	syncs := &v1alpha1.SynchronizationList{}
 	for _, l := range []client.ObjectList{tasks, pods, syncs} {
@@ -279,10 +293,10 @@ func listInNamespace(t *testing.T, ns string) (*v1alpha1.TaskList, *corev1.PodLi
 
 // checkInWindow checks, on the API server with the manager dead, that the
 // kill landed where the drill meant it to: it finds, by their state, the
-// Tasks between creating a child and recording it (a Pod, a
-// ClusterRoleBinding or a Synchronization exists that the Task's status does
+// runs between creating a child and recording it (a Pod, a
+// ClusterRoleBinding or a Synchronization exists that the run's status does
 // not name) and the transformations claimed without a result, and requires
-// each held Task among them and each kind of window at least once.
+// each held run among them and each kind of window at least once.
 func checkInWindow(t *testing.T, ns string, held []string) {
 	t.Helper()
 	tasks, pods, syncs := listInNamespace(t, ns)
@@ -290,29 +304,29 @@ func checkInWindow(t *testing.T, ns string, held []string) {
 	if err := cp.Client.List(t.Context(), crbs, client.MatchingLabels{children.TaskNamespaceLabel: ns}); err != nil {
 		t.Fatal(err)
 	}
-	byLabel := map[string]*v1alpha1.Task{}
+	byLabel := map[string]*v1alpha1.TaskRun{}
 	for i := range tasks.Items {
 		byLabel[v1alpha1.TaskLabelValue(tasks.Items[i].Name)] = &tasks.Items[i]
 	}
-	window := map[string][]string{} // kind of window → Tasks in it
+	window := map[string][]string{} // kind of window → runs in it
 	inWindow := map[string]bool{}
-	add := func(kind string, task *v1alpha1.Task) {
+	add := func(kind string, task *v1alpha1.TaskRun) {
 		window[kind] = append(window[kind], task.Name)
 		inWindow[task.Name] = true
 	}
 	for _, p := range pods.Items {
-		if task := byLabel[p.Labels[v1alpha1.TaskLabel]]; task != nil && (task.Status.CustomImage == nil || task.Status.CustomImage.PodName != p.Name) {
+		if task := byLabel[p.Labels[v1alpha1.TaskRunLabel]]; task != nil && (task.Status.CustomImage == nil || task.Status.CustomImage.PodName != p.Name) {
 			add("pod created, not in status", task)
 		}
 	}
 	for _, crb := range crbs.Items {
-		if task := byLabel[crb.Labels[v1alpha1.TaskLabel]]; task != nil &&
+		if task := byLabel[crb.Labels[v1alpha1.TaskRunLabel]]; task != nil &&
 			(task.Status.CustomImage == nil || task.Status.CustomImage.ClusterRoleBindingName != crb.Name) {
 			add("cluster role binding created, not in status", task)
 		}
 	}
 	for _, s := range syncs.Items {
-		if task := byLabel[s.Labels[v1alpha1.TaskLabel]]; task != nil && task.Status.Synchronization == nil {
+		if task := byLabel[s.Labels[v1alpha1.TaskRunLabel]]; task != nil && task.Status.Synchronization == nil {
 			add("synchronization created, not in status", task)
 		}
 	}
@@ -325,18 +339,18 @@ func checkInWindow(t *testing.T, ns string, held []string) {
 	for _, kind := range []string{"pod created, not in status", "cluster role binding created, not in status",
 		"synchronization created, not in status", "transformation claimed, no result"} {
 		if len(window[kind]) == 0 {
-			t.Errorf("when the kill landed no Task was in the window %q: the drill did not test it", kind)
+			t.Errorf("when the kill landed no TaskRun was in the window %q: the drill did not test it", kind)
 		}
 	}
 	for _, name := range held {
 		if !inWindow[name] {
-			t.Errorf("held task %s was in no window when the kill landed", name)
+			t.Errorf("held taskrun %s was in no window when the kill landed", name)
 		}
 	}
 }
 
-// checkRanOnce checks that all n Tasks exist and each ran once: every
-// custom-image and run-synchronization Task Succeeded with exactly one Pod
+// checkRanOnce checks that all n TaskRuns exist and each ran once: every
+// custom-image and run-synchronization run Succeeded with exactly one Pod
 // or Synchronization, and there is nothing else; every transformation
 // either Succeeded having patched its ConfigMap once, or was killed
 // mid-patch and ended Interrupted having patched it at most once (the held
@@ -345,27 +359,27 @@ func checkRanOnce(t *testing.T, ns string, n int) {
 	t.Helper()
 	tasks, pods, syncs := listInNamespace(t, ns)
 	if len(tasks.Items) != n {
-		t.Errorf("%d Tasks, want %d", len(tasks.Items), n)
+		t.Errorf("%d TaskRuns, want %d", len(tasks.Items), n)
 	}
 	children := map[string]int{}
 	for _, p := range pods.Items {
-		children[p.Labels[v1alpha1.TaskLabel]]++
+		children[p.Labels[v1alpha1.TaskRunLabel]]++
 	}
 	for _, s := range syncs.Items {
-		children[s.Labels[v1alpha1.TaskLabel]]++
+		children[s.Labels[v1alpha1.TaskRunLabel]]++
 	}
 	transformations := 0
 	for _, task := range tasks.Items {
-		if task.Spec.Plugin == v1alpha1.PluginTransformation {
+		if task.Plugin() == v1alpha1.PluginTransformation {
 			transformations++
 			checkPatchedOnce(t, ns, &task)
 			continue
 		}
 		if task.Status.Phase != v1alpha1.TaskSucceeded {
-			t.Errorf("task %s: phase %q (%s), want Succeeded", task.Name, task.Status.Phase, task.Status.Message)
+			t.Errorf("taskrun %s: phase %q (%s), want Succeeded", task.Name, task.Status.Phase, task.Status.Message)
 		}
 		if got := children[v1alpha1.TaskLabelValue(task.Name)]; got != 1 {
-			t.Errorf("task %s (%s): %d Pods/Synchronizations, want exactly 1", task.Name, task.Spec.Plugin, got)
+			t.Errorf("taskrun %s (%s): %d Pods/Synchronizations, want exactly 1", task.Name, task.Plugin(), got)
 		}
 	}
 	if want := len(tasks.Items) - transformations; len(pods.Items)+len(syncs.Items) != want {
@@ -373,35 +387,35 @@ func checkRanOnce(t *testing.T, ns string, n int) {
 	}
 }
 
-// checkPatchedOnce checks a transformation Task of the kill drill: its
+// checkPatchedOnce checks a transformation run of the kill drill: its
 // ConfigMap (named in its config) holds the patch once if it Succeeded, at
 // most once if it was Interrupted (a held one must be), and it ended no
 // other way.
-func checkPatchedOnce(t *testing.T, ns string, task *v1alpha1.Task) {
+func checkPatchedOnce(t *testing.T, ns string, task *v1alpha1.TaskRun) {
 	t.Helper()
 	var cfg v1alpha1.TransformationConfig
-	if err := json.Unmarshal(task.Spec.Config.Raw, &cfg); err != nil || len(cfg.Names) != 1 {
-		t.Fatalf("task %s: config %s: %v", task.Name, task.Spec.Config.Raw, err)
+	if err := json.Unmarshal(task.Spec.TaskSpec.Config.Raw, &cfg); err != nil || len(cfg.Names) != 1 {
+		t.Fatalf("taskrun %s: config %s: %v", task.Name, task.Spec.TaskSpec.Config.Raw, err)
 	}
 	patched := timesPatched(t, ns, cfg.Names[0])
 	c := meta.FindStatusCondition(task.Status.Conditions, v1alpha1.ConditionSucceeded)
 	switch {
 	case task.Status.Phase == v1alpha1.TaskSucceeded && !strings.HasPrefix(task.Name, "hold-"):
 		if patched != 1 {
-			t.Errorf("task %s Succeeded with configmap %s patched %d times, want once", task.Name, cfg.Names[0], patched)
+			t.Errorf("taskrun %s Succeeded with configmap %s patched %d times, want once", task.Name, cfg.Names[0], patched)
 		}
 	case task.Status.Phase == v1alpha1.TaskFailed && c != nil && c.Reason == "Interrupted":
 		if patched > 1 {
-			t.Errorf("task %s was Interrupted with configmap %s patched %d times, want at most once", task.Name, cfg.Names[0], patched)
+			t.Errorf("taskrun %s was Interrupted with configmap %s patched %d times, want at most once", task.Name, cfg.Names[0], patched)
 		}
 	default:
-		t.Errorf("task %s ended %q (%s); want Succeeded, or Interrupted if killed mid-patch (a held one always)",
+		t.Errorf("taskrun %s ended %q (%s); want Succeeded, or Interrupted if killed mid-patch (a held one always)",
 			task.Name, task.Status.Phase, conditionText(c))
 	}
 }
 
 // bindingWatch records the names of the ClusterRoleBindings of a
-// namespace's Tasks it has seen created.
+// namespace's runs it has seen created.
 type bindingWatch struct {
 	mu    sync.Mutex
 	names map[string]bool
@@ -413,8 +427,8 @@ func (b *bindingWatch) seen(name string) bool {
 	return b.names[name]
 }
 
-// watchBindings watches the ClusterRoleBindings labelled for ns's Tasks
-// until ctx ends; a binding lives only while its Task runs, too briefly
+// watchBindings watches the ClusterRoleBindings labelled for ns's runs
+// until ctx ends; a binding lives only while its run runs, too briefly
 // for polling.
 func watchBindings(ctx context.Context, t *testing.T, ns string) *bindingWatch {
 	t.Helper()

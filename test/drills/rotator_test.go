@@ -34,7 +34,7 @@ import (
 const rotationTimings = "ca=1h40s,server=1h8s,lookahead=1h,check=1s,dns=localhost"
 
 // TestManagerCertRotation runs `taskgate manager` with its own certificate
-// rotator (--cert-rotation), webhooks only, and creates Tasks through its
+// rotator (--cert-rotation), webhooks only, and creates Tasks and TaskRuns through its
 // webhook configurations at a steady rate while the rotator re-issues the
 // serving certificate with the same CA and then the CA itself, injecting
 // the new CA into the configurations' caBundle. Not one create may fail.
@@ -107,7 +107,7 @@ type rotatingManager struct {
 // startRotatingManager starts a manager with --cert-rotation and the given
 // --test-cert-rotation in a new namespace, with an empty Secret for the
 // rotator to fill (as the chart creates it) and webhook configurations
-// with an empty caBundle for it to inject, which every Task create goes
+// with an empty caBundle for it to inject, which every Task and TaskRun create goes
 // through beside the drills' shared ones. The drill plays the kubelet: it
 // copies the Secret into the manager's certificate directory the way a
 // Secret volume is updated, mountDelay after each change. beforeStart, if

@@ -1,5 +1,5 @@
 // Command load is taskgate's load driver: it measures the figures of
-// BENCHMARKS.md (P1–P6), each as a ratio to a baseline measured side by side
+// BENCHMARKS.md (P1–P6, P9), each as a ratio to a baseline measured side by side
 // in the same run, and writes them as Markdown.
 //
 //	go run ./test/load -out BENCHMARKS.md        # what `make bench` runs
@@ -50,6 +50,7 @@ type options struct {
 	p5Tasks                  int
 	p6Objects                int
 	p6KiB, p6ActAs           string
+	p9Runs                   int
 }
 
 func main() {
@@ -94,14 +95,14 @@ func parseFlags() *options {
 	o := &options{}
 	flag.StringVar(&o.root, "root", ".", "repository root")
 	flag.StringVar(&o.out, "out", "", "file to write the Markdown to; - for stdout (default BENCHMARKS.md, or - with -quick or -only)")
-	flag.StringVar(&o.only, "only", "", "comma-separated subset of p1,p2,p3,p4,p5,p6")
+	flag.StringVar(&o.only, "only", "", "comma-separated subset of p1,p2,p3,p4,p5,p6,p9")
 	flag.StringVar(&o.command, "command", "", "the command to name in the report (default: this one)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load loops, in-process webhooks and controller) to this file")
 	flag.BoolVar(&o.quick, "quick", false, "small counts and short durations, for a smoke run")
-	flag.IntVar(&o.p1Creates, "p1-creates", 1000, "P1: creates per webhook mode and concurrency")
+	flag.IntVar(&o.p1Creates, "p1-creates", 1000, "P1: creates per webhook mode and concurrency, of Tasks and of TaskRuns each")
 	flag.IntVar(&o.p1Rounds, "p1-rounds", 10, "P1: rounds the creates are split into, modes interleaved in each")
 	modes := flag.String("p1-modes", "", "P1: the modes to compare, separated by '/' (default all: "+strings.Join(p1Modes, "/")+"); taskgate, no-op and no webhooks are always among them")
-	flag.BoolVar(&o.p1Custom, "p1-custom", true, "P1: also run the custom-image variant (preflight on and off)")
+	flag.BoolVar(&o.p1Custom, "p1-custom", true, "P1: also run the custom-image TaskRun variant (preflight on and off)")
 	flag.StringVar(&o.p1Profile, "p1-profile", "", "P1: after the measured run, profile each P1 mode under load at concurrency 16 (the API server's /debug/pprof/profile and this process's CPU) into this directory")
 	flag.DurationVar(&o.p1ProfileFor, "p1-profile-for", 20*time.Second, "P1: how long -p1-profile profiles each mode")
 	flag.DurationVar(&o.p2Sat, "p2-saturation", 3*time.Second, "P2: duration of each closed-loop run")
@@ -109,10 +110,11 @@ func parseFlags() *options {
 	flag.IntVar(&o.p2Reps, "p2-reps", 3, "P2: repetitions of the closed-loop and fixed-rate runs")
 	flag.IntVar(&o.p3Count, "p3-count", 5, "P3: -count of the benchmark (the median is reported)")
 	flag.IntVar(&o.p3Creates, "p3-creates", 400, "P3: Task creates (one client, taskgate's webhooks) whose median sets P3's target")
-	flag.IntVar(&o.p4Tasks, "p4-tasks", 1000, "P4: Tasks per round")
+	flag.IntVar(&o.p4Tasks, "p4-tasks", 1000, "P4: TaskRuns per round")
 	flag.IntVar(&o.p4Rounds, "p4-rounds", 3, "P4: rounds, controller and floor alternating")
 	flag.IntVar(&o.p4Reconciles, "p4-reconciles", 4, "P4: MaxConcurrentReconciles (taskgate manager's default is 4)")
-	flag.IntVar(&o.p5Tasks, "p5-tasks", 10000, "P5: finished Tasks in the cluster")
+	flag.IntVar(&o.p5Tasks, "p5-tasks", 10000, "P5: finished TaskRuns in the cluster")
+	flag.IntVar(&o.p9Runs, "p9-runs", 30, "P9: TaskRuns of each plugin, and Jobs, each timed to its first child")
 	flag.IntVar(&o.p6Objects, "p6-objects", 2000, "P6: ConfigMaps one transformation patches")
 	flag.StringVar(&o.p6KiB, "p6-kib", "1,32", "P6: comma-separated ConfigMap sizes (KiB of data each), one run each")
 	flag.StringVar(&o.p6ActAs, "p6-act-as", "requester", "P6: the manager's --act-as (controller also grants it the transformationRules as its own rights)")
@@ -127,6 +129,7 @@ func parseFlags() *options {
 		o.p3Creates = min(o.p3Creates, 40)
 		o.p4Tasks, o.p4Rounds, o.p5Tasks = min(o.p4Tasks, 100), 1, min(o.p5Tasks, 500)
 		o.p6Objects = min(o.p6Objects, 200)
+		o.p9Runs = min(o.p9Runs, 5)
 	}
 	if o.out == "" {
 		o.out = "BENCHMARKS.md"
@@ -146,8 +149,8 @@ func (o *options) wants(p string) bool {
 }
 
 // measure runs the figures: first those that need a quiet machine and no
-// control plane (P3, P2), then P1 and P4 on one control plane, then P5 on
-// a fresh one so that nothing but its own Tasks is in the cache.
+// control plane (P3, P2), then P1, P4 and P9 on one control plane, then P5
+// on a fresh one so that nothing but its own runs is in the cache.
 func measure(ctx context.Context, o *options) (*report, error) {
 	r := &report{opts: o, started: time.Now(), loadStart: loadAvg()}
 	samples, err := kit.Samples(o.root)
@@ -174,34 +177,29 @@ func measure(ctx context.Context, o *options) (*report, error) {
 			return nil, fmt.Errorf("P2: %w", err)
 		}
 	}
-	if o.wants("p1") || o.wants("p4") {
+	if o.wants("p1") || o.wants("p4") || o.wants("p9") {
 		if err := withBenchEnv(o.root, func(e *benchEnv) error {
 			if o.wants("p1") {
-				step("P1: Task create latency through the API server")
-				if r.p1, err = runP1(ctx, e, "p1", samples, names, o.p1Creates, o.p1Rounds, []int{1, 16}, o.p1Modes); err != nil {
-					return fmt.Errorf("P1: %w", err)
-				}
-				if o.p1Custom {
-					step("P1: custom-image Task create latency, preflight on and off")
-					ci, ciNames := customImage(samples, names)
-					if r.p1Custom, err = runP1(ctx, e, "p1-custom-image", ci, ciNames, o.p1Creates, o.p1Rounds, []int{1, 16}, p1CustomModes); err != nil {
-						return fmt.Errorf("P1 custom-image: %w", err)
-					}
-				}
-				if o.p1Profile != "" {
-					step("P1: profiles of each mode under load, into " + o.p1Profile)
-					if err := profileP1(ctx, e, o.p1Profile, samples, o.p1Modes, 16, o.p1ProfileFor, o.cpuProfile == ""); err != nil {
-						return fmt.Errorf("P1 profiles: %w", err)
-					}
+				if err := measureP1(ctx, o, e, r, samples, names); err != nil {
+					return err
 				}
 			}
 			if o.wants("p4") {
-				step("P4: run-synchronization Tasks to Succeeded")
+				step("P4: TaskRuns of a run-synchronization Task to Succeeded")
 				if err := e.use(ctx, modeNone); err != nil {
 					return err
 				}
 				if r.p4, err = runP4(ctx, e.cp, e.admin, e.manager, samples[syncSample(samples)], o.p4Tasks, 16, o.p4Reconciles, o.p4Rounds); err != nil {
 					return fmt.Errorf("P4: %w", err)
+				}
+			}
+			if o.wants("p9") {
+				step("P9: a TaskRun's create to its first child's ÷ kube-controller-manager's Job create to its Pod's")
+				if err := withManagerBinary(o.root, func(bin string) (err error) {
+					r.p9, err = runP9(ctx, e, bin, samples, names, o.p9Runs)
+					return err
+				}); err != nil {
+					return fmt.Errorf("P9: %w", err)
 				}
 			}
 			return nil
@@ -212,7 +210,7 @@ func measure(ctx context.Context, o *options) (*report, error) {
 	if o.wants("p5") || o.wants("p6") {
 		if err := withManagerBinary(o.root, func(bin string) error {
 			if o.wants("p5") {
-				step("P5: manager memory with finished Tasks")
+				step("P5: manager memory with finished TaskRuns")
 				if err := withControlPlane(o.root, func(cp *kit.ControlPlane) (err error) {
 					r.p5, err = runP5(ctx, cp, bin, samples, o.p5Tasks, 16)
 					return err
@@ -240,6 +238,37 @@ func measure(ctx context.Context, o *options) (*report, error) {
 	}
 	r.finished, r.loadEnd = time.Now(), loadAvg()
 	return r, nil
+}
+
+// measureP1 runs P1's rows: Task creates, TaskRun creates, the custom-image
+// TaskRuns with the preflight on and off, and the profiles when asked.
+func measureP1(ctx context.Context, o *options, e *benchEnv, r *report, samples []*v1alpha1.Task, names []string) (err error) {
+	concs := []int{1, 16}
+	step("P1: Task create latency through the API server")
+	if r.p1, err = runP1(ctx, e, p1Run{kind: kindTask, ns: p1TaskNamespace, samples: samples, names: names,
+		creates: o.p1Creates, rounds: o.p1Rounds, concs: concs, modes: forTasks(o.p1Modes)}); err != nil {
+		return fmt.Errorf("P1 Tasks: %w", err)
+	}
+	step("P1: TaskRun create latency through the API server")
+	if r.p1Run, err = runP1(ctx, e, p1Run{kind: kindTaskRun, ns: p1RunNamespace, samples: samples, names: names,
+		creates: o.p1Creates, rounds: o.p1Rounds, concs: concs, modes: o.p1Modes}); err != nil {
+		return fmt.Errorf("P1 TaskRuns: %w", err)
+	}
+	if o.p1Custom {
+		step("P1: custom-image TaskRun create latency, preflight on and off")
+		ci, ciNames := customImage(samples, names)
+		if r.p1Custom, err = runP1(ctx, e, p1Run{kind: kindTaskRun, ns: p1CustomNamespace, samples: ci, names: ciNames,
+			creates: o.p1Creates, rounds: o.p1Rounds, concs: concs, modes: p1CustomModes}); err != nil {
+			return fmt.Errorf("P1 custom-image: %w", err)
+		}
+	}
+	if o.p1Profile != "" {
+		step("P1: profiles of each mode under load, into " + o.p1Profile)
+		if err := profileP1(ctx, e, o.p1Profile, samples, forTasks(o.p1Modes), 16, o.p1ProfileFor, o.cpuProfile == ""); err != nil {
+			return fmt.Errorf("P1 profiles: %w", err)
+		}
+	}
+	return nil
 }
 
 func withBenchEnv(root string, f func(*benchEnv) error) (err error) {

@@ -19,7 +19,7 @@ import (
 )
 
 // profileP1 puts each mode under P1's load (the samples in turn, conc
-// workers, namespace "p1") for d, untimed, and meanwhile takes two CPU
+// workers, namespace p1-tasks) for d, untimed, and meanwhile takes two CPU
 // profiles: the API server's (its /debug/pprof/profile, as envtest's
 // system:masters admin) and, with driver, this process's, which serves
 // taskgate's webhooks in-process (webhook.SetupWithManager on
@@ -65,17 +65,17 @@ func profileP1(ctx context.Context, e *benchEnv, dir string, samples []*v1alpha1
 	return e.use(ctx, modeNone)
 }
 
-// loadFor creates Tasks in namespace p1, in batches, for at least d, and
+// loadFor creates Tasks in namespace p1-tasks (P1's Task row's), in batches, for at least d, and
 // deletes them after each batch as runP1 does.
 func loadFor(ctx context.Context, e *benchEnv, samples []*v1alpha1.Task, prefix string, conc int, d time.Duration) (int, error) {
 	n := 0
 	for b, end := 0, time.Now().Add(d); time.Now().Before(end); b++ {
 		batch := 20 * conc
-		if _, err := createTasks(ctx, e.admin.Client, "p1", fmt.Sprintf("%s-b%d", prefix, b), batch, conc, samples); err != nil {
+		if _, err := createTasks(ctx, e.admin.Client, p1TaskNamespace, fmt.Sprintf("%s-b%d", prefix, b), batch, conc, samples, nil); err != nil {
 			return n, err
 		}
 		n += batch
-		if err := e.cp.Client.DeleteAllOf(ctx, &v1alpha1.Task{}, client.InNamespace("p1")); err != nil {
+		if err := e.cp.Client.DeleteAllOf(ctx, &v1alpha1.Task{}, client.InNamespace(p1TaskNamespace)); err != nil {
 			return n, fmt.Errorf("delete tasks: %w", err)
 		}
 	}

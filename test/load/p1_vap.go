@@ -5,12 +5,13 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -24,27 +25,32 @@ import (
 // enforcing what CEL can of taskgate's rules, no webhook configuration.
 const modeVAP = "VAP+MAP"
 
-// The policies of modeVAP: policies/task-rules.yaml (the
+// The policies of modeVAP: for Tasks, policies/task-rules.yaml (the
 // ValidatingAdmissionPolicy and its binding) and policies/task-defaults.yaml
-// (the MutatingAdmissionPolicy and its binding).
+// (the MutatingAdmissionPolicy and its binding); for TaskRuns,
+// policies/taskrun-rules.yaml and policies/taskrun-defaults.yaml (two of
+// each, one with the Tasks of the namespace as params).
 //
 //go:embed policies/*.yaml
 var policyFiles embed.FS
 
-// policySet is the four objects of modeVAP.
+// policyFileNames are the files of modeVAP, in the order they are applied.
+var policyFileNames = []string{"policies/task-rules.yaml", "policies/task-defaults.yaml", "policies/taskrun-rules.yaml", "policies/taskrun-defaults.yaml"}
+
+// policySet is the policies and bindings of modeVAP.
 type policySet struct {
-	validating        *admissionregv1.ValidatingAdmissionPolicy
-	validatingBinding *admissionregv1.ValidatingAdmissionPolicyBinding
-	mutating          *admissionregv1.MutatingAdmissionPolicy
-	mutatingBinding   *admissionregv1.MutatingAdmissionPolicyBinding
+	validating        []*admissionregv1.ValidatingAdmissionPolicy
+	validatingBinding []*admissionregv1.ValidatingAdmissionPolicyBinding
+	mutating          []*admissionregv1.MutatingAdmissionPolicy
+	mutatingBinding   []*admissionregv1.MutatingAdmissionPolicyBinding
 }
 
 // loadPolicies parses the embedded policy files strictly (an unknown field
 // is an error, not a rule silently left out) and checks that each policy
-// has its binding.
+// has exactly one binding and each binding a policy.
 func loadPolicies() (*policySet, error) {
 	p := &policySet{}
-	for _, name := range []string{"policies/task-rules.yaml", "policies/task-defaults.yaml"} {
+	for _, name := range policyFileNames {
 		data, err := policyFiles.ReadFile(name)
 		if err != nil {
 			return nil, err
@@ -53,13 +59,23 @@ func loadPolicies() (*policySet, error) {
 			return nil, err
 		}
 	}
-	switch {
-	case p.validating == nil || p.validatingBinding == nil || p.mutating == nil || p.mutatingBinding == nil:
-		return nil, errors.New("policies: want a ValidatingAdmissionPolicy, a MutatingAdmissionPolicy and a binding of each")
-	case p.validatingBinding.Spec.PolicyName != p.validating.Name:
-		return nil, fmt.Errorf("policies: ValidatingAdmissionPolicyBinding binds %q, not %q", p.validatingBinding.Spec.PolicyName, p.validating.Name)
-	case p.mutatingBinding.Spec.PolicyName != p.mutating.Name:
-		return nil, fmt.Errorf("policies: MutatingAdmissionPolicyBinding binds %q, not %q", p.mutatingBinding.Spec.PolicyName, p.mutating.Name)
+	var policies, bound []string
+	for _, v := range p.validating {
+		policies = append(policies, "validating "+v.Name)
+	}
+	for _, m := range p.mutating {
+		policies = append(policies, "mutating "+m.Name)
+	}
+	for _, b := range p.validatingBinding {
+		bound = append(bound, "validating "+b.Spec.PolicyName)
+	}
+	for _, b := range p.mutatingBinding {
+		bound = append(bound, "mutating "+b.Spec.PolicyName)
+	}
+	slices.Sort(policies)
+	slices.Sort(bound)
+	if len(p.validating) == 0 || len(p.mutating) == 0 || !slices.Equal(policies, bound) {
+		return nil, fmt.Errorf("policies: want validating and mutating policies, each with one binding; policies %q, bindings of %q", policies, bound)
 	}
 	return p, nil
 }
@@ -77,13 +93,13 @@ func (p *policySet) add(file string, data []byte) error {
 		var obj any
 		switch meta.Kind {
 		case "ValidatingAdmissionPolicy":
-			obj = fresh(&p.validating)
+			obj = push(&p.validating)
 		case "ValidatingAdmissionPolicyBinding":
-			obj = fresh(&p.validatingBinding)
+			obj = push(&p.validatingBinding)
 		case "MutatingAdmissionPolicy":
-			obj = fresh(&p.mutating)
+			obj = push(&p.mutating)
 		case "MutatingAdmissionPolicyBinding":
-			obj = fresh(&p.mutatingBinding)
+			obj = push(&p.mutatingBinding)
 		default:
 			return fmt.Errorf("%s, document %d: unexpected kind %q", file, i+1, meta.Kind)
 		}
@@ -98,12 +114,20 @@ func (p *policySet) add(file string, data []byte) error {
 // policy not yet seen matches nothing), each with an empty object of its
 // kind to read into.
 func (p *policySet) objects() [][2]client.Object {
-	return [][2]client.Object{
-		{p.validating, &admissionregv1.ValidatingAdmissionPolicy{}},
-		{p.mutating, &admissionregv1.MutatingAdmissionPolicy{}},
-		{p.validatingBinding, &admissionregv1.ValidatingAdmissionPolicyBinding{}},
-		{p.mutatingBinding, &admissionregv1.MutatingAdmissionPolicyBinding{}},
+	var out [][2]client.Object
+	for _, o := range p.validating {
+		out = append(out, [2]client.Object{o, &admissionregv1.ValidatingAdmissionPolicy{}})
 	}
+	for _, o := range p.mutating {
+		out = append(out, [2]client.Object{o, &admissionregv1.MutatingAdmissionPolicy{}})
+	}
+	for _, o := range p.validatingBinding {
+		out = append(out, [2]client.Object{o, &admissionregv1.ValidatingAdmissionPolicyBinding{}})
+	}
+	for _, o := range p.mutatingBinding {
+		out = append(out, [2]client.Object{o, &admissionregv1.MutatingAdmissionPolicyBinding{}})
+	}
+	return out
 }
 
 // apply installs the policies (on) or removes them (off); the probe then
@@ -126,19 +150,23 @@ func (p *policySet) apply(ctx context.Context, c client.Client, on bool) error {
 }
 
 // messages are the message and messageExpression texts of the validating
-// policy and the mutating policy's patch expressions: what the rules table
-// points into.
+// policies and the mutating policies' patch expressions: what the rules
+// table points into.
 func (p *policySet) messages() string {
 	var b strings.Builder
-	for _, v := range p.validating.Spec.Validations {
-		b.WriteString(v.Message + "\n" + v.MessageExpression + "\n")
-	}
-	for _, m := range p.mutating.Spec.Mutations {
-		if m.JSONPatch != nil {
-			b.WriteString(m.JSONPatch.Expression + "\n")
+	for _, v := range p.validating {
+		for _, x := range v.Spec.Validations {
+			b.WriteString(x.Message + "\n" + x.MessageExpression + "\n")
 		}
-		if m.ApplyConfiguration != nil {
-			b.WriteString(m.ApplyConfiguration.Expression + "\n")
+	}
+	for _, m := range p.mutating {
+		for _, x := range m.Spec.Mutations {
+			if x.JSONPatch != nil {
+				b.WriteString(x.JSONPatch.Expression + "\n")
+			}
+			if x.ApplyConfiguration != nil {
+				b.WriteString(x.ApplyConfiguration.Expression + "\n")
+			}
 		}
 	}
 	return b.String()
@@ -146,8 +174,10 @@ func (p *policySet) messages() string {
 
 // The probe's Tasks: a custom-image Task that every rule admits, and one
 // that names another namespace, which taskgate and the policy refuse, each
-// with its own words.
+// with its own words; and the Task in "default" whose runs the probe
+// creates.
 const (
+	probeRunbook     = "probe-runbook"
 	probeGoodConfig  = `{"image":"busybox:1.36","command":["true"]}`
 	probeWrongConfig = `{"image":"busybox:1.36","command":["true"],"namespace":"elsewhere"}`
 	// vapDenied starts the API server's refusal by a ValidatingAdmissionPolicy.
@@ -159,10 +189,12 @@ const (
 )
 
 // probeRules checks, by dry-run creates as e.admin, that the rules at work
-// are those of mode: the wrong Task is refused by the policy (modeVAP) or
-// by a webhook (taskgate's modes) and admitted otherwise, and a good Task
-// gets its defaults and spec.requester from the mutating policy in modeVAP
-// and comes back as sent in the modes that change nothing.
+// are those of mode: the wrong Task is refused by the policy (modeVAP) or by
+// a webhook (taskgate's modes) and admitted otherwise; in modeVAP a good
+// Task gets its defaults, and a TaskRun of probeRunbook its snapshot and
+// spec.requester, from the mutating policies (so the API server has the
+// Tasks as the policies' params), and in the modes that change nothing both
+// come back as sent.
 func (e *benchEnv) probeRules(ctx context.Context, mode string) error {
 	wrong := probeTask("probe-wrong", probeWrongConfig)
 	err := e.admin.Client.Create(ctx, wrong, client.DryRunAll)
@@ -172,27 +204,45 @@ func (e *benchEnv) probeRules(ctx context.Context, mode string) error {
 	switch mode {
 	case modeVAP, modeNoop, modeNone:
 	default:
-		return nil // taskgate's webhooks default as the policy does
+		return nil // taskgate's webhooks default as the policies do
 	}
-	good := probeTask("probe", probeGoodConfig)
+	good, run := probeTask("probe", probeGoodConfig), kit.NewTaskRun("default", "", probeRunbook)
 	if err := e.admin.Client.Create(ctx, good, client.DryRunAll); err != nil {
 		return fmt.Errorf("probe, good Task: %w", err)
 	}
+	if err := e.admin.Client.Create(ctx, run, client.DryRunAll); err != nil {
+		return fmt.Errorf("probe, good TaskRun: %w", err)
+	}
 	if mode != modeVAP {
-		if good.Spec.Requester != nil || !sameJSON(good.Spec.Config.Raw, []byte(probeGoodConfig)) {
-			return fmt.Errorf("probe: mode %s changes nothing, but the Task came back with config %s, requester %+v (the mutating policy still at work?)",
-				mode, good.Spec.Config.Raw, good.Spec.Requester)
+		if run.Spec.Requester != nil || run.Spec.TaskSpec != nil || !sameJSON(good.Spec.Config.Raw, []byte(probeGoodConfig)) {
+			return fmt.Errorf("probe: mode %s changes nothing, but the Task came back with config %s, the TaskRun with requester %+v and snapshot %+v (a mutating policy still at work?)",
+				mode, good.Spec.Config.Raw, run.Spec.Requester, run.Spec.TaskSpec)
 		}
 		return nil
 	}
-	return wantDefaults(good, e.admin.Name)
+	if err := wantDefaults(good); err != nil {
+		return err
+	}
+	if run.Spec.TaskSpec == nil || !sameJSON(run.Spec.TaskSpec.Config.Raw, []byte(probeGoodConfig)) {
+		return fmt.Errorf("probe: TaskRun of %s came back with snapshot %+v, want the Task's spec (the policies' params not synced yet?)", probeRunbook, run.Spec.TaskSpec)
+	}
+	return wantRequester(run, e.admin.Name)
 }
 
+// probeTask is a Task in "default" named name (generated when "").
 func probeTask(name, config string) *v1alpha1.Task {
-	t := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginCustomImage}}
+	t := &v1alpha1.Task{Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: v1alpha1.PluginCustomImage}}}
 	t.Namespace, t.Name = "default", name
+	if name == "" {
+		t.GenerateName = "probe-"
+	}
 	t.Spec.Config.Raw = []byte(config)
 	return t
+}
+
+// probeRun is a one-off custom-image TaskRun in "default", its name generated.
+func probeRun(config string) *v1alpha1.TaskRun {
+	return kit.NewInlineRun("default", "", &v1alpha1.PluginSpec{Plugin: v1alpha1.PluginCustomImage, Config: runtime.RawExtension{Raw: []byte(config)}})
 }
 
 // wantRefusal says whether err is the answer mode gives the wrong Task.
@@ -220,7 +270,7 @@ func wantRefusal(mode string, err error) error {
 
 // wantDefaults checks what the mutating policy fills into the good probe
 // Task, as taskgate's mutating webhook does.
-func wantDefaults(t *v1alpha1.Task, user string) error {
+func wantDefaults(t *v1alpha1.Task) error {
 	var cfg v1alpha1.CustomImageConfig
 	if err := json.Unmarshal(t.Spec.Config.Raw, &cfg); err != nil {
 		return fmt.Errorf("probe, good Task's config: %w", err)
@@ -228,10 +278,19 @@ func wantDefaults(t *v1alpha1.Task, user string) error {
 	switch {
 	case cfg.Namespace != t.Namespace:
 		return fmt.Errorf("probe: spec.config.namespace %q, want the default %q", cfg.Namespace, t.Namespace)
-	case cfg.ServiceAccountName != v1alpha1.DefaultServiceAccountName(t.Name):
-		return fmt.Errorf("probe: spec.config.serviceAccountName %q, want the default %q", cfg.ServiceAccountName, v1alpha1.DefaultServiceAccountName(t.Name))
-	case t.Spec.Requester == nil || t.Spec.Requester.Username != user:
-		return fmt.Errorf("probe: spec.requester %+v, want user %q", t.Spec.Requester, user)
+	case cfg.TimeoutSeconds == nil || *cfg.TimeoutSeconds != 3600:
+		return fmt.Errorf("probe: spec.config.timeoutSeconds %v, want the default 3600", cfg.TimeoutSeconds)
+	case t.Spec.Requester != nil:
+		return fmt.Errorf("probe: a Task with spec.requester %+v: a Task records none", t.Spec.Requester)
+	}
+	return nil
+}
+
+// wantRequester checks that the mutating policy recorded user as the
+// TaskRun's requester, as taskgate's mutating webhook does.
+func wantRequester(run *v1alpha1.TaskRun, user string) error {
+	if run.Spec.Requester == nil || run.Spec.Requester.Username != user {
+		return fmt.Errorf("probe: TaskRun spec.requester %+v, want user %q", run.Spec.Requester, user)
 	}
 	return nil
 }
@@ -242,8 +301,9 @@ func sameJSON(a, b []byte) bool {
 	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
 }
 
-// fresh sets *dst to a new, zero T and returns it, to decode into.
-func fresh[T any](dst **T) *T {
-	*dst = new(T)
-	return *dst
+// push appends a new, zero T to *list and returns it, to decode into.
+func push[T any](list *[]*T) *T {
+	v := new(T)
+	*list = append(*list, v)
+	return v
 }

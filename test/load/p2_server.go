@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/astronetes/taskgate/actas"
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/webhook"
@@ -129,8 +128,9 @@ func p2Client(pool *x509.CertPool, conns int) *http.Client {
 	}}
 }
 
-// p2Reviews are a CREATE review of each sample for the mutating webhook and
-// of the defaulted sample for the validating one, as the API server sends.
+// p2Reviews are a CREATE review of each sample, as a Task, for the mutating
+// webhook and of the defaulted sample for the validating one, as the API
+// server sends.
 func p2Reviews(a *webhook.Admitter, samples []*v1alpha1.Task) ([]review, error) {
 	var out []review
 	for i, s := range samples {
@@ -144,9 +144,6 @@ func p2Reviews(a *webhook.Admitter, samples []*v1alpha1.Task) ([]review, error) 
 		if errs := a.Default(t); len(errs) > 0 {
 			return nil, errs.ToAggregate()
 		}
-		// What the mutating webhook records, and the validating one
-		// requires on CREATE: the user of the review.
-		t.Spec.Requester = actas.FromUserInfo(p2User)
 		if raw, err = json.Marshal(t); err != nil {
 			return nil, err
 		}

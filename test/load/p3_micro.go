@@ -37,7 +37,7 @@ type p3Create struct {
 func runP3Create(ctx context.Context, root string, samples []*v1alpha1.Task, names []string, creates int) (*p3Create, error) {
 	var out *p3Create
 	err := withBenchEnv(root, func(e *benchEnv) error {
-		res, err := runP1(ctx, e, "p3", samples, names, creates, 2, []int{1}, []string{modeTaskgate})
+		res, err := runP1(ctx, e, p1Run{kind: kindTask, ns: "p3", samples: samples, names: names, creates: creates, rounds: 2, concs: []int{1}, modes: []string{modeTaskgate}})
 		if err != nil {
 			return err
 		}

@@ -113,11 +113,22 @@ func lastLiveHeap(out string) (float64, int) {
 	return live, gcs
 }
 
-// createFinished creates n Tasks, samples in turn, each with the terminal
-// status the controller would have written for it.
+// createFinished creates one Task per sample, keeping n runs of each
+// outcome (so the manager deletes none), and n TaskRuns of them, in turn,
+// as admitted, each with the terminal status the controller would have
+// written for it.
 func createFinished(ctx context.Context, cp *kit.ControlPlane, samples []*v1alpha1.Task, ns string, n, workers int) error {
+	tasks := make([]*v1alpha1.Task, len(samples))
+	for i, s := range samples {
+		tasks[i] = kit.NewTask(s, ns, fmt.Sprintf("task-%d", i))
+		tasks[i].Spec.SuccessfulRunsHistoryLimit, tasks[i].Spec.FailedRunsHistoryLimit = ptr.To(int32(n)), ptr.To(int32(n))
+		if err := cp.Client.Create(ctx, tasks[i]); err != nil {
+			return err
+		}
+	}
+	requester := &v1alpha1.Requester{Username: "bench-admin", Groups: []string{kit.AdminGroup, "system:authenticated"}}
 	return firstError(inParallel(n, workers, func(i int) error {
-		t := kit.NewTask(samples[i%len(samples)], ns, fmt.Sprintf("done-%05d", i))
+		t := kit.Admitted(tasks[i%len(tasks)], fmt.Sprintf("done-%05d", i), requester)
 		if err := cp.Client.Create(ctx, t); err != nil {
 			return err
 		}
@@ -126,15 +137,15 @@ func createFinished(ctx context.Context, cp *kit.ControlPlane, samples []*v1alph
 	}))
 }
 
-// finished writes a plausible terminal status for the Task's plugin; one in
-// ten custom-image Tasks failed.
-func finished(t *v1alpha1.Task, i int) {
+// finished writes a plausible terminal status for the run's plugin; one in
+// ten custom-image runs failed.
+func finished(t *v1alpha1.TaskRun, i int) {
 	finishLikeController(t)
-	switch t.Spec.Plugin {
+	switch t.Plugin() {
 	case v1alpha1.PluginCustomImage:
 		t.Status.Synchronization = nil
 		t.Status.CustomImage = &v1alpha1.CustomImageStatus{PodName: v1alpha1.PodName(t.Name),
-			ServiceAccountName: v1alpha1.DefaultServiceAccountName(t.Name), ExitCode: ptr.To[int32](0)}
+			ServiceAccountName: v1alpha1.ServiceAccountName(t.Name, t.UID), ExitCode: ptr.To[int32](0)}
 		t.Status.Message = "pod " + t.Status.CustomImage.PodName + " completed"
 		t.Status.Conditions[0].Reason, t.Status.Conditions[0].Message = controller.ReasonCompleted, t.Status.Message
 		if i%10 == 0 {

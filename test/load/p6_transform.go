@@ -124,7 +124,7 @@ func p6Once(ctx context.Context, cp *kit.ControlPlane, admin, mgrUser *testutil.
 	}
 	start := time.Now()
 	if err := admin.Client.Create(ctx, task); err != nil {
-		return run, fmt.Errorf("create Task: %w", err)
+		return run, fmt.Errorf("create TaskRun: %w", err)
 	}
 	deadline := start.Add(10 * time.Minute)
 	var lastPoll time.Time
@@ -189,15 +189,15 @@ func settle(p *testutil.Process, quiet int) error {
 	return nil
 }
 
-// p6Task is a transformation of every p6 ConfigMap of ns, adding an
-// annotation, defaulted as the mutating webhook would and with the
-// requester it would record (no webhooks run in P6: the manager's memory
-// is the figure, and admission is P1's).
-func p6Task(ns string, requester *v1alpha1.Requester) (*v1alpha1.Task, error) {
+// p6Task is a one-off TaskRun of a transformation of every p6 ConfigMap of
+// ns, adding an annotation, defaulted as the mutating webhook would and with
+// the requester it would record (no webhooks run in P6: the manager's
+// memory is the figure, and admission is P1's).
+func p6Task(ns string, requester *v1alpha1.Requester) (*v1alpha1.TaskRun, error) {
 	cfg := fmt.Sprintf(`{"resources":[{"version":"v1","resource":"configmaps","scope":%q}],"labelSelector":{"matchLabels":{%q:"big"}},`+
 		`"operations":[{"mergePatch":{"metadata":{"annotations":{"bench.astronetes.io/patched":"yes"}}}}]}`, v1alpha1.ScopeNamespaced, p6Label)
 	t := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "annotate-all"},
-		Spec: v1alpha1.TaskSpec{Plugin: v1alpha1.PluginTransformation, Config: runtime.RawExtension{Raw: []byte(cfg)}, Requester: requester}}
+		Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: v1alpha1.PluginTransformation, Config: runtime.RawExtension{Raw: []byte(cfg)}}}}
 	a, err := webhook.NewAdmitterFromOptions(webhook.Options{})
 	if err != nil {
 		return nil, err
@@ -205,7 +205,9 @@ func p6Task(ns string, requester *v1alpha1.Requester) (*v1alpha1.Task, error) {
 	if errs := a.Default(t); len(errs) > 0 {
 		return nil, errs.ToAggregate()
 	}
-	return t, nil
+	run := kit.NewInlineRun(ns, t.Name, &t.Spec.PluginSpec)
+	run.Spec.Requester = requester
+	return run, nil
 }
 
 // createConfigMaps creates n ConfigMaps of size data bytes each in ns.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -21,8 +20,9 @@ var notes string
 type report struct {
 	opts              *options
 	started, finished time.Time
-	p1                *p1Result
-	p1Custom          *p1Result // custom-image only: preflight on and off
+	p1                *p1Result // Task creates
+	p1Run             *p1Result // TaskRun creates
+	p1Custom          *p1Result // custom-image TaskRuns only: preflight on and off
 	p2                *p2Result
 	p3                []p3Row
 	p3Command         string
@@ -30,6 +30,7 @@ type report struct {
 	p4                *p4Result
 	p5                *p5Result
 	p6                *p6Result
+	p9                *p9Result
 	summary           [][]string
 	loadStart         string // 1-minute load average
 	loadEnd           string
@@ -58,14 +59,16 @@ func (r *report) markdown() string {
 		measured bool
 		section  func() string
 	}{
-		{r.p1 != nil, r.p1Section},
-		{r.p1 != nil && r.p1.hasVAP(), r.p1VAPSection},
+		{r.p1 != nil, func() string { return r.p1Section(r.p1) }},
+		{r.p1Run != nil, func() string { return r.p1Section(r.p1Run) }},
+		{r.p1 != nil && r.p1.hasVAP() || r.p1Run != nil && r.p1Run.hasVAP(), r.p1VAPSection},
 		{r.p1Custom != nil, r.p1CustomSection},
 		{r.p2 != nil, r.p2Section},
 		{r.p3 != nil, r.p3Section},
 		{r.p4 != nil, r.p4Section},
 		{r.p5 != nil, r.p5Section},
 		{r.p6 != nil, r.p6Section},
+		{r.p9 != nil, r.p9Section},
 	} {
 		if part.measured {
 			sections = append(sections, part.section())
@@ -104,16 +107,18 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 
-func (r *report) p1Section() string {
+// p1Intro says what one P1 row creates and who admits it.
+var p1Intro = map[string]string{
+	kindTask: "The four seed samples are created in turn as Tasks (runbooks: taskgate checks and defaults them; no access review, no preflight, no requester), by `bench-admin` (see the notes: who acts as whom).",
+	kindTaskRun: "Each create is a TaskRun naming one of four Tasks (the seed samples, created once through taskgate's webhooks), in turn, by `bench-admin`: taskgate's webhooks read the Task, record its spec as the run's snapshot with the requester, its label and owner reference, check the creator's rights for what the run does (SubjectAccessReviews) and dry-run a custom-image run's Pod (the preflight). " +
+		"In the no-op and no-webhook modes the TaskRun is stored as sent (nothing runs it: no controller).",
+}
+
+func (r *report) p1Section(p *p1Result) string {
 	var b strings.Builder
-	p := r.p1
-	fmt.Fprintf(&b, "\n## P1: Task create latency through the API server\n\n")
-	fmt.Fprintf(&b, "%d creates per mode and concurrency, in %d rounds; in each round the modes take turns (order rotated every round) and the webhook configurations are swapped between them. The four seed samples are created in turn, by `bench-admin` (see the notes: who acts as whom); `taskgate` is the shipped set-up, preflight on.\n\n", p.creates, p.rounds)
-	concs := make([]int, 0, len(p.lat))
-	for c := range p.lat {
-		concs = append(concs, c)
-	}
-	sort.Ints(concs)
+	fmt.Fprintf(&b, "\n## P1: %s create latency through the API server\n\n", p.kind)
+	fmt.Fprintf(&b, "%d creates per mode and concurrency, in %d rounds; in each round the modes take turns (order rotated every round) and the webhook configurations are swapped between them. %s `taskgate` is the shipped set-up, preflight on.\n\n", p.creates, p.rounds, p1Intro[p.kind])
+	concs := p.concurrencies()
 	var rows [][]string
 	for _, c := range concs {
 		for _, m := range p.modes {
@@ -127,16 +132,16 @@ func (r *report) p1Section() string {
 			name string
 			v    float64
 		}{{"median", ratio(tg.Median(), noop.Median())}, {"p99", ratio(tg.P99(), noop.P99())}} {
-			r.sum(fmt.Sprintf("P1 create %s, taskgate ÷ no-op webhooks, concurrency %d", q.name, c), fmt.Sprintf("%.2f", q.v), "≤ 1.10", verdict(q.v, 1.10, false))
+			r.sum(fmt.Sprintf("P1 %s create %s, taskgate ÷ no-op webhooks, concurrency %d", p.kind, q.name, c), fmt.Sprintf("%.2f", q.v), "≤ 1.10", verdict(q.v, 1.10, false))
 		}
 		none := p.lat[c][modeNone]
-		r.sum(fmt.Sprintf("P1 create median, taskgate ÷ no webhooks, concurrency %d", c), fmt.Sprintf("%.2f", ratio(tg.Median(), none.Median())), "(reported)", "")
+		r.sum(fmt.Sprintf("P1 %s create median, taskgate ÷ no webhooks, concurrency %d", p.kind, c), fmt.Sprintf("%.2f", ratio(tg.Median(), none.Median())), "(reported)", "")
 		if one, ok := p.lat[c][modeOneTrip]; ok {
 			for _, q := range []struct {
 				name string
 				v    float64
 			}{{"median", ratio(one.Median(), noop.Median())}, {"p99", ratio(one.P99(), noop.P99())}} {
-				r.sum(fmt.Sprintf("P1 create %s, option webhook.singleCall=true ÷ no-op webhooks, concurrency %d", q.name, c), fmt.Sprintf("%.2f", q.v), "≤ 1.10", verdict(q.v, 1.10, false))
+				r.sum(fmt.Sprintf("P1 %s create %s, option webhook.singleCall=true ÷ no-op webhooks, concurrency %d", p.kind, q.name, c), fmt.Sprintf("%.2f", q.v), "≤ 1.10", verdict(q.v, 1.10, false))
 			}
 		}
 	}
@@ -210,8 +215,8 @@ func (r *report) p3Section() string {
 func (r *report) p4Section() string {
 	var b strings.Builder
 	p := r.p4
-	b.WriteString("\n## P4: run-synchronization Tasks from create to Succeeded\n\n")
-	fmt.Fprintf(&b, "%d Tasks per variant and round, created by %d workers; the clock stops when a watch has seen all of them Succeeded. Floor: the same creates, each followed by the status update the controller would write, from the driver, no controller. Controller: an in-process manager wired as `taskgate manager` wires it (its cache options, %d concurrent reconciles, no webhooks). What-ifs show what limits it: more concurrent reconciles, Events answered in-process instead of sent, and both. The variants take turns in each round, the order rotated every round.\n\n", p.tasks, p.workers, p.reconciles)
+	b.WriteString("\n## P4: TaskRuns of a run-synchronization Task from create to Succeeded\n\n")
+	fmt.Fprintf(&b, "%d TaskRuns of one run-synchronization Task per variant and round, created by %d workers as taskgate's webhooks admit them (the Task's snapshot, the requester, the Task's label and owner reference, written by the driver: no webhooks run in P4); the Task keeps every run (history limits of %d), so none is deleted while the clock runs. The clock stops when a watch has seen all of them Succeeded. Floor: the same creates, each followed by the status update the controller would write, from the driver, no controller. Controller: an in-process manager wired as `taskgate manager` wires it (its cache options, %d concurrent reconciles, no webhooks). What-ifs show what limits it: more concurrent reconciles, Events answered in-process instead of sent, and both. The variants take turns in each round, the order rotated every round. The controller's Task controller (the Task's last run, active count, history) runs beside it.\n\n", p.tasks, p.workers, p.tasks, p.reconciles)
 	var rows [][]string
 	floor := p.variants[0].name
 	for _, v := range p.variants {
@@ -226,9 +231,9 @@ func (r *report) p4Section() string {
 		rows = append(rows, []string{v.name, strings.Join(runs, ", "),
 			fmt.Sprintf("%.0f", float64(p.tasks)/medianDur(p.took[v.name]).Seconds()), ratio})
 	}
-	table(&b, []string{"variant", "time per round", "Tasks/s (median)", "÷ floor (median of rounds)"}, rows)
+	table(&b, []string{"variant", "time per round", "TaskRuns/s (median)", "÷ floor (median of rounds)"}, rows)
 	m := p.ratio(p.variants[1].name)
-	r.sum("P4 1,000 Tasks to Succeeded ÷ floor (median of rounds)", fmt.Sprintf("%.2f", m), "≤ 1.5", verdict(m, 1.5, false))
+	r.sum(fmt.Sprintf("P4 %d TaskRuns to Succeeded ÷ floor (median of rounds)", p.tasks), fmt.Sprintf("%.2f", m), "≤ 1.5", verdict(m, 1.5, false))
 	if byResult, rec, queue, err := reconcileStats(); err == nil {
 		var parts []string
 		for _, k := range []string{"success", "requeue_after", "requeue", "error"} {
@@ -236,11 +241,11 @@ func (r *report) p4Section() string {
 				parts = append(parts, fmt.Sprintf("%s %.2f", k, byResult[k]/float64(p.tasks*len(p.took[floor])*(len(p.variants)-1))))
 			}
 		}
-		fmt.Fprintf(&b, "All controller variants together: reconciles per Task by result %s; mean reconcile %s, mean wait in the work queue %s (controller-runtime metrics).\n\n",
+		fmt.Fprintf(&b, "All controller variants together: reconciles (TaskRuns' and the Task's) per TaskRun by result %s; mean reconcile %s, mean wait in the work queue %s (controller-runtime metrics).\n\n",
 			strings.Join(parts, ", "), rec.Round(10*time.Microsecond), queue.Round(10*time.Microsecond))
 	}
 	b.WriteString("The shipped controller's API requests over all rounds (its start included):\n\n")
-	table(&b, []string{"request → answer", "count", "per Task"}, p.requests.rows(p.tasks*len(p.took[floor])))
+	table(&b, []string{"request → answer", "count", "per TaskRun"}, p.requests.rows(p.tasks*len(p.took[floor])))
 	return b.String()
 }
 
@@ -256,11 +261,11 @@ func (r *report) p5Section() string {
 	var b strings.Builder
 	p := r.p5
 	mib := func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-	b.WriteString("\n## P5: manager resident memory with finished Tasks\n\n")
-	fmt.Fprintf(&b, "`taskgate manager %s` (built with `go build ./cmd/taskgate`, GODEBUG=gctrace=1), as `%s` (the chart's requester-mode rules), KUBECONFIG to a fresh control plane: first with no Tasks, then with %d finished Tasks (the four samples in turn, terminal status written through the status subresource before the manager started) and nothing else. Read from /proc/<pid>/status once the manager's CPU use settled.\n\n",
+	b.WriteString("\n## P5: manager resident memory with finished TaskRuns\n\n")
+	fmt.Fprintf(&b, "`taskgate manager %s` (built with `go build ./cmd/taskgate`, GODEBUG=gctrace=1), as `%s` (the chart's requester-mode rules), KUBECONFIG to a fresh control plane: first with no runs, then with %d finished TaskRuns of four Tasks (the four samples, each keeping every run; the runs as admitted, in turn, terminal status written through the status subresource before the manager started) and nothing else. Read from /proc/<pid>/status once the manager's CPU use settled.\n\n",
 		strings.Join(kit.ManagerArgs[1:], " "), kit.ManagerUser, p.tasks)
 	row := func(name string, f func(p5Sample) string) []string { return []string{name, f(p.empty), f(p.full)} }
-	table(&b, []string{"measure", "no Tasks", fmt.Sprintf("%d finished Tasks", p.tasks)}, [][]string{
+	table(&b, []string{"measure", "no runs", fmt.Sprintf("%d finished TaskRuns", p.tasks)}, [][]string{
 		row("VmRSS, settled", func(s p5Sample) string { return mib(s.rss) }),
 		row("of which RssAnon (heap, stacks) / RssFile (the binary)", func(s p5Sample) string { return mib(s.anon) + " / " + mib(s.file) }),
 		row("VmHWM (peak RSS)", func(s p5Sample) string { return mib(s.hwm) }),
@@ -268,9 +273,9 @@ func (r *report) p5Section() string {
 		row("settled after", func(s p5Sample) string { return s.settle.Round(time.Second).String() }),
 	})
 	perTask := float64(p.full.rss-p.empty.rss) / float64(p.tasks)
-	fmt.Fprintf(&b, "RSS per finished Task: %.1f KiB; live heap per Task: %.1f KiB.\n",
+	fmt.Fprintf(&b, "RSS per finished TaskRun: %.1f KiB; live heap per TaskRun: %.1f KiB.\n",
 		perTask/1024, (p.full.heapLiveMiB-p.empty.heapLiveMiB)*1024/float64(p.tasks))
-	r.sum(fmt.Sprintf("P5 manager RSS with %d finished Tasks", p.tasks), mib(p.full.rss), "≤ 100 MiB", verdict(float64(p.full.rss)/(1<<20), 100, false))
+	r.sum(fmt.Sprintf("P5 manager RSS with %d finished TaskRuns", p.tasks), mib(p.full.rss), "≤ 100 MiB", verdict(float64(p.full.rss)/(1<<20), 100, false))
 	return b.String()
 }
 

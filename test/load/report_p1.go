@@ -17,10 +17,10 @@ const preflightLimit = 2.0
 func (r *report) p1CustomSection() string {
 	var b strings.Builder
 	p := r.p1Custom
-	b.WriteString("\n## P1, custom-image: what the preflight costs a create\n\n")
-	fmt.Fprintf(&b, "Only the custom-image samples, in turn (hello-world: the preflight dry-runs its Pod; kubectl: its Pod and its ClusterRoleBinding to cluster-admin), %d creates per mode and concurrency in %d rounds, modes interleaved as above. "+
-		"`taskgate` is the shipped set-up (preflight on, `--preflight=true`); `preflight off` is a second webhook server with the same options and `--preflight=false`; `preflight cache`, where measured, a third with the what-if `webhook.Options.PreflightCacheTTL` = 10 s (a requester's clean pass reused for Tasks that differ only in name; `--preflight-cache-ttl=10s`). "+
-		"The Tasks are created by `bench-admin`, bound to cluster-admin through the group `%s` (as kubeadm does; not system:masters, which constrained impersonation refuses), "+
+	b.WriteString("\n## P1, custom-image: what the preflight costs a TaskRun create\n\n")
+	fmt.Fprintf(&b, "TaskRuns of the custom-image samples only, in turn (hello-world: the preflight dry-runs its Pod; kubectl: its Pod and its ClusterRoleBinding to cluster-admin), %d creates per mode and concurrency in %d rounds, modes interleaved as above. "+
+		"`taskgate` is the shipped set-up (preflight on, `--preflight=true`); `preflight off` is a second webhook server with the same options and `--preflight=false`; `preflight cache`, where measured, a third with the what-if `webhook.Options.PreflightCacheTTL` = 10 s (a requester's clean pass reused for runs that differ only in name; `--preflight-cache-ttl=10s`). "+
+		"The TaskRuns (of one Task per custom-image sample) are created by `bench-admin`, bound to cluster-admin through the group `%s` (as kubeadm does; not system:masters, which constrained impersonation refuses), "+
 		"and both webhook managers run as `%s` with the chart's requester-mode rules (no pods create: the dry-run Pod is created impersonating the requester, through constrained impersonation). "+
 		"The namespace has a `default` ServiceAccount, created by the driver as kube-controller-manager would (envtest runs none; the ServiceAccount admission plugin refuses a Pod, dry-run or not, whose ServiceAccount is missing).\n\n",
 		p.creates, p.rounds, kit.AdminGroup, kit.ManagerUser)
@@ -40,9 +40,9 @@ func (r *report) p1CustomSection() string {
 		if v > worst {
 			worst, worstConc = v, c
 		}
-		r.sum(fmt.Sprintf("P1 custom-image create median, preflight on ÷ off, concurrency %d", c), fmt.Sprintf("%.2f", v),
+		r.sum(fmt.Sprintf("P1 custom-image TaskRun create median, preflight on ÷ off, concurrency %d", c), fmt.Sprintf("%.2f", v),
 			fmt.Sprintf("≤ %.2f (else default off)", preflightLimit), verdict(v, preflightLimit, false))
-		r.sum(fmt.Sprintf("P1 custom-image create median ÷ no-op webhooks, concurrency %d: preflight on / off", c),
+		r.sum(fmt.Sprintf("P1 custom-image TaskRun create median ÷ no-op webhooks, concurrency %d: preflight on / off", c),
 			fmt.Sprintf("%.2f / %.2f", ratio(on.Median(), noop.Median()), ratio(off.Median(), noop.Median())), "(reported)", "")
 	}
 	table(&b, []string{"concurrency", "mode", "median", "p99", "÷ no-op (median / p99)", "÷ preflight off (median / p99)"}, rows)
@@ -91,8 +91,8 @@ func (p *p1Result) preflightRequests() string {
 	var b strings.Builder
 	onDry, offDry := p.dryRuns()
 	onAll, offAll := sumCounts(p.onReqs), sumCounts(p.offReqs)
-	fmt.Fprintf(&b, "The webhook servers' own API requests during this run (Tasks created through each, warm-ups included: %d with preflight on, %d off): "+
-		"preflight on sent %d dry-run requests (%.2f per Task) of %d in all; preflight off %d of %d.",
+	fmt.Fprintf(&b, "The webhook servers' own API requests during this run (TaskRuns created through each, warm-ups included: %d with preflight on, %d off): "+
+		"preflight on sent %d dry-run requests (%.2f per TaskRun) of %d in all; preflight off %d of %d.",
 		p.created[modeTaskgate], p.created[modePreflightOff], onDry, perTask(onDry, p.created[modeTaskgate]), onAll, offDry, offAll)
 	var keys []string
 	for k := range p.onReqs {

@@ -23,8 +23,8 @@ func (r *report) p6Section() string {
 	}
 	fmt.Fprintf(&b, "`taskgate manager %s --act-as=%s --max-transformation-objects=%d` (GODEBUG=gctrace=1) as `%s` with %s, on a fresh control plane. "+
 		"For each size: %d ConfigMaps of that many bytes of data in a namespace of their own; the manager is started and left until its CPU use settles (idle); "+
-		"then one transformation Task (created by `bench-admin`, of `%s`, with the requester recorded as the mutating webhook would, since no webhooks run here) adds an annotation to every one with a mergePatch, "+
-		"and the manager's VmRSS is sampled every 20 ms until the Task has finished (VmHWM read after). Growth = peak RSS during the Task − idle RSS of the same process.\n\n",
+		"then one one-off transformation TaskRun (created by `bench-admin`, of `%s`, with the requester recorded as the mutating webhook would, since no webhooks run here) adds an annotation to every one with a mergePatch, "+
+		"and the manager's VmRSS is sampled every 20 ms until the run has finished (VmHWM read after). Growth = peak RSS during the run − idle RSS of the same process.\n\n",
 		strings.Join(kit.ManagerArgs[1:], " "), p.actAs, p.objects, kit.ManagerUser, rights, p.objects, kit.AdminGroup)
 	head := []string{"measure"}
 	for _, run := range p.runs {
@@ -40,11 +40,11 @@ func (r *report) p6Section() string {
 	table(&b, head, [][]string{
 		row("objects' data, total", func(x p6Run) string { return mib(x.totalBytes) }),
 		row("idle: VmRSS settled / VmHWM (start-up peak)", func(x p6Run) string { return mib(x.idleRSS) + " / " + mib(x.idleHWM) }),
-		row("during the Task: peak VmRSS sampled / VmHWM after", func(x p6Run) string { return mib(x.peakRSS) + " / " + mib(x.peakHWM) }),
+		row("during the run: peak VmRSS sampled / VmHWM after", func(x p6Run) string { return mib(x.peakRSS) + " / " + mib(x.peakHWM) }),
 		row("growth (peak − idle RSS)", func(x p6Run) string { return mib(x.growth()) }),
 		row("growth ÷ objects' data", func(x p6Run) string { return fmt.Sprintf("%.3f", float64(x.growth())/float64(x.totalBytes)) }),
-		row("live heap idle / largest heap during the Task (gctrace)", func(x p6Run) string { return fmt.Sprintf("%.0f / %.0f MB", x.idleHeap, x.peakHeapMB) }),
-		row("Task took", func(x p6Run) string { return x.took.Round(10 * time.Millisecond).String() }),
+		row("live heap idle / largest heap during the run (gctrace)", func(x p6Run) string { return fmt.Sprintf("%.0f / %.0f MB", x.idleHeap, x.peakHeapMB) }),
+		row("run took", func(x p6Run) string { return x.took.Round(10 * time.Millisecond).String() }),
 		row("objects patched", func(x p6Run) string { return fmt.Sprint(x.patched) }),
 	})
 	if len(p.runs) == 0 {

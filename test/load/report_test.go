@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/test/load/kit"
 )
 
@@ -104,7 +105,7 @@ func TestP3Target(t *testing.T) {
 // report prints it: each taskgate mode ÷ VAP+MAP beside ÷ no-op and ÷ no
 // webhooks, in the table and the summary, and the rules table.
 func TestP1VAPSection(t *testing.T) {
-	p := &p1Result{creates: 10, rounds: 1, modes: []string{modeTaskgate, modeNoop, modeNone, modeOneTrip, modeVAP},
+	p := &p1Result{kind: kindTaskRun, creates: 10, rounds: 1, modes: []string{modeTaskgate, modeNoop, modeNone, modeOneTrip, modeVAP},
 		lat: map[int]map[string]kit.Latencies{}}
 	for _, c := range []int{1, 16} {
 		f := time.Duration(c)
@@ -114,12 +115,13 @@ func TestP1VAPSection(t *testing.T) {
 	if !p.hasVAP() {
 		t.Fatal("hasVAP: false")
 	}
-	r := &report{p1: p}
+	r := &report{p1Run: p}
 	got := r.p1VAPSection()
 	for _, want := range []string{
 		"| 1 | taskgate | 8.00 ms | 8.00 ms | 2.00 / 2.00 | 1.60 / 1.60 | 4.00 / 4.00 |",
 		"| 16 | single-call | 96.00 ms | 96.00 ms | 1.50 / 1.50 | 1.20 / 1.20 | 3.00 / 3.00 |",
 		"| 16 | VAP+MAP | 64.00 ms | 64.00 ms | 1.00 / 1.00 |",
+		"TaskRun creates:",
 		"| rule | taskgate | VAP+MAP |",
 		"Preflight: server-side dry-run",
 	} {
@@ -131,13 +133,37 @@ func TestP1VAPSection(t *testing.T) {
 	for _, s := range r.summary {
 		sums = append(sums, s[0]+" = "+s[1])
 	}
-	for _, want := range []string{"P1 create median, taskgate (the pair) ÷ VAP+MAP, concurrency 1 = 2.00", "P1 create median, single-call ÷ VAP+MAP, concurrency 16 = 1.50"} {
+	for _, want := range []string{"P1 TaskRun create median, taskgate (the pair) ÷ VAP+MAP, concurrency 1 = 2.00", "P1 TaskRun create median, single-call ÷ VAP+MAP, concurrency 16 = 1.50"} {
 		if !slices.Contains(sums, want) {
 			t.Errorf("summary: want %q in %q", want, sums)
 		}
 	}
 	if (&p1Result{lat: map[int]map[string]kit.Latencies{1: {modeTaskgate: nil}}}).hasVAP() {
 		t.Error("hasVAP without the mode")
+	}
+}
+
+// TestP9Section checks P9 as the report prints it: each sample's median
+// time to its first child ÷ the Jobs' median to their Pods, with the
+// verdict against ≤ 1.0.
+func TestP9Section(t *testing.T) {
+	p := &p9Result{runs: 5, samples: []string{"fast", "slow"},
+		plugins: map[string]v1alpha1.Plugin{"fast": v1alpha1.PluginRunSync, "slow": v1alpha1.PluginCustomImage},
+		first:   map[string]kit.Latencies{p9Job: latencies(40*time.Millisecond, 5), "fast": latencies(20*time.Millisecond, 5), "slow": latencies(60*time.Millisecond, 5)},
+		create:  map[string]kit.Latencies{p9Job: latencies(3*time.Millisecond, 5), "fast": latencies(5*time.Millisecond, 5), "slow": latencies(9*time.Millisecond, 5)}}
+	r := &report{p9: p}
+	got := r.p9Section()
+	for _, want := range []string{
+		"| " + p9Job + " | 40.00 ms | 40.00 ms | 1 | 3.00 ms |",
+		"| TaskRun of fast (run-synchronization) | 20.00 ms | 20.00 ms | 0.50 | 5.00 ms |",
+		"| TaskRun of slow (custom-image) | 60.00 ms | 60.00 ms | 1.50 | 9.00 ms |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %q in\n%s", want, got)
+		}
+	}
+	if len(r.summary) != 2 || r.summary[0][1] != "0.50" || r.summary[0][3] != "met" || !strings.HasPrefix(r.summary[1][3], "**missed** by 50%") {
+		t.Errorf("summary %q", r.summary)
 	}
 }
 

@@ -30,36 +30,67 @@ var ruleTable = []ruleRow{
 	{"Field-path messages", "yes, `field.Error`s with path, bad value and how to fix it",
 		"only as text the policy author writes into each message (as here)", "spec.config.namespace: Invalid value"},
 	{"Namespace rule (`spec.config.namespace` is the Task's)", "yes", "yes", "remove this field or set it to"},
-	{"`bind` check of `clusterRole`, and create ClusterRoleBindings", "yes, SubjectAccessReview (cached 10 s)",
+	{"A Task's edits checked and defaulted as its create", "yes", "yes (the policies match UPDATE too)", ""},
+	{"A Task records no requester", "yes (refused, unless an earlier taskgate stored it)", "yes (refused unless unchanged by the update)", "a Task runs nothing, so it has no requester"},
+	{"TaskRun `taskRef` resolved: the Task's spec recorded as the run's snapshot, its label and owner reference added",
+		"yes, one read of the Task from the API server per TaskRun (never a cache), with a did-you-mean for a missing Task",
+		"yes, with the namespace's Tasks as params of a MutatingAdmissionPolicy (every Task of the namespace evaluated for every TaskRun, from the API server's informer); a missing Task leaves no snapshot and is refused by name, without suggestions; the label's length-safe form of a name over 63 characters needs a SHA-256, which CEL lacks", "spec.taskRef.name: Not found"},
+	{"The snapshot is the named Task's as stored now", "yes (written by the webhook)", "yes (a ValidatingAdmissionPolicy with the Tasks as params)", "as stored now"},
+	{"A one-off TaskRun's inline `spec.taskSpec` checked as a Task's spec", "yes, the same schemas and rules",
+		"only with every config rule copied again over `spec.taskSpec.config`; not in the bench policy", ""},
+	{"`concurrencyPolicy: Forbid` refused at admission while a run of the Task is going", "yes (lists the Task's runs)", "no: CEL cannot list objects", ""},
+	{"`bind` check of `clusterRole`, and create ClusterRoleBindings, for the TaskRun's creator", "yes, SubjectAccessReview (cached 10 s)",
 		"yes, CEL's `authorizer`, in process (no round trip)", "needs the bind verb"},
 	{"Access checks for the run's identity (create Pods; list and patch per resource and namespace; create Synchronizations)",
-		"yes, for the identity the run is judged by: the requester as the controller will impersonate them (`actas.Effective`, without `system:masters`), or the request's full userInfo in `--act-as=controller`",
+		"yes, for the identity the run is judged by: the TaskRun's creator as the controller will impersonate them (`actas.Effective`, without `system:masters`), or the request's full userInfo in `--act-as=controller`",
 		"yes, but for the request's user as authenticated (or a ServiceAccount, `authorizer.serviceAccount`): CEL's `authorizer` cannot drop `system:masters` from the user's groups or ask about another user", "lists and patches these resources as you"},
 	{"Transformation scope from discovery (namespaced or cluster-scoped; a contradicting `scope` refused)",
 		"yes (RESTMapper)", "no: CEL cannot read discovery; every resource is checked per namespace", ""},
-	{"Preflight: server-side dry-run of the Pod and binding as the requester (PodSecurity, quotas, other admission)",
+	{"Preflight: server-side dry-run of a TaskRun's Pod and binding as its creator (PodSecurity, quotas, other admission)",
 		"yes (on by default)", "no: CEL makes no API requests", ""},
-	{"Defaults: `namespace`, `serviceAccountName`, `timeoutSeconds`, `retries`; a transformation's `namespaces`",
-		"yes, one JSON patch", "yes, one JSON patch (MutatingAdmissionPolicy), but `serviceAccountName` only for names up to 58 characters (the length-safe name ends with a SHA-256, which CEL lacks; the controller derives it)", "/spec/config/serviceAccountName"},
-	{"`spec.requester` recorded from userInfo and checked", "yes", "yes (recorded by the mutating policy, checked by the validating one)", "spec.requester: Invalid value"},
-	{"`spec` immutable", "yes (and the CRD's `self == oldSelf`)", "yes (and the CRD's rule, which the API server checks first)", "spec is immutable"},
+	{"Task defaults: `namespace`, `timeoutSeconds`, `retries`; a transformation's `namespaces`",
+		"yes, one JSON patch", "yes, one JSON patch (MutatingAdmissionPolicy)", "/spec/config/timeoutSeconds"},
+	{"TaskRun `spec.requester` recorded from userInfo and checked", "yes", "yes (recorded by a mutating policy, checked by a validating one)", "spec.requester: Invalid value"},
+	{"TaskRun `spec` immutable", "yes (and the CRD's `self == oldSelf`)", "the CRD's rule, which the API server checks first", ""},
 	{"Only the manager removes the cleanup finalizer", "yes (the manager's user learned at start)", "yes, with the manager's user name written into the policy", "metadata.finalizers: Forbidden"},
 	{"Warnings (untagged image, `cluster-admin`)", "yes", "possible with a second binding of `validationActions: [Warn]`; not in the bench policy", ""},
-	{"Availability", "a Deployment the API server calls (`failurePolicy: Fail`: Task creates stop while it is down)", "inside the API server: nothing else to run", ""},
+	{"Availability", "a Deployment the API server calls (`failurePolicy: Fail`: Task and TaskRun creates stop while it is down)", "inside the API server: nothing else to run", ""},
 }
 
 // p1VAPSection compares taskgate's admission with the built-in admission
 // policies, from P1's figures: each taskgate mode ÷ VAP+MAP beside ÷ no-op
 // and ÷ no webhooks, and what each can express.
 func (r *report) p1VAPSection() string {
-	p := r.p1
 	var b strings.Builder
 	b.WriteString("\n## P1 against Kubernetes' built-in admission policies (VAP+MAP)\n\n")
-	b.WriteString("A platform team's alternative to taskgate's webhooks today: a ValidatingAdmissionPolicy and a MutatingAdmissionPolicy (`admissionregistration.k8s.io/v1`, CEL evaluated inside the API server, no webhook), " +
-		"written to enforce what CEL can of taskgate's rules ([`test/load/policies`](test/load/policies): required fields per plugin, unknown fields, the namespace rule, the access checks through CEL's `authorizer`, the recorded requester, `spec` immutability, the finalizer; " +
-		"the defaults and `spec.requester` as one JSON patch). The mode is one of P1's, measured in the same rounds as the others, interleaved; its probe proves the policies are at work (a Task naming another namespace refused with the policy's message, the defaults and requester filled in) and gone in every other mode.\n\n")
+	b.WriteString("A platform team's alternative to taskgate's webhooks today: ValidatingAdmissionPolicies and MutatingAdmissionPolicies (`admissionregistration.k8s.io/v1`, CEL evaluated inside the API server, no webhook), " +
+		"written to enforce what CEL can of taskgate's rules ([`test/load/policies`](test/load/policies)): for Tasks, required fields per plugin, unknown fields, the namespace rule, no requester, the finalizer, and the defaults as one JSON patch; " +
+		"for TaskRuns, the `taskRef` resolved into the snapshot with the Task's label and owner reference (the namespace's Tasks as the policies' params), the snapshot checked against the Task, the requester recorded and checked, the access checks through CEL's `authorizer`, the finalizer. The mode is one of P1's, measured in the same rounds as the others, interleaved; its probe proves the policies are at work (a Task naming another namespace refused with the policy's message, a Task's defaults and a TaskRun's requester filled in) and gone in every other mode.\n\n")
+	for _, p := range []*p1Result{r.p1, r.p1Run} {
+		if p == nil || !p.hasVAP() {
+			continue
+		}
+		r.p1VAPRows(&b, p)
+	}
+	b.WriteString("What each can express (\"in the bench policy\" rules are enforced in the measured mode; `TestPolicies` checks them against a real API server):\n\n")
+	var rules [][]string
+	for _, row := range ruleTable {
+		pol := row.policies
+		if row.policyRef != "" {
+			pol += " — in the bench policy"
+		}
+		rules = append(rules, []string{row.rule, row.taskgate, pol})
+	}
+	table(&b, []string{"rule", "taskgate", "VAP+MAP"}, rules)
+	return b.String()
+}
+
+// p1VAPRows writes one P1 row's comparison with VAP+MAP: each taskgate mode
+// ÷ VAP+MAP beside ÷ no-op and ÷ no webhooks, and by sample.
+func (r *report) p1VAPRows(b *strings.Builder, p *p1Result) {
+	fmt.Fprintf(b, "%s creates:\n\n", p.kind)
 	if concs := p.concurrencies(); len(concs) > 0 && p.lat[concs[0]][modePreflightCache] != nil {
-		b.WriteString("`preflight cache` and `single-call, preflight cache` are what-ifs: the shipped options plus `webhook.Options.PreflightCacheTTL` = 10 s (`--preflight-cache-ttl=10s`), which reuses a requester's clean preflight pass for Tasks that differ from it only in their names, as the access-review cache reuses allowed answers.\n\n")
+		b.WriteString("`preflight cache` and `single-call, preflight cache` are what-ifs: the shipped options plus `webhook.Options.PreflightCacheTTL` = 10 s (`--preflight-cache-ttl=10s`), which reuses a requester's clean preflight pass for runs that differ from it only in their names, as the access-review cache reuses allowed answers.\n\n")
 	}
 	var rows [][]string
 	for _, c := range p.concurrencies() {
@@ -80,30 +111,19 @@ func (r *report) p1VAPSection() string {
 			if m == modeTaskgate {
 				name = "taskgate (the pair)"
 			}
-			r.sum(fmt.Sprintf("P1 create median, %s ÷ VAP+MAP, concurrency %d", name, c),
+			r.sum(fmt.Sprintf("P1 %s create median, %s ÷ VAP+MAP, concurrency %d", p.kind, name, c),
 				fmt.Sprintf("%.2f", ratio(l.Median(), vap.Median())), "(reported)", "")
 		}
 	}
-	table(&b, []string{"concurrency", "mode", "median", "p99", "÷ VAP+MAP (median / p99)", "÷ no-op (median / p99)", "÷ no webhooks (median / p99)"}, rows)
-	b.WriteString("Median by sample (ms): the custom-image samples pay the preflight, which VAP+MAP cannot do (see the notes):\n\n")
+	table(b, []string{"concurrency", "mode", "median", "p99", "÷ VAP+MAP (median / p99)", "÷ no-op (median / p99)", "÷ no webhooks (median / p99)"}, rows)
+	b.WriteString("Median by sample (ms)" + map[string]string{kindTask: ":", kindTaskRun: ": the custom-image samples pay the preflight, which VAP+MAP cannot do (see the notes):"}[p.kind] + "\n\n")
 	var modes []string
 	for _, m := range []string{modeTaskgate, modeOneTrip, modePreflightCache, modeOneTripPreCache, modeVAP, modeNoop, modeNone} {
 		if slices.Contains(p.modes, m) {
 			modes = append(modes, m)
 		}
 	}
-	p.sampleTable(&b, p.concurrencies(), modes)
-	b.WriteString("What each can express (\"in the bench policy\" rules are enforced in the measured mode; `TestPolicies` checks them against a real API server):\n\n")
-	var rules [][]string
-	for _, row := range ruleTable {
-		pol := row.policies
-		if row.policyRef != "" {
-			pol += " — in the bench policy"
-		}
-		rules = append(rules, []string{row.rule, row.taskgate, pol})
-	}
-	table(&b, []string{"rule", "taskgate", "VAP+MAP"}, rules)
-	return b.String()
+	p.sampleTable(b, p.concurrencies(), modes)
 }
 
 // hasVAP says whether P1 measured the VAP+MAP mode.

@@ -1,9 +1,10 @@
 // Package nosync_test runs the controller on a real API server that has the
-// Task CRD but no Synchronization CRD, as on a cluster without the Astronetes
-// operator where the chart's minimal CRD was not installed. Who may do what
-// is test/controller's business: here the manager runs as envtest's admin
-// and the Tasks are requested (spec.requester set as the webhook would) by an
-// admin bound to cluster-admin through an ordinary group.
+// Task and TaskRun CRDs but no Synchronization CRD, as on a cluster without
+// the Astronetes operator where the chart's minimal CRD was not installed.
+// Who may do what is test/controller's business: here the manager runs as
+// envtest's admin and the TaskRuns are admitted as the webhooks would
+// (kit.Admitted: the Task's snapshot, spec.requester) for an admin bound to
+// cluster-admin through an ordinary group.
 package nosync_test
 
 import (
@@ -26,6 +27,7 @@ import (
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
 	"github.com/astronetes/taskgate/controller"
+	"github.com/astronetes/taskgate/test/load/kit"
 	"github.com/astronetes/taskgate/test/testutil"
 )
 
@@ -36,7 +38,8 @@ const adminGroup = "test:cluster-admins"
 
 func TestMain(m *testing.M) {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(os.Getenv("TASKGATE_TEST_LOG") != "")))
-	opts := testutil.Options{CRDs: []string{filepath.Join(testutil.RepoRoot(), "config", "crd", "automation.astronetes.io_tasks.yaml")}}
+	crds := filepath.Join(testutil.RepoRoot(), "config", "crd")
+	opts := testutil.Options{CRDs: []string{filepath.Join(crds, "automation.astronetes.io_tasks.yaml"), filepath.Join(crds, "automation.astronetes.io_taskruns.yaml")}}
 	os.Exit(testutil.RunSuite(m, opts, func(cp *testutil.ControlPlane) error {
 		k8s = cp.Client
 		if err := startManager(cp); err != nil {
@@ -90,15 +93,18 @@ func TestWithoutSynchronizationCRD(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: "default"}, Spec: v1alpha1.TaskSpec{Plugin: tt.plugin,
-				Requester: &v1alpha1.Requester{Username: "test-admin", Groups: []string{adminGroup}}}}
+			task := &v1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: "default"}, Spec: v1alpha1.TaskSpec{PluginSpec: v1alpha1.PluginSpec{Plugin: tt.plugin}}}
 			task.Spec.Config.Raw = []byte(tt.config)
 			if err := k8s.Create(ctx, task); err != nil {
 				t.Fatal(err)
 			}
-			testutil.Eventually(t, "Task "+tt.name+" finished", func() error {
-				var got v1alpha1.Task
-				if err := k8s.Get(ctx, client.ObjectKeyFromObject(task), &got); err != nil {
+			run := kit.Admitted(task, tt.name+"-1", &v1alpha1.Requester{Username: "test-admin", Groups: []string{adminGroup}})
+			if err := k8s.Create(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, "TaskRun "+run.Name+" finished", func() error {
+				var got v1alpha1.TaskRun
+				if err := k8s.Get(ctx, client.ObjectKeyFromObject(run), &got); err != nil {
 					return err
 				}
 				c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionSucceeded)

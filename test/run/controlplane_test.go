@@ -48,27 +48,31 @@ func TestDemoWithNodes(t *testing.T) {
 		}
 	}
 
-	// Every sample finished, custom-image ones included: their Pods were
-	// scheduled onto kwok's node and (simulated) ran to completion.
-	table := tasksTable(text)
-	if len(table) < 5 {
-		t.Fatalf("want a header and 4 samples in the Task table:\n%s", strings.Join(table, "\n"))
+	// Every run finished, custom-image ones included: their Pods were
+	// scheduled onto kwok's node and (simulated) ran to completion. Five
+	// runs: one of each sample, hello-world twice.
+	runs := taskRunsTable(text)
+	if len(runs) < 6 {
+		t.Fatalf("want a header and 5 runs in the TaskRun table:\n%s", strings.Join(runs, "\n"))
 	}
-	for _, row := range table[1:] {
+	for _, row := range runs[1:] {
 		if !slices.Contains(strings.Fields(row), "Succeeded") {
-			t.Errorf("sample not Succeeded: %s", row)
+			t.Errorf("run not Succeeded: %s", row)
 		}
 	}
 	for _, plugin := range []string{"custom-image", "kubernetes-object-transformation", "run-synchronization"} {
-		if !hasRow(table, plugin, "Succeeded") {
-			t.Errorf("no Succeeded %s row", plugin)
+		if !hasRow(runs, plugin, "Succeeded") {
+			t.Errorf("no Succeeded %s run", plugin)
 		}
+	}
+	if tables := tasksTables(text); len(tables) == 0 || !hasRow(tables[len(tables)-1], "custom-image", "Succeeded") {
+		t.Errorf("no custom-image Task whose last run Succeeded in the last Task table")
 	}
 	for _, want := range []string{
 		"Pods are SIMULATED",
 		"no container runs",
 		"node kwok-node-0 Ready",
-		"garbage collected: pod/hello-world-task",
+
 		"==> aggregated ClusterRoles (rules, Tasks among them): admin ",
 		"No resources found in default namespace.",
 	} {
@@ -80,7 +84,13 @@ func TestDemoWithNodes(t *testing.T) {
 		t.Error("output says no Pods run, with nodes")
 	}
 	if !regexp.MustCompile(`(?m)^default\s+\S+-task\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+kwok-node-0\s`).MatchString(text) {
-		t.Error("no Task Pod on kwok-node-0 in `kubectl get pods -A -o wide`")
+		t.Error("no run's Pod on kwok-node-0 in `kubectl get pods -A -o wide`")
+	}
+	// Deleting the Task hello-world took its two runs and their Pods
+	// (owner references, kube-controller-manager's garbage collector); each
+	// run's ServiceAccount went when the run finished.
+	if !regexp.MustCompile(`garbage collected: taskrun/hello-world-\S+, taskrun/hello-world-\S+, pod/hello-world-\S+-task, pod/hello-world-\S+-task[, ]`).MatchString(text) {
+		t.Error("output lacks the garbage collection of Task hello-world's two runs and their Pods")
 	}
 
 	k := func(args ...string) (string, error) {
@@ -88,15 +98,16 @@ func TestDemoWithNodes(t *testing.T) {
 	}
 
 	// Garbage collection, checked from outside: the deleted Task and its
-	// Pod and ServiceAccount are gone, the other Tasks' children are not.
+	// runs, their Pods and ServiceAccounts are gone, the other Tasks' are
+	// not.
 	if out, err := k("get", "task", "hello-world", "-n", "default"); err == nil || !strings.Contains(out, "NotFound") {
 		t.Errorf("Task hello-world still there after the demo deleted it: %s", out)
 	}
-	if out, _ := k("get", "pods,serviceaccounts", "-n", "default", "-l", "automation.astronetes.io/task=hello-world", "-o", "name"); strings.TrimSpace(out) != "" {
-		t.Errorf("hello-world's children outlived it:\n%s", out)
+	if out, _ := k("get", "taskruns,pods,serviceaccounts", "-n", "default", "-l", "automation.astronetes.io/task=hello-world", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Errorf("hello-world's runs or their children outlived it:\n%s", out)
 	}
-	if out, err := k("get", "pod", "kubectl-task", "-n", "default", "-o", "jsonpath={.status.phase} {.spec.nodeName}"); err != nil || out != "Succeeded kwok-node-0" {
-		t.Errorf("Pod kubectl-task: %q (%v), want Succeeded on kwok-node-0", out, err)
+	if out, err := k("get", "pods", "-n", "default", "-l", "automation.astronetes.io/task=kubectl", "-o", "jsonpath={range .items[*]}{.status.phase} {.spec.nodeName}{end}"); err != nil || out != "Succeeded kwok-node-0" {
+		t.Errorf("the Pod of Task kubectl's run: %q (%v), want one, Succeeded on kwok-node-0", out, err)
 	}
 
 	// Namespace lifecycle: kube-controller-manager empties and removes a

@@ -120,8 +120,9 @@ func otherAddresses() []string {
 	return out
 }
 
-// requesters returns NAME -> "REQUESTER GROUPS" from the custom-columns
-// table taskgate-local prints.
+// requesters returns NAMESPACE/NAME -> REQUESTER, GROUPS from the
+// custom-columns table of TaskRuns taskgate-local prints (NAMESPACE NAME
+// TASK REQUESTER GROUPS).
 func requesters(text string) map[string][]string {
 	out := map[string][]string{}
 	in := false
@@ -129,12 +130,12 @@ func requesters(text string) map[string][]string {
 	for sc.Scan() {
 		cols := strings.Fields(sc.Text())
 		switch {
-		case len(cols) == 4 && cols[0] == "NAMESPACE" && cols[2] == "REQUESTER":
+		case len(cols) == 5 && cols[0] == "NAMESPACE" && cols[2] == "TASK" && cols[3] == "REQUESTER":
 			in = true
 		case in && len(cols) == 0:
 			return out
-		case in && len(cols) >= 3:
-			out[cols[0]+"/"+cols[1]] = cols[2:]
+		case in && len(cols) >= 4:
+			out[cols[0]+"/"+cols[1]] = cols[3:]
 		}
 	}
 	return out

@@ -202,22 +202,52 @@ func TestDemo(t *testing.T) {
 	text := p.out.String()
 	t.Logf("output:\n%s", text)
 
-	table := tasksTable(text)
-	if len(table) == 0 {
-		t.Fatal("no `kubectl get tasks -A` table in the output")
+	// The samples are kept as Tasks, and nothing ran when they were
+	// created: the first `kubectl get tasks -A` shows no run of any.
+	tables := tasksTables(text)
+	if len(tables) < 2 {
+		t.Fatalf("want `kubectl get tasks -A` before and after the runs, got %d tables", len(tables))
 	}
-	for _, plugin := range []string{"kubernetes-object-transformation", "run-synchronization"} {
-		if !hasRow(table, plugin, "Succeeded") {
-			t.Errorf("no Succeeded %s row in:\n%s", plugin, strings.Join(table, "\n"))
+	before, after := tables[0], tables[len(tables)-1]
+	if len(before) != 5 {
+		t.Errorf("want a header and 4 samples in the first Task table:\n%s", strings.Join(before, "\n"))
+	}
+	for _, row := range before[1:] {
+		for _, phase := range []string{"Pending", "Running", "Succeeded", "Failed"} {
+			if slices.Contains(strings.Fields(row), phase) {
+				t.Errorf("a Task had a run (%s) before anything ran it: %s", phase, row)
+			}
 		}
 	}
-	if !hasRow(table, "custom-image") {
-		t.Errorf("no custom-image row in:\n%s", strings.Join(table, "\n"))
+	// After `taskgate run`: each Task's last run, and the runs themselves.
+	for _, plugin := range []string{"kubernetes-object-transformation", "run-synchronization"} {
+		if !hasRow(after, plugin, "Succeeded") {
+			t.Errorf("no Task of %s whose last run Succeeded in:\n%s", plugin, strings.Join(after, "\n"))
+		}
+	}
+	runs := taskRunsTable(text)
+	if len(runs) == 0 {
+		t.Fatal("no `kubectl get taskruns -A` table in the output")
+	}
+	for _, plugin := range []string{"kubernetes-object-transformation", "run-synchronization"} {
+		if !hasRow(runs, plugin, "Succeeded") {
+			t.Errorf("no Succeeded %s run in:\n%s", plugin, strings.Join(runs, "\n"))
+		}
+	}
+	if !hasRow(runs, "custom-image") {
+		t.Errorf("no custom-image run in:\n%s", strings.Join(runs, "\n"))
+	}
+	if n := countRows(runs, "hello-world"); n != 2 {
+		t.Errorf("%d runs of Task hello-world, want 2 (the demo runs it twice):\n%s", n, strings.Join(runs, "\n"))
 	}
 	for _, want := range []string{
 		`admission webhook "vtask.automation.astronetes.io" denied the request`,
 		`"imagee"`,
 		`"kuberentes-to-kubernetes"`,
+		// The TaskRun of a Task that does not exist: refused naming it,
+		// with the close name.
+		`no Task "hello-wrld" in namespace "default"`,
+		"hello-world",
 		"No Pods run here",
 		// Not the names a release called taskgate gives its own, so
 		// `helm install taskgate` into this cluster does not clash.
@@ -228,19 +258,20 @@ func TestDemo(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	// Every Task acts as the admin who applied it, recorded at admission:
-	// an ordinary user in kubeadm:cluster-admins, not system:masters.
+	// Every run acts as the admin who ran it with `taskgate run`, recorded
+	// at admission: an ordinary user in kubeadm:cluster-admins, not
+	// system:masters.
 	if !strings.Contains(text, "neither is in system:masters") {
 		t.Error("output does not say who the admin and the manager are")
 	}
 	reqs := requesters(text)
-	if len(reqs) < len(table)-1 {
-		t.Errorf("requester table %v has fewer rows than the Task table:\n%s", reqs, strings.Join(table, "\n"))
+	if len(reqs) < len(runs)-1 {
+		t.Errorf("requester table %v has fewer rows than the TaskRun table:\n%s", reqs, strings.Join(runs, "\n"))
 	}
-	for task, cols := range reqs {
+	for run, cols := range reqs {
 		groups := strings.Join(cols[1:], " ")
 		if cols[0] != "admin" || !strings.Contains(groups, "kubeadm:cluster-admins") || strings.Contains(groups, "system:masters") {
-			t.Errorf("Task %s: spec.requester %v, want admin in kubeadm:cluster-admins", task, cols)
+			t.Errorf("TaskRun %s: spec.requester %v, want admin in kubeadm:cluster-admins", run, cols)
 		}
 	}
 	if procs := leftovers(p.state); len(procs) > 0 {
@@ -264,24 +295,59 @@ func TestInterrupted(t *testing.T) {
 	p.interrupt(t, time.Minute)
 }
 
-// tasksTable returns the header and rows printed by `kubectl get tasks -A`.
-func tasksTable(text string) []string {
-	var rows []string
-	in := false
+// tasksTables returns each table (header and rows) printed by `kubectl
+// get tasks -A`, in order.
+func tasksTables(text string) [][]string {
+	return tables(text, func(cols []string) bool {
+		return slices.Contains(cols, "PLUGIN") && slices.Contains(cols, "LAST") && !slices.Contains(cols, "TASK")
+	})
+}
+
+// taskRunsTable returns the header and rows of the first `kubectl get
+// taskruns -A`.
+func taskRunsTable(text string) []string {
+	t := tables(text, func(cols []string) bool {
+		return slices.Contains(cols, "TASK") && slices.Contains(cols, "PLUGIN") && slices.Contains(cols, "PHASE")
+	})
+	if len(t) == 0 {
+		return nil
+	}
+	return t[0]
+}
+
+// tables returns the header and rows of each table of text whose header
+// (starting NAMESPACE) is; a table ends at a blank line.
+func tables(text string, is func(header []string) bool) [][]string {
+	var out [][]string
+	var cur []string
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
 		line := sc.Text()
+		cols := strings.Fields(line)
 		switch {
-		case strings.HasPrefix(line, "NAMESPACE") && strings.Contains(line, "PLUGIN") && strings.Contains(line, "PHASE"):
-			in = true
-			rows = append(rows, line)
-		case in && strings.TrimSpace(line) == "":
-			return rows
-		case in:
-			rows = append(rows, line)
+		case len(cols) > 0 && cols[0] == "NAMESPACE" && is(cols):
+			cur = []string{line}
+		case cur != nil && len(cols) == 0:
+			out, cur = append(out, cur), nil
+		case cur != nil:
+			cur = append(cur, line)
 		}
 	}
-	return rows
+	if cur != nil {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// countRows counts the rows with field among their columns.
+func countRows(rows []string, field string) int {
+	n := 0
+	for _, r := range rows[1:] {
+		if slices.Contains(strings.Fields(r), field) {
+			n++
+		}
+	}
+	return n
 }
 
 func hasRow(rows []string, fields ...string) bool {

@@ -16,6 +16,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/astronetes/taskgate/api/v1alpha1"
@@ -48,6 +49,43 @@ func NewTask(sample *v1alpha1.Task, ns, name string) *v1alpha1.Task {
 	t := &v1alpha1.Task{Spec: *sample.Spec.DeepCopy()}
 	t.Name, t.Namespace = name, ns
 	return t
+}
+
+// NewTaskRun is a TaskRun of Task task in ns, named name, or named by the
+// API server after the Task ("<task>-") when name is "", as `taskgate run`
+// names it.
+func NewTaskRun(ns, name, task string) *v1alpha1.TaskRun {
+	r := &v1alpha1.TaskRun{Spec: v1alpha1.TaskRunSpec{TaskRef: &v1alpha1.TaskRef{Name: task}}}
+	r.Namespace, r.Name = ns, name
+	if name == "" {
+		r.GenerateName = task + "-"
+	}
+	return r
+}
+
+// Admitted is a TaskRun of task named name as taskgate's webhooks admit
+// one created by requester: the Task's spec as its snapshot, the requester,
+// the Task's label and its controller owner reference. For tests that run
+// without the webhooks.
+func Admitted(task *v1alpha1.Task, name string, requester *v1alpha1.Requester) *v1alpha1.TaskRun {
+	run := NewTaskRun(task.Namespace, name, task.Name)
+	run.Spec.TaskSpec = task.Spec.PluginSpec.DeepCopy()
+	run.Spec.Requester = requester.DeepCopy()
+	run.Labels = map[string]string{v1alpha1.TaskLabel: v1alpha1.TaskLabelValue(task.Name)}
+	run.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Task",
+		Name: task.Name, UID: task.UID, Controller: ptr.To(true)}}
+	return run
+}
+
+// NewInlineRun is a one-off TaskRun of spec in ns, named name (generated,
+// "run-", when "").
+func NewInlineRun(ns, name string, spec *v1alpha1.PluginSpec) *v1alpha1.TaskRun {
+	r := &v1alpha1.TaskRun{Spec: v1alpha1.TaskRunSpec{TaskSpec: spec.DeepCopy()}}
+	r.Namespace, r.Name = ns, name
+	if name == "" {
+		r.GenerateName = "run-"
+	}
+	return r
 }
 
 // RawResult is the API server's answer to a raw request.
@@ -96,7 +134,16 @@ func NewRawClient(cfg *rest.Config) (*RawClient, error) {
 
 // CreateTask POSTs body as a Task in ns.
 func (c *RawClient) CreateTask(ctx context.Context, ns string, body []byte) (RawResult, error) {
-	url := fmt.Sprintf("%s/apis/%s/namespaces/%s/tasks", c.host, v1alpha1.GroupVersion.String(), ns)
+	return c.create(ctx, ns, "tasks", body)
+}
+
+// CreateTaskRun POSTs body as a TaskRun in ns.
+func (c *RawClient) CreateTaskRun(ctx context.Context, ns string, body []byte) (RawResult, error) {
+	return c.create(ctx, ns, "taskruns", body)
+}
+
+func (c *RawClient) create(ctx context.Context, ns, resource string, body []byte) (RawResult, error) {
+	url := fmt.Sprintf("%s/apis/%s/namespaces/%s/%s", c.host, v1alpha1.GroupVersion.String(), ns, resource)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return RawResult{}, err
