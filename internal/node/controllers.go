@@ -57,16 +57,5 @@ func httpsHealthz(port int) func() error {
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // a liveness probe on loopback
 	}}
-	url := fmt.Sprintf("https://127.0.0.1:%d/healthz", port)
-	return func() error {
-		resp, err := hc.Get(url)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		return nil
-	}
+	return httpOKWith(hc, fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
 }

@@ -147,7 +147,11 @@ func startKubeProxy(ctx context.Context, dir, assets, name, nodeIP, podCIDR, kub
 }
 
 func httpOK(url string) func() error {
-	hc := &http.Client{Timeout: 2 * time.Second}
+	return httpOKWith(&http.Client{Timeout: 2 * time.Second}, url)
+}
+
+// httpOKWith is a readiness check: a GET of url through hc answers 200.
+func httpOKWith(hc *http.Client, url string) func() error {
 	return func() error {
 		resp, err := hc.Get(url)
 		if err != nil {
